@@ -1,0 +1,210 @@
+"""Plugin options declared once, as data: validation, ``-h`` output and docs all read them.
+
+A plugin lists its options as ``Option`` objects. ``Schema.build`` checks the entries of a
+config section against them (unknown key, single-value key repeated, missing required key,
+bad value) and returns a plain dict of converted values keyed by lowercase option name.
+"""
+from edgeship.core.errors import ConfigError
+
+TRUE_WORDS = ("true", "on", "yes")
+FALSE_WORDS = ("false", "off", "no")
+
+
+def to_bool(text):
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("expected a boolean (true/on/yes or false/off/no), got '%s'" % text)
+
+
+# Fluent Bit sizes are decimal: 1K = 1000 (flb_utils_size_to_bytes).
+_SIZE_UNITS = (("kb", 1000), ("mb", 1000000), ("gb", 1000000000),
+               ("k", 1000), ("m", 1000000), ("g", 1000000000), ("b", 1))
+
+
+def to_size(text):
+    word = text.strip().lower()
+    if word in FALSE_WORDS:
+        return 0
+    factor = 1
+    for suffix, mult in _SIZE_UNITS:
+        if word.endswith(suffix):
+            word, factor = word[:-len(suffix)].strip(), mult
+            break
+    try:
+        number = float(word)
+    except ValueError:
+        raise ValueError("expected a size such as 512, 32k or 5M, got '%s'" % text)
+    if number < 0:
+        raise ValueError("a size cannot be negative: '%s'" % text)
+    return int(number * factor)
+
+
+_TIME_UNITS = (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
+
+
+def to_seconds(text):
+    """Seconds as a float: plain number, or with suffix ms, s, m, h, d."""
+    word = text.strip().lower()
+    factor = 1
+    for suffix, mult in _TIME_UNITS:
+        if word.endswith(suffix):
+            word, factor = word[:-len(suffix)].strip(), mult
+            break
+    try:
+        number = float(word)
+    except ValueError:
+        raise ValueError("expected a time such as 5, 10s, 2m or 1h, got '%s'" % text)
+    if number < 0:
+        raise ValueError("a time cannot be negative: '%s'" % text)
+    return number * factor
+
+
+def to_int(text):
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("expected an integer, got '%s'" % text)
+
+
+def to_float(text):
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number, got '%s'" % text)
+
+
+def to_list(text):
+    """A comma-separated list, items trimmed, empty items dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def to_str(text):
+    return text
+
+
+CONVERTERS = {
+    "str": to_str, "int": to_int, "float": to_float, "bool": to_bool,
+    "size": to_size, "time": to_seconds, "list": to_list,
+}
+
+
+class Option:
+    """One declared option.
+
+    ``kind`` is one of CONVERTERS; ``choices`` restricts the (lowercased) value; ``multiple``
+    makes a repeated key accumulate into a list instead of being an error; ``aliases`` are
+    other accepted spellings (Whitelist_key for Allowlist_key); ``last_wins`` lets a repeat
+    replace the earlier value.
+    """
+
+    def __init__(self, name, kind="str", default=None, help="", multiple=False,
+                 required=False, choices=None, aliases=(), last_wins=False):
+        if kind not in CONVERTERS:
+            raise ValueError("unknown option kind %r" % kind)
+        self.name = name
+        self.key = name.lower()
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.multiple = multiple
+        self.required = required
+        self.choices = choices
+        self.aliases = tuple(a.lower() for a in aliases)
+        # Generic instance keys (Match, Tag, Alias): a repeat replaces, as in Fluent Bit.
+        self.last_wins = last_wins
+
+    def convert(self, text):
+        value = CONVERTERS[self.kind](text)
+        if self.choices is not None:
+            low = value.lower() if isinstance(value, str) else value
+            if low not in self.choices:
+                raise ValueError("expected one of %s, got '%s'" % (", ".join(self.choices), text))
+            value = low
+        return value
+
+    def default_value(self):
+        if self.multiple:
+            return []
+        if isinstance(self.default, str) and self.kind != "str":
+            return self.convert(self.default)
+        return self.default
+
+    def describe(self):
+        """One help line: name, type, default, help."""
+        default = "" if self.default is None else " (default: %s)" % self.default
+        multi = " [repeatable]" if self.multiple else ""
+        req = " [required]" if self.required else ""
+        return "%-26s %-6s %s%s%s%s" % (self.name, self.kind, self.help, default, req, multi)
+
+
+class Entry:
+    """One ``key value`` line of a config section, with where it was written."""
+
+    def __init__(self, key, value, file=None, line=None):
+        self.key = key.lower()
+        self.value = value
+        self.file = file
+        self.line = line
+
+    def __repr__(self):
+        return "Entry(%r, %r, %s:%s)" % (self.key, self.value, self.file, self.line)
+
+
+class Schema:
+    """The options of one plugin (plus the common keys its kind accepts)."""
+
+    def __init__(self, owner, options):
+        self.owner = owner
+        self.options = list(options)
+        self.by_key = {}
+        for opt in self.options:
+            self.by_key[opt.key] = opt
+            for alias in opt.aliases:
+                self.by_key[alias] = opt
+
+    def allowed(self):
+        return ", ".join(sorted(o.key for o in self.options))
+
+    def build(self, entries, where=None):
+        """Validate ``entries`` (a list of Entry) and return ``{key: value}``.
+
+        ``where`` is (file, line) of the section header, used when an error has no line.
+        """
+        values = {}
+        seen = {}
+        for entry in entries:
+            opt = self.by_key.get(entry.key)
+            if opt is None:
+                raise ConfigError(
+                    "%s: unknown configuration property '%s'. The following properties are "
+                    "allowed: %s" % (self.owner, entry.key, self.allowed()),
+                    entry.file, entry.line, entry.key)
+            try:
+                value = opt.convert(entry.value)
+            except ValueError as exc:
+                raise ConfigError("%s: invalid value: %s" % (self.owner, exc),
+                                  entry.file, entry.line, entry.key)
+            if opt.multiple:
+                values.setdefault(opt.key, []).append(value)
+            else:
+                if opt.key in seen and not opt.last_wins:
+                    raise ConfigError(
+                        "%s: configuration property '%s' is set %d times"
+                        % (self.owner, opt.key, seen[opt.key] + 1),
+                        entry.file, entry.line, entry.key)
+                values[opt.key] = value
+            seen[opt.key] = seen.get(opt.key, 0) + 1
+        for opt in self.options:
+            if opt.key not in values:
+                if opt.required:
+                    file, line = where if where else (None, None)
+                    raise ConfigError("%s: missing required property '%s'" % (self.owner, opt.name),
+                                      file, line, opt.key)
+                values[opt.key] = opt.default_value()
+        return values
+
+    def help_lines(self):
+        return [opt.describe() for opt in self.options]

@@ -1,0 +1,220 @@
+"""Turn config sections (from a classic file and/or the command line) into a ready Engine.
+
+Everything that can be checked before running is checked here, so ``--dry-run`` is simply
+"load and stop": unknown plugins and keys, bad values, missing parsers, bad regexes.
+"""
+import os
+import socket
+
+from edgeship import plugins
+from edgeship.core import backoff
+from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Variables,
+                                  dirname, join)
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option, Schema
+from edgeship.core.tagmatch import Matcher
+from edgeship.engine.engine import Engine
+from edgeship.engine.files import LocalFiles
+from edgeship.engine.log import LEVELS, Log
+
+SERVICE_OPTIONS = (
+    Option("Flush", "float", "1", help="seconds between flushes of the output queues"),
+    Option("Grace", "float", "5", help="seconds given to deliver queued data on shutdown"),
+    Option("Daemon", "bool", "off", help="accepted for compatibility; run under systemd instead"),
+    Option("Log_Level", default="info", choices=tuple(LEVELS), help="engine log level"),
+    Option("Log_File", help="write the log here instead of stderr"),
+    Option("Parsers_File", multiple=True, help="file of [PARSER] and [MULTILINE_PARSER] sections"),
+    Option("Plugins_File", help="accepted for compatibility; edgeship has no .so plugins"),
+    Option("Streams_File", help="accepted for compatibility; no stream processor"),
+    Option("HTTP_Server", "bool", "off", help="monitoring HTTP server"),
+    Option("HTTP_Listen", default="0.0.0.0", help="monitoring server address"),
+    Option("HTTP_Port", "int", "2020", help="monitoring server port"),
+    Option("Health_Check", "bool", "off", help="register /api/v1/health"),
+    Option("HC_Errors_Count", "int", "5", help="health: output errors allowed per period"),
+    Option("HC_Retry_Failure_Count", "int", "5", help="health: failed retries allowed per period"),
+    Option("HC_Period", "int", "60", help="health: period in seconds"),
+    Option("storage.path", help="spool directory for filesystem storage"),
+    Option("storage.sync", default="normal", choices=("normal", "full"),
+           help="full: fsync every spool write"),
+    Option("storage.checksum", "bool", "off", help="accepted; the spool always checksums"),
+    Option("storage.backlog.mem_limit", "size", "100M", help="memory for replayed chunks"),
+    Option("storage.backlog.flush_on_shutdown", "bool", "off", help="accepted for compatibility"),
+    Option("storage.max_chunks_up", "int", "128", help="accepted for compatibility"),
+    Option("storage.metrics", "bool", "off", help="register /api/v1/storage"),
+    Option("storage.delete_irrecoverable_chunks", "bool", "off",
+           help="delete spool segments that cannot be read"),
+    Option("scheduler.base", "float", "5", help="retry backoff base, seconds"),
+    Option("scheduler.cap", "float", "2000", help="retry backoff cap, seconds"),
+    Option("Hot_Reload", "bool", "off", help="accepted for compatibility"),
+    Option("coro_stack_size", "int", "0", help="accepted for compatibility"),
+)
+SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
+
+
+def _find_file(path, main_dir):
+    """Relative paths: the current directory first, then the main config's directory."""
+    if os.path.isabs(path) or os.path.exists(path) or not main_dir:
+        return path
+    return join(main_dir, path)
+
+
+class Loader:
+    def __init__(self, environ=None, log_stream=None):
+        self.files = LocalFiles()
+        self.variables = Variables(os.environ if environ is None else environ,
+                                   socket.gethostname())
+        self.reader = ClassicReader(self.files, self.variables)
+        self.log_stream = log_stream
+        self.main_dir = ""
+
+    # ------------------------------------------------------------------ sections
+    def read(self, config_path):
+        if config_path.endswith((".yaml", ".yml")):
+            raise ConfigError("YAML configuration is not supported; use the classic format",
+                              config_path)
+        self.main_dir = dirname(config_path)
+        return self.reader.read_main(config_path)
+
+    def build(self, sections, overrides=None, extra_parsers=()):
+        """An Engine for ``sections``; ``overrides`` are service keys from the command line."""
+        service_entries = []
+        for section in sections:
+            if section.kind == "SERVICE":
+                service_entries.extend(section.entries)
+        service_entries = [e for e in service_entries if self._known_service_key(e)]
+        service_entries.extend(overrides or ())
+        service = SERVICE_SCHEMA.build(_last_wins(service_entries))
+        if service["flush"] <= 0:
+            raise ConfigError("invalid flush value, it must be greater than 0", key="flush")
+        level = os.environ.get("FLB_LOG_LEVEL") or service["log_level"]
+        stream = self.log_stream
+        if service["log_file"]:
+            stream = open(service["log_file"], "a", buffering=1)
+        engine = Engine(service, Log(level, stream))
+        engine.config_dir = self.main_dir or "."
+
+        for path in list(service["parsers_file"]) + list(extra_parsers):
+            self._load_parsers(engine, path)
+
+        counters = {}
+        for section in sections:
+            if section.kind in ("INPUT", "FILTER", "OUTPUT"):
+                self._instance(engine, section, counters)
+        engine.seal()
+        return engine
+
+    def _known_service_key(self, entry):
+        if entry.key in SERVICE_SCHEMA.by_key:
+            return True
+        return False  # Fluent Bit ignores unknown [SERVICE] keys
+
+    # ------------------------------------------------------------------ parsers
+    def _load_parsers(self, engine, path):
+        located = _find_file(path, self.main_dir)
+        try:
+            sections = self.reader.read_other(located, PARSER_SECTIONS)
+        except ConfigError as exc:
+            if exc.file == located and exc.line is None:
+                raise ConfigError("cannot open parsers file '%s'" % path, key="parsers_file")
+            raise
+        for section in sections:
+            name = section.get("name")
+            if not name:
+                raise ConfigError("[%s] without a Name" % section.kind, section.file,
+                                  section.line, "name")
+            table = engine.parsers if section.kind == "PARSER" else engine.multiline_parsers
+            if name in table:
+                raise ConfigError("parser named '%s' already exists" % name, section.file,
+                                  section.line, "name")
+            if section.kind == "PARSER":
+                table[name] = self._parser(section)
+            else:
+                from edgeship import multiline
+                table[name] = multiline.from_section(section, engine)
+
+    def _parser(self, section):
+        fmt_entry = section.entry("format")
+        if fmt_entry is None:
+            raise ConfigError("parser '%s' has no Format" % section.get("name"),
+                              section.file, section.line, "format")
+        cls = plugins.find("parser", fmt_entry.value)
+        if cls is None:
+            raise ConfigError("parser '%s': unknown format '%s'" % (section.get("name"),
+                                                                    fmt_entry.value),
+                              fmt_entry.file, fmt_entry.line, "format")
+        conf = cls.schema().build(section.entries, (section.file, section.line))
+        try:
+            return cls(conf)
+        except ConfigError as exc:
+            raise exc.located(section.file, section.line)
+
+    # ------------------------------------------------------------------ plugin instances
+    def _instance(self, engine, section, counters):
+        kind = section.kind.lower()
+        name_entry = section.entry("name")
+        if name_entry is None:
+            raise ConfigError("[%s] section without a Name" % section.kind, section.file,
+                              section.line, "name")
+        name = name_entry.value.strip().lower()
+        cls = plugins.find(kind, name)
+        if cls is None:
+            raise ConfigError("section '%s' tried to instance a plugin name that doesn't exist"
+                              % name_entry.value, name_entry.file, name_entry.line, "name")
+        conf = cls.schema().build(section.entries, (section.file, section.line))
+        number = counters.get(name, 0)
+        counters[name] = number + 1
+        instance = "%s.%d" % (cls.name, number)
+        try:
+            plugin = cls(engine, conf, instance)
+        except ConfigError as exc:
+            raise exc.located(section.file, section.line)
+        if kind == "input":
+            engine.add_input(plugin)
+            return
+        matcher = self._matcher(conf, section)
+        if kind == "filter":
+            if matcher.is_empty():
+                engine.log.warn("[filter] NO match rule for %s filter instance, unloading.",
+                                plugin.display)
+                return
+            engine.add_filter(plugin, matcher)
+            return
+        try:
+            retry_limit = backoff.parse_retry_limit(conf["retry_limit"])
+        except ValueError as exc:
+            entry = section.entry("retry_limit")
+            raise ConfigError(str(exc), entry.file, entry.line, "retry_limit")
+        engine.add_output(plugin, matcher, retry_limit)
+
+    def _matcher(self, conf, section):
+        regex = None
+        if conf.get("match_regex"):
+            from edgeship.regex import compile_onigmo
+            try:
+                regex = compile_onigmo(conf["match_regex"])
+            except ValueError as exc:
+                entry = section.entry("match_regex")
+                raise ConfigError("invalid Match_Regex: %s" % exc, entry.file, entry.line,
+                                  "match_regex")
+        return Matcher(conf.get("match"), regex)
+
+
+def _last_wins(entries):
+    """Service keys: a later value replaces an earlier one (several [SERVICE] merge)."""
+    last = {}
+    for entry in entries:
+        if entry.key == "parsers_file":
+            continue
+        last[entry.key] = entry
+    return [e for e in entries if e.key == "parsers_file"] + list(last.values())
+
+
+def command_line_section(kind, name, index):
+    """A section for ``-i/-F/-o NAME``; its entries are located on the command line."""
+    from edgeship.core.schema import Entry
+    section = Section(kind, "<command line>", index)
+    section.entries.append(Entry("name", name, "<command line>", index))
+    if kind != "INPUT":
+        # fluent-bit routes everything to a command-line output unless -m says otherwise.
+        section.entries.append(Entry("match", "*", "<command line>", index))
+    return section

@@ -1,0 +1,132 @@
+"""The base classes every plugin module builds on, and the keys common to each kind.
+
+A plugin module defines one class with ``name``, ``description`` and ``options`` (a tuple of
+``Option``) and exposes it as ``PLUGIN``. The engine builds ``self.conf`` (a dict keyed by
+lowercase option name) from the schema, so a plugin never parses a string itself.
+
+Inputs   ``async run()``; hand batches to ``self.emit(tag, events, size, ack)``.
+Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on.
+Outputs  ``async flush(tag, events) -> OK | RETRY | ERROR`` for one chunk of one tag.
+"""
+from edgeship.core.schema import Option, Schema
+
+OK, RETRY, ERROR = "ok", "retry", "error"
+
+_LOG_LEVELS = ("off", "error", "warn", "warning", "info", "debug", "trace")
+
+
+def _common(*extra):
+    return (Option("Name", help="plugin name", required=True),
+            Option("Alias", help="name used in logs and metrics instead of plugin.N",
+                   last_wins=True),
+            Option("Log_Level", help="log level of this instance", choices=_LOG_LEVELS),
+            Option("Log_Suppress_Interval", "time", "0", help="accepted for compatibility")) + extra
+
+
+INPUT_COMMON = _common(
+    Option("Tag", help="tag of the records (default: the instance name)", last_wins=True),
+    Option("Mem_Buf_Limit", "size", "0",
+           help="pause the input while this many bytes wait in memory (0: engine budget)"),
+    Option("storage.type", default="memory", choices=("memory", "filesystem", "memrb"),
+           help="buffer chunks in memory only or also in the spool"),
+    Option("storage.pause_on_chunks_overlimit", "bool", "off", help="accepted for compatibility"),
+    Option("Threaded", "bool", "false", help="accepted for compatibility; edgeship runs one loop"),
+    Option("Routable", "bool", "true", help="accepted for compatibility"),
+)
+
+FILTER_COMMON = _common(
+    Option("Match", help="tag glob this filter applies to", last_wins=True),
+    Option("Match_Regex", help="tag regex (anchored at the start) this filter applies to",
+           last_wins=True),
+)
+
+OUTPUT_COMMON = _common(
+    Option("Match", help="tag glob routed to this output", last_wins=True),
+    Option("Match_Regex", help="tag regex (anchored at the start) routed to this output",
+           last_wins=True),
+    Option("Retry_Limit", default="1",
+           help="retries before a chunk is dropped: N, no_limits/false/off, or no_retries"),
+    Option("storage.total_limit_size", "size", "0",
+           help="cap on spooled bytes for this output; the oldest chunks are dropped"),
+    Option("Workers", "int", "1", help="accepted for compatibility; one flush runs at a time"),
+)
+
+
+class Plugin:
+    name = ""
+    description = ""
+    options = ()
+    kind = ""
+    common = ()
+
+    @classmethod
+    def schema(cls):
+        return Schema(cls.name, cls.common + tuple(cls.options))
+
+    def __init__(self, engine, conf, instance):
+        self.engine = engine
+        self.conf = conf
+        self.instance = instance          # "tail.0"
+        self.display = conf.get("alias") or instance
+        self.log = engine.log.child(self.display)
+        self.configure()
+
+    def configure(self):
+        """Check option combinations and prepare state; raise ConfigError when they clash."""
+
+
+class Input(Plugin):
+    kind = "input"
+    common = INPUT_COMMON
+
+    def __init__(self, engine, conf, instance):
+        self.tag = conf.get("tag") or instance
+        self.records = 0
+        self.bytes = 0
+        Plugin.__init__(self, engine, conf, instance)
+
+    def emit(self, tag, events, size=0, ack=None):
+        """Hand a batch to the pipeline. ``size`` is its raw byte size (for budgets and
+        metrics); ``ack``, an ``Ack``, is told when every output has confirmed it."""
+        self.records += len(events)
+        self.bytes += size
+        self.engine.ingest(self, tag, events, size, ack)
+
+    async def room(self):
+        """Wait while the outputs this input feeds are over their memory budget."""
+        await self.engine.room(self)
+
+    async def run(self):
+        raise NotImplementedError
+
+    def stop(self):
+        """Asked to stop: finish the batch at hand and return from run()."""
+        self.stopping = True
+
+    stopping = False
+    # True for inputs whose end (EOF) ends the process, such as tail with Exit_On_Eof.
+    exit_on_eof = False
+
+
+class Filter(Plugin):
+    kind = "filter"
+    common = FILTER_COMMON
+    dropped = 0
+    added = 0
+
+    def filter(self, tag, events):
+        raise NotImplementedError
+
+
+class Output(Plugin):
+    kind = "output"
+    common = OUTPUT_COMMON
+
+    async def start(self):
+        """Open connections or files; called once before the first flush."""
+
+    async def flush(self, tag, events):
+        raise NotImplementedError
+
+    async def stop(self):
+        """Close what start() opened."""

@@ -1,0 +1,69 @@
+"""dummy input: emits a fixed JSON record at a rate (in_dummy)."""
+import asyncio
+import json
+
+from edgeship.core import events as ev
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import Input
+
+
+class DummyInput(Input):
+    name = "dummy"
+    description = "Generate dummy data"
+    options = (
+        Option("Dummy", default='{"message":"dummy"}', help="the record, as a JSON map"),
+        Option("Metadata", default="{}", help="record metadata, as a JSON map"),
+        Option("Rate", "int", "1", help="emissions per second"),
+        Option("Interval_Sec", "int", "0", help="seconds between emissions (overrides Rate)"),
+        Option("Interval_NSec", "int", "0", help="nanoseconds between emissions (with Interval_Sec)"),
+        Option("Samples", "int", "0", help="emissions in all; 0 means no end"),
+        Option("Copies", "int", "1", help="records per emission"),
+        Option("Start_time_sec", "int", "-1", help="timestamp of the first record, seconds"),
+        Option("Start_time_nsec", "int", "-1", help="timestamp of the first record, nanoseconds"),
+        Option("Fixed_Timestamp", "bool", "off", help="every record keeps the start time"),
+        Option("Flush_On_Startup", "bool", "false", help="emit once at start, before the first interval"),
+    )
+
+    def configure(self):
+        try:
+            record = json.loads(self.conf["dummy"])
+        except ValueError as exc:
+            raise ConfigError("dummy: 'Dummy' is not valid JSON: %s" % exc, key="dummy")
+        if not isinstance(record, dict):
+            raise ConfigError("dummy: 'Dummy' must be a JSON map", key="dummy")
+        self.text = self.conf["dummy"]
+        self.size = len(self.text.encode())
+        if self.conf["interval_sec"] > 0 or self.conf["interval_nsec"] > 0:
+            self.interval = self.conf["interval_sec"] + self.conf["interval_nsec"] / 1e9
+        elif self.conf["rate"] > 0:
+            self.interval = 1.0 / self.conf["rate"]
+        else:
+            raise ConfigError("dummy: Rate must be greater than 0", key="rate")
+        sec, nsec = self.conf["start_time_sec"], self.conf["start_time_nsec"]
+        self.start_ns = None
+        if sec >= 0 or nsec >= 0:
+            self.start_ns = max(sec, 0) * ev.NS + max(nsec, 0)
+
+    def _batch(self, started_ns):
+        now = ev.now_ns()
+        if self.start_ns is not None:
+            now = self.start_ns if self.conf["fixed_timestamp"] else self.start_ns + (now - started_ns)
+        # A fresh dict per record: filters may change records in place.
+        return [(now, json.loads(self.text)) for _ in range(self.conf["copies"])]
+
+    async def run(self):
+        samples = self.conf["samples"]
+        sent = 0
+        started = ev.now_ns()
+        if not self.conf["flush_on_startup"]:
+            await asyncio.sleep(self.interval)
+        while not self.stopping and (samples <= 0 or sent < samples):
+            await self.room()
+            batch = self._batch(started)
+            self.emit(self.tag, batch, self.size * len(batch))
+            sent += 1
+            await asyncio.sleep(self.interval)
+
+
+PLUGIN = DummyInput

@@ -1,0 +1,13 @@
+"""null output: discards every record and reports OK."""
+from edgeship.engine.plugin import OK, Output
+
+
+class NullOutput(Output):
+    name = "null"
+    description = "Throws away events"
+
+    async def flush(self, tag, events):
+        return OK
+
+
+PLUGIN = NullOutput
