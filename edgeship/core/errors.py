@@ -5,7 +5,7 @@ class ConfigError(Exception):
     """A configuration problem, reported as ``file:line: key: message``."""
 
     def __init__(self, message, file=None, line=None, key=None):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.message = message
         self.file = file
         self.line = line

@@ -1,0 +1,73 @@
+"""Shared fixtures: run edgeship as a real child process, free ports, temp dirs."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+EDGESHIP = [sys.executable, "-m", "edgeship"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_edgeship(args, cwd=None, timeout=30, env=None, input=None):
+    """Run edgeship to completion; returns CompletedProcess (text)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(EDGESHIP + list(args), cwd=cwd, env=full_env, timeout=timeout,
+                          input=input, capture_output=True, text=True)
+
+
+class Child:
+    """edgeship running in the background, killed (SIGKILL) at the end of the test."""
+
+    def __init__(self, args, cwd=None, env=None, stdin=subprocess.DEVNULL):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(EDGESHIP + list(args), cwd=cwd, env=full_env,
+                                     stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout=15):
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out.decode(), err.decode()
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05):
+    """Poll ``predicate`` until it returns a true value; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met within %ss" % timeout)
+
+
+@pytest.fixture
+def spawn():
+    children = []
+
+    def start(args, **kw):
+        child = Child(args, **kw)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.kill()

@@ -1,0 +1,59 @@
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Entry, Option, Schema, to_bool, to_seconds, to_size
+
+
+def test_converters():
+    assert to_size("32k") == 32000 and to_size("5M") == 5000000 and to_size("1gb") == 10 ** 9
+    assert to_size("512") == 512 and to_size("false") == 0 and to_size("1.5K") == 1500
+    assert to_seconds("10") == 10 and to_seconds("2m") == 120 and to_seconds("1h") == 3600
+    assert to_seconds("0.2") == 0.2 and to_seconds("1d") == 86400
+    assert to_bool("On") is True and to_bool("NO") is False
+    for bad in (lambda: to_size("x"), lambda: to_bool("maybe"), lambda: to_seconds("1y")):
+        try:
+            bad()
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("accepted a bad value")
+
+
+SCHEMA = Schema("demo", (
+    Option("Name", required=True),
+    Option("Rate", "int", "1"),
+    Option("Regex", multiple=True),
+    Option("Match", last_wins=True),
+    Option("Mode", default="a", choices=("a", "b")),
+    Option("Allowlist_key", multiple=True, aliases=("Whitelist_key",)),
+))
+
+
+def entries(*pairs):
+    return [Entry(k, v, "f.conf", i + 1) for i, (k, v) in enumerate(pairs)]
+
+
+def build_error(*pairs):
+    try:
+        SCHEMA.build(entries(*pairs), ("f.conf", 1))
+    except ConfigError as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def test_build_defaults_multiple_and_last_wins():
+    conf = SCHEMA.build(entries(("name", "x"), ("regex", "a b"), ("REGEX", "c d"),
+                                ("match", "1"), ("match", "2"), ("whitelist_key", "k")))
+    assert conf["rate"] == 1 and conf["regex"] == ["a b", "c d"] and conf["match"] == "2"
+    assert conf["mode"] == "a" and conf["allowlist_key"] == ["k"]
+
+
+def test_errors_name_line_and_key():
+    err = build_error(("name", "x"), ("rate", "1"), ("rate", "2"))
+    assert err.line == 3 and err.key == "rate" and "set 2 times" in err.message
+    err = build_error(("name", "x"), ("bogus", "1"))
+    assert err.line == 2 and "unknown configuration property 'bogus'" in err.message
+    err = build_error(("name", "x"), ("rate", "fast"))
+    assert err.key == "rate" and "integer" in err.message
+    err = build_error(("name", "x"), ("mode", "c"))
+    assert "one of" in err.message
+    err = build_error(("rate", "1"))
+    assert err.key == "name" and err.line == 1
