@@ -1,0 +1,84 @@
+"""The fluent-bit compatible command line, run as a real child process."""
+import os
+import textwrap
+
+from conftest import run_edgeship
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(text))
+    return str(path)
+
+
+def test_version():
+    proc = run_edgeship(["--version"])
+    assert proc.returncode == 0 and proc.stdout.startswith("edgeship v")
+
+
+def test_general_help_lists_plugins():
+    proc = run_edgeship(["-h"])
+    assert proc.returncode == 0
+    assert "Inputs" in proc.stdout and "dummy" in proc.stdout and "null" in proc.stdout
+
+
+def test_plugin_help_comes_from_the_schema():
+    proc = run_edgeship(["-i", "dummy", "-h"])
+    assert proc.returncode == 0
+    assert "Samples" in proc.stdout and "default: 1" in proc.stdout
+    assert run_edgeship(["-i", "nosuch", "-h"]).returncode == 1
+
+
+def test_dry_run_accepts_a_valid_config(tmp_path):
+    conf = write(tmp_path / "ok.conf", """\
+        [SERVICE]
+            Flush 0.5
+        [INPUT]
+            Name dummy
+            Rate 5
+        [OUTPUT]
+            Name  null
+            Match *
+        """)
+    proc = run_edgeship(["--dry-run", "-c", conf])
+    assert proc.returncode == 0, proc.stderr
+    assert "configuration test is successful" in proc.stderr
+
+
+BAD_CONFIGS = {
+    "unknown key": ("[INPUT]\n    Name dummy\n    Rat 5\n", 3, "rat"),
+    "repeated single key": ("[INPUT]\n    Name dummy\n    Rate 5\n    Rate 6\n", 4, "rate"),
+    "bad value": ("[INPUT]\n    Name dummy\n    Rate fast\n", 3, "rate"),
+    "unknown plugin": ("[OUTPUT]\n    Name nosuch\n    Match *\n", 2, "name"),
+    "bad indentation": ("[INPUT]\n    Name dummy\n  Rate 5\n", 3, None),
+    "unknown section": ("[INPUTX]\n    Name dummy\n", 1, None),
+    "no value": ("[INPUT]\n    Name\n", 2, "name"),
+    "bad service value": ("[SERVICE]\n    Flush soon\n", 2, "flush"),
+    "missing parsers file": ("[SERVICE]\n    Parsers_File nope.conf\n", None, "parsers_file"),
+    "bad retry limit": ("[OUTPUT]\n    Name null\n    Match *\n    Retry_Limit often\n", 4,
+                        "retry_limit"),
+}
+
+
+def test_every_bad_config_gets_one_line_with_file_and_line(tmp_path):
+    for label, (text, line, key) in BAD_CONFIGS.items():
+        conf = write(tmp_path / "bad.conf", text)
+        for args in (["-c", conf], ["--dry-run", "-c", conf]):
+            proc = run_edgeship(args)
+            assert proc.returncode == 1, label
+            first = proc.stderr.splitlines()[0]
+            if line is not None:
+                assert "%s:%d:" % (conf, line) in first, (label, first)
+            if key is not None:
+                assert "key '%s'" % key in first, (label, first)
+
+
+def test_command_line_properties_and_tag(tmp_path):
+    proc = run_edgeship(["-i", "dummy", "-p", "samples=x", "-o", "null"])
+    assert proc.returncode == 1 and "<command line>" in proc.stderr
+    assert "samples" in proc.stderr
+
+
+def test_missing_config_file(tmp_path):
+    proc = run_edgeship(["-c", str(tmp_path / "none.conf")])
+    assert proc.returncode == 1 and "could not open configuration file" in proc.stderr
