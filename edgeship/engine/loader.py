@@ -13,7 +13,6 @@ from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Varia
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
 from edgeship.core.tagmatch import Matcher
-from edgeship.engine.engine import Engine
 from edgeship.engine.files import LocalFiles
 from edgeship.engine.log import LEVELS, Log
 
@@ -90,6 +89,7 @@ class Loader:
         stream = self.log_stream
         if service["log_file"]:
             stream = open(service["log_file"], "a", buffering=1)
+        from edgeship.engine.engine import Engine  # asyncio: only after cli chose about ssl
         engine = Engine(service, Log(level, stream))
         engine.config_dir = self.main_dir or "."
 
