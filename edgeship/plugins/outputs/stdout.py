@@ -1,0 +1,58 @@
+"""stdout output: prints each chunk on standard output (out_stdout).
+
+Format msgpack (the default) is Fluent Bit's human print, one line per record:
+``[0] tag: [[1711360801.000000000, {}], {"k"=>"v", "f"=>1.500000, "n"=>nil}]``, counting from
+0 in every chunk. json, json_lines and json_stream print JSON with the time under
+json_date_key (in json_date_format) as the first key. One write per chunk.
+"""
+import asyncio
+import sys
+
+from edgeship import formats
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import ERROR, OK, Output
+
+
+def write_stdout(data):
+    """Write all of ``data`` to the process's standard output (blocking)."""
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+class StdoutOutput(Output):
+    name = "stdout"
+    description = "Prints events to STDOUT"
+    options = (
+        Option("Format", default="msgpack", choices=("msgpack", "json", "json_lines", "json_stream"),
+               help="msgpack (human print), json (one array per chunk), json_lines or json_stream"),
+        Option("json_date_key", default="date",
+               help="key of the record time in JSON formats; false/off/no leaves it out"),
+        Option("json_date_format", default="double", choices=formats.DATE_FORMATS,
+               help="time in JSON formats: double, epoch, epoch_ms, iso8601 or java_sql_timestamp"),
+    )
+
+    def configure(self):
+        self.format = self.conf["format"]
+        self.date_key = formats.date_key_option(self.conf["json_date_key"])
+        self.date_format = self.conf["json_date_format"]
+
+    def render(self, tag, events):
+        if self.format == "msgpack":
+            return formats.render_msgpack_print(tag, events)
+        data = formats.render_json(events, self.format, self.date_key, self.date_format)
+        # Fluent Bit ends json and json_stream chunks with a newline; json_lines has its own.
+        return data if self.format == "json_lines" else data + b"\n"
+
+    async def flush(self, tag, events):
+        data = self.render(tag, events)
+        try:
+            # A slow reader of a pipe must not stall the loop.
+            await asyncio.to_thread(write_stdout, data)
+        except OSError as exc:  # stdout closed: nobody will ever read these records
+            self.log.error("cannot write %d records to stdout: %s", len(events), exc)
+            return ERROR
+        return OK
+
+
+PLUGIN = StdoutOutput
