@@ -1,0 +1,172 @@
+"""stdin input: records from the standard input (in_stdin); EOF ends the process once
+everything read was delivered.
+
+Without a Parser the input is a stream of JSON values (several per line or one over several
+lines): a map is a record stamped now, ``[time, map]`` or ``[[time, metadata], map]`` a record
+with its own time; anything else is logged and skipped. With a Parser each line is parsed;
+a line it does not match is kept raw under ``log`` and counted.
+
+Differences from Fluent Bit, for safety: Fluent Bit drops its whole buffer at the first
+invalid JSON and parses partial lines with a Parser; edgeship skips only the bad line, waits
+for whole lines, and parses a last line that has no newline instead of dropping it at EOF.
+
+Reading never blocks the loop: pipes, terminals and sockets are read through an asyncio pipe
+transport; a regular file (``< file``) is read directly, which does not block.
+"""
+import asyncio
+import codecs
+import json
+import os
+import stat
+
+from edgeship.core import events as ev
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import Input
+
+DEFAULT_BUFFER = 16000
+_decoder = json.JSONDecoder()
+_SPACE = " \t\r\n"
+
+
+def _event(value, now):
+    """A decoded JSON value as an event, or None when it is not a map or [time, map]."""
+    if isinstance(value, dict):
+        return now, value
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[1], dict):
+        stamp = value[0]
+        if isinstance(stamp, list) and stamp:
+            stamp = stamp[0]        # [[time, metadata], map] (Fluent Bit 2.1+)
+        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+            return ev.from_seconds(stamp), value[1]
+    return None
+
+
+class StdinInput(Input):
+    name = "stdin"
+    description = "Standard Input"
+    options = (
+        Option("Parser", help="parser applied to each line (default: JSON values)"),
+        Option("Buffer_Size", "size", str(DEFAULT_BUFFER),
+               help="read size; also the largest JSON value accepted"),
+    )
+    exit_on_eof = True
+
+    def configure(self):
+        self.parser = None
+        if self.conf["parser"]:
+            try:
+                self.parser = self.engine.parser(self.conf["parser"])
+            except KeyError:
+                raise ConfigError("stdin: requested parser '%s' not found" % self.conf["parser"],
+                                  key="parser")
+        self.buffer_size = self.conf["buffer_size"]
+        if self.buffer_size < DEFAULT_BUFFER:
+            raise ConfigError("stdin: buffer_size '%d' must be at least %d bytes"
+                              % (self.buffer_size, DEFAULT_BUFFER), key="buffer_size")
+        self.text = ""
+        self.invalid = 0
+
+    async def run(self):
+        fd = os.dup(0)
+        transport = None
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                async def read():
+                    return os.read(fd, self.buffer_size)
+            else:
+                reader = asyncio.StreamReader(limit=self.buffer_size)
+                loop = asyncio.get_running_loop()
+                transport, _ = await loop.connect_read_pipe(
+                    lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+                fd = None   # the transport owns it now
+
+                async def read():
+                    return await reader.read(self.buffer_size)
+            await self._consume(read)
+        finally:
+            if transport is not None:
+                transport.close()
+            elif fd is not None:
+                os.close(fd)
+
+    async def _consume(self, read):
+        # Invalid UTF-8 becomes U+FFFD (and never stops the input); a character split across
+        # two reads is decoded whole.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while not self.stopping:
+            await self.room()
+            data = await read()
+            if not data:
+                self.log.warn("end of file (stdin closed by remote end)")
+                self._take(decoder.decode(b"", True), 0, at_eof=True)
+                self.engine.input_finished(self)
+                return
+            self._take(decoder.decode(data), len(data), at_eof=False)
+
+    def _take(self, text, size, at_eof):
+        self.text += text
+        if self.parser is not None:
+            events = self._parse_lines(at_eof)
+        else:
+            events = self._json_values(at_eof)
+        if events:
+            self.emit(self.tag, events, size)
+
+    def _parse_lines(self, at_eof):
+        lines = self.text.split("\n")
+        self.text = "" if at_eof else lines.pop()
+        if len(self.text) >= self.buffer_size:
+            # A line longer than the buffer goes out in pieces rather than being lost.
+            lines.append(self.text)
+            self.text = ""
+        now = ev.now_ns()
+        events = []
+        for line in lines:
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line:
+                continue
+            result = self.parser.parse(line)
+            if result is None:
+                self.invalid += 1
+                events.append((now, {"log": line}))
+            else:
+                events.append((result[0] or now, result[1]))
+        return events
+
+    def _json_values(self, at_eof):
+        text = self.text
+        now = ev.now_ns()
+        events = []
+        pos, end = 0, len(text)
+        while True:
+            while pos < end and text[pos] in _SPACE:
+                pos += 1
+            if pos >= end:
+                break
+            try:
+                value, pos = _decoder.raw_decode(text, pos)
+            except ValueError as exc:
+                error_at = getattr(exc, "pos", pos)
+                newline = text.find("\n", error_at)
+                complete = newline >= 0 or at_eof or end - pos >= self.buffer_size
+                if not complete:
+                    break       # the value continues in the next read
+                # Invalid: skip to the end of the line it is on, keep the rest.
+                skip_to = newline + 1 if newline >= 0 else end
+                self.invalid += 1
+                self.log.warn("invalid JSON message, skipping: %r", text[pos:skip_to][:80])
+                pos = skip_to
+                continue
+            event = _event(value, now)
+            if event is None:
+                self.invalid += 1
+                self.log.error("invalid record found, it's not a JSON map or array")
+            else:
+                events.append(event)
+        self.text = text[pos:]
+        return events
+
+
+PLUGIN = StdinInput
