@@ -1,0 +1,183 @@
+"""forward input: a Fluentd forward protocol server (in_forward).
+
+Every connection has its own ``ServerSession`` (edgeship.core.forward). A request's ack is
+sent only when the pipeline confirms its records (``Ack``): with memory storage once the
+outputs delivered them, with filesystem storage once the spool holds them. A protocol error
+or a frame over Buffer_Max_Size closes that connection only, and is counted.
+"""
+import asyncio
+import os
+
+from edgeship.core import forward
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import Input
+from edgeship.engine.queue import Ack
+from edgeship.forward_io import TLS_OPTIONS, MsgpackCodec, random_bytes, tls_context
+
+
+class ForwardInput(Input):
+    name = "forward"
+    description = "Fluentd forward protocol server"
+    options = (
+        Option("Listen", default="0.0.0.0", aliases=("host",), help="address to listen on"),
+        Option("Port", "int", str(forward.DEFAULT_PORT), help="TCP port"),
+        Option("Unix_Path", help="listen on this Unix socket instead of TCP"),
+        Option("Unix_Perm", help="permissions of the Unix socket, octal (e.g. 0660)"),
+        Option("Tag_Prefix", help="prepended to the tag of every frame"),
+        Option("Shared_Key", help="require the secure-forward handshake with this key"),
+        Option("Empty_Shared_Key", "bool", "off", help="secure forward with an empty key"),
+        Option("Self_Hostname", default="localhost", help="host name sent in PONG"),
+        Option("Security.Users", multiple=True, help="'user password' allowed to connect"),
+        Option("Buffer_Chunk_Size", "size", "1024000", help="bytes read at a time"),
+        Option("Buffer_Max_Size", "size", "6144000",
+               help="largest frame; a larger one closes its connection"),
+        Option("tls.verify_client_cert", "bool", "off", help="require a client certificate"),
+        Option("net.backlog", "int", "128", help="listen backlog"),
+        Option("net.io_timeout", "time", "0", help="accepted for compatibility"),
+        Option("net.keepalive", "bool", "on", help="accepted for compatibility"),
+        Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
+    ) + TLS_OPTIONS
+
+    def configure(self):
+        conf = self.conf
+        self.codec = MsgpackCodec()
+        self.shared_key = conf["shared_key"]
+        if self.shared_key is None and conf["empty_shared_key"]:
+            self.shared_key = ""
+        self.users = {}
+        for item in conf["security.users"]:
+            user, _, password = item.strip().partition(" ")
+            if not password.strip():
+                raise ConfigError("forward: Security.Users needs 'user password', got '%s'"
+                                  % item, key="security.users")
+            self.users[user] = password.strip()
+        if self.users and self.shared_key is None:
+            raise ConfigError("forward: Security.Users needs Shared_Key or Empty_Shared_Key",
+                              key="security.users")
+        if conf["buffer_max_size"] < conf["buffer_chunk_size"]:
+            raise ConfigError("forward: Buffer_Max_Size is smaller than Buffer_Chunk_Size",
+                              key="buffer_max_size")
+        self.unix_perm = None
+        if conf["unix_perm"]:
+            try:
+                self.unix_perm = int(conf["unix_perm"], 8)
+            except ValueError:
+                raise ConfigError("forward: Unix_Perm must be octal, got '%s'" % conf["unix_perm"],
+                                  key="unix_perm")
+        self.ssl_ctx = tls_context(conf, server=True)
+        self.fixed_tag = conf["tag"]
+        self.connections = set()
+        self.closed_on_error = 0      # connections closed for a protocol error or size limit
+        self.dropped_entries = 0
+        self._stop = None
+
+    def _tag(self, frame_tag):
+        if self.conf["tag_prefix"]:
+            return self.conf["tag_prefix"] + frame_tag
+        return self.fixed_tag or frame_tag
+
+    def stop(self):
+        Input.stop(self)
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self):
+        self._stop = asyncio.Event()
+        conf = self.conf
+        try:
+            if conf["unix_path"]:
+                if os.path.exists(conf["unix_path"]):
+                    os.unlink(conf["unix_path"])
+                server = await asyncio.start_unix_server(self._serve, conf["unix_path"],
+                                                         ssl=self.ssl_ctx,
+                                                         backlog=conf["net.backlog"])
+                if self.unix_perm is not None:
+                    os.chmod(conf["unix_path"], self.unix_perm)
+                where = conf["unix_path"]
+            else:
+                server = await asyncio.start_server(
+                    self._serve, conf["listen"], conf["port"], ssl=self.ssl_ctx,
+                    backlog=conf["net.backlog"], reuse_port=conf["net.share_port"] or None)
+                where = "%s:%s" % (conf["listen"], conf["port"])
+        except OSError as exc:
+            self.log.error("could not listen on %s: %s", conf["unix_path"] or "%s:%s" % (
+                conf["listen"], conf["port"]), exc)
+            return
+        self.log.info("listening on %s", where)
+        try:
+            if not self.stopping:
+                await self._stop.wait()
+        finally:
+            server.close()
+            for writer in list(self.connections):
+                writer.close()
+            await server.wait_closed()
+            if conf["unix_path"]:
+                try:
+                    os.unlink(conf["unix_path"])
+                except OSError:
+                    pass
+
+    async def _serve(self, reader, writer):
+        self.connections.add(writer)
+        peer = writer.get_extra_info("peername") or self.conf["unix_path"]
+        session = forward.ServerSession(
+            self.codec, self.conf["buffer_max_size"], self.shared_key,
+            self.conf["self_hostname"], self.users, random_bytes(), random_bytes())
+        chunk_size = self.conf["buffer_chunk_size"]
+        try:
+            greeting = session.greeting()
+            if greeting:
+                writer.write(greeting)
+            while not self.stopping:
+                await self.room()
+                data = await reader.read(chunk_size)
+                if not data:
+                    if session.pending():
+                        self._closed(peer, "connection closed in the middle of a frame")
+                    break
+                for request in session.receive(data):
+                    self._accept(request, writer)
+                reply = session.outgoing()
+                if reply:
+                    writer.write(reply)
+                if session.error:
+                    self._closed(peer, session.error)
+                    break
+                if session.dropped:
+                    self.dropped_entries += session.dropped
+                    self.log.warn("%s: dropped %d invalid packed entries", peer, session.dropped)
+                    session.dropped = 0
+        except OSError as exc:
+            self.log.debug("connection from %s ended: %s", peer, exc)
+        finally:
+            self.connections.discard(writer)
+            try:
+                if session.error:
+                    await asyncio.wait_for(writer.drain(), 1.0)
+            except Exception:
+                pass
+            writer.close()
+
+    def _closed(self, peer, reason):
+        self.closed_on_error += 1
+        self.log.warn("closing connection from %s: %s (%d so far)", peer, reason,
+                      self.closed_on_error)
+
+    def _accept(self, request, writer):
+        ack = None
+        if request.chunk is not None:
+            reply = forward.ack_response(request.chunk)
+
+            def confirmed():
+                if not writer.is_closing():
+                    writer.write(reply)
+            ack = Ack(confirmed)
+        if request.events:
+            self.emit(self._tag(request.tag), request.events, request.size, ack)
+        elif ack is not None:
+            ack.seal()
+
+
+PLUGIN = ForwardInput

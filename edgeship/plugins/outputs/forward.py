@@ -1,0 +1,322 @@
+"""forward output: Fluentd forward protocol to Fluentd / Fluent Bit / edgeship (out_forward).
+
+One frame per chunk (Forward mode, CompressedPackedForward with gzip) on a kept-alive
+connection per node. A flush is OK only once the frame is fully handed to the kernel, or,
+with Require_Ack_Response, once the server acked its chunk id; anything else is a RETRY
+(the connection is closed, so a failed handshake is never reused as Fluent Bit does).
+"""
+import asyncio
+import os
+import time
+
+from edgeship.core import forward
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import OK, RETRY, Output
+from edgeship.forward_io import TLS_OPTIONS, MsgpackCodec, read_upstream, tls_context
+
+# Fluent Bit waits for an ack forever when net.io_timeout is 0; edgeship gives up after this
+# and retries, so a silent server cannot stall the output.
+DEFAULT_IO_TIMEOUT = 30.0
+
+
+class Node:
+    """One server and its kept-alive connection."""
+
+    def __init__(self, name, host, port, unix_path, ssl_ctx, vhost, shared_key, hostname,
+                 username, password):
+        self.name = name
+        self.host = host
+        self.port = port
+        self.unix_path = unix_path
+        self.ssl_ctx = ssl_ctx
+        self.vhost = vhost
+        self.shared_key = shared_key
+        self.hostname = hostname
+        self.username = username
+        self.password = password
+        self.conn = None
+
+    def label(self):
+        return self.unix_path or "%s:%s" % (self.host, self.port)
+
+
+class Connection:
+    def __init__(self, reader, writer, session):
+        self.reader = reader
+        self.writer = writer
+        self.session = session
+        self.used = 0
+        self.last_use = time.monotonic()
+
+    def alive(self):
+        return not (self.reader.at_eof() or self.writer.is_closing()
+                    or self.reader.exception() is not None)
+
+    def close(self):
+        try:
+            self.writer.close()
+        except Exception:
+            pass
+
+
+class ForwardOutput(Output):
+    name = "forward"
+    description = "Forward (Fluentd protocol)"
+    options = (
+        Option("Host", default="127.0.0.1", help="host of the forward server"),
+        Option("Port", "int", str(forward.DEFAULT_PORT), help="TCP port of the server"),
+        Option("Unix_Path", help="Unix socket of the server, instead of Host/Port"),
+        Option("Upstream", help="upstream file: [UPSTREAM] and [NODE] sections, round-robin"),
+        Option("Tag", help="tag sent instead of the record's; $key makes it per record "
+                           "(Message mode)"),
+        Option("Time_as_Integer", "bool", "off", help="send times as integer seconds"),
+        Option("Send_options", "bool", "off", help="always send the options element"),
+        Option("Require_ack_response", "bool", "off",
+               help="ask for an ack of every chunk: at-least-once delivery"),
+        Option("Compress", choices=("gzip", "none"), help="gzip: CompressedPackedForward"),
+        Option("Shared_Key", help="secure forward shared key"),
+        Option("Empty_Shared_Key", "bool", "off", help="secure forward with an empty key"),
+        Option("Self_Hostname", default="localhost", help="host name sent in PING"),
+        Option("Username", help="secure forward user name"),
+        Option("Password", help="secure forward password"),
+        Option("Retain_metadata_in_forward_mode", "bool", "true",
+               help="entries as [[time, metadata], record]; off for Fluentd"),
+        Option("fluentd_compat", "bool", "off",
+               help="accepted for compatibility (only changes metrics/traces in Fluent Bit)"),
+        Option("Add_Option", multiple=True, help="'key value' added to the options map"),
+        Option("net.connect_timeout", "time", "10", help="seconds to connect"),
+        Option("net.connect_timeout_log_error", "bool", "on", help="accepted for compatibility"),
+        Option("net.io_timeout", "time", "0",
+               help="seconds to write a chunk or wait for its ack (0: %ds)" % DEFAULT_IO_TIMEOUT),
+        Option("net.keepalive", "bool", "on", help="keep the connection between flushes"),
+        Option("net.keepalive_idle_timeout", "time", "30",
+               help="close a kept connection idle this long"),
+        Option("net.keepalive_max_recycle", "int", "2000",
+               help="reconnect after this many flushes on one connection"),
+        Option("net.source_address", help="accepted for compatibility"),
+        Option("net.dns.mode", help="accepted for compatibility"),
+        Option("net.tcp_keepalive", "bool", "off", help="TCP keepalive probes"),
+    ) + TLS_OPTIONS
+
+    def configure(self):
+        conf = self.conf
+        self.codec = MsgpackCodec()
+        if conf["time_as_integer"] and conf["compress"] == "gzip":
+            raise ConfigError("forward: Time_as_Integer cannot be used with Compress gzip",
+                              key="compress")
+        extra = []
+        for item in conf["add_option"]:
+            key, _, value = item.strip().partition(" ")
+            if not value.strip():
+                raise ConfigError("forward: Add_Option needs 'key value', got '%s'" % item,
+                                  key="add_option")
+            extra.append((key, value.strip()))
+        self.encoder = forward.Encoder(
+            self.codec.packb, retain_metadata=conf["retain_metadata_in_forward_mode"],
+            time_as_integer=conf["time_as_integer"], compress=conf["compress"] == "gzip",
+            send_options=conf["send_options"], require_ack=conf["require_ack_response"],
+            extra_options=extra)
+        self.tag_template = _TagTemplate(conf["tag"]) if conf["tag"] else None
+        self.io_timeout = conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
+        # One salt per instance, as Fluent Bit: the same on every connection.
+        self.salt = os.urandom(16)
+        self.nodes = self._nodes()
+        self.next_node = 0
+
+    def _secure(self, conf, where_key):
+        key = conf.get("shared_key")
+        if key is None and conf.get("empty_shared_key"):
+            key = ""
+        if key is None and (conf.get("username") or conf.get("password")):
+            raise ConfigError("forward: Username/Password need Shared_Key or Empty_Shared_Key",
+                              key=where_key)
+        return key
+
+    def _nodes(self):
+        conf = self.conf
+        if not conf["upstream"]:
+            return [Node(self.display, conf["host"], conf["port"], conf["unix_path"],
+                         tls_context(conf, server=False), conf["tls.vhost"],
+                         self._secure(conf, "username"), conf["self_hostname"],
+                         conf["username"] or "", conf["password"] or "")]
+        from edgeship.core.config import ClassicReader, Variables
+        from edgeship.engine.files import LocalFiles
+        path = conf["upstream"]
+        if not os.path.isabs(path) and not os.path.exists(path):
+            path = os.path.join(self.engine.config_dir, path)
+        reader = ClassicReader(LocalFiles(), Variables(os.environ))
+        _name, sections = read_upstream(path, reader)
+        nodes = []
+        for node in sections:
+            merged = dict(conf)
+            merged.update({k: v for k, v in node.items() if v not in (None, False)})
+            try:
+                key = self._secure(merged, "username")
+                ctx = tls_context(node if node["tls"] else conf, server=False)
+            except ConfigError as exc:
+                raise exc.located(*node["where"])
+            nodes.append(Node(node["name"] or "%s:%s" % (node["host"], node["port"]),
+                              node["host"], node["port"], None, ctx,
+                              node["tls.vhost"] or conf["tls.vhost"], key,
+                              merged["self_hostname"], merged["username"] or "",
+                              merged["password"] or ""))
+        return nodes
+
+    # ------------------------------------------------------------------ connections
+    async def _open(self, node):
+        timeout = self.conf["net.connect_timeout"] or None
+        if node.unix_path:
+            opening = asyncio.open_unix_connection(node.unix_path, ssl=node.ssl_ctx,
+                                                   server_hostname=node.vhost or (
+                                                       "localhost" if node.ssl_ctx else None))
+        else:
+            opening = asyncio.open_connection(
+                node.host, node.port, ssl=node.ssl_ctx,
+                server_hostname=(node.vhost or node.host) if node.ssl_ctx else None)
+        reader, writer = await asyncio.wait_for(opening, timeout)
+        # drain() then waits until every byte is in the kernel, not just under a watermark.
+        writer.transport.set_write_buffer_limits(0)
+        if self.conf["net.tcp_keepalive"]:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                import socket
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        session = forward.ClientSession(self.codec, node.shared_key, node.hostname, self.salt,
+                                        node.username, node.password)
+        conn = Connection(reader, writer, session)
+        try:
+            while not session.ready:
+                data = await asyncio.wait_for(reader.read(65536), self.io_timeout)
+                if not data:
+                    raise ConnectionError("server closed the connection during the handshake")
+                reply = session.receive(data)
+                if reply:
+                    writer.write(reply)
+                    await asyncio.wait_for(writer.drain(), self.io_timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _connection(self, node):
+        conn = node.conn
+        keepalive = self.conf["net.keepalive"]
+        if conn is not None:
+            idle = time.monotonic() - conn.last_use
+            if (not keepalive or not conn.alive()
+                    or idle > self.conf["net.keepalive_idle_timeout"]
+                    or conn.used >= self.conf["net.keepalive_max_recycle"]):
+                conn.close()
+                node.conn = conn = None
+        if conn is None:
+            conn = node.conn = await self._open(node)
+        return conn
+
+    def _drop(self, node):
+        if node.conn is not None:
+            node.conn.close()
+            node.conn = None
+
+    async def _send(self, conn, frame, chunk):
+        conn.writer.write(frame)
+        await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
+        if chunk is None:
+            return
+        deadline = time.monotonic() + self.io_timeout
+        while not conn.session.take_ack(chunk):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise asyncio.TimeoutError()
+            data = await asyncio.wait_for(conn.reader.read(4096), left)
+            if not data:
+                raise ConnectionError("server closed the connection before the ack")
+            conn.session.receive(data)
+
+    # ------------------------------------------------------------------ flush
+    def _frames(self, tag, events):
+        if self.tag_template is None:
+            return [self.encoder.frame(tag, events)]
+        if self.tag_template.static is not None:
+            return [self.encoder.frame(self.tag_template.static, events)]
+        render = self.tag_template.render
+        return [self.encoder.message(render(record, tag), (t, record)) for t, record in events]
+
+    async def flush(self, tag, events):
+        frames = self._frames(tag, events)
+        count = len(self.nodes)
+        start = self.next_node
+        self.next_node = (start + 1) % count
+        for step in range(count):
+            node = self.nodes[(start + step) % count]
+            try:
+                conn = await self._connection(node)
+                for frame, chunk in frames:
+                    await self._send(conn, frame, chunk)
+                conn.used += 1
+                conn.last_use = time.monotonic()
+                if not self.conf["net.keepalive"]:
+                    self._drop(node)
+                return OK
+            except asyncio.TimeoutError:
+                self.log.error("[%s] %s: no answer within %ss%s", node.name, node.label(),
+                               self.io_timeout,
+                               ", cannot get ack" if frames[0][1] is not None else "")
+            except forward.ProtocolError as exc:
+                self.log.error("[%s] %s: %s", node.name, node.label(), exc)
+            except (OSError, EOFError) as exc:
+                self.log.error("[%s] could not deliver to %s: %s", node.name, node.label(),
+                               exc or type(exc).__name__)
+            self._drop(node)
+        return RETRY
+
+    async def stop(self):
+        for node in self.nodes:
+            self._drop(node)
+
+
+class _TagTemplate:
+    """``Tag``: a fixed string, or a template with ``$key`` / ``$key['sub']`` record
+    accessors (Fluent Bit then sends one Message-mode frame per record)."""
+
+    def __init__(self, text):
+        self.static = text if "$" not in text else None
+        self.parts = [] if self.static is not None else _parse_template(text)
+
+    def render(self, record, tag):
+        out = []
+        for literal, path in self.parts:
+            out.append(literal)
+            if path:
+                value = record
+                for key in path:
+                    value = value.get(key) if isinstance(value, dict) else None
+                if value is not None and not isinstance(value, (dict, list)):
+                    out.append(value if isinstance(value, str) else str(value))
+        return "".join(out) or tag
+
+
+def _parse_template(text):
+    parts = []
+    pos = 0
+    while True:
+        cut = text.find("$", pos)
+        if cut < 0:
+            parts.append((text[pos:], None))
+            return parts
+        literal = text[pos:cut]
+        end = cut + 1
+        while end < len(text) and (text[end].isalnum() or text[end] in "_-"):
+            end += 1
+        path = [text[cut + 1:end]]
+        while text.startswith("['", end):
+            close = text.find("']", end + 2)
+            if close < 0:
+                break
+            path.append(text[end + 2:close])
+            end = close + 2
+        parts.append((literal, path))
+        pos = end
+
+
+PLUGIN = ForwardOutput
