@@ -153,6 +153,16 @@ class Entry:
         return "Entry(%r, %r, %s:%s)" % (self.key, self.value, self.file, self.line)
 
 
+class Conf(dict):
+    """The converted values of a section, keyed by lowercase option name. ``ordered`` also
+    lists every repeatable entry as (key, value, Entry) in config order, for plugins whose
+    rules interleave several keys (grep Regex/Exclude, modify operations)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ordered = []
+
+
 class Schema:
     """The options of one plugin (plus the common keys its kind accepts)."""
 
@@ -173,7 +183,7 @@ class Schema:
 
         ``where`` is (file, line) of the section header, used when an error has no line.
         """
-        values = {}
+        values = Conf()
         seen = {}
         for entry in entries:
             opt = self.by_key.get(entry.key)
@@ -189,6 +199,7 @@ class Schema:
                                   entry.file, entry.line, entry.key)
             if opt.multiple:
                 values.setdefault(opt.key, []).append(value)
+                values.ordered.append((opt.key, value, entry))
             else:
                 if opt.key in seen and not opt.last_wins:
                     raise ConfigError(

@@ -50,6 +50,8 @@ class Engine:
         self.multiline_parsers = {}
         self.stopping = False
         self.draining = False
+        # Process exit code; a plugin that must fail the run (expect action exit) sets it.
+        self.exit_code = 0
         self.queued_bytes = 0
         self._room = None
         self._eof_inputs = set()
@@ -245,7 +247,7 @@ class Engine:
         left = sum(out.queue.chunks for out in self.outputs)
         if left:
             self.log.warn("stopped after %ss grace with %d chunks not delivered", self.grace, left)
-        return 0
+        return self.exit_code
 
     def _on_signal(self, sig):
         self.log.info("caught signal (%s)", signal.Signals(sig).name)

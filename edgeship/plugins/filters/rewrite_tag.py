@@ -1,0 +1,104 @@
+"""rewrite_tag filter: re-emit records under a new tag (filter_rewrite_tag).
+
+``Rule $KEY REGEX NEW_TAG KEEP`` (repeatable). Behaviour of Fluent Bit 5.1.1:
+- The first rule whose REGEX matches (searches) the string value of $KEY wins; a missing
+  or non-string value matches no rule.
+- NEW_TAG may use $0..$9 (captures), $TAG, $TAG[n] (the tag split on '.') and record
+  accessors such as $svc or $k['sub']; a missing key adds nothing.
+- The copy re-enters the pipeline with its new tag and its original time, through every
+  filter matching the new tag except this one (Fluent Bit's emitter loop guard), then the
+  router. KEEP false drops the original record, KEEP true lets it go on unchanged.
+"""
+import copy
+
+from edgeship.core.accessor import Template, accessor
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import TRUE_WORDS, FALSE_WORDS, Option
+from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._tokens import split_tokens
+from edgeship.regex import compile_onigmo
+
+
+class RewriteTagFilter(Filter):
+    name = "rewrite_tag"
+    description = "Rewrite records tags"
+    options = (
+        Option("Rule", multiple=True, help="$KEY REGEX NEW_TAG KEEP"),
+        Option("Emitter_Name", help="name of the internal emitter (default emitter_for_NAME)"),
+        Option("Emitter_Storage.type", default="memory", choices=("memory", "filesystem"),
+               help="accepted for compatibility: re-emitted records join the output queues"),
+        Option("Emitter_Mem_Buf_Limit", "size", "10M",
+               help="accepted for compatibility: the engine's memory budget applies"),
+    )
+
+    def configure(self):
+        self.emitter_name = self.conf["emitter_name"] or "emitter_for_%s" % self.instance
+        self.rules = []
+        for key, value, entry in self.conf.ordered:
+            if key == "rule":
+                self.rules.append(self._rule(value, entry))
+        if not self.rules:
+            self.log.warn("no rules have been defined")
+
+    def _rule(self, value, entry):
+        where = (entry.file, entry.line, entry.key)
+        words = split_tokens(value, 4)
+        if len(words) != 4:
+            raise ConfigError("rewrite_tag: a Rule is '$KEY REGEX NEW_TAG KEEP', got '%s'"
+                              % value, *where)
+        key, pattern, new_tag, keep = words
+        try:
+            acc = accessor(key)
+            template = Template(new_tag)
+        except ValueError as exc:
+            raise ConfigError("rewrite_tag: %s" % exc, *where)
+        if acc is None:
+            raise ConfigError("rewrite_tag: invalid record accessor key '%s'" % key, *where)
+        try:
+            regex = compile_onigmo(pattern)
+        except ValueError as exc:
+            raise ConfigError("rewrite_tag: could not compile regex pattern '%s': %s"
+                              % (pattern, exc), *where)
+        word = keep.strip().lower()
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise ConfigError("rewrite_tag: KEEP must be true or false, got '%s'" % keep,
+                              *where)
+        return acc, regex, template, word in TRUE_WORDS
+
+    def _first_match(self, record):
+        for acc, regex, template, keep in self.rules:
+            value = acc.get(record)
+            if isinstance(value, str):
+                match = regex.search(value)
+                if match is not None:
+                    return match, template, keep
+        return None, None, None
+
+    def filter(self, tag, events):
+        if not self.rules:
+            return events
+        passed = []
+        emitted = {}    # new tag -> batch, in record order
+        for event in events:
+            match, template, keep = self._first_match(event[1])
+            if match is None:
+                passed.append(event)
+                continue
+            new_tag = template.render(event[1], tag, match)
+            if not new_tag:
+                self.log.warn("rule produced an empty tag for a record; record kept as is")
+                passed.append(event)
+                continue
+            if keep:
+                passed.append(event)
+                # The two copies go separate ways through later filters.
+                event = (event[0], copy.deepcopy(event[1]))
+            emitted.setdefault(new_tag, []).append(event)
+        self.dropped += len(events) - len(passed)
+        for new_tag, batch in emitted.items():
+            self.added += len(batch)
+            self.engine.ingest(self, new_tag, batch, 0, None, skip=self)
+        return passed
+
+
+PLUGIN = RewriteTagFilter

@@ -1,0 +1,167 @@
+"""type_converter filter: append a converted copy of a field (filter_type_converter).
+
+``str_key | int_key | uint_key | float_key  SRC DST TYPE``. Behaviour of Fluent Bit 5.1.1
+(flb_typecast.c):
+- The option names the SOURCE type: str_key converts from a string, int_key and uint_key
+  from any integer, float_key from a float. TYPE is int, uint, float, hex, string or bool
+  (any prefix of those names).
+- The copy is appended under DST (SRC stays); added keys come grouped by option: every
+  str_key, then int_key, uint_key, float_key.
+- When the source has another type or does not convert, the original value is copied
+  under DST and an error is logged. C conversions are kept: "12abc" is 12, "0" as int is
+  a failure (strtoimax gives 0), a float string that is not a number is 0.0, a float to
+  string prints "%.1f" when whole and "%.16g" otherwise, float to int truncates.
+"""
+import re
+
+from edgeship.core.accessor import MISSING, accessor
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._tokens import split_tokens
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MASK = (1 << 64) - 1
+TYPE_NAMES = ("int", "uint", "float", "hex", "string", "bool")
+SOURCES = (("str_key", "string"), ("int_key", "int"), ("uint_key", "uint"),
+           ("float_key", "float"))
+
+_INTEGER = re.compile(r"\s*([+-]?)(\d+)")
+_HEX = re.compile(r"\s*([+-]?)(?:0[xX])?([0-9a-fA-F]+)")
+_FLOAT = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)",
+                    re.IGNORECASE)
+
+
+class ConversionError(ValueError):
+    pass
+
+
+def type_name(text):
+    """flb_typecast_str_to_type_t: the first type name that ``text`` is a prefix of."""
+    low = text.lower()
+    for name in TYPE_NAMES:
+        if low and name.startswith(low):
+            return name
+    return None
+
+
+def _c_integer(text, pattern, base):
+    """strtoimax/strtoumax: the leading number (sign and, for base 16, 0x allowed)."""
+    match = pattern.match(text)
+    if match is None:
+        return 0
+    value = int(match.group(2), base)
+    return -value if match.group(1) == "-" else value
+
+
+def from_string(text, to):
+    if to == "int":
+        value = max(INT64_MIN, min(INT64_MAX, _c_integer(text, _INTEGER, 10)))
+    elif to in ("uint", "hex"):
+        value = _c_integer(text, _INTEGER if to == "uint" else _HEX, 10 if to == "uint" else 16)
+        value = UINT64_MASK if value > UINT64_MASK else value & UINT64_MASK
+    elif to == "float":
+        match = _FLOAT.match(text)
+        return float(match.group(0)) if match else 0.0
+    elif to == "bool":
+        low = text.lower()
+        if low.startswith("true"):
+            return True
+        if low.startswith("false"):
+            return False
+        raise ConversionError("not a boolean")
+    else:
+        raise ConversionError("string to string: nothing to do")
+    if value == 0:
+        raise ConversionError("convert error")  # strto*max's 0 is taken as failure
+    return value
+
+
+def from_integer(value, to, unsigned):
+    if unsigned:
+        value &= UINT64_MASK
+    if to == "string":
+        return "%d" % value
+    if to == "float":
+        return float(value)
+    if to == "uint" and not unsigned:
+        return value & UINT64_MASK
+    if to == "int" and unsigned:
+        return value - (1 << 64) if value > INT64_MAX else value
+    raise ConversionError("type %s is not supported" % to)
+
+
+def from_float(value, to):
+    if to == "string":
+        if value == value and value not in (float("inf"), float("-inf")) \
+                and value == int(value):
+            return "%.1f" % value
+        return "%.16g" % value
+    if to in ("int", "uint"):
+        whole = int(value)
+        return whole & UINT64_MASK if to == "uint" else whole
+    raise ConversionError("type %s is not supported" % to)
+
+
+def convert(value, source, to):
+    """The converted value; ConversionError when the source type or value does not fit."""
+    if source == "string":
+        if not isinstance(value, str):
+            raise ConversionError("src type is not str")
+        return from_string(value, to)
+    if source in ("int", "uint"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConversionError("src type is not int")
+        return from_integer(value, to, source == "uint")
+    if isinstance(value, bool) or not isinstance(value, float):
+        raise ConversionError("src type is not float")
+    return from_float(value, to)
+
+
+class TypeConverterFilter(Filter):
+    name = "type_converter"
+    description = "Data type converter"
+    options = tuple(Option(key, multiple=True, help="SRC DST TYPE: convert from %s" % source)
+                    for key, source in SOURCES)
+
+    def configure(self):
+        self.rules = []
+        for option, source in SOURCES:
+            for value in self.conf[option]:
+                words = split_tokens(value, 3)
+                to = type_name(words[2]) if len(words) == 3 else None
+                try:
+                    acc = accessor(words[0]) if len(words) == 3 else None
+                except ValueError:
+                    acc = None
+                if to is None or acc is None:
+                    self.log.error("invalid %s '%s' (expects 'from_key to_key type' with "
+                                   "type int, uint, float, hex, string or bool), ignored",
+                                   option, value)
+                    continue
+                self.rules.append((acc, words[1], source, to, words[0]))
+        if not self.rules:
+            raise ConfigError("type_converter: no rules", key=SOURCES[0][0])
+
+    def filter(self, tag, events):
+        failed = []
+        for _, record in events:
+            # Look every source up first: the appended keys must not feed later rules.
+            found = [(rule, rule[0].lookup(record)) for rule in self.rules]
+            for (acc, dst, source, to, src_name), value in found:
+                if value is MISSING:
+                    continue
+                try:
+                    new = convert(value, source, to)
+                except ConversionError:
+                    failed.append(src_name)
+                    new = value
+                record.pop(dst, None)
+                record[dst] = new
+        if failed:
+            self.log.error("failed to convert %d value(s), originals copied; first key=%s",
+                           len(failed), failed[0])
+        return events
+
+
+PLUGIN = TypeConverterFilter
