@@ -1,0 +1,396 @@
+"""What every [PARSER] format shares: the common keys, time lookup, Types, decoders.
+
+A parser module (json, regex, logfmt, ltsv) subclasses ``Parser`` and implements
+``parse(text) -> (time_ns or None, record)`` or None when the text does not parse (the
+caller then keeps the raw line). ``time_ns`` None means "no time in the text: use now".
+
+Fluent Bit behaviour kept here (src/flb_parser*.c, 5.1.1):
+- Time_Key (default ``time``) is only looked up when Time_Format is set.
+- Types ``k:integer k:float k:bool k:hex k:string``: integer is C ``atoll`` ("12abc" -> 12,
+  "x" -> 0), float is ``atof``, hex is ``strtoull(s, 16)``, bool takes a value starting
+  with true/false (any case) and keeps any other value as the string, with a warning.
+  An unknown type name means string. Types applies to regex, logfmt and ltsv, not json.
+- Decode_Field / Decode_Field_As ``<json|escaped|escaped_utf8|mysql_quoted> <key>
+  [try_next|do_next]``: the rules of one key run in config order; _As replaces the value
+  in place, Decode_Field appends the keys of a decoded JSON map to the record.
+- A key written twice in one record keeps the last value, at the later position.
+"""
+import re
+
+from edgeship.core.errors import ConfigError
+from edgeship.core.schema import Option, Schema
+from edgeship.engine.log import Log
+from edgeship.timefmt import TimeFormat
+
+COMMON = (
+    Option("Name", help="parser name, referenced by Parser keys", required=True),
+    Option("Format", help="json, regex, logfmt or ltsv", required=True),
+    Option("Time_Key", default="time", help="field holding the record time"),
+    Option("Time_Format", help="strptime format of Time_Key, plus %L for fractions"),
+    Option("Time_Keep", "bool", "false", help="keep Time_Key in the record"),
+    Option("Time_Strict", "bool", "true",
+           help="off: accept a time that only partly matches Time_Format"),
+    Option("Time_Offset", help="fixed UTC offset (+0200) for times without a zone"),
+    Option("Time_System_Timezone", "bool", "false",
+           help="read times without a zone in the local time zone"),
+    Option("Time_Zone", help="IANA zone (Europe/Paris) for times without a zone"),
+    Option("Types", help="space separated key:type (integer, float, bool, hex, string)"),
+    Option("Decode_Field", multiple=True,
+           help="<decoder> <key> [try_next|do_next]: merge a decoded JSON map into the record"),
+    Option("Decode_Field_As", multiple=True,
+           help="<decoder> <key> [try_next|do_next]: replace the value with its decoding"),
+    Option("Skip_Empty_Values", "bool", "true", help="regex: drop empty captures"),
+)
+
+_DEFAULT_LOG = Log("warn")
+
+
+class _ParserSchema(Schema):
+    """Keeps the order of Decode_Field and Decode_Field_As lines, which Fluent Bit runs as
+    one list of rules."""
+
+    def build(self, entries, where=None):
+        values = Schema.build(self, entries, where)
+        values["_decoders"] = [(entry.key == "decode_field_as", entry.value, entry)
+                               for entry in entries
+                               if entry.key in ("decode_field", "decode_field_as")]
+        return values
+
+
+class Parser:
+    format = ""
+    options = ()
+
+    @classmethod
+    def schema(cls):
+        return _ParserSchema("parser", COMMON + tuple(cls.options))
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.name = conf["name"]
+        self.log = _DEFAULT_LOG.child("parser:%s" % self.name)
+        self.failed = 0          # texts that did not parse
+        self.time_failed = 0     # times that did not parse
+        self.time_key = conf.get("time_key") or "time"
+        self.time_keep = conf.get("time_keep", False)
+        self.time_format = None
+        fmt = conf.get("time_format")
+        if conf.get("time_zone") and not fmt:
+            raise ConfigError("[parser:%s] time_zone requires time_format" % self.name,
+                              key="time_zone")
+        if fmt:
+            try:
+                self.time_format = TimeFormat(fmt, conf.get("time_offset"),
+                                              conf.get("time_system_timezone", False),
+                                              conf.get("time_zone"),
+                                              conf.get("time_strict", True))
+            except ValueError as exc:
+                raise ConfigError("[parser:%s] %s" % (self.name, exc), key="time_format")
+        self.types = parse_types(conf.get("types"))
+        self.decoders = Decoders.from_conf(conf.get("_decoders") or (), self.name)
+
+    def parse(self, text):
+        raise NotImplementedError
+
+    def lookup_time(self, value):
+        """Nanoseconds of a Time_Key value, or None (with Fluent Bit's warning)."""
+        result = self.time_format.parse(value)
+        if result is None:
+            self.time_failed += 1
+            self.log.warn("invalid time format %s for '%s'", self.time_format.fmt, value[:254])
+        return result
+
+    def cast(self, key, value):
+        """Apply Types to one string value."""
+        kind = self.types.get(key)
+        if kind is None:
+            return value
+        converted = CASTS[kind](value)
+        if converted is None:
+            self.log.warn("key=%s cast error. save as string.", key)
+            return value
+        return converted
+
+
+def put(record, key, value):
+    """Set ``key``; a repeated key keeps the last value, at the later position."""
+    if key in record:
+        del record[key]
+    record[key] = value
+
+
+# ------------------------------------------------------------------------------ Types
+def parse_types(text):
+    types = {}
+    for item in (text or "").split(" "):
+        key, colon, kind = item.partition(":")
+        if not colon:
+            continue
+        kind = kind.lower()
+        types.setdefault(key, kind if kind in CASTS else "string")
+    return types
+
+
+_C_INT = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_C_HEX = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)")
+_C_FLOAT = re.compile(
+    r"[ \t\n\v\f\r]*([+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+    r"(?:[pP][+-]?[0-9]+)?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|(?i:inf(?:inity)?|nan)))")
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+
+
+def to_c_integer(text):
+    """C atoll(): leading digits, 0 when there are none, saturated to 64 bits."""
+    match = _C_INT.match(text)
+    if not match:
+        return 0
+    return max(_INT64_MIN, min(_INT64_MAX, int(match.group(1))))
+
+
+def to_c_hex(text):
+    """C strtoull(text, 16)."""
+    match = _C_HEX.match(text)
+    if not match:
+        return 0
+    value = int(match.group(2), 16)
+    if value > _UINT64_MAX:
+        return _UINT64_MAX
+    return (-value) & _UINT64_MAX if match.group(1) == "-" else value
+
+
+def to_c_float(text):
+    """C atof(): the longest leading number, 0.0 when there is none."""
+    match = _C_FLOAT.match(text)
+    if not match:
+        return 0.0
+    number = match.group(1)
+    body = number.lstrip("+-")
+    if body[:2] in ("0x", "0X"):
+        if "p" not in body.lower():
+            body += "p0"
+        value = float.fromhex(body)
+        return -value if number.startswith("-") else value
+    return float(number)
+
+
+def to_c_bool(text):
+    low = text[:5].lower()
+    if low.startswith("true"):
+        return True
+    if low == "false":
+        return False
+    return None
+
+
+CASTS = {"integer": to_c_integer, "float": to_c_float, "hex": to_c_hex, "bool": to_c_bool,
+         "string": lambda text: text}
+
+
+# ------------------------------------------------------------------------------ escapes
+_SIMPLE_ESCAPES = {"n": "\n", "a": "\a", "b": "\b", "t": "\t", "v": "\v", "f": "\f",
+                   "r": "\r", "\\": "\\"}
+
+
+def unescape_simple(text):
+    """flb_unescape_string: \\n \\t \\r ... become control characters, \\\\ a backslash,
+    and any other escaped character stands for itself."""
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 < n:
+                nxt = text[i + 1]
+                out.append(_SIMPLE_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "a": "\a",
+              '"': '"', "\\": "\\", "/": "/", "'": "'"}
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
+def unescape_c(text, keep_quotes=False):
+    """flb_unescape_string_utf8: JSON and C escapes, octal, \\xHH, \\uHHHH, \\UHHHHHHHH.
+
+    ``keep_quotes`` (the escaped_utf8 decoder) leaves \\" \\' \\\\ and \\/ untouched. A code
+    point Python cannot hold in a str (a lone surrogate, > U+10FFFF) becomes U+FFFD.
+    """
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c != "\\" or i + 1 >= n:
+            out.append(c)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if keep_quotes and nxt in "\"'\\/":
+            out.append(c + nxt)
+            i += 2
+        elif nxt in _C_ESCAPES:
+            out.append(_C_ESCAPES[nxt])
+            i += 2
+        elif "0" <= nxt <= "7":
+            j = i + 1
+            while j < n and j < i + 4 and "0" <= text[j] <= "7":
+                j += 1
+            out.append(_code_point(int(text[i + 1:j], 8)))
+            i = j
+        elif nxt in "xuU":
+            width = {"x": 2, "u": 4, "U": 8}[nxt]
+            j = i + 2
+            while j < n and j < i + 2 + width and text[j] in _HEX_DIGITS:
+                j += 1
+            out.append(_code_point(int(text[i + 2:j], 16)) if j > i + 2 else nxt)
+            i = j
+        else:
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+def _code_point(value):
+    if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        return "\ufffd"
+    return chr(value)
+
+
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
+
+
+def unescape_mysql(text):
+    """A MySQL quoted literal: '...' or "..." with backslash escapes and doubled quotes."""
+    if len(text) < 2 or text[0] not in "'\"" or text[-1] != text[0]:
+        return text
+    quote = text[0]
+    body = text[1:-1]
+    out = []
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c == "\\" and i + 1 < n:
+            nxt = body[i + 1]
+            out.append(_MYSQL_ESCAPES.get(nxt, nxt))
+            i += 2
+        elif c == quote and i + 1 < n and body[i + 1] == quote:
+            out.append(quote)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------ decoders
+def _decode_json(value):
+    from edgeship.plugins.parsers.json import loads_object
+    unescaped = unescape_simple(value)
+    if unescaped.startswith("{"):
+        decoded = loads_object(unescaped)
+        if decoded is not None:
+            return decoded
+    # Not in Fluent Bit: a value that is already proper JSON (escaped quotes inside its
+    # strings) would be broken by the unescaping above; decode it as it is.
+    if value is not unescaped and value.startswith("{"):
+        return loads_object(value)
+    return None
+
+
+_BACKENDS = {
+    "json": _decode_json,
+    "escaped": unescape_simple,
+    "escaped_utf8": lambda value: unescape_c(value, keep_quotes=True),
+    "mysql_quoted": unescape_mysql,
+}
+_ACTIONS = ("try_next", "do_next")
+
+
+class _Rule:
+    __slots__ = ("replace", "backend", "action")
+
+    def __init__(self, replace, backend, action):
+        self.replace = replace
+        self.backend = backend
+        self.action = action
+
+
+class Decoders:
+    """The Decode_Field(_As) rules of one parser, grouped by key in first-seen order."""
+
+    def __init__(self, by_key):
+        self.by_key = by_key
+
+    @classmethod
+    def from_conf(cls, entries, parser_name):
+        by_key = {}
+        for replace, value, entry in entries:
+            words = value.split()
+            option = "decode_field_as" if replace else "decode_field"
+            if len(words) < 2:
+                raise ConfigError("[parser:%s] invalid number of parameters in decoder"
+                                  % parser_name, entry.file, entry.line, option)
+            backend = _BACKENDS.get(words[0].lower())
+            if backend is None:
+                raise ConfigError("[parser:%s] field decoder '%s' unknown (use json, escaped, "
+                                  "escaped_utf8 or mysql_quoted)" % (parser_name, words[0]),
+                                  entry.file, entry.line, option)
+            action = words[2].lower() if len(words) > 2 else ""
+            by_key.setdefault(words[1], []).append(
+                _Rule(replace, backend, action if action in _ACTIONS else ""))
+        return cls(by_key) if by_key else None
+
+    def apply(self, record):
+        """Decode the fields of ``record`` that have rules; returns the record to keep."""
+        extra = None
+        for key, value in list(record.items()):
+            rules = self.by_key.get(key)
+            if rules is None or not isinstance(value, str):
+                continue
+            data = value
+            replaced = decoded_as_object = False
+            merged = None
+            for rule in rules:
+                if not rule.replace and rule.action == "do_next" and merged is not None:
+                    continue
+                if decoded_as_object:
+                    continue
+                result = rule.backend(data)
+                if result is None:
+                    if rule.action:
+                        continue
+                    break
+                if rule.replace:
+                    data = result
+                    replaced = True
+                    decoded_as_object = not isinstance(result, str)
+                elif isinstance(result, dict):
+                    merged = result
+                if rule.action != "do_next":
+                    break
+            if replaced:
+                record[key] = data
+            if merged:
+                extra = merged if extra is None else _merge(extra, merged)
+        if extra:
+            for key, value in extra.items():
+                put(record, key, value)
+        return record
+
+
+def _merge(first, second):
+    for key, value in second.items():
+        put(first, key, value)
+    return first
