@@ -1,0 +1,206 @@
+"""MQTT payloads <-> records: JSON, CBOR, msgpack and raw text.
+
+Encoding (mqtt output): ``json`` is one record per message (Fluent Bit's JSON text with the
+``json_date_key``, see edgeship.formats); ``json_lines``, ``cbor`` and ``msgpack`` pack a
+whole batch in one message: JSON lines, or an array of maps, each map led by the date key.
+
+Decoding (mqtt and mqtt_client inputs): ``values(fmt, data)`` returns every top-level value
+of a payload (a JSON/CBOR/msgpack stream may hold several, as a json_lines batch does), and
+``records(values, key)`` makes records of them, opening arrays of maps (the batch payloads
+above).
+cbor2 and msgpack are imported only when a payload needs them.
+"""
+import io
+import json
+
+import orjson
+
+from edgeship import formats
+
+ENCODINGS = ("json", "json_lines", "cbor", "msgpack")
+DECODINGS = ("json", "cbor", "msgpack", "raw")
+BATCH_ENCODINGS = ("json_lines", "cbor", "msgpack")
+
+_json_decoder = json.JSONDecoder()
+_JSON_SPACE = " \t\n\r"
+
+
+def _text(data):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace")
+
+
+# ------------------------------------------------------------------------------- decoding
+def first_json(data):
+    """The first JSON value of ``data``; text after it is ignored, as Fluent Bit's in_mqtt
+    does (``{"a":1} x`` is ``{"a":1}``). Raises ValueError when there is none."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    text = _text(data).lstrip(_JSON_SPACE)
+    return _json_decoder.raw_decode(text)[0]
+
+
+def json_values(data):
+    """Every JSON value of ``data``, one after another (a json_lines batch, or one object).
+    Raises ValueError when the payload is not JSON at all."""
+    try:
+        return [orjson.loads(data)]
+    except orjson.JSONDecodeError:
+        pass
+    text = _text(data)
+    out = []
+    pos = 0
+    end = len(text)
+    while True:
+        while pos < end and text[pos] in _JSON_SPACE:
+            pos += 1
+        if pos >= end:
+            return out
+        try:
+            value, pos = _json_decoder.raw_decode(text, pos)
+        except ValueError:
+            if out:  # keep what was read; the rest is not JSON
+                return out
+            raise
+        out.append(value)
+
+
+def first_cbor(data):
+    import cbor2
+    try:
+        return cbor2.CBORDecoder(io.BytesIO(data)).decode()
+    except Exception as exc:  # cbor2 raises several kinds
+        raise ValueError("not CBOR: %s" % exc)
+
+
+def cbor_values(data):
+    import cbor2
+    stream = io.BytesIO(data)
+    decoder = cbor2.CBORDecoder(stream)
+    out = []
+    while stream.tell() < len(data):
+        try:
+            out.append(decoder.decode())
+        except Exception as exc:
+            if out:
+                return out
+            raise ValueError("not CBOR: %s" % exc)
+    return out
+
+
+def msgpack_values(data):
+    import msgpack
+    unpacker = msgpack.Unpacker(raw=False, unicode_errors="replace", strict_map_key=False)
+    unpacker.feed(data)
+    out = []
+    try:
+        for value in unpacker:
+            out.append(value)
+    except Exception as exc:
+        if not out:
+            raise ValueError("not msgpack: %s" % exc)
+    if not out and data:
+        raise ValueError("not msgpack: truncated")
+    return out
+
+
+def looks_like_json(data):
+    """For ``Format auto``: JSON maps/arrays start with '{' or '[' (after blanks); a CBOR
+    map or array never does (0x7b and 0x5b are text/bytes headers in CBOR)."""
+    return data.lstrip(b" \t\r\n")[:1] in (b"{", b"[")
+
+
+def values(fmt, data):
+    """Every value of the payload ``data`` in format ``fmt`` (json, cbor, msgpack)."""
+    if fmt == "json":
+        return json_values(data)
+    if fmt == "cbor":
+        return cbor_values(data)
+    if fmt == "msgpack":
+        return msgpack_values(data)
+    raise ValueError("unknown payload format '%s'" % fmt)
+
+
+def records(found, key):
+    """Records from decoded ``found`` values: a map is a record, an array of maps one record
+    per map, and any other value is kept as ``{key: value}``."""
+    out = []
+    for value in found:
+        if isinstance(value, dict):
+            out.append(value)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            out.extend(value)
+        else:
+            out.append({key: value})
+    return out
+
+
+def raw_text(data):
+    return _text(data)
+
+
+# ------------------------------------------------------------------------------- encoding
+class DateStamper:
+    """The json_date_key value of an event time as a native value (float, int or str), for
+    CBOR and msgpack maps; the last one is cached since a batch often shares a time."""
+
+    def __init__(self, date_format):
+        self.date_format = date_format
+        self.last_ns = None
+        self.last = None
+
+    def __call__(self, time_ns):
+        if time_ns != self.last_ns:
+            self.last_ns = time_ns
+            self.last = orjson.loads(formats.date_json(time_ns, self.date_format))
+        return self.last
+
+
+def dated_maps(events, date_key, date_format):
+    """Records with the date first under ``date_key`` (None: records as they are). A record
+    that already has the key keeps its own value, as formats.json_events does."""
+    if date_key is None:
+        return [record for _, record in events]
+    stamp = DateStamper(date_format)
+    out = []
+    for time_ns, record in events:
+        if date_key in record:
+            out.append(record)
+        else:
+            dated = {date_key: stamp(time_ns)}
+            dated.update(record)
+            out.append(dated)
+    return out
+
+
+def encode_batch(fmt, events, date_key=None, date_format="double"):
+    """One payload for a whole batch (json_lines, cbor, msgpack)."""
+    if fmt == "json_lines":
+        return formats.render_json(events, "json_lines", date_key, date_format)
+    maps = dated_maps(events, date_key, date_format)
+    if fmt == "cbor":
+        import cbor2
+        return cbor2.dumps(maps)
+    if fmt == "msgpack":
+        import msgpack
+        return msgpack.packb(maps, use_bin_type=True, unicode_errors="surrogateescape")
+    raise ValueError("unknown batch format '%s'" % fmt)
+
+
+def encode_records(events, date_key=None, date_format="double"):
+    """One JSON payload per record (Format json)."""
+    return formats.json_events(events, date_key, date_format)
+
+
+def encode_value(value):
+    """A single field sent raw (Payload_Key): text as UTF-8, bytes as they are, anything
+    else as its JSON."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return formats.to_json(value)
