@@ -1,0 +1,95 @@
+"""lua filter through lupa: Fluent Bit's callback contract, options and error handling."""
+import pytest
+
+from edgeship.core.errors import ConfigError
+from filter_helpers import T0, plugin, run, section
+
+SCRIPT = """
+function keep(tag, ts, record) return 0, ts, record end
+function drop(tag, ts, record) return -1, ts, record end
+function modify(tag, ts, record)
+    record["tag"] = tag
+    record["n"] = (record["n"] or 0) + 1
+    return 1, 1711360900.5, record
+end
+function modify_keep_time(tag, ts, record)
+    record["x"] = 3.0
+    return 2, 0, record
+end
+function split(tag, ts, record)
+    return 1, ts, {{part = 1}, {part = 2}}
+end
+function boom(tag, ts, record)
+    if record["bad"] then error("bad record") end
+    return 0, ts, record
+end
+function table_time(tag, ts, record)
+    record["sec"] = ts.sec
+    ts.nsec = 7
+    return 1, ts, record
+end
+function ints(tag, ts, record)
+    record["f"] = 2.7
+    record["empty"] = {}
+    return 2, ts, record
+end
+"""
+
+
+def lua(tmp_path, call, *lines):
+    return plugin(tmp_path, section("lua", "Script s.lua", "Call " + call, *lines),
+                  files={"s.lua": SCRIPT})
+
+
+def test_code_0_keeps_and_minus_1_drops(tmp_path):
+    assert run(lua(tmp_path, "keep"), [{"a": None, "b": [1]}]) == [{"a": None, "b": [1]}]
+    assert run(lua(tmp_path, "drop"), [{"a": 1}]) == []
+
+
+def test_code_1_replaces_time_and_record_keeping_key_order(tmp_path):
+    out = lua(tmp_path, "modify").filter("app", [(T0, {"z": 1, "n": 1, "a": 2})])
+    assert out == [(1711360900500000000, {"z": 1, "n": 2, "a": 2, "tag": "app"})]
+    assert list(out[0][1]) == ["z", "n", "a", "tag"]
+
+
+def test_code_2_keeps_time_and_whole_floats_become_integers(tmp_path):
+    out = lua(tmp_path, "modify_keep_time").filter("t", [(T0, {"a": 1.5})])
+    assert out == [(T0, {"a": 1.5, "x": 3})]
+
+
+def test_array_of_records_splits(tmp_path):
+    assert run(lua(tmp_path, "split"), [{"a": 1}]) == [{"part": 1}, {"part": 2}]
+
+
+def test_runtime_error_keeps_record_and_counts(tmp_path):
+    flt = lua(tmp_path, "boom")
+    assert run(flt, [{"bad": True}, {"ok": 1}]) == [{"bad": True}, {"ok": 1}]
+    assert flt.errors == 1
+
+
+def test_time_as_table(tmp_path):
+    out = lua(tmp_path, "table_time", "Time_As_Table on").filter("t", [(T0 + 5, {})])
+    assert out == [(T0 + 7, {"sec": T0 // 10 ** 9})]
+
+
+def test_type_int_key_and_type_array_key(tmp_path):
+    out = run(lua(tmp_path, "ints", "Type_Int_Key f", "Type_Array_Key empty"), [{}])
+    assert out == [{"f": 2, "empty": []}]
+
+
+def test_inline_code(tmp_path):
+    flt = plugin(tmp_path, section("lua", "Call f",
+                                   'Code function f(t, ts, r) r["x"]=1 return 2, ts, r end'))
+    assert run(flt, [{}]) == [{"x": 1}]
+
+
+@pytest.mark.parametrize("lines,words", [
+    (("Script s.lua", "Call nosuch"), "function 'nosuch' is not defined"),
+    (("Script missing.lua", "Call f"), "cannot read script"),
+    (("Code function f( end", "Call f"), "syntax error"),
+    (("Call f",), "exactly one of"),
+])
+def test_config_errors(tmp_path, lines, words):
+    with pytest.raises(ConfigError) as err:
+        plugin(tmp_path, section("lua", *lines), files={"s.lua": SCRIPT})
+    assert words in str(err.value)
