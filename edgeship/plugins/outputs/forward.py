@@ -38,7 +38,8 @@ class Node:
         self.conn = None
 
     def label(self):
-        return self.unix_path or "%s:%s" % (self.host, self.port)
+        where = self.unix_path or "%s:%s" % (self.host, self.port)
+        return "node %s (%s)" % (self.name, where) if self.name else where
 
 
 class Connection:
@@ -136,7 +137,7 @@ class ForwardOutput(Output):
     def _nodes(self):
         conf = self.conf
         if not conf["upstream"]:
-            return [Node(self.display, conf["host"], conf["port"], conf["unix_path"],
+            return [Node(None, conf["host"], conf["port"], conf["unix_path"],
                          tls_context(conf, server=False), conf["tls.vhost"],
                          self._secure(conf, "username"), conf["self_hostname"],
                          conf["username"] or "", conf["password"] or "")]
@@ -259,13 +260,12 @@ class ForwardOutput(Output):
                     self._drop(node)
                 return OK
             except asyncio.TimeoutError:
-                self.log.error("[%s] %s: no answer within %ss%s", node.name, node.label(),
-                               self.io_timeout,
+                self.log.error("%s: no answer within %ss%s", node.label(), self.io_timeout,
                                ", cannot get ack" if frames[0][1] is not None else "")
             except forward.ProtocolError as exc:
-                self.log.error("[%s] %s: %s", node.name, node.label(), exc)
+                self.log.error("%s: %s", node.label(), exc)
             except (OSError, EOFError) as exc:
-                self.log.error("[%s] could not deliver to %s: %s", node.name, node.label(),
+                self.log.error("could not deliver to %s: %s", node.label(),
                                exc or type(exc).__name__)
             self._drop(node)
         return RETRY
