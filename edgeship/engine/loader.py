@@ -127,7 +127,9 @@ class Loader:
                 raise ConfigError("parser named '%s' already exists" % name, section.file,
                                   section.line, "name")
             if section.kind == "PARSER":
-                table[name] = self._parser(section)
+                parser = self._parser(section)
+                parser.log = engine.log.child("parser:%s" % name)  # warnings obey Log_Level
+                table[name] = parser
             else:
                 from edgeship import multiline
                 table[name] = multiline.from_section(section, engine)

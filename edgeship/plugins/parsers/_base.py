@@ -45,25 +45,13 @@ COMMON = (
 _DEFAULT_LOG = Log("warn")
 
 
-class _ParserSchema(Schema):
-    """Keeps the order of Decode_Field and Decode_Field_As lines, which Fluent Bit runs as
-    one list of rules."""
-
-    def build(self, entries, where=None):
-        values = Schema.build(self, entries, where)
-        values["_decoders"] = [(entry.key == "decode_field_as", entry.value, entry)
-                               for entry in entries
-                               if entry.key in ("decode_field", "decode_field_as")]
-        return values
-
-
 class Parser:
     format = ""
     options = ()
 
     @classmethod
     def schema(cls):
-        return _ParserSchema("parser", COMMON + tuple(cls.options))
+        return Schema("parser", COMMON + tuple(cls.options))
 
     def __init__(self, conf):
         self.conf = conf
@@ -87,7 +75,11 @@ class Parser:
             except ValueError as exc:
                 raise ConfigError("[parser:%s] %s" % (self.name, exc), key="time_format")
         self.types = parse_types(conf.get("types"))
-        self.decoders = Decoders.from_conf(conf.get("_decoders") or (), self.name)
+        # Decode_Field and Decode_Field_As lines form one list of rules, in config order.
+        rules = [(key == "decode_field_as", value, entry)
+                 for key, value, entry in getattr(conf, "ordered", ())
+                 if key in ("decode_field", "decode_field_as")]
+        self.decoders = Decoders.from_conf(rules, self.name)
 
     def parse(self, text):
         raise NotImplementedError
