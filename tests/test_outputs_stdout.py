@@ -1,0 +1,52 @@
+"""stdout output, run as a real edgeship child process (stdin input, so each run ends on its
+own once everything was printed)."""
+from conftest import run_edgeship
+
+LINES = ('[1711360801, {"k":"v","f":1.5,"b":true,"n":null}]\n'
+         '[1711360802.25, {"s":"\\u00e9 \\"q\\"","l":[1,"a"],"m":{"x":{}}}]\n'
+         '[1711360803, {}]\n')
+
+
+def stdout_of(*props):
+    args = ["-i", "stdin", "-t", "app", "-o", "stdout", "-m", "*"]
+    for prop in props:
+        args += ["-p", prop]
+    result = run_edgeship(args, input=LINES)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_default_format_is_fluent_bits_msgpack_print():
+    assert stdout_of() == (
+        '[0] app: [[1711360801.000000000, {}], {"k"=>"v", "f"=>1.500000, "b"=>true, '
+        '"n"=>nil}]\n'
+        '[1] app: [[1711360802.250000000, {}], {"s"=>"é "q"", "l"=>[1, "a"], '
+        '"m"=>{"x"=>{}}}]\n'
+        '[2] app: [[1711360803.000000000, {}], {}]\n')
+
+
+def test_json_formats_with_the_date_first():
+    first = '{"date":1711360801.0,"k":"v","f":1.5,"b":true,"n":null}'
+    second = '{"date":1711360802.25,"s":"\\u00e9 \\"q\\"","l":[1,"a"],"m":{"x":{}}}'
+    third = '{"date":1711360803.0}'
+    assert stdout_of("format=json") == "[%s,%s,%s]\n" % (first, second, third)
+    assert stdout_of("format=json_lines") == "%s\n%s\n%s\n" % (first, second, third)
+    assert stdout_of("format=json_stream") == "%s%s%s\n" % (first, second, third)
+
+
+def test_json_date_key_and_format():
+    out = stdout_of("format=json_lines", "json_date_key=false").splitlines()
+    assert out[0] == '{"k":"v","f":1.5,"b":true,"n":null}'
+    expected = {"epoch": "1711360802", "epoch_ms": "1711360802250",
+                "iso8601": '"2024-03-25T10:00:02.250000Z"',
+                "java_sql_timestamp": '"2024-03-25 10:00:02.250000"', "double": "1711360802.25"}
+    for name, text in expected.items():
+        out = stdout_of("format=json_lines", "json_date_key=@t", "json_date_format=" + name)
+        assert out.splitlines()[1].startswith('{"@t":%s,"s":' % text), name
+
+
+def test_bad_format_or_date_format_is_a_config_error():
+    for prop in ("format=yaml", "json_date_format=rfc3339"):
+        result = run_edgeship(["-i", "dummy", "-o", "stdout", "-p", prop, "--dry-run"])
+        assert result.returncode == 1, prop
+        assert prop.split("=")[1] in result.stderr
