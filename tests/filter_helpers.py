@@ -2,6 +2,8 @@
 engine), and run batches through them."""
 import io
 import os
+import subprocess
+import sys
 
 from edgeship.engine.loader import Loader
 
@@ -60,3 +62,13 @@ def captured(engine):
     """{Match of each capture filter: [(tag, event), ...]}."""
     return {state.plugin.conf["match"]: state.plugin.function.__globals__["SEEN"]
             for state in engine.filters if state.plugin.name == "python"}
+
+
+def run_config(tmp_path, text, input=None):
+    """Run ``edgeship -c`` on config ``text`` as a real child process to its end.
+    (tests/conftest.run_edgeship cannot be imported when tests/core/conftest.py is
+    collected in the same run: both are module "conftest".)"""
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text(text)
+    return subprocess.run([sys.executable, "-m", "edgeship", "-c", str(conf)], input=input,
+                          capture_output=True, text=True, timeout=30)

@@ -1,9 +1,8 @@
 """expect: every rule kind, actions warn / result_key, and exit ending a real process."""
 import pytest
 
-from conftest import run_edgeship
 from edgeship.core.errors import ConfigError
-from filter_helpers import plugin, run, section
+from filter_helpers import plugin, run, run_config, section
 
 
 @pytest.mark.parametrize("rule,record,ok", [
@@ -32,11 +31,9 @@ def test_bad_key_val_eq_is_a_config_error(tmp_path):
 
 
 def test_action_exit_ends_the_process_with_code_255(tmp_path):
-    conf = tmp_path / "fluent-bit.conf"
-    conf.write_text("[SERVICE]\n    Flush 0.2\n    Grace 1\n"
-                    "[INPUT]\n    Name dummy\n    Dummy {\"b\":1}\n    Flush_On_Startup true\n"
-                    + section("expect", "key_exists a", "Action exit")
-                    + "[OUTPUT]\n    Name null\n    Match *\n")
-    proc = run_edgeship(["-c", str(conf)], timeout=30)
+    proc = run_config(tmp_path, "[SERVICE]\n    Flush 0.2\n    Grace 1\n"
+                      "[INPUT]\n    Name dummy\n    Dummy {\"b\":1}\n    Flush_On_Startup true\n"
+                      + section("expect", "key_exists a", "Action exit")
+                      + "[OUTPUT]\n    Name null\n    Match *\n")
     assert proc.returncode == 255, proc.stderr
     assert "key_exists" in proc.stderr
