@@ -7,6 +7,7 @@ TLS certificates and websocket listener; stopped (or SIGKILLed) at the end.
     broker.kill(); broker.start()               # same port, same config
 """
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -52,11 +53,16 @@ class Broker:
     def __init__(self, folder, users=None, tls=False, require_certificate=False,
                  websockets=False, extra=""):
         self.folder = str(folder)
+        os.makedirs(self.folder, exist_ok=True)
         self.port = free_port()
         self.ws_port = free_port() if websockets else None
         self.proc = None
         self.certs = Certs(os.path.join(self.folder, "certs")) if tls else None
-        lines = ["per_listener_settings false", "persistence false",
+        # Run as ourselves: as root, mosquitto would switch to its own user, which cannot
+        # read the test's private temporary files.
+        lines = ["user %s" % pwd.getpwuid(os.getuid()).pw_name,
+                 "per_listener_settings false",
+                 "persistence false" if "persistence true" not in extra else "",
                  "log_dest file %s" % os.path.join(self.folder, "mosquitto.log"),
                  "log_type all" if os.environ.get("MOSQUITTO_DEBUG") else "log_type error",
                  "listener %d 127.0.0.1" % self.port]
@@ -116,13 +122,15 @@ class Subscriber:
     """An independent paho client (its own network thread) that records every message of
     ``topic``: the check that what edgeship published really reached the broker."""
 
-    def __init__(self, broker, topic="#", qos=1, **tls):
+    def __init__(self, broker, topic="#", qos=1, username=None, password=None, **tls):
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.messages = []
         self._ready = False
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-subscriber")
+        if username is not None:
+            self.client.username_pw_set(username, password)
         if tls:
             self.client.tls_set(**tls)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos)
