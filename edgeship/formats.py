@@ -41,8 +41,11 @@ _dumps = orjson.dumps
 _TWO_63 = 9223372036854775808.0
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
 # A float in orjson's output: a value (after ':', ',' or '[') with a fraction or exponent.
-# Text inside a string rarely looks like that, and then only costs the exact path.
+# Text inside a string rarely looks like that, and then only costs the exact path. The
+# regex scan is the slow part, so it only runs when a digit is followed by '.', 'e+' or
+# 'e-' somewhere (found with byte searches on a copy where every digit is '0').
 _FLOAT_VALUE = re.compile(rb"[:,\[]-?\d+(?:\.|e[-+])")
+_DIGITS_AS_0 = bytes.maketrans(b"123456789", b"000000000")
 _NON_ASCII = re.compile("[^\x00-\x7e]+")
 # Batches are rendered by one orjson call on [r1, SEP, r2, SEP, ...]: orjson escapes every
 # control character inside strings, so the raw NUL of the separator marks record boundaries.
@@ -138,6 +141,15 @@ def _key(key):
     return value.contents.decode() if isinstance(value, _Fragment) else str(value)
 
 
+def _has_float(data):
+    if b"." not in data and b"e+" not in data and b"e-" not in data:
+        return False
+    digits = data.translate(_DIGITS_AS_0)
+    if b"0." not in digits and b"0e+" not in digits and b"0e-" not in digits:
+        return False
+    return _FLOAT_VALUE.search(data) is not None
+
+
 def _dump_batch(values):
     count = len(values)
     mixed = [_SEP] * (2 * count - 1)
@@ -156,7 +168,7 @@ def json_batch(values):
         return []
     try:
         data = _dump_batch(values)
-        exact = (b"." in data or b"e+" in data or b"e-" in data) and _FLOAT_VALUE.search(data)
+        exact = _has_float(data)
     except TypeError:  # bytes, a big int, a non-str key, a lone surrogate ...
         exact = True
     if exact or not data.isascii() or b"\x7f" in data:
