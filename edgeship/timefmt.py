@@ -92,6 +92,8 @@ def _digit_class(digits):
 
 def _number_pattern(upper):
     """A regex reading digits exactly as _conv_num does for limit ``upper``."""
+    if str(upper) == "9" * len(str(upper)):
+        return "[0-9]{1,%d}" % len(str(upper))
     def follow(value, depth):
         if value * 10 > upper or upper // 10 ** depth == 0:
             return ""
@@ -111,19 +113,14 @@ def _number_pattern(upper):
 
 def _names_pattern(names):
     """Full name before abbreviation, for each name in order (the strptime loop)."""
-    return "(?i:%s)" % "|".join("%s|%s" % (name, name[:3]) for name in names)
+    return "(?i:%s)" % "|".join(
+        name if len(name) == 3 else "%s(?:%s)?" % (name[:3], name[3:]) for name in names)
 
 
 # ------------------------------------------------------------------------ setters
 def _ranged(slot, low, high, field=0, adjust=0):
-    def setter(tm, text):
-        value = int(text)
-        if value < low or value > high:
-            return False
-        tm[slot] = value + adjust
-        tm[FIELDS] |= field
-        return True
-    return setter
+    """A plain number setter, as data: the parse loop applies it inline (hot path)."""
+    return (slot, low, high, adjust, field)
 
 
 def _checked(low, high):
@@ -150,25 +147,18 @@ def _set_relyear(tm, text):
     return value <= 99
 
 
+_MONTH_INDEX = dict((name[:3], index) for index, name in enumerate(_MONTHS))
+_DAY_INDEX = dict((name[:3], index) for index, name in enumerate(_DAYS))
+
+
 def _set_month_name(tm, text):
-    tm[MON] = _MONTHS.index(_month_key(text))
+    tm[MON] = _MONTH_INDEX[text[:3].lower()]
     tm[FIELDS] |= F_MON
     return True
 
 
-def _month_key(text):
-    low = text.lower()
-    for name in _MONTHS:
-        if low == name or low == name[:3]:
-            return name
-    return low
-
-
 def _set_day_name(tm, text):
-    low = text.lower()
-    for index, name in enumerate(_DAYS):
-        if low == name or low == name[:3]:
-            tm[WDAY] = index
+    tm[WDAY] = _DAY_INDEX[text[:3].lower()]
     tm[FIELDS] |= F_WDAY
     return True
 
@@ -356,12 +346,15 @@ class TimeFormat:
         head, cut, tail = fmt.partition("%L")
         for element in _elements(head) + ([("frac", None)] if cut else []) + _elements(tail):
             fragments.append(self._fragment(element))
-        # Nest every fragment inside the previous one, each optional, with a final empty
-        # group as "everything matched": one regex serves strict and partial parsing.
-        pattern = "()"
-        for fragment in reversed(fragments):
-            pattern = "(?:%s%s)?" % (fragment, pattern)
-        self.regex = re.compile(pattern)
+        # Strict: every fragment must match. Partial (Time_Strict off): each fragment is
+        # optional inside the previous one, and a final empty group tells "all matched".
+        if self.strict:
+            self.regex = re.compile("".join(fragments) + "()")
+        else:
+            pattern = "()"
+            for fragment in reversed(fragments):
+                pattern = "(?:%s%s)?" % (fragment, pattern)
+            self.regex = re.compile(pattern)
         self.complete_group = len(self.setters) + 1
 
     def _fragment(self, element):
@@ -391,9 +384,9 @@ class TimeFormat:
         if len(text) > _MAX_TEXT or (not self.with_year and len(text) + 6 >= _MAX_TEXT + 1):
             return None
         match = self.regex.match(text)
-        complete = match.group(self.complete_group) is not None
-        if self.strict and not complete:
+        if match is None:
             return None
+        complete = match.group(self.complete_group) is not None
         tm = [0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 1900, 0, 0]
         if not self.with_year:
             self._today(tm, now)
@@ -402,10 +395,18 @@ class TimeFormat:
             value = groups[index]
             if value is None:
                 break
-            if not setter(tm, value):
-                if self.strict:
-                    return None
-                break
+            if type(setter) is tuple:
+                slot, low, high, adjust, field = setter
+                number = int(value)
+                if low <= number <= high:
+                    tm[slot] = number + adjust
+                    tm[FIELDS] |= field
+                    continue
+            elif setter(tm, value):
+                continue
+            if self.strict:
+                return None
+            break
         if complete:
             _finish_fields(tm)
         return self._epoch(tm) * 1000000000 + tm[FRAC]
