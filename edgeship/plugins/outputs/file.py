@@ -114,6 +114,7 @@ def sync_directory(path):
 
 
 class FileOutput(Output):
+    STOP_TIMEOUT = 10
     name = "file"
     description = "Generate log file"
     options = (
@@ -210,8 +211,12 @@ class FileOutput(Output):
         if self.writer is None:
             return
         # Queued behind a write still running (its flush may have been cancelled at the end
-        # of Grace), so no descriptor is closed under it.
-        await self._in_writer(self._close_all)
+        # of Grace), so no descriptor is closed under it; a write hung on a dead network
+        # file system must not hold the exit forever.
+        try:
+            await asyncio.wait_for(self._in_writer(self._close_all), self.STOP_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.log.warn("a write is still running after %ds; files left open", self.STOP_TIMEOUT)
         self.writer.shutdown(wait=False)
         self.writer = None
 
