@@ -92,6 +92,15 @@ class Parser:
             self.log.warn("invalid time format %s for '%s'", self.time_format.fmt, value[:254])
         return result
 
+    def lookup_time_or_fail(self, value):
+        """logfmt and ltsv: a time that does not parse fails the whole text."""
+        result = self.time_format.parse(value)
+        if result is None:
+            self.time_failed += 1
+            self.failed += 1
+            self.log.error("Invalid time format %s", self.time_format.fmt)
+        return result
+
     def cast(self, key, value):
         """Apply Types to one string value."""
         kind = self.types.get(key)

@@ -53,11 +53,8 @@ class LogfmtParser(Parser):
                     return None
                 value = True
             if key == time_field and isinstance(value, str) and value:
-                time_ns = self.time_format.parse(value)
+                time_ns = self.lookup_time_or_fail(value)
                 if time_ns is None:
-                    self.time_failed += 1
-                    self.failed += 1
-                    self.log.error("Invalid time format %s", self.time_format.fmt)
                     return None
                 if not self.time_keep:
                     continue
