@@ -278,6 +278,10 @@ class ServerConnection:
     def receive(self, data):
         result = Result()
         replies = []
+        if not self.connected and not self.decoder.buffer and data and data[0] >> 4 != CONNECT:
+            # Known from the first byte: no need to buffer a stranger's "packet".
+            result.close = "first packet is not CONNECT"
+            return result
         # Like Fluent Bit, every complete packet before a broken one is still handled.
         packets = self.decoder.feed(data)
         for kind, flags, body in packets:

@@ -138,6 +138,11 @@ def test_publish_before_connect_closes_without_reply():
     assert result.reply == b"" and result.close and result.messages == []
 
 
+def test_a_stranger_is_closed_on_its_first_byte():
+    result = mqtt.ServerConnection().receive(b"GET / HTTP/1.1\r\n\r\n")
+    assert result.close and result.reply == b""
+
+
 def test_second_connect_gets_another_connack():
     conn = connected()
     assert conn.receive(h("101100044d5154540402003c0005616761696e")).reply == h("20020100")
