@@ -326,3 +326,25 @@ def test_receiver_killed_mid_stream_loses_nothing_with_acks(spawn, tmp_path):
     feed(2000, total)
     wait_for(lambda: {r[2]["n"] for r in received(out)} >= set(range(total)), timeout=30)
     assert "retry" in read(tmp_path / "send.log")
+
+
+def test_aggregator_example_configs(spawn, tmp_path):
+    from conftest import ROOT
+    example = os.path.join(ROOT, "configs", "aggregator")
+    sample = os.path.join(ROOT, "configs", "quickstart", "sample.log")
+    log = tmp_path / "app.log"
+    write(log, read(sample))
+    port = free_port()
+    env = {"AGGREGATOR_PORT": str(port), "AGGREGATOR_LISTEN": "127.0.0.1",
+           "AGGREGATOR_OUT": str(tmp_path / "agg"), "EDGE_LOG": str(log)}
+    spawn(["-c", os.path.join(example, "aggregator.conf")], env=env)
+    wait_for(lambda: _accepts(port))
+    spawn(["-c", os.path.join(example, "edge.conf")], env=env)
+    lines = [json.loads(x) for x in read(sample).splitlines() if x.strip()]
+
+    def arrived():
+        text = read(tmp_path / "agg" / "edge.log")
+        return text.count("\n") >= len(lines) and text
+    text = wait_for(arrived)
+    assert [json.loads(x.split(": [", 1)[1].split(", ", 1)[1][:-1])["msg"]
+            for x in text.splitlines()] == [x["msg"] for x in lines]

@@ -143,9 +143,16 @@ def pack_event_time(time_ns):
     return _et(0xd700, sec, nsec)
 
 
+try:
+    _unpack_ii = struct.Struct(">II").unpack
+except AttributeError:
+    def _unpack_ii(data):
+        return struct.unpack(">II", data)
+
+
 def ext_hook(code, data):
     if code == 0 and len(data) == 8:
-        sec, nsec = struct.unpack(">II", data)
+        sec, nsec = _unpack_ii(data)
         return EventTime(sec * NS + nsec)
     return Ext(code, bytes(data))
 
@@ -441,6 +448,9 @@ def decode_entries(entries):
             if len(t) != 2 or type(t[1]) is not dict:
                 return events, "entry header is not [time, metadata]"
             t = t[0]
+            if type(t) is EventTime:          # Fluent Bit's own shape: the common case
+                append((t.ns, record))
+                continue
         try:
             append((_time_of(t, False), record))
         except _BadEntry as exc:
