@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from conftest import free_port, wait_for
 from edgeship.core import forward
 from edgeship.forward_io import MsgpackCodec
-from test_forward import section, service, write
+from test_forward_e2e import section, service, write
 
 CODEC = MsgpackCodec()
 T = 1704164645 * forward.NS
