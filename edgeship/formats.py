@@ -16,7 +16,8 @@ Two renderings exist in Fluent Bit and both are here:
 JSON goes through orjson, whose output already matches Fluent Bit's for ASCII text, integers
 and structure; a few byte searches over the batch's text tell whether it holds something
 orjson writes differently (a float, a non-ASCII character, DEL), and only then does the batch
-take the slower exact path.
+take the slower exact path. Without orjson (an optional dependency) a pure-Python encoder
+writes the same bytes, more slowly.
 
 Deliberate differences from Fluent Bit (safe where it is not): NaN and infinities are
 written as ``null`` (Fluent Bit writes ``nan``/``inf``, which is not JSON); a byte that is not
@@ -28,16 +29,29 @@ import re
 import struct
 import time
 
-import orjson
 from json.encoder import encode_basestring_ascii as _escape_ascii
+
+try:
+    import orjson
+except ImportError:  # the "fast" extra is not installed
+    orjson = None
 
 NS = 1000000000
 
 # ---------------------------------------------------------------------------------------------
 # JSON
 
-_Fragment = orjson.Fragment
-_dumps = orjson.dumps
+
+
+class _Raw:
+    """Already rendered JSON text; stands in for orjson.Fragment when orjson is missing."""
+    __slots__ = ("contents",)
+
+    def __init__(self, contents):
+        self.contents = contents
+
+
+_Fragment = orjson.Fragment if orjson else _Raw
 _TWO_63 = 9223372036854775808.0
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
 # A float in orjson's output: a value (after ':', ',' or '[') with a fraction or exponent.
@@ -49,7 +63,7 @@ _DIGITS_AS_0 = bytes.maketrans(b"123456789", b"000000000")
 _NON_ASCII = re.compile("[^\x00-\x7e]+")
 # Batches are rendered by one orjson call on [r1, SEP, r2, SEP, ...]: orjson escapes every
 # control character inside strings, so the raw NUL of the separator marks record boundaries.
-_SEP = _Fragment(b"\x00")
+_SEP = _Fragment("\x00")
 _SPLIT = b",\x00,"
 
 
@@ -137,8 +151,28 @@ def _key(key):
         return _clean_str(key)
     if isinstance(key, (bytes, bytearray)):
         return _clean_str(bytes(key).decode("utf-8", "surrogateescape"))
-    value = _exact(key)
-    return value.contents.decode() if isinstance(value, _Fragment) else str(value)
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else "true" if key else "false"
+    return json_float(key) if isinstance(key, float) else _clean_str(str(key))
+
+
+def _py_dumps(value):
+    """JSON text of a value made by ``_exact`` (strings ASCII-escaped, floats as _Raw)."""
+    kind = type(value)
+    if kind is str:
+        return _escape_ascii(value)
+    if kind is dict:
+        return "{" + ",".join([_escape_ascii(k) + ":" + _py_dumps(v)
+                               for k, v in value.items()]) + "}"
+    if kind is list:
+        return "[" + ",".join([_py_dumps(v) for v in value]) + "]"
+    if kind is _Raw:
+        return value.contents
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    return str(value)
 
 
 def _has_float(data):
@@ -154,7 +188,7 @@ def _dump_batch(values):
     count = len(values)
     mixed = [_SEP] * (2 * count - 1)
     mixed[::2] = values
-    return _dumps(mixed)
+    return orjson.dumps(mixed)
 
 
 def json_batch(values):
@@ -166,6 +200,8 @@ def json_batch(values):
     """
     if not values:
         return []
+    if orjson is None:
+        return [_py_dumps(_exact(v)).encode() for v in values]
     try:
         data = _dump_batch(values)
         exact = _has_float(data)

@@ -1,12 +1,15 @@
 """edgeship.formats against the bytes Fluent Bit 5.1.1 wrote in the conformance corpus, and
 the fast JSON path against a plain reference encoder of Fluent Bit's rules."""
 import datetime
+import importlib.util
 import json
 import math
 import os
 import re
+import sys
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +18,25 @@ from conftest import SHARED
 
 CASES = os.path.join(SHARED, "conformance", "cases")
 T0 = 1711360801 * formats.NS
+
+
+def load_without_orjson():
+    """A second copy of edgeship.formats, loaded as if orjson were not installed."""
+    saved = sys.modules.get("orjson")
+    sys.modules["orjson"] = None  # makes "import orjson" raise ImportError
+    try:
+        spec = importlib.util.spec_from_file_location("formats_without_orjson",
+                                                      formats.__file__)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules["orjson"] = saved
+    assert module.orjson is None
+    return module
+
+
+PURE = load_without_orjson()
+both = pytest.mark.parametrize("fmt", [formats, PURE], ids=["orjson", "pure-python"])
 
 
 def expected(case, name):
@@ -44,10 +66,11 @@ def jsonl_records(data):
 
 # --------------------------------------------------------------------------- corpus bytes
 
-def test_json_of_tricky_values_matches_fluent_bit():
+@both
+def test_json_of_tricky_values_matches_fluent_bit(fmt):
     data = expected("parser_json_values", "app.jsonl")
     lines = [line for line in data.split(b"\n") if line]
-    assert formats.json_batch([json.loads(line) for line in lines]) == lines
+    assert fmt.json_batch([json.loads(line) for line in lines]) == lines
 
 
 def test_out_file_format_matches_fluent_bit_for_every_case_that_uses_it():
@@ -111,43 +134,48 @@ def test_csv_and_template_of_parsed_lines_match_fluent_bit():
 
 # --------------------------------------------------------------------------- JSON rules
 
-def test_json_floats_use_fluent_bit_notation():
+@both
+def test_json_floats_use_fluent_bit_notation(fmt):
     cases = {2.5: "2.5", 3.0: "3.0", 1000.0: "1000.0", 1e-07: "1e-07", 6.02e23: "6.02e+23",
              0.1: "0.1", 123456789.123456789: "123456789.1234568", 1e300: "1e+300",
              1e16: "10000000000000000.0", -0.0: "-0.0", 2.0 ** 63: "9.223372036854776e+18",
              -2.0 ** 63: "-9223372036854775808.0", 1711360801.5: "1711360801.5"}
     for value, text in cases.items():
-        assert formats.json_float(value) == text, value
-        assert formats.to_json({"f": value}) == b'{"f":' + text.encode() + b"}"
+        assert fmt.json_float(value) == text, value
+        assert fmt.to_json({"f": value}) == b'{"f":' + text.encode() + b"}"
     # Not JSON in Fluent Bit (nan, inf); null here.
-    assert formats.to_json([math.nan, math.inf, -math.inf]) == b"[null,null,null]"
+    assert fmt.to_json([math.nan, math.inf, -math.inf]) == b"[null,null,null]"
 
 
-def test_json_escapes_like_fluent_bit():
+@both
+def test_json_escapes_like_fluent_bit(fmt):
     text = 'q" b\\ s/ \n\r\t\b\f \x00\x01\x0b\x1b\x1f\x7f é ✓ 🚀'
-    assert formats.to_json(text) == (
+    assert fmt.to_json(text) == (
         b'"q\\" b\\\\ s/ \\n\\r\\t\\b\\f \\u0000\\u0001\\u000b\\u001b\\u001f\\u007f '
         b'\\u00e9 \\u2713 \\ud83d\\ude80"')
     # Non-ASCII and DEL in keys too.
-    assert formats.to_json({"clé\x7f": 1}) == b'{"cl\\u00e9\\u007f":1}'
+    assert fmt.to_json({"clé\x7f": 1}) == b'{"cl\\u00e9\\u007f":1}'
 
 
-def test_json_of_values_orjson_refuses():
+@both
+def test_json_of_values_orjson_refuses(fmt):
     # Raw bytes (msgpack bin), a byte that was not UTF-8 (surrogate escape), 2**64 and
     # beyond, non-string keys.
     record = {"bin": b"ab\xff", "bad": "x\udcff", "big": 2 ** 64, "neg": -2 ** 63,
-              1: "one", b"k": "v"}
-    assert formats.to_json(record) == (
+              1: "one", b"k": "v", 2.5: (1, None), None: "t", "é": "ü"}
+    assert fmt.to_json(record) == (
         b'{"bin":"ab\\ue0ff","bad":"x\\ue0ff","big":18446744073709551616,'
-        b'"neg":-9223372036854775808,"1":"one","k":"v"}')
+        b'"neg":-9223372036854775808,"1":"one","k":"v","2.5":[1,null],"null":"t",'
+        b'"\\u00e9":"\\u00fc"}')
 
 
-def test_json_batch_keeps_records_apart():
+@both
+def test_json_batch_keeps_records_apart(fmt):
     # The batch separator must not be confused with record text.
     records = [{"a": ",\x00,"}, {}, {"b": [1, {"c": "},{"}]}, {"d": 1.5}]
-    assert formats.json_batch(records) == [
+    assert fmt.json_batch(records) == [
         b'{"a":",\\u0000,"}', b"{}", b'{"b":[1,{"c":"},{"}]}', b'{"d":1.5}']
-    assert formats.json_batch([]) == []
+    assert fmt.json_batch([]) == []
 
 
 def _reference_str(text):
@@ -195,7 +223,9 @@ _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
 @settings(max_examples=120, deadline=None)
 @given(st.lists(st.dictionaries(st.text(max_size=6), _values, max_size=6), max_size=8))
 def test_json_batch_equals_reference_encoder(records):
-    assert formats.json_batch(records) == [reference_json(r).encode() for r in records]
+    wanted = [reference_json(r).encode() for r in records]
+    assert formats.json_batch(records) == wanted
+    assert PURE.json_batch(records) == wanted
 
 
 # --------------------------------------------------------------------------- dates
