@@ -5,6 +5,7 @@ where ts is the time of the flush. As in Fluent Bit 5.x, ``total`` is serialized
 log_records of this chunk (not a running total), and both counts are the number of records
 (edgeship has no group markers).
 """
+import asyncio
 import time
 
 from edgeship.engine.plugin import OK, Output
@@ -17,8 +18,9 @@ class CounterOutput(Output):
 
     async def flush(self, tag, events):
         count = len(events)
-        write_stdout(b'{"ts":%.6f,"serialized_events":%d,"log_records":%d,"total":%d}\n'
-                     % (time.time(), count, count, 2 * count))
+        line = (b'{"ts":%.6f,"serialized_events":%d,"log_records":%d,"total":%d}\n'
+                % (time.time(), count, count, 2 * count))
+        await asyncio.to_thread(write_stdout, line)  # a stalled stdout must not stall the loop
         return OK
 
 
