@@ -31,7 +31,10 @@ from edgeship.engine.queue import Ack
 
 BLOCK = 256 * 1024      # bytes per read: large enough that per-block costs vanish
 POLL = 0.25             # seconds between checks of idle files (growth, rotation, truncation)
-FINGERPRINT = 32        # bytes before the read position, re-read to detect copytruncate
+# Bytes before the read position, re-read when a file grew after a pause: if they changed,
+# the file was truncated and written past our offset again (copytruncate). Long enough to
+# span several lines, so timestamps or counters tell the contents apart.
+FINGERPRINT = 1024
 
 
 def compose_tag(tag, path):
@@ -344,11 +347,14 @@ class TailInput(Input):
         self._release_row(f)
 
     def _poll(self, now):
-        """Idle files: new data, truncation, rename, deletion, Rotate_Wait, multiline timeout."""
+        """Multiline timeouts and renames for every file; for the files read to their end also
+        new data, truncation, deletion and the end of Rotate_Wait."""
         for f in list(self.files.values()):
             if f.stream is not None and f.stream.pending and \
                     now - f.last_feed >= self.multiline.flush_timeout:
                 self._flush_stream(f)
+            if f.rotated_at is None:
+                self._check_moved(f, now)
             if not f.at_eof:
                 continue
             try:
@@ -361,13 +367,10 @@ class TailInput(Input):
             if st.st_size > f.read_pos:
                 f.at_eof = False
                 continue
-            # Fully read: now it may go.
+            # Read to its end: now it may go.
             if st.st_nlink == 0:
                 self._remove(f, "deleted")
-                continue
-            if f.rotated_at is None:
-                self._check_rotated(f, now)
-            elif now - f.rotated_at >= self.conf["rotate_wait"]:
+            elif f.rotated_at is not None and now - f.rotated_at >= self.conf["rotate_wait"]:
                 if f.key in self._matched_keys():
                     # Renamed to a name Path also matches (app.log -> app.log.1 with Path
                     # app.log*): keep following it rather than find it again as a new file
@@ -400,26 +403,29 @@ class TailInput(Input):
         f.inflight.clear()
         self._commit(f, 0)
 
-    def _check_rotated(self, f, now):
+    def _check_moved(self, f, now):
+        """Renamed or deleted? The open descriptor keeps being read (for Rotate_Wait after a
+        rename, to its end after a deletion); a new file at the old path is read at once."""
         try:
             st = os.stat(f.name)
-            moved = (st.st_dev, st.st_ino) != f.key
+            if (st.st_dev, st.st_ino) == f.key:
+                return
         except FileNotFoundError:
-            moved = True
+            pass
         except OSError:
-            return
-        if not moved:
             return
         old_name = f.name
-        try:
-            f.name = os.readlink("/proc/self/fd/%d" % f.fd)
-        except OSError:
-            pass
         f.rotated_at = now
-        self.log.info("inode=%d handle rotation(): %s => %s", f.inode, old_name, f.name)
-        if self.db is not None and f.db_id is not None:
-            self._db_call(self.db.rotated, f.db_id, f.name)
-        # Whatever now sits at the old path is a new file: read it at once, from its head.
+        try:
+            renamed = os.fstat(f.fd).st_nlink > 0
+            if renamed:
+                f.name = os.readlink("/proc/self/fd/%d" % f.fd)
+        except OSError:
+            renamed = False
+        if renamed:
+            self.log.info("inode=%d handle rotation(): %s => %s", f.inode, old_name, f.name)
+            if self.db is not None and f.db_id is not None:
+                self._db_call(self.db.rotated, f.db_id, f.name)
         try:
             st = os.stat(old_name)
         except OSError:
