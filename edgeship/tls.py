@@ -37,16 +37,21 @@ def tls_context(conf, server):
                 "tlsv1.3": ssl.TLSVersion.TLSv1_3}
     purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
     ctx = ssl.create_default_context(purpose)
-    try:
-        if conf.get("tls.ca_file") or conf.get("tls.ca_path"):
+    if conf.get("tls.ca_file") or conf.get("tls.ca_path"):
+        try:
             ctx.load_verify_locations(conf.get("tls.ca_file"), conf.get("tls.ca_path"))
-        if conf.get("tls.crt_file"):
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("cannot load the CA certificates: %s" % exc,
+                              key="tls.ca_file" if conf.get("tls.ca_file") else "tls.ca_path")
+    if conf.get("tls.crt_file"):
+        try:
             ctx.load_cert_chain(conf["tls.crt_file"], conf.get("tls.key_file"),
                                 conf.get("tls.key_passwd"))
-        elif server:
-            raise ConfigError("TLS needs tls.crt_file and tls.key_file", key="tls.crt_file")
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("cannot load TLS files: %s" % exc, key="tls.crt_file")
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("cannot load the certificate or its key: %s" % exc,
+                              key="tls.crt_file")
+    elif server:
+        raise ConfigError("TLS needs tls.crt_file and tls.key_file", key="tls.crt_file")
     for key, attr in (("tls.min_version", "minimum_version"),
                       ("tls.max_version", "maximum_version")):
         if conf.get(key):

@@ -276,3 +276,12 @@ def test_config_errors_name_the_key(tmp_path):
         assert result.returncode != 0
         assert "edgeship.conf" in result.stderr and "'%s'" % key in result.stderr, result.stderr
     assert os.path.exists(conf)
+
+
+def test_example_configs_load(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("pi-sensor-gateway", "app-log-shipper"):
+        result = run_edgeship(["-c", os.path.join(root, "configs", name, "fluent-bit.conf"),
+                               "--dry-run"], env={"APP_LOG_DIR": str(tmp_path),
+                                                  "STATE_DIRECTORY": str(tmp_path)})
+        assert result.returncode == 0, result.stderr

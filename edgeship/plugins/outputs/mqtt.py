@@ -152,6 +152,11 @@ class MqttOutput(Output):
 
     def _messages(self, tag, events):
         """[(topic, payload)] for a chunk."""
+        fmt = self.conf["format"]
+        date_format = self.conf["json_date_format"]
+        if self.field is None and fmt != "json" and not self.topic.per_record:
+            return [(self.topic.render({}, tag),
+                     payload.encode_batch(fmt, events, self.date_key, date_format))]
         topics = self._topics(tag, events)
         if self.field is not None:
             out = []
@@ -166,8 +171,6 @@ class MqttOutput(Output):
                 self.log.warn("%d record(s) without Payload_Key '%s' skipped", missing,
                               self.conf["payload_key"])
             return out
-        fmt = self.conf["format"]
-        date_format = self.conf["json_date_format"]
         if fmt == "json":
             return list(zip(topics, payload.encode_records(events, self.date_key, date_format)))
         groups = {}

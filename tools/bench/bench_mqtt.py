@@ -1,0 +1,142 @@
+"""Issue 6 benchmark: tail + json -> mqtt output -> Mosquitto -> an independent subscriber.
+
+    python tools/bench/bench_mqtt.py [--lines 1000000] [--per-record-lines 200000]
+
+Each row times from edgeship's start until the subscriber (a paho client in this process,
+on its own thread, counting records inside the payloads) holds every record. Batched rows
+send one message per chunk (json_lines, cbor); per-record rows one JSON message per record.
+The last rows are paho alone publishing the same per-record messages, the ceiling for the
+per-record rows. Prints markdown rows for the README's performance table.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.bench.common import EDGESHIP, JSON_PARSER, generate_lines, row, workdir  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tests"))
+from mosquitto import Broker  # noqa: E402
+
+BROKER_TUNING = "max_queued_messages 0\nmax_inflight_messages 0\n"
+
+
+class Counter:
+    """A paho subscriber counting records as they arrive."""
+
+    def __init__(self, port, fmt, qos):
+        import cbor2
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.records = 0
+        self.done = threading.Event()
+        self.target = 0
+        self.fmt = fmt
+        self.cbor = cbor2
+        ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("bench/#", qos)
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        ready.wait(10)
+
+    def _message(self, client, userdata, message):
+        if self.fmt == "json_lines":
+            self.records += message.payload.count(b"\n")
+        elif self.fmt == "cbor":
+            self.records += len(self.cbor.loads(message.payload))
+        else:
+            self.records += 1
+        if self.records >= self.target:
+            self.done.set()
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def edgeship_row(name, log, parsers, lines, fmt, qos, folder):
+    broker = Broker(os.path.join(folder, "broker-" + name.replace(" ", "_")),
+                    extra=BROKER_TUNING).start()
+    counter = Counter(broker.port, fmt, max(qos, 0))
+    counter.target = lines
+    args = ["-R", parsers, "-f", "0.2", "-i", "tail", "-p", "path=" + log,
+            "-p", "read_from_head=on", "-p", "parser=json", "-t", "movies",
+            "-o", "mqtt", "-m", "*", "-p", "port=%d" % broker.port, "-p", "topic=bench/$TAG",
+            "-p", "qos=%d" % qos, "-p", "format=%s" % fmt, "-p", "retry_limit=no_limits"]
+    start = time.perf_counter()
+    child = subprocess.Popen(EDGESHIP + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    finished = counter.done.wait(300)
+    elapsed = time.perf_counter() - start
+    child.terminate()
+    err = child.communicate(timeout=30)[1].decode()
+    counter.close()
+    broker.kill()
+    if not finished:
+        raise SystemExit("%s: only %d of %d records arrived\n%s" % (name, counter.records,
+                                                                   lines, err[-2000:]))
+    return row(name, lines, elapsed)
+
+
+def paho_row(port_folder, count, qos, sample):
+    """paho alone: publish ``count`` messages and wait for every ack (or for the writes)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = Broker(os.path.join(port_folder, "broker-paho-%d" % qos), extra=BROKER_TUNING).start()
+    counter = Counter(broker.port, "json", qos)
+    counter.target = count
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho")
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    start = time.perf_counter()
+    for _ in range(count):
+        client.publish("bench/paho", sample, qos=qos)
+    counter.done.wait(300)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    counter.close()
+    broker.kill()
+    return row("paho alone, QoS %d, one message per record" % qos, count, elapsed)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1000000, help="records for batched rows")
+    parser.add_argument("--per-record-lines", type=int, default=200000,
+                        help="records for the one-message-per-record rows")
+    opts = parser.parse_args()
+    folder = workdir("edgeship-bench-mqtt-")
+    parsers = os.path.join(folder, "parsers.conf")
+    with open(parsers, "w") as f:
+        f.write(JSON_PARSER)
+    big = os.path.join(folder, "big.log")
+    small = os.path.join(folder, "small.log")
+    generate_lines(big, opts.lines)
+    generate_lines(small, opts.per_record_lines)
+    with open(small) as f:
+        sample = json.dumps(dict(json.loads(f.readline()), date=1711360800.123456))
+    print("| row | records | time | rate |")
+    print("| --- | --- | --- | --- |")
+    for fmt, qos in (("json_lines", 0), ("json_lines", 1), ("cbor", 1)):
+        edgeship_row("tail -> mqtt %s batched, QoS %d" % (fmt, qos), big, parsers, opts.lines,
+                     fmt, qos, folder)
+    for qos in (0, 1):
+        edgeship_row("tail -> mqtt json per record, QoS %d" % qos, small, parsers,
+                     opts.per_record_lines, "json", qos, folder)
+        paho_row(folder, opts.per_record_lines, qos, sample)
+
+
+if __name__ == "__main__":
+    main()
