@@ -66,6 +66,7 @@ class StdinInput(Input):
                               % (self.buffer_size, DEFAULT_BUFFER), key="buffer_size")
         self.text = ""
         self.invalid = 0
+        self.reader = None
 
     async def run(self):
         fd = os.dup(0)
@@ -75,7 +76,7 @@ class StdinInput(Input):
                 async def read():
                     return os.read(fd, self.buffer_size)
             else:
-                reader = asyncio.StreamReader(limit=self.buffer_size)
+                reader = self.reader = asyncio.StreamReader(limit=self.buffer_size)
                 loop = asyncio.get_running_loop()
                 transport, _ = await loop.connect_read_pipe(
                     lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
@@ -97,12 +98,20 @@ class StdinInput(Input):
         while not self.stopping:
             await self.room()
             data = await read()
+            if self.stopping:
+                return
             if not data:
                 self.log.warn("end of file (stdin closed by remote end)")
                 self._take(decoder.decode(b"", True), 0, at_eof=True)
                 self.engine.input_finished(self)
                 return
             self._take(decoder.decode(data), len(data), at_eof=False)
+
+    def stop(self):
+        Input.stop(self)
+        if self.reader is not None:
+            # Wake the pending read: a signal must not wait for the writer's next line.
+            self.reader.feed_eof()
 
     def _take(self, text, size, at_eof):
         self.text += text

@@ -226,8 +226,6 @@ class TailInput(Input):
             except KeyError:
                 raise ConfigError("tail: multiline parser '%s' is not registered" % name,
                                   key="multiline.parser")
-        if len(parsers) == 1:
-            return parsers[0]
         return multiline.group(parsers)
 
     # ------------------------------------------------------------------ the loop
@@ -329,7 +327,7 @@ class TailInput(Input):
             offset = 0
         f.read_pos = f.ml_safe = f.committed = offset
         if self.multiline is not None:
-            f.stream = self.multiline.stream(self.key)
+            f.stream = self.multiline.stream(f.key)
         self.files[f.key] = f
         self.log.debug("inode=%d with offset=%d appended as %s", f.inode, offset, path)
 
