@@ -13,9 +13,13 @@ cbor2 and msgpack are imported only when a payload needs them.
 import io
 import json
 
-import orjson
-
 from edgeship import formats
+
+try:  # orjson is the fast extra; json does the same job without it
+    from orjson import JSONDecodeError as _FastError
+    from orjson import loads as _fast_loads
+except ImportError:
+    _fast_loads, _FastError = json.loads, ValueError
 
 ENCODINGS = ("json", "json_lines", "cbor", "msgpack")
 DECODINGS = ("json", "cbor", "msgpack", "raw")
@@ -37,8 +41,8 @@ def first_json(data):
     """The first JSON value of ``data``; text after it is ignored, as Fluent Bit's in_mqtt
     does (``{"a":1} x`` is ``{"a":1}``). Raises ValueError when there is none."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
+        return _fast_loads(data)
+    except (_FastError, UnicodeDecodeError):
         pass
     text = _text(data).lstrip(_JSON_SPACE)
     return _json_decoder.raw_decode(text)[0]
@@ -48,8 +52,8 @@ def json_values(data):
     """Every JSON value of ``data``, one after another (a json_lines batch, or one object).
     Raises ValueError when the payload is not JSON at all."""
     try:
-        return [orjson.loads(data)]
-    except orjson.JSONDecodeError:
+        return [_fast_loads(data)]
+    except (_FastError, UnicodeDecodeError):
         pass
     text = _text(data)
     out = []
@@ -156,7 +160,7 @@ class DateStamper:
     def __call__(self, time_ns):
         if time_ns != self.last_ns:
             self.last_ns = time_ns
-            self.last = orjson.loads(formats.date_json(time_ns, self.date_format))
+            self.last = json.loads(formats.date_json(time_ns, self.date_format))
         return self.last
 
 
