@@ -166,9 +166,15 @@ def test_db_uses_fluent_bit_table_and_resumes(tmp_path):
     assert db_rows(db) == [(str(log), 8, os.stat(log).st_ino, 0)]
     with open(log, "a") as f:
         f.write("three\n")
+    # A row of a file that is gone (as a Fluent Bit DB may hold) is deleted at start.
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO in_tail_files (name, offset, inode, created) "
+                 "VALUES ('/gone.log', 5, 999999999, 0)")
+    conn.commit()
+    conn.close()
     assert run_edgeship(["-c", conf]).returncode == 0
     assert [r["log"] for r in records(tmp_path / "out" / "t")] == ["one", "two", "three"]
-    assert db_rows(db)[0][1] == 14
+    assert db_rows(db) == [(str(log), 14, os.stat(log).st_ino, 0)]
 
 
 LINE = "L%07d " + "p" * 40 + "\n"
@@ -344,3 +350,50 @@ def test_new_file_after_start_is_read_from_head_and_stop_flushes(tmp_path, spawn
     code, _, err = child.terminate()
     assert code == 0, err
     assert [r["log"] for r in records(out)] == ["first", "second"]
+
+
+def test_offsets_commit_only_up_to_contiguous_confirmed_batches(tmp_path):
+    """Confirmations come out of order across outputs: the DB offset only moves to the end of
+    the newest batch whose predecessors are all confirmed. The acks are captured where the
+    input hands batches to the engine and released as two outputs would."""
+    from edgeship.core.schema import Entry
+    from edgeship.engine.loader import Loader, command_line_section
+
+    log = tmp_path / "a.log"
+    log.write_text("x\n" * 30)
+    db = str(tmp_path / "tail.db")
+    section = command_line_section("INPUT", "tail", 1)
+    section.entries += [Entry("path", str(log)), Entry("db", db),
+                        Entry("read_from_head", "on")]
+    tail = Loader().build([section]).inputs[0]
+    assert tail._open_db()
+    tail._scan(startup=True)
+    (f,) = tail.files.values()
+    acks = []
+    tail.emit = lambda tag, events, size=0, ack=None: acks.append(ack)
+    for end in (10, 20, 30):
+        tail._emit(f, [(0, {"log": "x"})], end, 2)
+    for ack in acks:            # routed to two outputs
+        ack.add()
+        ack.add()
+        ack.seal()
+
+    def offset():
+        return db_rows(db)[0][1]
+
+    acks[1].release()
+    acks[1].release()
+    acks[2].release()
+    acks[2].release()
+    assert offset() == 0        # batches 2 and 3 are confirmed, batch 1 is not
+    acks[0].release()
+    assert offset() == 0        # one output of two
+    acks[0].release()
+    assert offset() == 30
+    # After a truncation, confirmations of batches of the old content change nothing.
+    tail._emit(f, [(0, {"log": "x"})], 40, 2)
+    stale = acks[-1]
+    tail._truncated(f)
+    assert offset() == 0
+    stale.seal()
+    assert offset() == 0

@@ -60,8 +60,11 @@ class OffsetsDB:
     def delete(self, row_id):
         self.conn.execute("DELETE FROM in_tail_files WHERE id=?", (row_id,))
 
-    def close(self):
-        self.conn.close()
+    def delete_others(self, keep_ids):
+        """Delete every row but ``keep_ids``."""
+        keep = [i for i in keep_ids if i is not None]
+        self.conn.execute("DELETE FROM in_tail_files WHERE id NOT IN (%s)"
+                          % ",".join("?" * len(keep)), keep)
 
 
 Error = sqlite3.Error

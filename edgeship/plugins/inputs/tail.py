@@ -234,6 +234,10 @@ class TailInput(Input):
             self.engine.input_finished(self)
             return
         self._scan(startup=True)
+        if self.db is not None:
+            # Rows of files no longer matched would only wait for a reused inode to resume a
+            # new file at a stale offset (Fluent Bit deletes them at start too).
+            self._db_call(self.db.delete_others, [f.db_id for f in self.files.values()])
         if self.exit_on_eof and not self.files:
             self.log.warn("no file matches %s; nothing to read", self.conf["path"])
         now = time.monotonic()
@@ -318,6 +322,9 @@ class TailInput(Input):
             st = os.fstat(fd)
         except OSError as exc:
             self.log.error("cannot open %s: %s", path, exc.strerror)
+            return
+        if (st.st_dev, st.st_ino) in self.files:    # replaced between stat and open
+            os.close(fd)
             return
         f = TailFile(path, fd, st, tag)
         offset = 0 if from_head else st.st_size
