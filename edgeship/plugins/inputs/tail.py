@@ -19,6 +19,7 @@ import asyncio
 import collections
 import fnmatch
 import glob
+import itertools
 import os
 import stat
 import time
@@ -494,26 +495,16 @@ class TailInput(Input):
     def _split(self, f, body, start):
         """(lines, offsets or None, stop offset or None). Offsets are computed only when some
         feature needs them; ``stop`` is where an over-long line ends the file's reading."""
-        limit = self.max_line
         need_offsets = self.offset_key is not None or f.stream is not None
-        blines = None
-        if len(body) > limit:
-            blines = body.split(b"\n")
-            if max(map(len, blines)) <= limit:
-                if not need_offsets:
-                    return body.decode("utf-8", "replace").split("\n"), None, None
-            else:
-                return self._split_long(f, blines, start)
+        may_be_long = len(body) > self.max_line
+        blines = body.split(b"\n") if may_be_long or need_offsets else None
+        if may_be_long and max(map(len, blines)) > self.max_line:
+            return self._split_long(f, blines, start)
+        lines = body.decode("utf-8", "replace").split("\n")
         if not need_offsets:
-            return body.decode("utf-8", "replace").split("\n"), None, None
-        if blines is None:
-            blines = body.split(b"\n")
-        offsets = []
-        pos = start
-        for b in blines:
-            offsets.append(pos)
-            pos += len(b) + 1
-        return body.decode("utf-8", "replace").split("\n"), offsets, None
+            return lines, None, None
+        offsets = list(itertools.accumulate([len(b) + 1 for b in blines[:-1]], initial=start))
+        return lines, offsets, None
 
     def _split_long(self, f, blines, start):
         """The slow path of a block holding a line over Buffer_Max_Size."""
@@ -574,7 +565,7 @@ class TailInput(Input):
             events = [(now, {key: line}) for line in lines]
         else:
             events = [(now, self._raw(f, _strip_cr(line), off))
-                      for line, off in zip(lines, offsets or _nones(lines))]
+                      for line, off in zip(lines, offsets or itertools.repeat(None))]
         self._emit(f, events, end, size)
 
     def _raw(self, f, line, offset):
@@ -600,7 +591,7 @@ class TailInput(Input):
         events = []
         append = events.append
         failed = 0
-        for line, off in zip(lines, offsets or _nones(lines)):
+        for line, off in zip(lines, offsets or itertools.repeat(None)):
             result = parse(_strip_cr(line) if has_cr else line)
             if result is None:
                 # Fluent Bit keeps the raw line, trailing '\r' included.
@@ -742,10 +733,6 @@ def _strip_cr(line):
     if len(line) > 1 and line[-1] == "\r":
         return line[:-1]
     return line
-
-
-def _nones(lines):
-    return [None] * len(lines)
 
 
 PLUGIN = TailInput
