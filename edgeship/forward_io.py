@@ -2,8 +2,8 @@
 
 ``edgeship.core.forward`` is sans-IO and MicroPython-importable, so it cannot import the
 msgpack package; it takes a codec instead, and ``MsgpackCodec`` here is that codec on
-CPython (msgpack's C unpacker is already an incremental, bytes-in decoder). Beside it: TLS
-contexts and the upstream file reader, which only CPython plugins need.
+CPython (msgpack's C unpacker is already an incremental, bytes-in decoder). Beside it: the
+upstream file reader, which only CPython plugins need.
 """
 import os
 
@@ -13,6 +13,7 @@ from edgeship.core import forward
 from edgeship.core.config import UPSTREAM_SECTIONS
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
+from edgeship.tls import TLS_OPTIONS
 
 
 class MsgpackCodec:
@@ -38,62 +39,6 @@ def _default(value):
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
-
-
-# ------------------------------------------------------------------ TLS
-TLS_OPTIONS = (
-    Option("tls", "bool", "off", help="use TLS"),
-    Option("tls.verify", "bool", "on", help="verify the peer's certificate"),
-    Option("tls.verify_hostname", "bool", "off", help="check the certificate's host name"),
-    Option("tls.ca_file", help="CA certificates file (PEM)"),
-    Option("tls.ca_path", help="directory of CA certificates"),
-    Option("tls.crt_file", help="certificate file (PEM)"),
-    Option("tls.key_file", help="private key file (PEM)"),
-    Option("tls.key_passwd", help="password of the private key"),
-    Option("tls.vhost", help="host name sent as SNI"),
-    Option("tls.debug", "int", "1", help="accepted for compatibility"),
-    Option("tls.min_version", help="lowest TLS version (TLSv1.2, TLSv1.3)"),
-    Option("tls.max_version", help="highest TLS version (TLSv1.2, TLSv1.3)"),
-    Option("tls.ciphers", help="OpenSSL cipher list"),
-)
-
-def tls_context(conf, server):
-    """An SSLContext from the ``tls.*`` keys of ``conf``, or None when ``tls`` is off.
-    Raises ConfigError naming the key when a file cannot be loaded."""
-    if not conf.get("tls"):
-        return None
-    import ssl  # only when TLS is on: the CLI keeps libcrypto out of the process otherwise
-    purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
-    ctx = ssl.create_default_context(purpose)
-    try:
-        if conf.get("tls.ca_file") or conf.get("tls.ca_path"):
-            ctx.load_verify_locations(conf.get("tls.ca_file"), conf.get("tls.ca_path"))
-        if conf.get("tls.crt_file"):
-            ctx.load_cert_chain(conf["tls.crt_file"], conf.get("tls.key_file"),
-                                conf.get("tls.key_passwd"))
-        elif server:
-            raise ConfigError("TLS needs tls.crt_file and tls.key_file", key="tls.crt_file")
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("cannot load TLS files: %s" % exc, key="tls.crt_file")
-    for key, attr in (("tls.min_version", "minimum_version"), ("tls.max_version", "maximum_version")):
-        if conf.get(key):
-            version = getattr(ssl.TLSVersion, conf[key].upper().replace("TLSV", "TLSv").replace(".", "_"), None)
-            if version is None:
-                raise ConfigError("unknown TLS version '%s'" % conf[key], key=key)
-            setattr(ctx, attr, version)
-    if conf.get("tls.ciphers"):
-        try:
-            ctx.set_ciphers(conf["tls.ciphers"])
-        except ssl.SSLError as exc:
-            raise ConfigError("invalid tls.ciphers: %s" % exc, key="tls.ciphers")
-    if server:
-        # Fluent Bit's server side asks for a client certificate only when told to.
-        ctx.verify_mode = ssl.CERT_REQUIRED if conf.get("tls.verify_client_cert") else ssl.CERT_NONE
-    else:
-        ctx.check_hostname = bool(conf.get("tls.verify") and conf.get("tls.verify_hostname"))
-        if not conf.get("tls.verify"):
-            ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 # ------------------------------------------------------------------ upstream files

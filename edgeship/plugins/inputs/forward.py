@@ -13,7 +13,8 @@ from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
 from edgeship.engine.queue import Ack
-from edgeship.forward_io import TLS_OPTIONS, MsgpackCodec, random_bytes, tls_context
+from edgeship.forward_io import MsgpackCodec, random_bytes
+from edgeship.tls import TLS_OPTIONS, tls_context
 
 
 class ForwardInput(Input):

@@ -13,7 +13,8 @@ from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.forward_io import TLS_OPTIONS, MsgpackCodec, read_upstream, tls_context
+from edgeship.forward_io import MsgpackCodec, read_upstream
+from edgeship.tls import TLS_OPTIONS, tls_context
 
 # Fluent Bit waits for an ack forever when net.io_timeout is 0; edgeship gives up after this
 # and retries, so a silent server cannot stall the output.
