@@ -397,3 +397,17 @@ def test_offsets_commit_only_up_to_contiguous_confirmed_batches(tmp_path):
     assert offset() == 0
     stale.seal()
     assert offset() == 0
+
+
+def test_ignore_older_skips_files_not_modified_recently(tmp_path):
+    (tmp_path / "new.log").write_text("new\n")
+    old = tmp_path / "old.log"
+    old.write_text("old\n")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    conf = write_config(tmp_path, [(("Path", str(tmp_path / "*.log")), ("Tag", "t"),
+                                    ("Ignore_Older", "1d"), ("Read_From_Head", "on"),
+                                    ("Exit_On_Eof", "on"))])
+    proc = run_edgeship(["-c", conf])
+    assert proc.returncode == 0, proc.stderr
+    assert records(tmp_path / "out" / "t") == [{"log": "new"}]
