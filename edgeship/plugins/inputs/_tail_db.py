@@ -61,10 +61,10 @@ class OffsetsDB:
         self.conn.execute("DELETE FROM in_tail_files WHERE id=?", (row_id,))
 
     def delete_others(self, keep_ids):
-        """Delete every row but ``keep_ids``."""
-        keep = [i for i in keep_ids if i is not None]
-        self.conn.execute("DELETE FROM in_tail_files WHERE id NOT IN (%s)"
-                          % ",".join("?" * len(keep)), keep)
+        """Delete every row but ``keep_ids``. The ids are our own integers, written into the
+        statement so that no count of files meets SQLite's limit on bound parameters."""
+        keep = ",".join(str(int(i)) for i in keep_ids if i is not None)
+        self.conn.execute("DELETE FROM in_tail_files WHERE id NOT IN (%s)" % keep)
 
 
 Error = sqlite3.Error
