@@ -13,7 +13,19 @@ escapes would make JSON encoders fail further down), and it never stops the inpu
 are kept in bytes of the file, so Offset_Key and the DB stay exact.
 
 Offsets DB: unlike Fluent Bit, an offset is committed only when every batch read up to it was
-confirmed by the outputs (each batch carries an ``Ack``); see ``_confirmed``.
+confirmed by the outputs (each batch carries an ``Ack``); see ``_confirmed``. With a multiline
+parser the offset stays before the oldest line an open group holds.
+
+Rotation, where edgeship is safer than Fluent Bit:
+- a renamed file is followed for Rotate_Wait *and* until it is read to its end (Fluent Bit
+  drops it after Rotate_Wait even with unread bytes); a new file at the old path is read at
+  once from its head;
+- a renamed file whose new name Path also matches stays followed instead of being found
+  again and read twice;
+- truncation is seen when the size drops below the offset, and also when the file was
+  truncated and written past the offset before the next poll (FINGERPRINT), which Fluent Bit
+  reads from the middle;
+- the DB row of a rotated or deleted file goes only once its last batches are confirmed.
 """
 import asyncio
 import collections
