@@ -7,7 +7,7 @@ import time
 from edgeship.core import backoff
 from edgeship.core.tagmatch import RouteCache
 from edgeship.engine.plugin import ERROR, OK, RETRY
-from edgeship.engine.queue import MemoryQueue
+from edgeship.storage.manager import Storage
 
 
 class OutputState:
@@ -25,6 +25,9 @@ class OutputState:
         self.retries_failed = 0
         self.dropped_records = 0
         self.retried_records = 0
+        # The last flush said RETRY: new chunks are tried one per pass until a flush works,
+        # so a dead output is not hammered with (or made to read back) its whole backlog.
+        self.failing = False
 
 
 class FilterState:
@@ -34,8 +37,8 @@ class FilterState:
 
 
 class Engine:
-    # Bytes that may wait in output queues before inputs pause (raw input bytes; the Python
-    # objects take a few times more). Mem_Buf_Limit on an input lowers it for that input.
+    # Bytes (msgpack, as Fluent Bit counts them) of an input's memory chunks before it pauses
+    # when it has no Mem_Buf_Limit.
     DEFAULT_MEM_BUDGET = 4 * 1000 * 1000
 
     def __init__(self, service, log):
@@ -52,7 +55,7 @@ class Engine:
         self.draining = False
         # Process exit code; a plugin that must fail the run (expect action exit) sets it.
         self.exit_code = 0
-        self.queued_bytes = 0
+        self.storage = Storage(service, log, self.DEFAULT_MEM_BUDGET, self._released)
         self._room = None
         self._eof_inputs = set()
 
@@ -64,8 +67,10 @@ class Engine:
         self.filters.append(FilterState(plugin, matcher))
 
     def add_output(self, plugin, matcher, retry_limit):
-        state = OutputState(plugin, matcher, retry_limit, MemoryQueue())
-        state.queue.on_full = state.wake.set
+        state = OutputState(plugin, matcher, retry_limit, None)
+        state.queue = self.storage.queue_for(
+            plugin.display, plugin.conf.get("storage.total_limit_size"), state.wake.set,
+            lambda chunk, why, log=True: self._count_drop(state, chunk, why, log))
         self.outputs.append(state)
 
     def parser(self, name):
@@ -95,25 +100,29 @@ class Engine:
             if not events:
                 break
         if events:
-            for out in self.output_routes.resolve(tag):
-                out.queue.put(tag, events, size, ack)
-                self.queued_bytes += size
+            outputs = self.output_routes.resolve(tag)
+            if outputs:
+                self.storage.put(source, tag, events, ack, outputs)
         if ack is not None:
             ack.seal()
 
     async def room(self, source):
-        """Wait until the queued bytes are under the budget of ``source``."""
-        budget = source.conf.get("mem_buf_limit") or self.DEFAULT_MEM_BUDGET
-        while self.queued_bytes > budget and not self.stopping:
-            for out in self.outputs:
-                if out.queue.bytes:
-                    out.wake.set()
+        """Wait while ``source`` is over its memory budget (Mem_Buf_Limit)."""
+        budget = self.storage.budget(source)
+        if not budget.over() or self.stopping:
+            return
+        budget.paused = True
+        self.log.child("input").warn("%s paused (mem buf overlimit)", budget.name)
+        self.storage.tick()  # hand the open chunks to the outputs now
+        while budget.over() and not self.stopping:
             self._room.clear()
             await self._room.wait()
+        budget.paused = False
+        self.log.child("input").info("%s resume (mem buf overlimit)", budget.name)
 
-    def _released(self, size):
-        self.queued_bytes -= size
-        self._room.set()
+    def _released(self):
+        if self._room is not None:
+            self._room.set()
 
     def input_finished(self, plugin):
         """An input reached its end; the process ends once every Exit_On_Eof input has."""
@@ -125,30 +134,42 @@ class Engine:
 
     # ------------------------------------------------------------------ delivery
     async def _deliver(self, out, chunk):
+        """One flush of ``chunk``; returns OK, RETRY or ERROR."""
         plugin = out.plugin
+        out.queue.busy = chunk
         try:
-            result = await plugin.flush(chunk.tag, chunk.events)
-        except Exception as exc:
-            plugin.log.error("flush raised %r; will retry", exc)
-            result = RETRY
+            try:
+                events = await out.queue.load(chunk)
+            except (OSError, ValueError) as exc:
+                out.errors += 1
+                out.queue.drop(chunk, "cannot be read back from the spool: %s" % exc)
+                return ERROR
+            try:
+                result = await plugin.flush(chunk.tag, events)
+            except Exception as exc:
+                plugin.log.error("flush raised %r; will retry", exc)
+                result = RETRY
+        finally:
+            out.queue.busy = None
+        if chunk.gone:
+            return result  # dropped while in flight (memrb): nothing left to account for
         if result == OK:
-            out.proc_records += len(chunk.events)
+            out.proc_records += chunk.count
             if chunk.attempts:
                 plugin.log.info("flush chunk succeeded at retry %d", chunk.attempts)
             out.queue.confirm(chunk)
-            self._released(chunk.size)
-            return
+            return OK
         if result == ERROR:
             out.errors += 1
-            self._give_up(out, chunk, "the output reported an error")
-            return
+            out.queue.drop(chunk, "the output reported an error")
+            return ERROR
         chunk.attempts += 1
         if backoff.out_of_retries(chunk.attempts, out.retry_limit):
             out.retries_failed += 1
-            self._give_up(out, chunk, "cannot be retried (retry limit reached)")
-            return
+            out.queue.drop(chunk, "cannot be retried (retry limit reached)")
+            return RETRY
         out.retries += 1
-        out.retried_records += len(chunk.events)
+        out.retried_records += chunk.count
         if self.stopping:
             wait = 1.0
         else:
@@ -156,40 +177,74 @@ class Engine:
                                       self.service["scheduler.cap"])
         chunk.retry_at = time.monotonic() + wait
         plugin.log.warn("failed to flush chunk of %d records (tag %s), retry in %d seconds",
-                        len(chunk.events), chunk.tag, wait)
-        out.queue.requeue(chunk)
+                        chunk.count, chunk.tag, wait)
+        return RETRY
 
-    def _give_up(self, out, chunk, why):
-        out.dropped_records += len(chunk.events)
-        out.plugin.log.error("chunk of %d records (tag %s) dropped: %s",
-                             len(chunk.events), chunk.tag, why)
-        out.queue.drop(chunk, why)
-        self._released(chunk.size)
+    def _count_drop(self, out, chunk, why, log=True):
+        """Every chunk an output gives up passes here (errors, retries, storage limits)."""
+        out.dropped_records += chunk.count
+        if log:
+            out.plugin.log.error("chunk of %d records (tag %s) dropped: %s",
+                                 chunk.count, chunk.tag, why)
+
+    async def _flush_pass(self, out):
+        """Deliver the due chunks of ``out`` in order. Returns when none is due."""
+        queue = out.queue
+        probed = False
+        now = time.monotonic()
+        for chunk in queue.pending():
+            if chunk.gone or chunk.retry_at > now:
+                continue
+            if out.failing and not chunk.attempts:
+                if probed:
+                    continue
+                probed = True
+            result = await self._deliver(out, chunk)
+            if result == RETRY:
+                out.failing = True
+            elif result == OK and out.failing:
+                # The output is back: what waits for a retry goes now, oldest first.
+                out.failing = False
+                queue.retry_now()
+                return True
+            now = time.monotonic()
+        return False
 
     async def _output_loop(self, out):
+        queue = out.queue
         while True:
-            now = time.monotonic()
-            due = []
-            for chunk in out.queue.take():
-                if chunk.retry_at <= now:
-                    due.append(chunk)
-                else:
-                    out.queue.requeue(chunk)
-            for chunk in due:
-                await self._deliver(out, chunk)
-            if self.draining and out.queue.empty():
+            out.wake.clear()
+            while await self._flush_pass(out):
+                pass
+            if self.draining and queue.empty():
                 return
             wait = self.flush_interval
-            pending = [c.retry_at for c in out.queue.ready]
-            if pending and not out.queue.open:
-                wait = max(0.0, min(pending) - time.monotonic())
+            retry_at = queue.next_retry()
+            if retry_at is not None:
+                wait = min(wait, max(0.0, retry_at - time.monotonic()))
             if self.draining:
                 wait = min(wait, 0.05)
             try:
                 await asyncio.wait_for(out.wake.wait(), wait)
             except asyncio.TimeoutError:
                 pass
-            out.wake.clear()
+
+    async def _tick_loop(self):
+        """Every Flush seconds the open chunks close and go to their outputs."""
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self.storage.tick()
+
+    def storage_metrics(self):
+        """Per output: chunks and bytes in RAM and on disk, dropped and retried; per input:
+        its memory budget."""
+        metrics = self.storage.metrics()
+        for out in self.outputs:
+            entry = metrics["outputs"][out.plugin.display]
+            entry.update(dropped_records=out.dropped_records, retries=out.retries,
+                         retried_records=out.retried_records,
+                         retries_failed=out.retries_failed)
+        return metrics
 
     # ------------------------------------------------------------------ running
     def shutdown(self):
@@ -217,9 +272,11 @@ class Engine:
         self._stop_requested = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        self.storage.start()
         for out in self.outputs:
             await out.plugin.start()
         output_tasks = [asyncio.ensure_future(self._output_loop(out)) for out in self.outputs]
+        tick_task = asyncio.ensure_future(self._tick_loop())
         input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
         if not self.inputs:
             self.shutdown()
@@ -232,21 +289,26 @@ class Engine:
             task.cancel()
         # ... then the outputs deliver what is queued, until it is all out or time is up.
         self.draining = True
+        tick_task.cancel()
+        self.storage.tick()
         for out in self.outputs:
             out.wake.set()
         if output_tasks:
             await asyncio.wait(output_tasks, timeout=max(0.1, deadline - loop.time()))
         for task in output_tasks:
             task.cancel()
-        await asyncio.gather(*(input_tasks + output_tasks), return_exceptions=True)
+        await asyncio.gather(*(input_tasks + output_tasks + [tick_task]), return_exceptions=True)
         for out in self.outputs:
             try:
                 await out.plugin.stop()
             except Exception as exc:
                 out.plugin.log.error("stop failed: %r", exc)
+        await self.storage.close()
         left = sum(out.queue.chunks for out in self.outputs)
         if left:
-            self.log.warn("stopped after %ss grace with %d chunks not delivered", self.grace, left)
+            kept = sum(1 for out in self.outputs for c in out.queue.pending() if c.durable)
+            self.log.warn("stopped after %ss grace with %d chunks not delivered (%d kept in the "
+                          "spool for the next start)", self.grace, left, kept)
         return self.exit_code
 
     def _on_signal(self, sig):

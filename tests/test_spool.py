@@ -1,0 +1,270 @@
+"""The spool and the output queues on real files, in-process: write, confirm, replay, damage,
+limits, memory budgets, the dump/check tool."""
+import asyncio
+import io
+import os
+import random
+
+from edgeship.engine.log import Log
+from edgeship.engine.queue import Ack
+from edgeship.storage import tool
+from edgeship.storage.manager import Storage
+
+
+def _storage(path, log=None, backlog=1 << 20, sync="normal", default_budget=1 << 20):
+    service = {"storage.path": path, "storage.sync": sync,
+               "storage.backlog.mem_limit": backlog,
+               "storage.delete_irrecoverable_chunks": False}
+    return Storage(service, Log("debug", log or io.StringIO()), default_budget, lambda: None)
+
+
+class _Input:
+    """What the storage reads of an input plugin."""
+
+    def __init__(self, kind, limit, name):
+        self.conf = {"storage.type": kind, "mem_buf_limit": limit}
+        self.display = name
+
+
+def _input(kind="filesystem", limit=0, name="in.0"):
+    return _Input(kind, limit, name)
+
+
+class Output:
+    def __init__(self, storage, name="out.0", limit=0):
+        self.dropped = []
+        self.queue = storage.queue_for(name, limit, None,
+                                       lambda chunk, why, log=True: self.dropped.append(chunk))
+
+    def deliver_all(self):
+        """Flush every chunk: returns [(tag, events)] and confirms them."""
+        got = []
+        for chunk in self.queue.pending():
+            got.append((chunk.tag, asyncio.run(self.queue.load(chunk))))
+            self.queue.confirm(chunk)
+        return got
+
+
+def _batch(start, count, width=20):
+    return [(1700000000 * 10 ** 9 + i, {"log": "line %d %s" % (i, "x" * width), "n": i})
+            for i in range(start, start + count)]
+
+
+def _events(delivered):
+    return [e for _, events in delivered for e in events]
+
+
+def test_chunks_survive_a_restart_with_tags_records_and_order(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    src = _input()
+    storage.put(src, "a", _batch(0, 10), None, [out])
+    storage.put(src, "b", _batch(10, 5), None, [out])
+    storage.tick()
+    storage.put(src, "a", _batch(15, 3), None, [out])
+    storage.tick()
+    # A new process: the same records come back, per chunk, in the order they were queued.
+    again = _storage(str(tmp_path))
+    out2 = Output(again)
+    again.start()
+    delivered = out2.deliver_all()
+    assert [tag for tag, _ in delivered] == ["a", "b", "a"]
+    assert _events(delivered) == _events([("", _batch(0, 10)), ("", _batch(10, 5)),
+                                          ("", _batch(15, 3))])
+    # Everything confirmed: nothing left on disk, nothing replayed the next time.
+    assert os.listdir(str(tmp_path / "out.0")) == []
+    third = Output(_storage(str(tmp_path)))
+    third.queue.storage.start()
+    assert third.queue.pending() == []
+
+
+def test_confirmed_chunks_are_not_replayed(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    src = _input()
+    for i in range(6):
+        storage.put(src, "t", _batch(i * 10, 10), None, [out])
+        storage.tick()
+    chunks = out.queue.pending()
+    for chunk in chunks[1::2]:          # out of order, as retries make it
+        out.queue.confirm(chunk)
+    again = _storage(str(tmp_path))
+    out2 = Output(again)
+    again.start()
+    assert [e[1]["n"] for e in _events(out2.deliver_all())] == \
+        [n for start in (0, 20, 40) for n in range(start, start + 10)]
+
+
+def test_acks_fire_when_spooled_for_filesystem_and_when_confirmed_for_memory(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    fired = []
+    for name, kind in (("fs", "filesystem"), ("mem", "memory")):
+        ack = Ack(lambda name=name: fired.append(name))
+        storage.put(_input(kind, name=name), "t", _batch(0, 3), ack, [out])
+        ack.seal()
+    assert fired == []                    # open chunks: nothing durable yet
+    storage.tick()
+    assert fired == ["fs"]                # written to the spool
+    out.deliver_all()
+    assert fired == ["fs", "mem"]         # the memory chunk only once delivered
+
+
+def test_memory_budget_and_memrb_ring():
+    storage = _storage(None, default_budget=2000)
+    out = Output(storage)
+    mem = _input("memory", name="mem.0")
+    storage.put(mem, "t", _batch(0, 10), None, [out])
+    assert not storage.over(mem)
+    storage.put(mem, "t", _batch(10, 40), None, [out])
+    assert storage.over(mem)
+    storage.tick()
+    out.deliver_all()
+    assert not storage.over(mem) and storage.budget(mem).bytes == 0
+    # memrb: never over, the oldest chunks go instead, and are counted.
+    ring = _input("memrb", limit=3000, name="rb.0")
+    for i in range(10):
+        storage.put(ring, "t", _batch(i * 10, 10), None, [out])
+        storage.tick()
+        assert not storage.over(ring)
+    budget = storage.budget(ring)
+    assert budget.bytes <= 3000
+    kept = [e[1]["n"] for e in _events(out.deliver_all())]
+    assert kept == list(range(100 - len(kept), 100))
+    assert budget.memrb_dropped_chunks == len(out.dropped) == 10 - len(kept) // 10
+    assert sum(c.count for c in out.dropped) + len(kept) == 100
+
+
+def test_ram_ring_keeps_the_newest_spooled_chunks_and_reads_the_rest_back(tmp_path):
+    storage = _storage(str(tmp_path), backlog=5000)
+    out = Output(storage)
+    storage.start()
+    src = _input()
+    for i in range(20):
+        storage.put(src, "t", _batch(i * 10, 10), None, [out])
+        storage.tick()
+    assert storage.ram.bytes <= 5000
+    metrics = out.queue.metrics()
+    assert metrics["fs_chunks"] == 20 and metrics["fs_chunks_down"] >= 5
+    assert metrics["mem_bytes"] <= 5000
+    assert [e[1]["n"] for e in _events(out.deliver_all())] == list(range(200))
+
+
+def test_total_limit_size_drops_the_oldest_and_counts_them_exactly(tmp_path):
+    limit = 200 * 1024
+    log = io.StringIO()
+    storage = _storage(str(tmp_path), log=log)
+    out = Output(storage, limit=limit)
+    storage.start()
+    src = _input()
+    spool_dir = str(tmp_path / "out.0")
+    biggest = 0
+    for i in range(200):
+        storage.put(src, "t", _batch(i * 20, 20, width=200), None, [out])
+        storage.tick()
+        on_disk = sum(os.path.getsize(os.path.join(spool_dir, f)) for f in os.listdir(spool_dir))
+        assert on_disk == out.queue.spool.disk_bytes
+        biggest = max(biggest, on_disk)
+    chunk_bytes = max(c.frame_size for c in out.queue.pending())
+    assert biggest <= limit + chunk_bytes
+    delivered = [e[1]["n"] for e in _events(out.deliver_all())]
+    dropped = sum(c.count for c in out.dropped)
+    assert dropped > 0 and dropped + len(delivered) == 4000
+    assert delivered == list(range(4000 - len(delivered), 4000))   # the newest survive
+    assert "storage.total_limit_size" in log.getvalue()
+
+
+def test_replay_skips_damage_and_delivers_every_intact_chunk(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    src = _input()
+    for i in range(30):
+        storage.put(src, "t", _batch(i * 10, 10), None, [out])
+        storage.tick()
+    segment = out.queue.pending()[0].segment
+    with open(segment.path, "rb") as f:
+        data = bytearray(f.read())
+    rnd = random.Random(3)
+    for _ in range(3):
+        data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+    cut = rnd.randrange(len(data) // 2, len(data))
+    with open(segment.path, "wb") as f:
+        f.write(bytes(data[:cut]))
+    log = io.StringIO()
+    again = _storage(str(tmp_path), log=log)
+    out2 = Output(again)
+    again.start()
+    delivered = _events(out2.deliver_all())
+    numbers = [e[1]["n"] for e in delivered]
+    assert numbers == sorted(numbers) and 0 < len(numbers) < 300
+    assert all(numbers[i] == numbers[i - 1] + 1 or numbers[i] % 10 == 0
+               for i in range(1, len(numbers)))      # whole chunks only
+    assert "damaged bytes at position" in log.getvalue()
+    # The damaged segment is set aside, and check says so.
+    report = io.StringIO()
+    assert tool.main(["check", str(tmp_path)], report) == 1
+    assert "DAMAGED" in report.getvalue()
+
+
+def test_dump_and_check(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    src = _input()
+    storage.put(src, "app", _batch(0, 2), None, [out])
+    storage.tick()
+    storage.put(src, "app", _batch(2, 2), None, [out])
+    storage.tick()
+    out.queue.confirm(out.queue.pending()[0])
+    text = io.StringIO()
+    assert tool.main(["dump", str(tmp_path), "--records"], text) == 0
+    dump = text.getvalue()
+    assert "offset: 0 position: 0 " in dump and "state: confirmed" in dump
+    assert "offset: 1 " in dump and "state: waiting" in dump
+    assert "tag: app records: 2" in dump and "crc valid: true output: out.0" in dump
+    assert '"log": "line 3 ' in dump
+    assert "2 chunks (1 waiting, 4 records), 0 damaged ranges" in dump
+    assert tool.main(["check", str(tmp_path)], io.StringIO()) == 0
+    segment = out.queue.pending()[0].segment
+    with open(segment.path, "r+b") as f:
+        f.truncate(os.path.getsize(segment.path) - 3)
+    text = io.StringIO()
+    assert tool.main(["check", segment.path], text) == 1
+    assert "torn tail" in text.getvalue()
+    assert tool.main(["dump"], io.StringIO()) == 2
+    assert tool.main(["check", str(tmp_path / "missing")], io.StringIO()) == 2
+
+
+def test_full_sync_releases_acks_after_fsync(tmp_path):
+    async def scenario():
+        storage = _storage(str(tmp_path), sync="full")
+        out = Output(storage)
+        storage.start()
+        fired = []
+        ack = Ack(lambda: fired.append(True))
+        storage.put(_input(), "t", _batch(0, 3), ack, [out])
+        ack.seal()
+        storage.tick()
+        assert fired == []            # written, not yet synced
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if fired:
+                break
+        await storage.close()
+        return fired
+    assert asyncio.run(scenario()) == [True]
+
+
+def test_records_msgpack_cannot_carry_are_kept_as_text(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    storage.put(_input(), "t", [(1, {"big": 1 << 70, "set": {1}, "ok": [1, "\udcff"]})],
+                None, [out])
+    storage.tick()
+    events = _events(out.deliver_all())
+    assert events == [(1, {"big": str(1 << 70), "set": "{1}", "ok": [1, "\udcff"]})]
