@@ -25,8 +25,7 @@ class OutputState:
         self.retries_failed = 0
         self.dropped_records = 0
         self.retried_records = 0
-        # The last flush said RETRY: new chunks are tried one per pass until a flush works,
-        # so a dead output is not hammered with (or made to read back) its whole backlog.
+        # The oldest chunk is waiting for a retry: the others wait behind it (see _flush_pass).
         self.failing = False
 
 
@@ -188,26 +187,27 @@ class Engine:
                                  chunk.count, chunk.tag, why)
 
     async def _flush_pass(self, out):
-        """Deliver the due chunks of ``out`` in order. Returns when none is due."""
+        """Deliver the due chunks of ``out``, oldest first. Returns True when the pass should
+        run again at once (the output just came back).
+
+        While the output fails, only its oldest chunk is retried (at its backoff time); the
+        others wait behind it instead of each hammering a dead output. When it succeeds the
+        whole backlog follows at once, in order. A chunk out of retries is dropped and the
+        next one becomes the oldest."""
         queue = out.queue
-        probed = False
-        now = time.monotonic()
         for chunk in queue.pending():
-            if chunk.gone or chunk.retry_at > now:
+            if chunk.gone:
                 continue
-            if out.failing and not chunk.attempts:
-                if probed:
-                    continue
-                probed = True
+            if chunk.retry_at > time.monotonic():
+                return False  # the oldest waits for its retry; the rest keep their order
             result = await self._deliver(out, chunk)
-            if result == RETRY:
+            if result == RETRY and not chunk.gone:
                 out.failing = True
-            elif result == OK and out.failing:
-                # The output is back: what waits for a retry goes now, oldest first.
+                return False
+            if result == OK and out.failing:
                 out.failing = False
                 queue.retry_now()
                 return True
-            now = time.monotonic()
         return False
 
     async def _output_loop(self, out):
@@ -219,9 +219,9 @@ class Engine:
             if self.draining and queue.empty():
                 return
             wait = self.flush_interval
-            retry_at = queue.next_retry()
-            if retry_at is not None:
-                wait = min(wait, max(0.0, retry_at - time.monotonic()))
+            head = queue.head()
+            if out.failing and head is not None:
+                wait = min(wait, max(0.0, head.retry_at - time.monotonic()))
             if self.draining:
                 wait = min(wait, 0.05)
             try:

@@ -171,6 +171,11 @@ class Loader:
         except ConfigError as exc:
             raise exc.located(section.file, section.line)
         if kind == "input":
+            if conf.get("storage.type") == "filesystem" and not engine.service["storage.path"]:
+                entry = section.entry("storage.type")
+                raise ConfigError("[storage] instance '%s' requested filesystem storage but no "
+                                  "storage.path is set in [SERVICE]" % plugin.display,
+                                  entry.file, entry.line, "storage.type")
             engine.add_input(plugin)
             return
         matcher = self._matcher(conf, section)

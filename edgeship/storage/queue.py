@@ -230,9 +230,11 @@ class OutputQueue:
         for chunk in self.queued.values():
             chunk.retry_at = 0.0
 
-    def next_retry(self):
-        waits = [c.retry_at for c in self.queued.values() if c.attempts]
-        return min(waits) if waits else None
+    def head(self):
+        """The oldest closed chunk, or None."""
+        for chunk in self.queued.values():
+            return chunk
+        return None
 
     def empty(self):
         return not self.open and not self.queued
