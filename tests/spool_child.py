@@ -3,7 +3,7 @@
     python tests/spool_child.py -c fluent-bit.conf
 
 ``flaky`` appends the ``log`` (or whole record as JSON) of each record to ``Path`` and fsyncs
-before it answers OK, like a real output that confirms only delivered data. It can be slow
+before it answers OK (and the record count of the flush to ``Path.batches``), like a real output that confirms only delivered data. It can be slow
 (``Delay`` seconds per flush), fail at random (``Fail_Ratio``: RETRY without writing), and be
 dead while the file ``Dead_File`` exists. The plugin is registered under the name the plugin
 registry looks up, so the config loads it like any other.
@@ -40,6 +40,8 @@ class FlakyOutput(Output):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        with open(self.conf["path"] + ".batches", "a") as f:
+            f.write("%d\n" % len(events))  # the tests bound duplicates by batch sizes
         return OK
 
 
