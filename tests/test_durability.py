@@ -32,7 +32,8 @@ def _line(i):
 class Setup:
     """Files of one scenario, and the edgeship child running on them."""
 
-    def __init__(self, tmp_path, spool=None, output_extra="", input_extra="", service_extra=""):
+    def __init__(self, tmp_path, spool=None, output_extra="", input_extra="", service_extra="",
+                 storage_type="filesystem"):
         self.dir = str(tmp_path)
         self.log = os.path.join(self.dir, "app.log")
         self.out = os.path.join(self.dir, "delivered.txt")
@@ -58,7 +59,7 @@ class Setup:
     Refresh_Interval 1
     DB               {db}
     Tag              app
-    storage.type     filesystem
+    storage.type     {storage_type}
 {input_extra}
 [OUTPUT]
     Name        flaky
@@ -69,7 +70,7 @@ class Setup:
 {output_extra}
 """.format(spool=self.spool, log=self.log, db=os.path.join(self.dir, "tail.db"), out=self.out,
            dead=self.dead, service_extra=service_extra, input_extra=input_extra,
-           output_extra=output_extra))
+           output_extra=output_extra, storage_type=storage_type))
 
     def append(self, count):
         with open(self.log, "a") as f:
@@ -302,3 +303,18 @@ def test_disk_full_falls_back_to_memory_and_loses_nothing(tmp_path, setups):
         for setup in setups:
             setup.cleanup()
         subprocess.run(["umount", mount], capture_output=True)
+
+
+def test_memory_storage_pauses_the_input_and_resumes_it(tmp_path, setups):
+    s = Setup(tmp_path, storage_type="memory", input_extra="    Mem_Buf_Limit 100K")
+    setups.append(s)
+    open(s.dead, "w").close()
+    s.append(5000)       # 800 KB of lines for a 100 KB budget
+    s.start()
+    wait_for(lambda: "tail.0 paused (mem buf overlimit)" in s.stderr())
+    assert s.delivered() == []
+    os.unlink(s.dead)
+    wait_for(lambda: len(s.delivered()) >= s.lines, timeout=30)
+    assert s.stop() == 0
+    assert s.delivered() == _expected(s.lines)
+    assert "tail.0 resume (mem buf overlimit)" in s.stderr()

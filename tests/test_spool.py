@@ -268,3 +268,38 @@ def test_records_msgpack_cannot_carry_are_kept_as_text(tmp_path):
     storage.tick()
     events = _events(out.deliver_all())
     assert events == [(1, {"big": str(1 << 70), "set": "{1}", "ok": [1, "\udcff"]})]
+
+
+def test_a_failing_output_keeps_its_backlog_on_disk_only(tmp_path):
+    storage = _storage(str(tmp_path))
+    out = Output(storage)
+    storage.start()
+    src = _input()
+    storage.put(src, "t", _batch(0, 10), None, [out])
+    storage.tick()
+    assert out.queue.metrics()["fs_chunks_up"] == 1
+    out.queue.set_failing(True)
+    storage.put(src, "t", _batch(10, 10), None, [out])
+    storage.tick()
+    metrics = out.queue.metrics()
+    assert metrics["fs_chunks"] == 2 and metrics["fs_chunks_up"] == 0
+    assert storage.ram.bytes == 0
+    out.queue.set_failing(False)
+    assert [e[1]["n"] for e in _events(out.deliver_all())] == list(range(20))
+
+
+def test_engine_reports_storage_metrics_per_output_and_input(tmp_path):
+    from edgeship.engine.loader import Loader
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text("[SERVICE]\n    storage.path %s\n[INPUT]\n    Name dummy\n"
+                    "    storage.type filesystem\n[OUTPUT]\n    Name null\n    Match *\n"
+                    "    storage.total_limit_size 1M\n" % (tmp_path / "spool"))
+    loader = Loader(log_stream=io.StringIO())
+    engine = loader.build(loader.read(str(conf)))
+    engine.storage.budget(engine.inputs[0])
+    metrics = engine.storage_metrics()
+    out = metrics["outputs"]["null.0"]
+    assert out["total_chunks"] == 0 and out["fs_bytes"] == 0 and out["dropped_records"] == 0
+    assert set(out) >= {"mem_chunks", "mem_bytes", "fs_chunks", "fs_chunks_up",
+                        "fs_chunks_down", "retries", "retried_records"}
+    assert metrics["inputs"]["dummy.0"]["storage_type"] == "filesystem"

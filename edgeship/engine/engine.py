@@ -25,8 +25,6 @@ class OutputState:
         self.retries_failed = 0
         self.dropped_records = 0
         self.retried_records = 0
-        # The oldest chunk is waiting for a retry: the others wait behind it (see _flush_pass).
-        self.failing = False
 
 
 class FilterState:
@@ -202,11 +200,10 @@ class Engine:
                 return False  # the oldest waits for its retry; the rest keep their order
             result = await self._deliver(out, chunk)
             if result == RETRY and not chunk.gone:
-                out.failing = True
+                queue.set_failing(True)
                 return False
-            if result == OK and out.failing:
-                out.failing = False
-                queue.retry_now()
+            if result == OK and queue.failing:
+                queue.set_failing(False)
                 return True
         return False
 
@@ -220,7 +217,7 @@ class Engine:
                 return
             wait = self.flush_interval
             head = queue.head()
-            if out.failing and head is not None:
+            if queue.failing and head is not None:
                 wait = min(wait, max(0.0, head.retry_at - time.monotonic()))
             if self.draining:
                 wait = min(wait, 0.05)

@@ -138,15 +138,22 @@ class Storage:
     def stored(self, chunk):
         """``chunk`` is in the spool: it leaves its input's budget and joins the RAM ring."""
         self._unpin(chunk)
-        self.ram.add(chunk, chunk.size)
-        for old in self.ram.victims():
-            old.payload = None  # on disk: read back for its flush
-            self.ram.remove(old)
+        if chunk.queue.failing:
+            chunk.payload = None  # its turn may be far away: read back from disk
+        else:
+            self.ram.add(chunk, chunk.size)
+            for old in self.ram.victims():
+                self.to_disk_only(old)
         if self.sync_full:
             self._unsynced.append(chunk)
             self._sync_wake.set()
         else:
             _release(chunk)
+
+    def to_disk_only(self, chunk):
+        """Free the RAM copy of a spooled chunk; its flush reads it back."""
+        if self.ram.remove(chunk) is not None:
+            chunk.payload = None
 
     def forget(self, chunk):
         """``chunk`` was confirmed or dropped."""

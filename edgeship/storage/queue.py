@@ -20,7 +20,7 @@ from edgeship.storage import records
 
 # Fluent Bit closes a chunk around 2 MB; a smaller chunk keeps the objects of one flush
 # (several times the msgpack bytes) small on a Pi.
-CHUNK_BYTES = 512 * 1024
+CHUNK_BYTES = 256 * 1024
 # After a failed spool write (ENOSPC, EIO...) chunks stay in memory for this long before the
 # spool is tried again.
 SPOOL_RETRY_SECONDS = 10.0
@@ -67,6 +67,7 @@ class OutputQueue:
         self.queued = {}                # offset -> closed Chunk, oldest first
         self.next_seq = 0
         self.busy = None                # the chunk being flushed
+        self.failing = False            # the oldest chunk waits for a retry
         self.spool_down_until = 0.0
         self.spool_failed = False
         self.limit_dropped_chunks = 0
@@ -225,10 +226,19 @@ class OutputQueue:
             self.spool.done(chunk.segment, chunk.seq)
         chunk.payload = chunk.bodies = None
 
-    def retry_now(self):
-        """The output is back: chunks waiting for a retry may go at once, in order."""
-        for chunk in self.queued.values():
-            chunk.retry_at = 0.0
+    def set_failing(self, failing):
+        """The output stopped or started working again. While it fails, the others wait
+        behind the oldest chunk and its spooled backlog stays on disk only (RAM is for what
+        is about to be flushed); when it works again they may all go at once, in order."""
+        if failing == self.failing:
+            return
+        self.failing = failing
+        if failing:
+            for chunk in self.queued.values():
+                self.storage.to_disk_only(chunk)
+        else:
+            for chunk in self.queued.values():
+                chunk.retry_at = 0.0
 
     def head(self):
         """The oldest closed chunk, or None."""

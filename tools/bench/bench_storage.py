@@ -1,0 +1,73 @@
+"""Issue 4 benchmark: what the spool costs. tail N lines -> null with memory storage and with
+filesystem storage (storage.sync normal and full), and tail -> a dead output with filesystem
+storage (the whole file becomes a backlog on disk): events/s and peak RSS against the memory
+budget.
+
+    python tools/bench/bench_storage.py [--lines 1000000] [--budget-mb 8]
+
+Each row is a separate child process, so peak RSS is per run. Prints markdown rows.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.bench.common import generate_lines, row, run_timed, workdir  # noqa: E402
+
+ROWS = ("memory", "filesystem", "filesystem-full", "dead-output")
+
+
+def args_for(kind, log, spool, budget):
+    tail = ["-f", "0.2", "-i", "tail", "-p", "path=" + log, "-p", "read_from_head=on",
+            "-p", "exit_on_eof=on", "-t", "movies"]
+    if kind == "memory":
+        return tail + ["-p", "mem_buf_limit=%d" % budget, "-o", "null", "-m", "*"]
+    service = ["-b", spool, "-p", "storage.type=filesystem"]
+    if kind == "dead-output":
+        # forward to a port nobody listens on: every flush fails, everything stays spooled.
+        return tail + service + ["-o", "forward", "-m", "*", "-p", "host=127.0.0.1",
+                                 "-p", "port=9", "-p", "retry_limit=no_limits"]
+    return tail + service + ["-o", "null", "-m", "*"]
+
+
+def one(kind, lines, log, spool, budget):
+    shutil.rmtree(spool, ignore_errors=True)
+    conf = os.path.join(os.path.dirname(log), "service.conf")
+    with open(conf, "w") as f:
+        f.write("[SERVICE]\n    Grace 1\n    storage.backlog.mem_limit %d\n    storage.sync %s\n"
+                % (budget, "full" if kind == "filesystem-full" else "normal"))
+    secs, rss, _ = run_timed(["-c", conf] + args_for(kind, log, spool, budget))
+    name = {"memory": "tail -> null, memory storage",
+            "filesystem": "tail -> null, filesystem storage (sync normal)",
+            "filesystem-full": "tail -> null, filesystem storage (sync full)",
+            "dead-output": "tail -> dead forward, filesystem storage (all spooled)"}[kind]
+    row(name + ", budget %d MB" % (budget // 1000000), lines, secs, rss)
+
+
+def measure(kind, lines, log, spool, budget):
+    code = ("import sys; sys.path.insert(0, %r); from tools.bench.bench_storage import one; "
+            "one(%r, %d, %r, %r, %d)" % (os.getcwd(), kind, lines, log, spool, budget))
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1000000)
+    ap.add_argument("--budget-mb", type=int, default=8)
+    ap.add_argument("--rows", default=",".join(ROWS))
+    args = ap.parse_args()
+    tmp = workdir()
+    try:
+        log = os.path.join(tmp, "movies.log")
+        generate_lines(log, args.lines)
+        for kind in args.rows.split(","):
+            measure(kind, args.lines, log, os.path.join(tmp, "spool"),
+                    args.budget_mb * 1000 * 1000)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
