@@ -211,8 +211,11 @@ class Engine:
         queue = out.queue
         while True:
             out.wake.clear()
-            while await self._flush_pass(out):
-                pass
+            try:
+                while await self._flush_pass(out):
+                    pass
+            except Exception as exc:  # a bug must not silently stop this output for good
+                out.plugin.log.error("delivery loop error, continuing: %r", exc)
             if self.draining and queue.empty():
                 return
             wait = self.flush_interval

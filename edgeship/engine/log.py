@@ -24,9 +24,14 @@ class Log:
             message = message % args
         now = time.time()
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now))
-        self.stream.write("[%s.%03d] [%s] [%s] %s\n" % (
-            stamp, int(now * 1000) % 1000, _LABELS[level], self.component, message))
-        self.stream.flush()
+        try:
+            self.stream.write("[%s.%03d] [%s] [%s] %s\n" % (
+                stamp, int(now * 1000) % 1000, _LABELS[level], self.component, message))
+            self.stream.flush()
+        except (OSError, ValueError):
+            # stderr gone (closed pipe, full disk): a log line must never stop the engine,
+            # or make it miss a SIGTERM because the signal handler's log line raised.
+            pass
 
     def error(self, message, *args):
         if self.level >= 1:

@@ -109,11 +109,16 @@ class Segment:
         """The .seg goes first: an .ack left behind by a crash is harmless, a .seg without its
         .ack would deliver confirmed chunks again."""
         self.close()
+        error = None
         for path in (self.path, self.ack_path, self.index_path):
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+            except OSError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def rename_damaged(self):
         """Keep a damaged segment for inspection, out of the spool's way."""

@@ -153,7 +153,12 @@ class Spool:
             except OSError as exc:
                 self.log.error("cannot set aside damaged segment %s: %s", segment.path, exc)
         else:
-            segment.delete()
+            try:
+                segment.delete()
+            except OSError as exc:
+                # Its chunks are done: at worst they are delivered again after a restart.
+                self.log.error("cannot delete spool segment %s: %s", segment.path,
+                               exc.strerror or exc)
         self._dir_changed = True
 
     def read(self, segment, position, size, offset):
