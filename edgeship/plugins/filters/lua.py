@@ -15,12 +15,11 @@ Differences: lupa always runs the call protected, so a runtime error is counted 
 logged and the record kept even with protected_mode off (Fluent Bit would abort); keys
 keep the order they had, new keys follow (Fluent Bit writes Lua's hash order).
 """
-import os
-
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._script import read_script
 
 DROP, KEEP, MODIFIED, MODIFIED_KEEP_TIME = -1, 0, 1, 2
 
@@ -55,25 +54,17 @@ class LuaFilter(Filter):
         if bool(conf["script"]) == bool(conf["code"]):
             raise ConfigError("lua: set exactly one of 'script' or 'code'", key="script")
         if conf["code"]:
-            source, origin = conf["code"], "code"
+            key, origin, source = "code", "code", conf["code"]
         else:
-            path = conf["script"]
-            if not os.path.isabs(path):
-                path = os.path.join(self.engine.config_dir or ".", path)
-            try:
-                with open(path) as f:
-                    source = f.read()
-            except OSError as exc:
-                raise ConfigError("lua: cannot read script '%s': %s" % (path, exc),
-                                  key="script")
-            origin = path
+            key = "script"
+            origin, source = read_script(self)
         self.lua = lupa.LuaRuntime(unpack_returned_tuples=True)
         try:
             self.lua.execute(source)
         except lupa.LuaSyntaxError as exc:
-            raise ConfigError("lua: syntax error in %s: %s" % (origin, exc), key="script")
+            raise ConfigError("lua: syntax error in %s: %s" % (origin, exc), key=key)
         except lupa.LuaError as exc:
-            raise ConfigError("lua: error running %s: %s" % (origin, exc), key="script")
+            raise ConfigError("lua: error running %s: %s" % (origin, exc), key=key)
         self.function = self.lua.globals()[conf["call"]]
         if self.lua_type(self.function) != "function":
             raise ConfigError("lua: function '%s' is not defined in %s"
@@ -87,6 +78,7 @@ class LuaFilter(Filter):
             self.null = self.lua.globals().flb_null
             self.is_null = self.lua.eval("function(v) return rawequal(v, flb_null) end")
         self.time_as_table = conf["time_as_table"]
+        self.errors = 0
 
     # ---------------------------------------------------------------- Python <-> Lua
     def _to_lua(self, value):
@@ -184,7 +176,7 @@ class LuaFilter(Filter):
                 last = exc
                 out.append((time_ns, record))
         if errors:
-            self.errors = getattr(self, "errors", 0) + errors
+            self.errors += errors
             self.log.error("%d record(s) kept unchanged after a Lua error: %s", errors, last)
         return out
 

@@ -7,15 +7,15 @@
         Call   enrich           # def enrich(events): return events
 
 The function gets the batch, a list of (time_ns, record) tuples (and the tag first when it
-takes two arguments: ``def enrich(tag, events)``), and returns the list to pass on (return [] to drop everything). If it raises, or returns something
-that is not a list of (int, dict) pairs, the error is counted and logged and the batch
-goes on unchanged: the process never dies of a script error.
+takes two arguments: ``def enrich(tag, events)``), and returns the list to pass on ([] drops
+them all). If it raises, or returns something that is not a list of (int, dict) pairs, the
+error is counted and logged and the batch goes on unchanged: the process never dies of a
+script error.
 """
-import os
-
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._script import read_script
 
 
 def _valid(events):
@@ -38,15 +38,7 @@ class PythonFilter(Filter):
     )
 
     def configure(self):
-        path = self.conf["script"]
-        if not os.path.isabs(path):
-            path = os.path.join(self.engine.config_dir or ".", path)
-        try:
-            with open(path) as f:
-                source = f.read()
-        except OSError as exc:
-            raise ConfigError("python: cannot read script '%s': %s" % (path, exc),
-                              key="script")
+        path, source = read_script(self)
         namespace = {"__file__": path, "__name__": "edgeship_filter_script"}
         try:
             exec(compile(source, path, "exec"), namespace)
