@@ -8,10 +8,10 @@ accessors (``$a['b']``, or a plain top-level name). On a failure:
 """
 import json
 
-from edgeship.core.accessor import MISSING, accessor, to_text
-from edgeship.core.errors import ConfigError
+from edgeship.core.accessor import MISSING, to_text
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._rules import rule_accessor, rule_error
 from edgeship.plugins.filters._tokens import split_fields
 
 EXIT_CODE = 255
@@ -58,16 +58,9 @@ class ExpectFilter(Filter):
             if kind == "key_val_eq":
                 words = split_fields(value, 1)
                 if len(words) != 2:
-                    raise ConfigError("expect: key_val_eq needs 'KEY VALUE'", entry.file,
-                                      entry.line, entry.key)
+                    raise rule_error("expect", "key_val_eq needs 'KEY VALUE'", entry)
                 key, expected = words
-            try:
-                acc = accessor(key)
-            except ValueError as exc:
-                raise ConfigError("expect: %s" % exc, entry.file, entry.line, entry.key)
-            if acc is None:
-                raise ConfigError("expect: error processing accessor key '%s'" % key,
-                                  entry.file, entry.line, entry.key)
+            acc = rule_accessor("expect", key, entry)
             self.rules.append((kind, acc, expected, value))
         if not self.rules:
             self.log.warn("no rules has been defined")

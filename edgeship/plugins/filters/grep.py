@@ -8,12 +8,11 @@ Quirks kept from Fluent Bit 5.1.1:
   value never does.
 - ``Regex KEY REGEX``: the regex is the rest of the line after one space, spaces included.
 """
-from edgeship.core.accessor import accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._rules import rule_accessor, rule_error, rule_regex
 from edgeship.plugins.filters._tokens import split_fields
-from edgeship.regex import compile_onigmo
 
 KEEP, DROP = True, False
 
@@ -33,40 +32,26 @@ class GrepFilter(Filter):
     def configure(self):
         self.op = self.conf["logical_op"]
         # (is_regex, value getter, compiled regex) in config order, Regex and Exclude mixed.
-        self.rules = []
-        for key, value, entry in self.conf.ordered:
-            if key not in ("regex", "exclude"):
-                continue
-            self.rules.append(self._rule(key == "regex", value, entry))
+        self.rules = [self._rule(key == "regex", value, entry)
+                      for key, value, entry in self.conf.ordered]
         if self.op != "legacy" and len(set(r[0] for r in self.rules)) > 1:
             raise ConfigError("grep: Both 'regex' and 'exclude' are set: Logical_Op %s "
                               "needs rules of one kind" % self.conf["logical_op"].upper(),
                               key="logical_op")
 
     def _rule(self, is_regex, value, entry):
-        where = (entry.file, entry.line, entry.key)
         words = split_fields(value, 1)
         if len(words) != 2:
-            raise ConfigError("grep: invalid regex, expected field and regular expression",
-                              *where)
+            raise rule_error("grep", "invalid regex, expected field and regular expression",
+                             entry)
         field, pattern = words
         if not field.startswith("$"):
             field = "$" + field
-        try:
-            acc = accessor(field)
-        except ValueError as exc:
-            raise ConfigError("grep: %s" % exc, *where)
-        if acc is None:
-            raise ConfigError("grep: invalid record accessor '%s'" % field, *where)
-        try:
-            regex = compile_onigmo(pattern)
-        except ValueError as exc:
-            raise ConfigError("grep: could not compile regex pattern '%s': %s"
-                              % (pattern, exc), *where)
-        return is_regex, acc, regex
+        return is_regex, rule_accessor("grep", field, entry), rule_regex("grep", pattern, entry)
 
     @staticmethod
     def _matches(acc, regex, record):
+        # A top-level key (the usual rule) skips the accessor's path walk.
         value = acc.get(record) if acc.path else record.get(acc.key)
         return isinstance(value, str) and regex.search(value) is not None
 
@@ -79,14 +64,14 @@ class GrepFilter(Filter):
         return KEEP
 
     def _and_or(self, record):
-        found = False
-        is_regex = True
         want = self.op == "or"  # OR stops at the first match, AND at the first miss
-        for is_regex, acc, regex in self.rules:
+        found = False
+        for _, acc, regex in self.rules:
             found = self._matches(acc, regex, record)
             if found == want:
                 break
-        return found if is_regex else not found
+        all_regex = self.rules[0][0]  # configure() refuses mixed kinds here
+        return found if all_regex else not found
 
     def filter(self, tag, events):
         if not self.rules:

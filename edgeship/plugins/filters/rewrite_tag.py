@@ -11,12 +11,11 @@
 """
 import copy
 
-from edgeship.core.accessor import Template, accessor
-from edgeship.core.errors import ConfigError
+from edgeship.core.accessor import Template
 from edgeship.core.schema import TRUE_WORDS, FALSE_WORDS, Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._rules import rule_accessor, rule_error, rule_regex
 from edgeship.plugins.filters._tokens import split_tokens
-from edgeship.regex import compile_onigmo
 
 
 class RewriteTagFilter(Filter):
@@ -41,28 +40,21 @@ class RewriteTagFilter(Filter):
             self.log.warn("no rules have been defined")
 
     def _rule(self, value, entry):
-        where = (entry.file, entry.line, entry.key)
         words = split_tokens(value, 4)
         if len(words) != 4:
-            raise ConfigError("rewrite_tag: a Rule is '$KEY REGEX NEW_TAG KEEP', got '%s'"
-                              % value, *where)
+            raise rule_error("rewrite_tag", "a Rule is '$KEY REGEX NEW_TAG KEEP', got '%s'"
+                             % value, entry)
         key, pattern, new_tag, keep = words
+        acc = rule_accessor("rewrite_tag", key, entry)
+        regex = rule_regex("rewrite_tag", pattern, entry)
         try:
-            acc = accessor(key)
             template = Template(new_tag)
         except ValueError as exc:
-            raise ConfigError("rewrite_tag: %s" % exc, *where)
-        if acc is None:
-            raise ConfigError("rewrite_tag: invalid record accessor key '%s'" % key, *where)
-        try:
-            regex = compile_onigmo(pattern)
-        except ValueError as exc:
-            raise ConfigError("rewrite_tag: could not compile regex pattern '%s': %s"
-                              % (pattern, exc), *where)
+            raise rule_error("rewrite_tag", exc, entry)
         word = keep.strip().lower()
         if word not in TRUE_WORDS + FALSE_WORDS:
-            raise ConfigError("rewrite_tag: KEEP must be true or false, got '%s'" % keep,
-                              *where)
+            raise rule_error("rewrite_tag", "KEEP must be true or false, got '%s'" % keep,
+                             entry)
         return acc, regex, template, word in TRUE_WORDS
 
     def _first_match(self, record):
