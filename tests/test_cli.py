@@ -1,5 +1,4 @@
 """The fluent-bit compatible command line, run as a real child process."""
-import os
 import textwrap
 
 from conftest import run_edgeship

@@ -127,7 +127,9 @@ class TypeConverterFilter(Filter):
     def configure(self):
         self.rules = []
         for option, source in SOURCES:
-            for value in self.conf[option]:
+            for key, value, entry in self.conf.ordered:
+                if key != option:
+                    continue
                 words = split_tokens(value, 3)
                 to = type_name(words[2]) if len(words) == 3 else None
                 try:
@@ -135,9 +137,10 @@ class TypeConverterFilter(Filter):
                 except ValueError:
                     acc = None
                 if to is None or acc is None:
-                    self.log.error("invalid %s '%s' (expects 'from_key to_key type' with "
-                                   "type int, uint, float, hex, string or bool), ignored",
-                                   option, value)
+                    # Fluent Bit goes on without the bad rule; so do we, saying where it is.
+                    self.log.error("invalid rule (%s:%s: %s %s), expects 'from_key to_key "
+                                   "type' with type int, uint, float, hex, string or bool; "
+                                   "ignored", entry.file, entry.line, option, value)
                     continue
                 self.rules.append((acc, words[1], source, to, words[0]))
         if not self.rules:
@@ -148,7 +151,7 @@ class TypeConverterFilter(Filter):
         for _, record in events:
             # Look every source up first: the appended keys must not feed later rules.
             found = [(rule, rule[0].lookup(record)) for rule in self.rules]
-            for (acc, dst, source, to, src_name), value in found:
+            for (_, dst, source, to, src_name), value in found:
                 if value is MISSING:
                     continue
                 try:
