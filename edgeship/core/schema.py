@@ -19,27 +19,34 @@ def to_bool(text):
     raise ValueError("expected a boolean (true/on/yes or false/off/no), got '%s'" % text)
 
 
-# Fluent Bit sizes are decimal: 1K = 1000 (flb_utils_size_to_bytes).
-_SIZE_UNITS = (("kb", 1000), ("mb", 1000000), ("gb", 1000000000),
-               ("k", 1000), ("m", 1000000), ("g", 1000000000), ("b", 1))
-
-
-def to_size(text):
+def _number_with_unit(text, units, what, examples):
+    """A non-negative number followed by an optional unit of ``units`` ((suffix, factor)
+    pairs, longer suffixes first), multiplied by the unit's factor."""
     word = text.strip().lower()
-    if word in FALSE_WORDS:
-        return 0
     factor = 1
-    for suffix, mult in _SIZE_UNITS:
+    for suffix, mult in units:
         if word.endswith(suffix):
             word, factor = word[:-len(suffix)].strip(), mult
             break
     try:
         number = float(word)
     except ValueError:
-        raise ValueError("expected a size such as 512, 32k or 5M, got '%s'" % text)
+        raise ValueError("expected %s such as %s, got '%s'" % (what, examples, text))
     if number < 0:
-        raise ValueError("a size cannot be negative: '%s'" % text)
-    return int(number * factor)
+        raise ValueError("%s cannot be negative: '%s'" % (what, text))
+    return number * factor
+
+
+# Fluent Bit sizes are decimal: 1K = 1000 (flb_utils_size_to_bytes).
+_SIZE_UNITS = (("kb", 1000), ("mb", 1000000), ("gb", 1000000000),
+               ("k", 1000), ("m", 1000000), ("g", 1000000000), ("b", 1))
+
+
+def to_size(text):
+    """Bytes as an int: 512, 32k, 5M, 1.5G; false/off/no mean 0."""
+    if text.strip().lower() in FALSE_WORDS:
+        return 0
+    return int(_number_with_unit(text, _SIZE_UNITS, "a size", "512, 32k or 5M"))
 
 
 _TIME_UNITS = (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
@@ -47,19 +54,7 @@ _TIME_UNITS = (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
 
 def to_seconds(text):
     """Seconds as a float: plain number, or with suffix ms, s, m, h, d."""
-    word = text.strip().lower()
-    factor = 1
-    for suffix, mult in _TIME_UNITS:
-        if word.endswith(suffix):
-            word, factor = word[:-len(suffix)].strip(), mult
-            break
-    try:
-        number = float(word)
-    except ValueError:
-        raise ValueError("expected a time such as 5, 10s, 2m or 1h, got '%s'" % text)
-    if number < 0:
-        raise ValueError("a time cannot be negative: '%s'" % text)
-    return number * factor
+    return _number_with_unit(text, _TIME_UNITS, "a time", "5, 10s, 2m or 1h")
 
 
 def to_int(text):

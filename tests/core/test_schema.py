@@ -7,8 +7,10 @@ def test_converters():
     assert to_size("512") == 512 and to_size("false") == 0 and to_size("1.5K") == 1500
     assert to_seconds("10") == 10 and to_seconds("2m") == 120 and to_seconds("1h") == 3600
     assert to_seconds("0.2") == 0.2 and to_seconds("1d") == 86400
+    assert to_seconds("250ms") == 0.25 and to_size("2 MB") == 2000000
     assert to_bool("On") is True and to_bool("NO") is False
-    for bad in (lambda: to_size("x"), lambda: to_bool("maybe"), lambda: to_seconds("1y")):
+    for bad in (lambda: to_size("x"), lambda: to_bool("maybe"), lambda: to_seconds("1y"),
+                lambda: to_size("-1k"), lambda: to_seconds("-5s")):
         try:
             bad()
         except ValueError:
