@@ -51,19 +51,6 @@ class Accessor:
         value = self.lookup(record)
         return default if value is MISSING else value
 
-    def parent(self, record):
-        """(container, last step) holding the value, or (None, None) when it is absent."""
-        if not self.path:
-            return (record, self.key) if self.key in record else (None, None)
-        holder = Accessor(self.key, self.path[:-1]).lookup(record)
-        last = self.path[-1]
-        if isinstance(last, int):
-            if isinstance(holder, list) and last < len(holder):
-                return holder, last
-        elif isinstance(holder, dict) and last in holder:
-            return holder, last
-        return None, None
-
     def __repr__(self):
         return "Accessor(%r)" % self.pattern
 
