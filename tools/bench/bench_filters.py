@@ -14,7 +14,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import JSON_PARSER, generate_lines, row, run_timed, workdir  # noqa: E402
+from tools.bench.common import (generate_lines, row, run_timed, tail_args,  # noqa: E402
+                                workdir, write_parsers)
 
 # Keeps about 3 events in 4 (the "stop" events go) and changes every kept record.
 CHAIN = [
@@ -33,16 +34,14 @@ def chain_args():
     return args
 
 
-def tail_args(log, parsers, extra):
-    return (["-R", parsers, "-f", "0.2", "-i", "tail", "-p", "path=" + log,
-             "-p", "read_from_head=on", "-p", "exit_on_eof=on", "-p", "parser=json",
-             "-t", "movies"] + extra + ["-o", "null", "-m", "*"])
+def to_null(log, parsers, filters):
+    return ["-f", "0.2"] + tail_args(log, parsers) + filters + ["-o", "null", "-m", "*"]
 
 
 def end_to_end(lines, log, parsers):
-    secs, rss, _ = run_timed(tail_args(log, parsers, []))
+    secs, rss, _ = run_timed(to_null(log, parsers, []))
     plain = row("tail + json -> null", lines, secs, rss)
-    secs, rss, _ = run_timed(tail_args(log, parsers, chain_args()))
+    secs, rss, _ = run_timed(to_null(log, parsers, chain_args()))
     chained = row("tail + json + grep + modify (3 rules) -> null", lines, secs, rss)
     return plain, chained
 
@@ -78,18 +77,17 @@ def main():
     ap.add_argument("--lines", type=int, default=1000000)
     ap.add_argument("--in-process", action="store_true")
     args = ap.parse_args()
-    tmp = workdir()
-    log = os.path.join(tmp, "movies.log")
-    parsers = os.path.join(tmp, "parsers.conf")
-    with open(parsers, "w") as f:
-        f.write(JSON_PARSER)
-    generate_lines(log, args.lines)
-    if args.in_process:
-        in_process(args.lines, log)
-        return
-    plain, chained = end_to_end(args.lines, log, parsers)
-    cost = 1 - chained / plain
-    print("| filter chain cost | %.0f%% of the unfiltered rate (target <= 35%%) |" % (cost * 100))
+    with workdir() as tmp:
+        log = os.path.join(tmp, "movies.log")
+        parsers = write_parsers(tmp)
+        generate_lines(log, args.lines)
+        if args.in_process:
+            in_process(args.lines, log)
+            return
+        plain, chained = end_to_end(args.lines, log, parsers)
+        cost = 1 - chained / plain
+        print("| filter chain cost | %.0f%% of the unfiltered rate (target <= 35%%) |"
+              % (cost * 100))
 
 
 if __name__ == "__main__":

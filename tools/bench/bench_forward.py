@@ -18,7 +18,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import EDGESHIP, JSON_PARSER, generate_lines, row, workdir  # noqa: E402
+from tools.bench.common import (EDGESHIP, free_port, generate_lines, row,  # noqa: E402
+                                tail_args, workdir, write_parsers)
 
 VARIANTS = (
     ("forward", []),
@@ -26,12 +27,6 @@ VARIANTS = (
     ("forward + gzip", ["-p", "compress=gzip"]),
     ("forward + gzip + ack", ["-p", "compress=gzip", "-p", "require_ack_response=on"]),
 )
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:
@@ -68,8 +63,7 @@ class Receiver:
 
 def sender_args(kind, lines, log, parsers, port):
     if kind == "tail":
-        source = ["-R", parsers, "-i", "tail", "-p", "path=" + log, "-p", "read_from_head=on",
-                  "-p", "parser=json", "-t", "bench"]
+        source = tail_args(log, parsers, exit_on_eof=False, tag="bench")
     else:
         copies = 10000
         source = ["-i", "dummy", "-p", "copies=%d" % copies, "-p", "rate=1000",
@@ -107,19 +101,17 @@ def main():
     parser.add_argument("--input", choices=("tail", "dummy"), default="tail")
     parser.add_argument("--only", help="run only the variants whose name contains this")
     args = parser.parse_args()
-    tmp = workdir()
-    log = os.path.join(tmp, "movies.log")
-    parsers = os.path.join(tmp, "parsers.conf")
-    with open(parsers, "w") as f:
-        f.write(JSON_PARSER)
-    if args.input == "tail":
-        generate_lines(log, args.lines)
-    print("| pipeline | events | time | rate |")
-    print("|---|---|---|---|")
-    for name, extra in VARIANTS:
-        if args.only and args.only not in name:
-            continue
-        measure(name, args.input, args.lines, log, parsers, extra)
+    with workdir() as tmp:
+        log = os.path.join(tmp, "movies.log")
+        parsers = write_parsers(tmp)
+        if args.input == "tail":
+            generate_lines(log, args.lines)
+        print("| pipeline | events | time | rate |")
+        print("|---|---|---|---|")
+        for name, extra in VARIANTS:
+            if args.only and args.only not in name:
+                continue
+            measure(name, args.input, args.lines, log, parsers, extra)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import EDGESHIP, JSON_PARSER, generate_lines, row, workdir  # noqa: E402
+from tools.bench.common import (EDGESHIP, ROOT, generate_lines, row,  # noqa: E402
+                                tail_args, workdir, write_parsers)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 from mosquitto import Broker  # noqa: E402
 
 BROKER_TUNING = "max_queued_messages 0\nmax_inflight_messages 0\n"
@@ -66,10 +66,9 @@ class Counter:
 def edgeship_row(name, log, parsers, lines, fmt, qos, folder):
     broker = Broker(os.path.join(folder, "broker-" + name.replace(" ", "_")),
                     extra=BROKER_TUNING).start()
-    counter = Counter(broker.port, fmt, max(qos, 0))
+    counter = Counter(broker.port, fmt, qos)
     counter.target = lines
-    args = ["-R", parsers, "-f", "0.2", "-i", "tail", "-p", "path=" + log,
-            "-p", "read_from_head=on", "-p", "parser=json", "-t", "movies",
+    args = ["-f", "0.2"] + tail_args(log, parsers, exit_on_eof=False) + [
             "-o", "mqtt", "-m", "*", "-p", "port=%d" % broker.port, "-p", "topic=bench/$TAG",
             "-p", "qos=%d" % qos, "-p", "format=%s" % fmt, "-p", "retry_limit=no_limits"]
     start = time.perf_counter()
@@ -86,12 +85,12 @@ def edgeship_row(name, log, parsers, lines, fmt, qos, folder):
     return row(name, lines, elapsed)
 
 
-def paho_row(port_folder, count, qos, sample):
+def paho_row(folder, count, qos, sample):
     """paho alone: publish ``count`` messages and wait for every ack (or for the writes)."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    broker = Broker(os.path.join(port_folder, "broker-paho-%d" % qos), extra=BROKER_TUNING).start()
+    broker = Broker(os.path.join(folder, "broker-paho-%d" % qos), extra=BROKER_TUNING).start()
     counter = Counter(broker.port, "json", qos)
     counter.target = count
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho")
@@ -117,25 +116,23 @@ def main():
     parser.add_argument("--per-record-lines", type=int, default=200000,
                         help="records for the one-message-per-record rows")
     opts = parser.parse_args()
-    folder = workdir("edgeship-bench-mqtt-")
-    parsers = os.path.join(folder, "parsers.conf")
-    with open(parsers, "w") as f:
-        f.write(JSON_PARSER)
-    big = os.path.join(folder, "big.log")
-    small = os.path.join(folder, "small.log")
-    generate_lines(big, opts.lines)
-    generate_lines(small, opts.per_record_lines)
-    with open(small) as f:
-        sample = json.dumps(dict(json.loads(f.readline()), date=1711360800.123456))
-    print("| row | records | time | rate |")
-    print("| --- | --- | --- | --- |")
-    for fmt, qos in (("json_lines", 0), ("json_lines", 1), ("cbor", 1)):
-        edgeship_row("tail -> mqtt %s batched, QoS %d" % (fmt, qos), big, parsers, opts.lines,
-                     fmt, qos, folder)
-    for qos in (0, 1):
-        edgeship_row("tail -> mqtt json per record, QoS %d" % qos, small, parsers,
-                     opts.per_record_lines, "json", qos, folder)
-        paho_row(folder, opts.per_record_lines, qos, sample)
+    with workdir("edgeship-bench-mqtt-") as folder:
+        parsers = write_parsers(folder)
+        big = os.path.join(folder, "big.log")
+        small = os.path.join(folder, "small.log")
+        generate_lines(big, opts.lines)
+        generate_lines(small, opts.per_record_lines)
+        with open(small) as f:
+            sample = json.dumps(dict(json.loads(f.readline()), date=1711360800.123456))
+        print("| row | records | time | rate |")
+        print("| --- | --- | --- | --- |")
+        for fmt, qos in (("json_lines", 0), ("json_lines", 1), ("cbor", 1)):
+            edgeship_row("tail -> mqtt %s batched, QoS %d" % (fmt, qos), big, parsers, opts.lines,
+                         fmt, qos, folder)
+        for qos in (0, 1):
+            edgeship_row("tail -> mqtt json per record, QoS %d" % qos, small, parsers,
+                         opts.per_record_lines, "json", qos, folder)
+            paho_row(folder, opts.per_record_lines, qos, sample)
 
 
 if __name__ == "__main__":

@@ -12,31 +12,20 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, JSON_PARSER, count_lines, generate_lines,  # noqa: E402
-                                row, run_timed, workdir)
-
-
-def tail_args(log, parsers, extra):
-    return ["-R", parsers, "-f", "0.2", "-i", "tail", "-p", "path=" + log,
-            "-p", "read_from_head=on", "-p", "exit_on_eof=on", "-p", "parser=json",
-            "-t", "movies"] + extra
-
-
-def measure(kind, lines, log, parsers, out_dir):
-    """One row, in a child interpreter so that RUSAGE_CHILDREN is this run's alone."""
-    code = ("import sys; sys.path.insert(0, %r); from tools.bench.bench_pipeline import one; "
-            "one(%r, %d, %r, %r, %r)" % (os.getcwd(), kind, lines, log, parsers, out_dir))
-    subprocess.run([sys.executable, "-c", code], check=True)
+from tools.bench.common import (EDGESHIP, count_lines, generate_lines, row,  # noqa: E402
+                                run_in_child, run_timed, tail_args, workdir, write_parsers)
 
 
 def one(kind, lines, log, parsers, out_dir):
+    """One row (run by main in its own interpreter, for a per-row peak RSS)."""
+    source = ["-f", "0.2"] + tail_args(log, parsers)
     if kind == "null":
-        secs, rss, _ = run_timed(tail_args(log, parsers, ["-o", "null", "-m", "*"]))
+        secs, rss, _ = run_timed(source + ["-o", "null", "-m", "*"])
         row("tail + json -> null", lines, secs, rss)
     else:
-        secs, rss, _ = run_timed(tail_args(log, parsers, [
+        secs, rss, _ = run_timed(source + [
             "-o", "file", "-m", "*", "-p", "path=" + out_dir, "-p", "file=out.jsonl",
-            "-p", "format=plain"]))
+            "-p", "format=plain"])
         written = count_lines(os.path.join(out_dir, "out.jsonl"))
         assert written == lines, "file output has %d of %d lines" % (written, lines)
         row("tail + json -> file (plain)", lines, secs, rss)
@@ -67,16 +56,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1000000)
     args = ap.parse_args()
-    tmp = workdir()
-    log = os.path.join(tmp, "movies.log")
-    parsers = os.path.join(tmp, "parsers.conf")
-    with open(parsers, "w") as f:
-        f.write(JSON_PARSER)
-    generate_lines(log, args.lines)
-    measure("null", args.lines, log, parsers, tmp)
-    measure("file", args.lines, log, parsers, tmp)
-    idle_rss()
-    startup()
+    with workdir() as tmp:
+        log = os.path.join(tmp, "movies.log")
+        parsers = write_parsers(tmp)
+        generate_lines(log, args.lines)
+        for kind in ("null", "file"):
+            run_in_child("tools.bench.bench_pipeline", "one", kind, args.lines, log, parsers, tmp)
+        idle_rss()
+        startup()
 
 
 if __name__ == "__main__":

@@ -10,18 +10,17 @@ Each row is a separate child process, so peak RSS is per run. Prints markdown ro
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import generate_lines, row, run_timed, workdir  # noqa: E402
+from tools.bench.common import (generate_lines, row, run_in_child, run_timed,  # noqa: E402
+                                tail_args, workdir)
 
 ROWS = ("memory", "filesystem", "filesystem-full", "dead-output")
 
 
 def args_for(kind, log, spool, budget):
-    tail = ["-f", "0.2", "-i", "tail", "-p", "path=" + log, "-p", "read_from_head=on",
-            "-p", "exit_on_eof=on", "-t", "movies"]
+    tail = ["-f", "0.2"] + tail_args(log)
     if kind == "memory":
         return tail + ["-p", "mem_buf_limit=%d" % budget, "-o", "null", "-m", "*"]
     service = ["-b", spool, "-p", "storage.type=filesystem"]
@@ -33,6 +32,7 @@ def args_for(kind, log, spool, budget):
 
 
 def one(kind, lines, log, spool, budget):
+    """One row (run by main in its own interpreter, for a per-row peak RSS)."""
     shutil.rmtree(spool, ignore_errors=True)
     conf = os.path.join(os.path.dirname(log), "service.conf")
     with open(conf, "w") as f:
@@ -46,27 +46,18 @@ def one(kind, lines, log, spool, budget):
     row(name + ", budget %d MB" % (budget // 1000000), lines, secs, rss)
 
 
-def measure(kind, lines, log, spool, budget):
-    code = ("import sys; sys.path.insert(0, %r); from tools.bench.bench_storage import one; "
-            "one(%r, %d, %r, %r, %d)" % (os.getcwd(), kind, lines, log, spool, budget))
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1000000)
     ap.add_argument("--budget-mb", type=int, default=8)
     ap.add_argument("--rows", default=",".join(ROWS))
     args = ap.parse_args()
-    tmp = workdir()
-    try:
+    with workdir() as tmp:
         log = os.path.join(tmp, "movies.log")
         generate_lines(log, args.lines)
         for kind in args.rows.split(","):
-            measure(kind, args.lines, log, os.path.join(tmp, "spool"),
-                    args.budget_mb * 1000 * 1000)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            run_in_child("tools.bench.bench_storage", "one", kind, args.lines, log,
+                         os.path.join(tmp, "spool"), args.budget_mb * 1000 * 1000)
 
 
 if __name__ == "__main__":
