@@ -303,3 +303,32 @@ def test_engine_reports_storage_metrics_per_output_and_input(tmp_path):
     assert set(out) >= {"mem_chunks", "mem_bytes", "fs_chunks", "fs_chunks_up",
                         "fs_chunks_down", "retries", "retried_records"}
     assert metrics["inputs"]["dummy.0"]["storage_type"] == "filesystem"
+
+
+def test_a_keeping_up_output_gets_the_queued_objects_within_the_cache_budget(tmp_path):
+    from edgeship.storage import queue as queue_module
+    storage = _storage(str(tmp_path))
+    fast, failing = Output(storage, "fast.0"), Output(storage, "failing.0")
+    storage.start()
+    src = _input("memory")
+    batches = [_batch(i * 100, 100, width=200) for i in range(40)]  # ~1 MB packed
+    for batch in batches:
+        storage.put(src, "t", batch, None, [fast, failing])
+        if fast.queue.open and next(iter(fast.queue.open.values())).size > 64 * 1024:
+            storage.tick()
+    storage.tick()
+    chunks = fast.queue.pending()
+    cached = [c for c in chunks if c.events is not None]
+    assert cached and len(cached) < len(chunks)  # bounded by CACHE_BYTES
+    assert fast.queue.cached_bytes == sum(c.size for c in cached) <= \
+        queue_module.CACHE_BYTES + 64 * 1024 + 30000
+    # A cached chunk's flush gets the very objects that were queued; an uncached one unpacks
+    # equal records.
+    assert asyncio.run(fast.queue.load(cached[0]))[0] is batches[0][0]
+    assert _events(fast.deliver_all()) == [e for b in batches for e in b]
+    assert fast.queue.cached_bytes == 0
+    # An output that starts failing lets go of its objects at once.
+    failing.queue.set_failing(True)
+    assert failing.queue.cached_bytes == 0
+    assert all(c.events is None for c in failing.queue.pending())
+    assert _events(failing.deliver_all()) == [e for b in batches for e in b]

@@ -121,11 +121,11 @@ class Storage:
 
     def put(self, source, tag, events, ack, outputs):
         """Queue a batch for each output it was routed to (packed once for all)."""
-        body = records.pack_batch(events)
+        body, exact = records.pack_batch(events)
         budget = self.budget(source)
         first, last = events[0][0], events[-1][0]
         for out in outputs:
-            out.queue.put(budget, tag, body, len(events), first, last, ack)
+            out.queue.put(budget, tag, body, events, exact, first, last, ack)
 
     def tick(self):
         for queue in self.queues:
@@ -154,6 +154,7 @@ class Storage:
         """Free the RAM copy of a spooled chunk; its flush reads it back."""
         if self.ram.remove(chunk) is not None:
             chunk.payload = None
+            chunk.queue.uncache(chunk)
 
     def forget(self, chunk):
         """``chunk`` was confirmed or dropped."""

@@ -39,13 +39,16 @@ def _plain(value):
 
 
 def pack_batch(events):
-    """The msgpack items of ``events`` (no array header). Values msgpack cannot represent
-    are stored as their string form rather than losing the record."""
+    """``(body, exact)``: the msgpack items of ``events`` (no array header), and whether they
+    unpack to the same values. Values msgpack cannot represent are stored as their string
+    form rather than losing the record (then ``exact`` is False)."""
     try:
         packed = msgpack.packb(events, **_PACK_OPTIONS)
+        exact = True
     except (TypeError, OverflowError, ValueError):
         packed = msgpack.packb([(t, _plain(r)) for t, r in events], **_PACK_OPTIONS)
-    return packed[_header_size(packed[0]):]
+        exact = False
+    return packed[_header_size(packed[0]):], exact
 
 
 def payload(count, bodies):
