@@ -5,6 +5,8 @@ TLS certificates and websocket listener; stopped (or SIGKILLed) at the end.
     broker = Broker(tmp_path, users={"bob": "pw"}).start()
     broker = Broker(tmp_path, tls=True).start() # broker.certs: ca/server/client files
     broker.kill(); broker.start()               # same port, same config
+
+    broker = pytest.fixture(running_broker, name="broker")   # in a test module
 """
 import os
 import pwd
@@ -110,12 +112,11 @@ class Broker:
     stop = kill
 
 
-def broker_fixture(tmp_path):
-    broker = Broker(tmp_path).start()
-    try:
-        yield broker
-    finally:
-        broker.kill()
+def running_broker(tmp_path):
+    """Fixture body: a plain broker for one test, SIGKILLed after it."""
+    broker = Broker(tmp_path / "broker").start()
+    yield broker
+    broker.kill()
 
 
 class Subscriber:

@@ -10,14 +10,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import wait_for
-from mosquitto import Broker, Subscriber
+from mosquitto import Broker, Subscriber, running_broker
 
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.kill()
+broker = pytest.fixture(running_broker, name="broker")
 
 
 def config(tmp_path, broker, out_port=None, **options):

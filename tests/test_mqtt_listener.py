@@ -14,7 +14,9 @@ import cbor2
 import pytest
 
 from conftest import SHARED, free_port, wait_for
-from mosquitto import Broker, Subscriber
+from mosquitto import Subscriber, running_broker
+
+broker = pytest.fixture(running_broker, name="broker")
 
 VECTORS = os.path.join(SHARED, "reference", "vectors")
 
@@ -55,13 +57,6 @@ def groups():
         key = tuple(sorted(input_options(vector).items()))
         by_options.setdefault(key, []).append(vector)
     return sorted(by_options.items())
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.kill()
 
 
 def start_edgeship(spawn, broker, tmp_path, options, extra=""):
