@@ -127,12 +127,14 @@ class Option:
             return self.convert(self.default)
         return self.default
 
-    def describe(self):
-        """One help line: name, type, default, help."""
-        default = "" if self.default is None else " (default: %s)" % self.default
+    def describe(self, width=26):
+        """One help line: name (padded to ``width``), type, help, then the default and the
+        required/repeatable marks in brackets (help texts hold parentheses of their own)."""
+        default = "" if self.default is None else " [default: %s]" % self.default
         multi = " [repeatable]" if self.multiple else ""
         req = " [required]" if self.required else ""
-        return "%-26s %-6s %s%s%s%s" % (self.name, self.kind, self.help, default, req, multi)
+        name = self.name + " " * (width - len(self.name))   # MicroPython: no ljust, no %*s
+        return "%s %-6s %s%s%s%s" % (name, self.kind, self.help, default, req, multi)
 
 
 class Entry:
@@ -213,4 +215,6 @@ class Schema:
         return values
 
     def help_lines(self):
-        return [opt.describe() for opt in self.options]
+        """The options' help lines, in one column however long a name is."""
+        width = max([26] + [len(opt.name) for opt in self.options])
+        return [opt.describe(width) for opt in self.options]

@@ -59,3 +59,14 @@ def test_errors_name_line_and_key():
     assert "one of" in err.message
     err = build_error(("rate", "1"))
     assert err.key == "name" and err.line == 1
+
+
+def test_help_lines_keep_one_column_for_long_names():
+    schema = Schema("demo", (Option("Rate", "int", "1", help="per second"),
+                             Option("storage.pause_on_chunks_overlimit", "bool", help="x"),
+                             Option("Topic", multiple=True, required=True, help="topic")))
+    lines = schema.help_lines()
+    width = len("storage.pause_on_chunks_overlimit")
+    assert [line[width:width + 6] for line in lines] == [" int  ", " bool ", " str  "]
+    assert lines[0].endswith("per second [default: 1]")
+    assert lines[2].endswith("topic [required] [repeatable]")
