@@ -40,7 +40,7 @@ class LuaFilter(Filter):
         Option("Script", help="Lua script file (relative to the config file's directory)"),
         Option("Code", help="inline Lua code, instead of Script"),
         Option("Call", required=True, help="name of the Lua function to call"),
-        Option("Protected_Mode", "bool", "true", help="run the call protected (always on)"),
+        Option("Protected_Mode", "bool", "true", help="accepted: edgeship always runs the call protected"),
         Option("Time_As_Table", "bool", "false", help="pass the time as {sec=, nsec=}"),
         Option("Type_Int_Key", help="space-separated keys whose values become integers"),
         Option("Type_Array_Key", help="space-separated keys whose tables become arrays"),
