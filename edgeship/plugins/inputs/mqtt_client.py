@@ -18,7 +18,7 @@ import asyncio
 from edgeship import payload
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
-from edgeship.core.schema import Option
+from edgeship.core.schema import FALSE_WORDS, Option
 from edgeship.engine.plugin import Input
 from edgeship.engine.queue import Ack
 from edgeship.mqtt_link import Link, check_connection_conf, connection_options
@@ -47,8 +47,7 @@ class MqttClientInput(Input):
         if not all(conf["topic"]):
             raise ConfigError("mqtt_client: Topic cannot be empty", key="topic")
         topic_key = conf["topic_key"]
-        self.topic_key = None if topic_key.strip().lower() in ("false", "off", "no", "") \
-            else topic_key
+        self.topic_key = None if topic_key.strip().lower() in FALSE_WORDS + ("",) else topic_key
         self.tag_template = self.tag if "$TOPIC" in self.tag else None
         self.link = Link(self, conf, on_connected=self._subscribe, on_message=self._received,
                          manual_ack=True)
