@@ -25,9 +25,16 @@ def test_warn_keeps_records(tmp_path):
     assert run(flt, [{"b": 1}, {"a": 1}]) == [{"b": 1}, {"a": 1}]
 
 
-def test_bad_key_val_eq_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError):
-        plugin(tmp_path, section("expect", "key_val_eq onlykey"))
+@pytest.mark.parametrize("rule,words", [
+    ("key_val_eq onlykey", "needs 'KEY VALUE'"),
+    ("key_exists $a[", "invalid record accessor"),
+    ("key_exists $TAG", "invalid record accessor"),
+])
+def test_bad_rules_are_config_errors_at_their_line(tmp_path, rule, words):
+    with pytest.raises(ConfigError) as err:
+        plugin(tmp_path, section("expect", "Action warn", rule))
+    assert words in str(err.value)
+    assert (err.value.line, err.value.key) == (7, rule.split()[0])
 
 
 def test_action_exit_ends_the_process_with_code_255(tmp_path):

@@ -83,13 +83,15 @@ def test_inline_code(tmp_path):
     assert run(flt, [{}]) == [{"x": 1}]
 
 
-@pytest.mark.parametrize("lines,words", [
-    (("Script s.lua", "Call nosuch"), "function 'nosuch' is not defined"),
-    (("Script missing.lua", "Call f"), "cannot read script"),
-    (("Code function f( end", "Call f"), "syntax error"),
-    (("Call f",), "exactly one of"),
+@pytest.mark.parametrize("lines,words,key", [
+    (("Script s.lua", "Call nosuch"), "function 'nosuch' is not defined", "call"),
+    (("Script missing.lua", "Call f"), "cannot read script", "script"),
+    (("Code function f( end", "Call f"), "syntax error", "code"),
+    (("Code error('at load')", "Call f"), "error running code", "code"),
+    (("Call f",), "exactly one of", "script"),
 ])
-def test_config_errors(tmp_path, lines, words):
+def test_config_errors(tmp_path, lines, words, key):
     with pytest.raises(ConfigError) as err:
         plugin(tmp_path, section("lua", *lines), files={"s.lua": SCRIPT})
     assert words in str(err.value)
+    assert err.value.key == key

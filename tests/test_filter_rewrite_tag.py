@@ -62,6 +62,7 @@ def test_config_errors(tmp_path, rule, words):
     with pytest.raises(ConfigError) as err:
         load(tmp_path, section("rewrite_tag", "Rule " + rule))
     assert words in str(err.value)
+    assert (err.value.line, err.value.key) == (6, "rule")   # the Rule line itself
 
 
 def test_emitter_options_accepted(tmp_path):
