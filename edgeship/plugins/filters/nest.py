@@ -87,9 +87,9 @@ class NestFilter(Filter):
         return record
 
     def _lift(self, record):
-        inner = record.get(self.key)
         if self.key not in record:
             return record
+        inner = record[self.key]
         if not isinstance(inner, dict):
             self.not_a_map += 1
             return record

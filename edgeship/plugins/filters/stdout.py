@@ -18,7 +18,7 @@ class StdoutFilter(Filter):
         text = "".join(["[%d] %s: [%s, {}, %s]\n" % (n, tag, ev.format_sec_nsec(time_ns),
                                                      print_value(record))
                         for n, (time_ns, record) in enumerate(events)])
-        sys.stdout.flush()
+        sys.stdout.flush()  # text already in sys.stdout's buffer goes out first
         sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
         sys.stdout.buffer.flush()
         return events
