@@ -25,9 +25,54 @@ class MsgpackCodec:
                                     default=_default).pack
 
     def unpacker(self, limit):
-        return msgpack.Unpacker(raw=False, unicode_errors="surrogateescape",
-                                ext_hook=forward.ext_hook, max_buffer_size=max(limit, 1024),
-                                strict_map_key=False)
+        return msgpack.Unpacker(max_buffer_size=max(limit, 1024), **_UNPACK_OPTIONS)
+
+    def stream_unpacker(self, limit):
+        return FrameUnpacker(limit)
+
+
+_UNPACK_OPTIONS = {"raw": False, "unicode_errors": "surrogateescape",
+                   "ext_hook": forward.ext_hook, "strict_map_key": False}
+
+
+class FrameUnpacker:
+    """A socket's frames, each decoded once.
+
+    msgpack's streaming Unpacker restarts an incomplete object from its first byte at every
+    feed, building and throwing away its records each time: a 300 KB frame that arrives in
+    five reads was decoded about three times over. Here a scanning Unpacker finds where a
+    frame ends with ``skip()`` (which builds nothing), and the frame's bytes are decoded once.
+    """
+
+    def __init__(self, limit):
+        self.scanner = msgpack.Unpacker(max_buffer_size=max(limit, 1024))
+        self.buffer = bytearray()
+        self.base = 0       # stream offset of buffer[0]
+        self.start = 0      # buffer offset of the next frame
+
+    def feed(self, data):
+        self.scanner.feed(data)
+        self.buffer += data
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            self.scanner.skip()
+        except msgpack.OutOfData:
+            raise StopIteration
+        end = self.scanner.tell() - self.base
+        frame = msgpack.unpackb(self.buffer[self.start:end], **_UNPACK_OPTIONS)
+        self.start = end
+        if self.start == len(self.buffer) or self.start > (1 << 20):
+            del self.buffer[:self.start]
+            self.base += self.start
+            self.start = 0
+        return frame
+
+    def tell(self):
+        return self.scanner.tell()
 
 
 def _default(value):

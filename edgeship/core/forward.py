@@ -15,6 +15,8 @@ codec, which MicroPython lacks, so the sessions take one as a parameter:
                                               u.tell() = bytes consumed; a malformed stream
                                               raises an Exception; msgpack ext type 0 must
                                               come out as ``EventTime`` (use ``ext_hook``)
+    codec.stream_unpacker(limit) -> u         the same, for a socket's stream of frames that
+                                              arrive in pieces (it may decode differently)
 
 On CPython ``edgeship.forward_io.MsgpackCodec`` wraps the msgpack package.
 """
@@ -472,7 +474,7 @@ class ServerSession:
                  users=None, nonce=b"", auth=b""):
         self.codec = codec
         self.max_buffer = max_buffer
-        self.unpacker = codec.unpacker(max_buffer)
+        self.unpacker = codec.stream_unpacker(max_buffer)
         self.fed = 0
         self.consumed = 0    # end of the last complete object (the codec's tell() may run ahead)
         self.shared_key = shared_key
