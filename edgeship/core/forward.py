@@ -152,10 +152,20 @@ except AttributeError:
         return struct.unpack(">II", data)
 
 
+_recent_times = {}
+
+
 def ext_hook(code, data):
     if code == 0 and len(data) == 8:
-        sec, nsec = _unpack_ii(data)
-        return EventTime(sec * NS + nsec)
+        # The records of a batch mostly share their time (the moment tail read them): reuse
+        # the EventTime of the same 8 bytes instead of decoding and allocating one per record.
+        found = _recent_times.get(data)
+        if found is None:
+            if len(_recent_times) >= 1024:
+                _recent_times.clear()
+            sec, nsec = _unpack_ii(data)
+            found = _recent_times[bytes(data)] = EventTime(sec * NS + nsec)
+        return found
     return Ext(code, bytes(data))
 
 
