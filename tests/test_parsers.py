@@ -3,9 +3,12 @@
 The expectations come from the conformance corpus (../shared/conformance) and from Fluent
 Bit's parser sources; each test states the rule it checks.
 """
+import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeship.core.config import PARSER_SECTIONS
 from edgeship.core.errors import ConfigError
@@ -62,6 +65,9 @@ def test_json_repeated_keys_at_every_depth_and_with_spaces():
     assert list(parser.parse('{"a":1,"b":{"x":1,"x":2},"a":3}')[1].items()) == \
         [("b", {"x": 2}), ("a", 3)]
     assert list(parser.parse('{"a" : 1, "b" : 2, "a" : 3}')[1].items()) == [("b", 2), ("a", 3)]
+    for space in (" ", "\t", "\r", "\n"):  # whitespace hides a key from the '":' count
+        assert [list(r.items()) for _, r in parser.parse_lines(
+            ['{"a"%s:1,"b":2,"a":3}' % space], 0)] == [[("b", 2), ("a", 3)]]
     # '":' inside a value is not taken for a key
     assert parser.parse('{"msg":"say \\":\\" twice","n":1}')[1] == {"msg": 'say ":" twice',
                                                                     "n": 1}
@@ -92,6 +98,62 @@ def test_json_time_key():
     # numbers are not times; without Time_Format the key is ignored
     assert parser.parse('{"t":1711360801}') == (None, {"t": 1711360801})
     assert make("json", time_key="t").parse('{"t":"2024"}') == (None, {"t": "2024"})
+
+
+# JSON texts built to hit every branch of the duplicate-key shortcut: three key names (so
+# keys repeat, in a new order), nested objects, '":' and braces inside strings, whitespace
+# before ':' now and then.
+_JSON_KEYS = st.sampled_from(["a", "b", 'q" :'])
+_JSON_SPACE = st.sampled_from([""] * 6 + [" ", "\t", "\r", "\n"])
+_JSON_SCALARS = st.one_of(
+    st.integers(-5, 2 ** 65).map(str),
+    st.text(st.sampled_from('a ":{}\t\u00e9'), max_size=5).map(json.dumps),
+    st.sampled_from(["true", "null", "1.5", "-2e3", "1e400", "NaN"]))
+
+
+@st.composite
+def _json_texts(draw, depth=2):
+    def value(level):
+        kind = draw(st.integers(0, 5 if level < depth else 0))
+        if kind == 4:
+            return "[" + ",".join(value(level + 1) for _ in range(draw(st.integers(0, 2)))) + "]"
+        if kind == 5:
+            return obj(level + 1)
+        return draw(_JSON_SCALARS)
+
+    def obj(level):
+        pairs = [json.dumps(draw(_JSON_KEYS)) + draw(_JSON_SPACE) + ":" + value(level)
+                 for _ in range(draw(st.integers(0, 4)))]
+        return "{" + ",".join(pairs) + "}"
+
+    text = obj(0) + draw(_JSON_SPACE)
+    # Mostly objects; now and then a text that must fail.
+    return draw(st.sampled_from([text] * 8 + [text[1:], "[" + text + "]", text + "x"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_json_texts(), max_size=8))
+def test_json_batch_path_agrees_with_the_per_line_and_stdlib_paths(texts):
+    """parse_lines (the inline shortcut) gives the events of parse() line by line, and
+    both give what the standard library parser alone gives, key order included."""
+    from edgeship.plugins.parsers import json as module
+    from edgeship.plugins.parsers._base import Parser
+    now = 1711360800000000000
+    batch, single = make("json"), make("json")
+    assert repr(batch.parse_lines(texts, now)) == repr(Parser.parse_lines(single, texts, now))
+    assert batch.failed == single.failed
+    assert repr(module.loads_objects(texts)) == \
+        repr([module._stdlib_object(text) for text in texts])
+
+
+def test_parse_lines_keeps_a_time_of_zero_and_fills_now_only_for_no_time():
+    now = 1711360800000000000
+    lines = ['{"t":"0","a":1}', '{"a":2}', 'nope', '{"t":"bad"}']
+    for parser in (make("json", time_key="t", time_format="%s"),
+                   make("regex", regex=r'^\{"(?:t":"(?<t>[^"]*)",)?"?(?<a>[^"]*)',
+                        time_key="t", time_format="%s")):
+        events = parser.parse_lines(lines, now)
+        assert [e[0] if e else e for e in events] == [0, now, None, now]
 
 
 # ----------------------------------------------------------------------------- regex

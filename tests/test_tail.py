@@ -130,6 +130,22 @@ def test_parser_failure_keeps_raw_line_with_its_cr(tmp_path):
         {"a": 1, "f": str(log)}, {"f": str(log), "log": "not json\r"}, {"b": 2, "f": str(log)}]
 
 
+def test_parsed_time_of_zero_is_kept_and_no_time_means_now(tmp_path):
+    log = tmp_path / "t.log"
+    log.write_text('{"t":"0","a":1}\n{"a":2}\n')
+    (tmp_path / "parsers.conf").write_text(
+        "[PARSER]\n    Name p\n    Format json\n    Time_Key t\n    Time_Format %s\n")
+    before = time.time()
+    proc = run_edgeship(["-R", str(tmp_path / "parsers.conf"), "-f", "0.1",
+                         "-i", "tail", "-p", "path=%s" % log, "-p", "parser=p", "-t", "t",
+                         "-p", "read_from_head=on", "-p", "exit_on_eof=on",
+                         "-o", "file", "-m", "*", "-p", "path=%s" % tmp_path, "-p", "file=out"])
+    assert proc.returncode == 0, proc.stderr
+    first, second = (tmp_path / "out").read_text().splitlines()
+    assert first == 't: [0.000000000, {"a":1}]'
+    assert second.endswith(', {"a":2}]') and float(second[4:24]) >= int(before)
+
+
 def test_config_errors_name_file_line_and_key(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("x\n")

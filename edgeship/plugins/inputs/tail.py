@@ -600,22 +600,20 @@ class TailInput(Input):
         return record
 
     def _parse(self, f, lines, offsets, now, has_cr):
-        parse = self.parser.parse
+        texts = [_strip_cr(line) for line in lines] if has_cr else lines
+        events = self.parser.parse_lines(texts, now)
         decorate = self.path_key is not None or self.offset_key is not None
-        events = []
-        append = events.append
+        if not decorate and None not in events:
+            return events
         failed = 0
-        for line, off in zip(lines, offsets or itertools.repeat(None)):
-            result = parse(_strip_cr(line) if has_cr else line)
-            if result is None:
+        for i, (line, off) in enumerate(zip(lines, offsets or itertools.repeat(None))):
+            event = events[i]
+            if event is None:
                 # Fluent Bit keeps the raw line, trailing '\r' included.
                 failed += 1
-                append((now, self._raw(f, line, off)))
-                continue
-            t, record = result
-            if decorate:
-                self._decorate(f, record, off)
-            append((t or now, record))
+                events[i] = (now, self._raw(f, line, off))
+            elif decorate:
+                self._decorate(f, event[1], off)
         if failed:
             self.parse_failures += failed
             self.log.debug("%d of %d lines of %s did not match parser '%s'; kept raw",

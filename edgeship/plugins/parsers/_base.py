@@ -3,6 +3,9 @@
 A parser module (json, regex, logfmt, ltsv) subclasses ``Parser`` and implements
 ``parse(text) -> (time_ns or None, record)`` or None when the text does not parse (the
 caller then keeps the raw line). ``time_ns`` None means "no time in the text: use now".
+Inputs parse a block of lines at once with ``parse_lines(lines, now_ns)``: one entry per
+line, the event ``(time_ns, record)`` (``now_ns`` when the text has no time) or None. A
+parser may override it with a faster loop giving the same events.
 
 Fluent Bit behaviour kept here (src/flb_parser*.c, 5.1.1):
 - Time_Key (default ``time``) is only looked up when Time_Format is set.
@@ -83,6 +86,18 @@ class Parser:
 
     def parse(self, text):
         raise NotImplementedError
+
+    def parse_lines(self, lines, now_ns):
+        """The event of each line, ``now_ns`` standing in for a missing time, or None for a
+        line that does not parse."""
+        parse = self.parse
+        events = []
+        for text in lines:
+            result = parse(text)
+            if result is not None and result[0] is None:
+                result = (now_ns, result[1])
+            events.append(result)
+        return events
 
     def lookup_time(self, value):
         """Nanoseconds of a Time_Key value, or None (with Fluent Bit's warning)."""

@@ -79,56 +79,97 @@ def _may_repeat_a_key(text, value):
     '":' is the number of keys in the text plus any '":' inside string values; when it
     equals the number of keys decoded, no key was lost to a repeat.
     """
-    if " :" in text or "\t:" in text or "\r:" in text:
+    if " :" in text or "\t:" in text or "\r:" in text or "\n:" in text:
         return True
     decoded = len(value) if text.count("{") == 1 else _count_keys(value)
     return text.count('":') != decoded
 
 
-def loads_object(text):
-    """The JSON object in ``text`` as a dict, or None when ``text`` is not one object."""
-    if _fast_loads is None:
-        return _stdlib_object(text)
-    try:
-        value = _fast_loads(text)
-    except _FastError:
+_REFUSED = object()  # orjson raised: the standard parser decides
+
+
+def _settle(text, value):
+    """The object of ``text`` given what orjson made of it (``value``), the slow way."""
+    if value is _REFUSED:
         # orjson refuses a few texts Python accepts (lone surrogate escapes); let the
         # standard parser decide, so the result never depends on orjson being installed.
+        # Only an object can parse: other texts fail before the slower parser runs.
+        if text[:1] != "{" and not text.lstrip(" \t\r\n").startswith("{"):
+            return None
         return _stdlib_object(text)
     if type(value) is not dict:
         return None
-    # The common flat record is settled by two counts (see _may_repeat_a_key).
-    if text.count('":') == len(value) and text.count("{") == 1 and " :" not in text \
-            and "\t:" not in text and "\r:" not in text:
-        return value
     if _may_repeat_a_key(text, value):
         return _stdlib_object(text)
     return value
+
+
+def loads_objects(texts):
+    """The JSON object in each text as a dict, or None for a text that is not one object."""
+    if _fast_loads is None:
+        return [_stdlib_object(text) for text in texts]
+    loads, error, settle = _fast_loads, _FastError, _settle  # locals: this loop is hot
+    records = []
+    append = records.append
+    for text in texts:
+        try:
+            value = loads(text)
+        except error:
+            append(settle(text, _REFUSED))
+            continue
+        # The common flat record, settled inline: without whitespace before a ':', as many
+        # '":' as decoded keys means no nested key and no repeated one (_may_repeat_a_key).
+        # The single-character tests are fast memchr scans; " :" is only searched for
+        # when the text holds a space at all.
+        if type(value) is dict and text.count('":') == len(value) \
+                and "\t" not in text and "\r" not in text and "\n" not in text \
+                and (" " not in text or " :" not in text):
+            append(value)
+        else:
+            append(settle(text, value))
+    return records
+
+
+def loads_object(text):
+    """The JSON object in ``text`` as a dict, or None when ``text`` is not one object."""
+    return loads_objects((text,))[0]
 
 
 class JsonParser(Parser):
     format = "json"
 
     def parse(self, text):
-        if text[:1] != "{" and not text.lstrip(" \t\r\n").startswith("{"):
-            self.failed += 1
-            return None
         record = loads_object(text)
         if record is None:
             self.failed += 1
             return None
+        return self._finish(record, None)
+
+    def parse_lines(self, lines, now_ns):
+        records = loads_objects(lines)
+        failed = records.count(None)
+        self.failed += failed
+        if self.decoders is None and self.time_format is None and not failed:
+            return [(now_ns, record) for record in records]
+        finish = self._finish
+        return [None if record is None else finish(record, now_ns) for record in records]
+
+    def _finish(self, record, now_ns):
+        """Decoders, then the time lookup: the event of a decoded record."""
         if self.decoders is not None:
             record = self.decoders.apply(record)
         if self.time_format is None:
-            return None, record
+            return now_ns, record
         value = record.get(self.time_key)
         if value is None:
-            return None, record
+            return now_ns, record
         if not isinstance(value, str):
             self.log.warn("invalid non-string time")
-            return None, record
+            return now_ns, record
         time_ns = self.lookup_time(value)
-        if time_ns is not None and not self.time_keep:
+        if time_ns is None:
+            return now_ns, record
+        if not self.time_keep:
             del record[self.time_key]
         return time_ns, record
 
