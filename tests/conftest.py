@@ -19,6 +19,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def accepts_connections(port, host="127.0.0.1"):
+    """True when something listens on ``port`` (for wait_for)."""
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def run_edgeship(args, cwd=None, timeout=30, env=None, input=None):
     """Run edgeship to completion; returns CompletedProcess (text)."""
     full_env = dict(os.environ)

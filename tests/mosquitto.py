@@ -12,11 +12,10 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
-from conftest import free_port
+from conftest import accepts_connections, free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -96,11 +95,9 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("mosquitto exited: %s" % self.proc.stderr.read().decode())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            if accepts_connections(self.port):
                 return self
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
         raise RuntimeError("mosquitto did not start listening on %d" % self.port)
 
     def kill(self):

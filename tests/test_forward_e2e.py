@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import accepts_connections, free_port, wait_for
 from edgeship.core import forward
 from edgeship.forward_io import MsgpackCodec
 
@@ -55,18 +55,10 @@ def start_receiver(spawn, tmp_path, out_dir=None, **input_keys):
     if input_keys.get("Unix_Path"):
         wait_for(lambda: os.path.exists(input_keys["Unix_Path"]))
     else:
-        wait_for(lambda: _accepts(port))
+        wait_for(lambda: accepts_connections(port))
     child.port = port
     child.log = str(tmp_path / ("recv-%s.log" % port))
     return child
-
-
-def _accepts(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def dummy(tag, samples=2, copies=3, **extra):
@@ -284,7 +276,7 @@ def test_ack_is_sent_only_once_the_output_confirmed(spawn, tmp_path):
                  + section("OUTPUT", Name="file", Match="*", Path=str(tmp_path / "missing"),
                            Retry_Limit="no_limits"))
     spawn(["-c", conf])
-    wait_for(lambda: _accepts(port))
+    wait_for(lambda: accepts_connections(port))
     codec = MsgpackCodec()
     frame, chunk = forward.Encoder(codec.packb, require_ack=True).frame(
         "t", [(START_SEC * forward.NS, {"a": 1})])
@@ -338,7 +330,7 @@ def test_aggregator_example_configs(spawn, tmp_path):
     env = {"AGGREGATOR_PORT": str(port), "AGGREGATOR_LISTEN": "127.0.0.1",
            "AGGREGATOR_OUT": str(tmp_path / "agg"), "EDGE_LOG": str(log)}
     spawn(["-c", os.path.join(example, "aggregator.conf")], env=env)
-    wait_for(lambda: _accepts(port))
+    wait_for(lambda: accepts_connections(port))
     spawn(["-c", os.path.join(example, "edge.conf")], env=env)
     lines = [json.loads(x) for x in read(sample).splitlines() if x.strip()]
 

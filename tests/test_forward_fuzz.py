@@ -7,7 +7,7 @@ import struct
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import free_port, wait_for
+from conftest import accepts_connections, free_port, wait_for
 from edgeship.core import forward
 from edgeship.forward_io import MsgpackCodec
 from test_forward_e2e import section, service, write
@@ -122,13 +122,7 @@ def test_real_server_closes_counts_and_carries_on(spawn, tmp_path):
                  + section("OUTPUT", Name="null", Match="*"))
     child = spawn(["-c", conf])
 
-    def ready():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-    wait_for(ready)
+    wait_for(lambda: accepts_connections(port))
     keeper = socket.create_connection(("127.0.0.1", port), timeout=10)
     keeper.sendall(GOOD[0][:10])               # a slow, honest sender mid-frame
     sent = {"bad": 0}

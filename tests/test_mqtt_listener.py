@@ -13,7 +13,7 @@ import time
 import cbor2
 import pytest
 
-from conftest import SHARED, free_port, wait_for
+from conftest import SHARED, accepts_connections, free_port, wait_for
 from mosquitto import Subscriber, running_broker
 
 broker = pytest.fixture(running_broker, name="broker")
@@ -69,16 +69,8 @@ def start_edgeship(spawn, broker, tmp_path, options, extra=""):
     path = tmp_path / "edgeship.conf"
     path.write_text("\n".join(lines) + "\n")
     child = spawn(["-c", str(path)])
-    wait_for(lambda: _can_connect(port))
+    wait_for(lambda: accepts_connections(port))
     return child, port
-
-
-def _can_connect(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def read_answer(sock, size, wait=0.3):

@@ -10,14 +10,10 @@ import msgpack
 import pytest
 
 from conftest import run_edgeship, wait_for
-from mosquitto import Broker, Subscriber
+from mosquitto import Broker, Subscriber, running_broker
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.kill()
+broker = pytest.fixture(running_broker, name="broker")
 
 
 def config(tmp_path, body, flush="0.2"):

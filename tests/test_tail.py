@@ -1,7 +1,6 @@
 """tail input: real files, real edgeship child processes, the file output as the witness."""
 import json
 import os
-import signal
 import sqlite3
 import threading
 import time
