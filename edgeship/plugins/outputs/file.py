@@ -21,7 +21,6 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from edgeship import formats
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
 
@@ -135,12 +134,6 @@ class FileOutput(Output):
 
     def configure(self):
         self.format = self.conf["format"]
-        if self.format == "msgpack":
-            try:
-                import msgpack  # noqa: F401  (used by formats.render_msgpack)
-            except ImportError:
-                raise ConfigError("file: Format msgpack needs the msgpack package "
-                                  "(pip install 'edgeship[forward]')", key="format")
         self.delimiter = {"csv": ",", "ltsv": "\t"}.get(self.format)
         self.label_delimiter = ":" if self.format == "ltsv" else None
         for key, name in (("delimiter", "Delimiter"), ("label_delimiter", "Label_Delimiter")):
