@@ -258,6 +258,9 @@ def test_logfmt_edges():
     assert timed.parse("ts=2024-03-25T10:00:00Z m=x") == (1711360800000000000, {"m": "x"})
     assert timed.parse("ts=bad m=x") is None           # logfmt: a bad time fails the text
     assert timed.parse("ts=2024-03-25T10:00:00Z") is None  # nothing left to write
+    # a line break after the time field ends the record too (flb_parser_logfmt.c)
+    assert timed.parse("m=x ts=2024-03-25T10:00:00Z\nn=y") == (1711360800000000000,
+                                                                 {"m": "x"})
 
 
 # ----------------------------------------------------------------------------- ltsv

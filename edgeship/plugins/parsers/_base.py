@@ -99,6 +99,39 @@ class Parser:
             events.append(result)
         return events
 
+    def fields_event(self, fields):
+        """logfmt and ltsv: the event of a text's (key, value) fields, in text order.
+
+        Time_Key is parsed (a time that does not parse fails the text), Types applied to
+        the other fields, then the decoders. A value of None fails the text where it stands
+        (logfmt_no_bare_keys); so does a text left without any field.
+        """
+        record = {}
+        time_ns = None
+        time_field = self.time_key if self.time_format is not None else None
+        types = self.types
+        for key, value in fields:
+            if value is None:
+                self.failed += 1
+                return None
+            if key == time_field and isinstance(value, str) and value:
+                time_ns = self.lookup_time_or_fail(value)
+                if time_ns is None:
+                    return None
+                if not self.time_keep:
+                    continue
+            if types and key in types:
+                value = self.cast(key, value if isinstance(value, str) else "")
+            put(record, key, value)
+        if not record:
+            # Fluent Bit counts the fields it will write: a text holding only a time that
+            # is not kept does not parse either.
+            self.failed += 1
+            return None
+        if self.decoders is not None:
+            record = self.decoders.apply(record)
+        return time_ns, record
+
     def lookup_time(self, value):
         """Nanoseconds of a Time_Key value, or None (with Fluent Bit's warning)."""
         result = self.time_format.parse(value)

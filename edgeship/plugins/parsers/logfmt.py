@@ -14,7 +14,7 @@
 import re
 
 from edgeship.core.schema import Option
-from edgeship.plugins.parsers._base import Parser, put, unescape_c
+from edgeship.plugins.parsers._base import Parser, unescape_c
 
 _PAIR = re.compile(r'([^\x00-\x20="]+)(?:=(?:"((?:[^"\\]|\\[\s\S])*\\?)("?)|([^\x00-\x20="]*)))?')
 _GARBAGE = re.compile(r'[\x00-\x20="]*')
@@ -30,9 +30,7 @@ class LogfmtParser(Parser):
         self.no_bare_keys = conf.get("logfmt_no_bare_keys", False)
 
     def parse(self, text):
-        record = {}
-        time_ns = None
-        time_field = self.time_key if self.time_format is not None else None
+        fields = []
         pos = 0
         end = len(text)
         while pos < end:
@@ -42,36 +40,20 @@ class LogfmtParser(Parser):
             match = _PAIR.match(text, pos)
             key, quoted, _, plain = match.groups()
             pos = match.end()
-            has_equals = quoted is not None or plain is not None
             if quoted is not None:
                 value = unescape_c(quoted) if quoted else ""
             elif plain:
                 value = plain
+            elif self.no_bare_keys and plain is None:
+                fields.append((key, None))  # fails the text, after the fields before it
+                break
             else:
-                if self.no_bare_keys and not has_equals:
-                    self.failed += 1
-                    return None
                 value = True
-            if key == time_field and isinstance(value, str) and value:
-                time_ns = self.lookup_time_or_fail(value)
-                if time_ns is None:
-                    return None
-                if not self.time_keep:
-                    continue
-            if self.types and key in self.types:
-                value = self.cast(key, value if isinstance(value, str) else "")
-            put(record, key, value)
+            fields.append((key, value))
             # A pair directly followed by a line break ends the record.
             if pos < end and text[pos] in "\r\n":
                 break
-        if not record:
-            # Fluent Bit counts the fields it will write: a text holding only a time
-            # that is not kept does not parse either.
-            self.failed += 1
-            return None
-        if self.decoders is not None:
-            record = self.decoders.apply(record)
-        return time_ns, record
+        return self.fields_event(fields)
 
 
 PLUGIN = LogfmtParser

@@ -9,7 +9,7 @@
 """
 import re
 
-from edgeship.plugins.parsers._base import Parser, put
+from edgeship.plugins.parsers._base import Parser
 
 _FIELD = re.compile(r"([0-9A-Za-z_.\-]*):([^\x00\t\n\r]*)")
 
@@ -18,9 +18,7 @@ class LtsvParser(Parser):
     format = "ltsv"
 
     def parse(self, text):
-        record = {}
-        time_ns = None
-        time_field = self.time_key if self.time_format is not None else None
+        fields = []
         pos = 0
         end = len(text)
         while pos < end:
@@ -30,26 +28,12 @@ class LtsvParser(Parser):
             label, value = match.groups()
             pos = match.end()
             if label:
-                if label == time_field and value:
-                    time_ns = self.lookup_time_or_fail(value)
-                    if time_ns is None:
-                        return None
-                    if not self.time_keep:
-                        label = None
-                if label is not None:
-                    if self.types and label in self.types:
-                        value = self.cast(label, value)
-                    put(record, label, value)
+                fields.append((label, value))
             if pos < end and text[pos] == "\t":
                 pos += 1
             if pos < end and text[pos] in "\r\n":
                 break
-        if not record:
-            self.failed += 1
-            return None
-        if self.decoders is not None:
-            record = self.decoders.apply(record)
-        return time_ns, record
+        return self.fields_event(fields)
 
 
 PLUGIN = LtsvParser
