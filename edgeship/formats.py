@@ -25,6 +25,8 @@ valid UTF-8 (kept by inputs as a surrogate escape) is written as ``\\ue0XX`` (Fl
 the same private-use character U+E0XX unescaped); a non-string map key is written as a
 string.
 """
+import itertools
+import operator
 import re
 import struct
 import time
@@ -54,12 +56,12 @@ class _Raw:
 _Fragment = orjson.Fragment if orjson else _Raw
 _TWO_63 = 9223372036854775808.0
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
-# A float in orjson's output: a value (after ':', ',' or '[') with a fraction or exponent.
-# Text inside a string rarely looks like that, and then only costs the exact path. The
-# regex scan is the slow part, so it only runs when a digit is followed by '.', 'e+' or
-# 'e-' somewhere (found with byte searches on a copy where every digit is '0').
-_FLOAT_VALUE = re.compile(rb"[:,\[]-?\d+(?:\.|e[-+])")
-_DIGITS_AS_0 = bytes.maketrans(b"123456789", b"000000000")
+# A float in orjson's output: digits, then '.' and digits or 'e+'/'e-' and digits, ended by
+# the ',', '}' or ']' after a value. Both patterns start with a literal, which the regex
+# engine scans for quickly; '.' is first looked for with a byte search (memchr). Text inside
+# a string rarely looks like a float value and then only costs the exact path.
+_DOT_FLOAT = re.compile(rb"\.\d+(?:e[-+]\d+)?[,}\]]")
+_EXP_FLOAT = re.compile(rb"e[-+]\d+[,}\]]")
 _NON_ASCII = re.compile("[^\x00-\x7e]+")
 # Batches are rendered by one orjson call on [r1, SEP, r2, SEP, ...]: orjson escapes every
 # control character inside strings, so the raw NUL of the separator marks record boundaries.
@@ -176,12 +178,9 @@ def _py_dumps(value):
 
 
 def _has_float(data):
-    if b"." not in data and b"e+" not in data and b"e-" not in data:
-        return False
-    digits = data.translate(_DIGITS_AS_0)
-    if b"0." not in digits and b"0e+" not in digits and b"0e-" not in digits:
-        return False
-    return _FLOAT_VALUE.search(data) is not None
+    """Might orjson's text ``data`` hold a float (which Fluent Bit writes its own way)?"""
+    return (b"." in data and _DOT_FLOAT.search(data) is not None) \
+        or _EXP_FLOAT.search(data) is not None
 
 
 def _dump_batch(values):
@@ -191,17 +190,14 @@ def _dump_batch(values):
     return orjson.dumps(mixed)
 
 
-def json_batch(values):
-    """Fluent Bit's JSON text (bytes) of each value of ``values`` (records, usually).
+def _json_joined(values):
+    """Fluent Bit's JSON text of every value of ``values`` (orjson needed) in one bytes object,
+    ``[v1,\\x00,v2,\\x00,...]``: _SPLIT separates the values.
 
-    The common case costs one orjson call for the whole batch, a few byte searches and a
-    split. A batch holding a float, a non-ASCII character or a type orjson refuses is
-    rendered again on the exact path.
+    The common case costs one orjson call for the whole batch and a few byte searches. A
+    batch holding a float, a non-ASCII character or a type orjson refuses is rendered again
+    on the exact path.
     """
-    if not values:
-        return []
-    if orjson is None:
-        return [_py_dumps(_exact(v)).encode() for v in values]
     try:
         data = _dump_batch(values)
         exact = _has_float(data)
@@ -211,7 +207,31 @@ def json_batch(values):
         data = _dump_batch([_exact(v) for v in values])
         if not data.isascii() or b"\x7f" in data:  # a non-ASCII key
             data = _escape_non_ascii(data)
-    return data[1:-1].split(_SPLIT)
+    return data
+
+
+def json_batch(values):
+    """Fluent Bit's JSON text (bytes) of each value of ``values`` (records, usually)."""
+    if not values:
+        return []
+    if orjson is None:
+        return [_py_dumps(_exact(v)).encode() for v in values]
+    return _json_joined(values)[1:-1].split(_SPLIT)
+
+
+def _headed(events, body, needle, head_of, sep):
+    """The records of ``body`` (their JSON text, ``needle`` between two), each after
+    ``head_of(its time)``, joined by ``sep``. One head and one join per run of events at the
+    same time (a block read from a file shares one), not a bytes object per record."""
+    parts = body.split(needle)
+    runs = []
+    start = 0
+    for time_ns, run in itertools.groupby([time_ns for time_ns, _ in events]):
+        end = start + len(list(run))
+        head = head_of(time_ns)
+        runs.append(head + (sep + head).join(parts[start:end]))
+        start = end
+    return sep.join(runs)
 
 
 def to_json(value):
@@ -269,6 +289,10 @@ def json_events(events, date_key=None, date_format="double"):
     parts = json_batch([record for _, record in events])
     if date_key is None:
         return parts
+    return _dated_parts(events, parts, date_key, date_format)
+
+
+def _dated_parts(events, parts, date_key, date_format):
     opening = b"{" + to_json(date_key) + b":"
     out = []
     last_ns = last_date = None
@@ -285,6 +309,27 @@ def json_events(events, date_key=None, date_format="double"):
     return out
 
 
+def _joined_events(events, sep, date_key, date_format):
+    """``sep.join(json_events(events, date_key, date_format))``, without a bytes object per
+    record in the usual case."""
+    records = [record for _, record in events]
+    if orjson is None or not records:
+        return sep.join(json_events(events, date_key, date_format))
+    data = _json_joined(records)
+    if date_key is None:
+        return sep.join(data[1:-1].split(_SPLIT))  # faster than replace with this needle
+    if {} in records or any(map(operator.contains, records, itertools.repeat(date_key))):
+        # An empty record, or one with its own date: the per-record rules above.
+        return sep.join(_dated_parts(events, data[1:-1].split(_SPLIT), date_key, date_format))
+    opening = b"{" + to_json(date_key) + b":"
+    # Each record's '{' makes way for the opening and the date: the needle takes it along.
+    return _headed(events, data[2:-1], b",\x00,{",
+                   lambda time_ns: opening + date_json(time_ns, date_format) + b",", sep)
+
+
+_JSON_SEPARATORS = {"json": b",", "json_lines": b"\n", "json_stream": b""}
+
+
 def render_json(events, json_format="json", date_key=None, date_format="double"):
     """A chunk in one of Fluent Bit's JSON output formats, as written by stdout/http:
 
@@ -292,14 +337,15 @@ def render_json(events, json_format="json", date_key=None, date_format="double")
     json_lines   one object per line, each ending in a newline
     json_stream  the objects one after another, no separator
     """
-    parts = json_events(events, date_key, date_format)
+    sep = _JSON_SEPARATORS.get(json_format)
+    if sep is None:
+        raise ValueError("unknown JSON format '%s'" % json_format)
+    body = _joined_events(events, sep, date_key, date_format)
     if json_format == "json":
-        return b"[" + b",".join(parts) + b"]"
-    if json_format == "json_lines":
-        return b"".join([p + b"\n" for p in parts])
-    if json_format == "json_stream":
-        return b"".join(parts)
-    raise ValueError("unknown JSON format '%s'" % json_format)
+        return b"[" + body + b"]"
+    if json_format == "json_lines" and events:
+        return body + b"\n"
+    return body
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,16 +416,20 @@ def check_delimiter(text):
 
 def render_out_file(tag, events):
     """``tag: [sec.nsec, {json}]`` lines, the default file format."""
-    parts = json_batch([record for _, record in events])
+    if not events:
+        return b""
+    records = [record for _, record in events]
     prefix = _encode(tag) + b": ["
-    return b"".join([b"%s%d.%09d, %s]\n" % (prefix, t // NS, t % NS, part)
-                     for (t, _), part in zip(events, parts)])
+    if orjson is None:
+        return b"".join([b"%s%d.%09d, %s]\n" % (prefix, t // NS, t % NS, part)
+                         for (t, _), part in zip(events, json_batch(records))])
+    return _headed(events, _json_joined(records)[1:-1], _SPLIT,
+                   lambda t: b"%s%d.%09d, " % (prefix, t // NS, t % NS), b"]\n") + b"]\n"
 
 
 def render_plain(events):
     """One JSON record per line."""
-    parts = json_batch([record for _, record in events])
-    return b"\n".join(parts) + b"\n" if parts else b""
+    return render_json(events, "json_lines")
 
 
 def csv_header(record, delimiter=","):

@@ -263,6 +263,44 @@ def test_render_json_formats():
     assert formats.render_json(events, "json_stream") == b'{"a":1}{"b":"x"}'
 
 
+
+_times = st.sampled_from([T0, T0, T0 + 500000000, 0, 1711360801123456789])
+_keys = st.sampled_from(["date", "a", "\u00e9"]) | st.text(max_size=4)
+_events = st.lists(st.tuples(_times, st.dictionaries(_keys, _values, max_size=4)), max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_events, st.sampled_from([None, "date", "\u00e9"]), st.sampled_from(formats.DATE_FORMATS))
+def test_batch_renderings_equal_the_per_record_rules(events, date_key, date_format):
+    """render_json, render_out_file, render_plain and the MQTT batch payloads (joined runs
+    of events at one time) give what the per-record rules give, with and without orjson."""
+    from edgeship import payload
+    for fmt in (formats, PURE):
+        parts = fmt.json_events(events, date_key, date_format)
+        assert fmt.render_json(events, "json", date_key, date_format) == \
+            b"[" + b",".join(parts) + b"]"
+        assert fmt.render_json(events, "json_lines", date_key, date_format) == \
+            b"".join([p + b"\n" for p in parts])
+        assert fmt.render_json(events, "json_stream", date_key, date_format) == b"".join(parts)
+        plain = [reference_json(record).encode() for _, record in events]
+        assert fmt.render_plain(events) == b"".join([p + b"\n" for p in plain])
+        assert fmt.render_out_file("t.x", events) == b"".join([
+            b"t.x: [%d.%09d, %s]\n" % (t // formats.NS, t % formats.NS, p)
+            for (t, _), p in zip(events, plain)])
+    maps = [record if date_key is None or date_key in record else
+            dict([(date_key, json.loads(formats.date_json(t, date_format)))]
+                 + list(record.items())) for t, record in events]
+    assert payload.dated_maps(events, date_key, date_format) == maps
+    assert payload.encode_batch("msgpack", events, date_key, date_format) == \
+        msgpack.packb(maps, use_bin_type=True)
+
+
+def test_msgpack_batch_keeps_raw_bytes_of_a_lone_surrogate():
+    from edgeship import payload
+    assert payload.encode_batch("msgpack", [(T0, {"a": "x\udcff"})], "d", "epoch") == \
+        b"\x91\x82\xa1d\xce\x66\x01\x4b\x21\xa1a\xa2x\xff"
+
+
 # --------------------------------------------------------------------------- msgpack print
 
 def test_msgpack_print_of_the_reference_example():
