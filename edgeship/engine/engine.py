@@ -110,13 +110,17 @@ class Engine:
         if not budget.over() or self.stopping:
             return
         budget.paused = True
-        self.log.child("input").warn("%s paused (mem buf overlimit)", budget.name)
+        # Fluent Bit's lines, for a Mem_Buf_Limit the user set. edgeship's default budget is
+        # how a fast input keeps pace with its outputs: pausing on it is routine, not news.
+        log = self.log.child("input")
+        notice, resumed = (log.warn, log.info) if budget.configured else (log.debug, log.debug)
+        notice("%s paused (mem buf overlimit)", budget.name)
         self.storage.tick()  # hand the open chunks to the outputs now
         while budget.over() and not self.stopping:
             self._room.clear()
             await self._room.wait()
         budget.paused = False
-        self.log.child("input").info("%s resume (mem buf overlimit)", budget.name)
+        resumed("%s resume (mem buf overlimit)", budget.name)
 
     def _released(self):
         if self._room is not None:

@@ -22,10 +22,11 @@ from edgeship.storage.spool import Spool, fsync_all
 
 
 class Budget:
-    def __init__(self, name, storage_type, limit):
+    def __init__(self, name, storage_type, limit, configured):
         self.name = name
         self.type = storage_type
         self.limit = limit
+        self.configured = configured  # the user's Mem_Buf_Limit, not edgeship's default
         self.bytes = 0
         self.paused = False
         self.ring = ByteRing(limit) if storage_type == "memrb" else None
@@ -80,11 +81,12 @@ class Storage:
         if budget is None:
             conf = getattr(source, "conf", None) or {}
             kind = conf.get("storage.type") or "memory"
-            limit = conf.get("mem_buf_limit") or 0
+            configured = conf.get("mem_buf_limit") or 0
+            limit = configured
             if not limit:
                 limit = self.backlog_limit if kind == "filesystem" else self.default_budget
             name = getattr(source, "display", None) or "engine"
-            budget = self.budgets[source] = Budget(name, kind, limit)
+            budget = self.budgets[source] = Budget(name, kind, limit, bool(configured))
         return budget
 
     # ------------------------------------------------------------------ running
