@@ -65,6 +65,10 @@ def test_json_repeated_keys_at_every_depth_and_with_spaces():
     assert list(parser.parse('{"a":1,"b":{"x":1,"x":2},"a":3}')[1].items()) == \
         [("b", {"x": 2}), ("a", 3)]
     assert list(parser.parse('{"a" : 1, "b" : 2, "a" : 3}')[1].items()) == [("b", 2), ("a", 3)]
+    # in a block of lines: a repeat or a nested key among plain records
+    assert [list(r.items()) for _, r in parser.parse_lines(
+        ['{"x":1}', '{"a":1,"b":2,"a":3}', '{"n":{"a":1,"a":2}}', '{"y":"a\\":b"}'], 0)] == \
+        [[("x", 1)], [("b", 2), ("a", 3)], [("n", {"a": 2})], [("y", 'a":b')]]
     for space in (" ", "\t", "\r", "\n"):  # whitespace hides a key from the '":' count
         assert [list(r.items()) for _, r in parser.parse_lines(
             ['{"a"%s:1,"b":2,"a":3}' % space], 0)] == [[("b", 2), ("a", 3)]]
