@@ -1,8 +1,8 @@
 """tail input: follows text files line by line (in_tail).
 
 Reading: each file is read with ``os.pread`` in blocks of BLOCK bytes; a block is split into
-lines at once, turned into one batch and handed to the engine with one ``emit``. Per line the
-work is the parser call (if any) and a tuple. Files are watched by polling ``fstat``/``stat``
+lines at once, parsed with one ``parse_lines`` call (if there is a parser), turned into one
+batch and handed to the engine with one ``emit``. Files are watched by polling ``fstat``/``stat``
 every POLL seconds while they are idle instead of inotify: the standard library has no inotify,
 polling costs two syscalls per idle file per poll, and it also works on NFS, overlay and bind
 mounts where inotify misses events. ``Inotify_Watcher`` is accepted and has no effect.
