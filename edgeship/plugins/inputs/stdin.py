@@ -129,19 +129,14 @@ class StdinInput(Input):
             # A line longer than the buffer goes out in pieces rather than being lost.
             lines.append(self.text)
             self.text = ""
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        lines = [line for line in lines if line]
         now = ev.now_ns()
-        events = []
-        for line in lines:
-            if line.endswith("\r"):
-                line = line[:-1]
-            if not line:
-                continue
-            result = self.parser.parse(line)
-            if result is None:
+        events = self.parser.parse_lines(lines, now)
+        for i, event in enumerate(events):
+            if event is None:
                 self.invalid += 1
-                events.append((now, {"log": line}))
-            else:
-                events.append((result[0] or now, result[1]))
+                events[i] = (now, {"log": lines[i]})
         return events
 
     def _json_values(self, at_eof):
