@@ -147,7 +147,10 @@ class Engine:
                 out.queue.drop(chunk, "cannot be read back from the spool: %s" % exc)
                 return ERROR
             try:
-                result = await plugin.flush(chunk.tag, events)
+                if plugin.takes_chunk_id:
+                    result = await plugin.flush(chunk.tag, events, chunk.seq)
+                else:
+                    result = await plugin.flush(chunk.tag, events)
             except Exception as exc:
                 plugin.log.error("flush raised %r; will retry", exc)
                 result = RETRY

@@ -121,6 +121,10 @@ class Filter(Plugin):
 class Output(Plugin):
     kind = "output"
     common = OUTPUT_COMMON
+    # True: flush is called as flush(tag, events, chunk_id), chunk_id being the same on every
+    # retry of a chunk, for outputs that keep per-chunk state across a RETRY (MQTT messages
+    # the client library is still delivering).
+    takes_chunk_id = False
 
     async def start(self):
         """Open connections or files; called once before the first flush."""

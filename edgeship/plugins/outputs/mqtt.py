@@ -58,10 +58,10 @@ class TopicTemplate:
 class Delivery:
     """The messages of one chunk and how many of them the broker still owes an ack."""
 
-    __slots__ = ("events", "messages", "sent", "unacked", "failed", "done", "mids")
+    __slots__ = ("chunk_id", "messages", "sent", "unacked", "failed", "done", "mids")
 
-    def __init__(self, events, messages, loop):
-        self.events = events
+    def __init__(self, chunk_id, messages, loop):
+        self.chunk_id = chunk_id
         self.messages = messages
         self.sent = 0           # messages handed to paho so far
         self.unacked = 0        # handed to paho, not yet acknowledged
@@ -77,6 +77,9 @@ class Delivery:
 class MqttOutput(Output):
     name = "mqtt"
     description = "Publish records to an MQTT broker"
+    # A retried chunk resumes the delivery paho is still completing instead of publishing
+    # its messages a second time.
+    takes_chunk_id = True
     options = connection_options() + (
         Option("Topic", default="$TAG",
                help="topic template: text, $TAG, $TAG[n], record accessors ($key, $key['sub'])"),
@@ -129,7 +132,7 @@ class MqttOutput(Output):
             will = (conf["will_topic"], conf["will_payload"].encode("utf-8"), conf["will_qos"],
                     conf["will_retain"])
         self.link = Link(self, conf, on_publish=self._acked, will=will)
-        self._pending = {}      # id(events) -> Delivery awaiting acks (QoS 1/2)
+        self._pending = {}      # chunk id -> Delivery awaiting acks (QoS 1/2)
         self._by_mid = {}       # paho message id -> Delivery
         self._inflight = 0
         self._slot = None
@@ -202,25 +205,23 @@ class MqttOutput(Output):
         return limit
 
     def _forget(self, delivery):
-        self._pending.pop(id(delivery.events), None)
+        self._pending.pop(delivery.chunk_id, None)
         for mid in delivery.mids:
             if self._by_mid.get(mid) is delivery:
                 del self._by_mid[mid]
                 self._inflight -= 1
 
-    async def flush(self, tag, events):
-        delivery = self._pending.get(id(events))
-        if delivery is not None and delivery.events is not events:
-            delivery = None
+    async def flush(self, tag, events, chunk_id):
+        delivery = self._pending.get(chunk_id)
         if not self.link.connected:
             return RETRY
         if delivery is None:
             messages = self._messages(tag, events)
             if not messages:
                 return OK
-            delivery = Delivery(events, messages, self.link.loop)
+            delivery = Delivery(chunk_id, messages, self.link.loop)
             if self.conf["qos"]:
-                self._pending[id(events)] = delivery
+                self._pending[chunk_id] = delivery
         result = await self._publish(delivery)
         if result is not None:
             return result
@@ -282,7 +283,7 @@ class MqttOutput(Output):
             await asyncio.wait(waiters, timeout=self.conf["ack_timeout"],
                                return_when=asyncio.FIRST_COMPLETED)
         if delivery.done.done():
-            self._pending.pop(id(delivery.events), None)
+            self._pending.pop(delivery.chunk_id, None)
             if delivery.failed:
                 self.log.warn("the broker refused some messages of the chunk")
                 return RETRY
