@@ -126,3 +126,46 @@ def test_config_errors(tmp_path, line, words):
     with pytest.raises(ConfigError) as err:
         modify(tmp_path, line)
     assert words in str(err.value)
+
+
+KEYS = ("a", "b", "ab", "c", "Mem.x")
+RULES = ("Set", "Add", "Remove", "Remove_wildcard", "Remove_regex", "Rename", "Hard_rename",
+         "Copy", "Hard_copy", "Move_to_start", "Move_to_end")
+
+
+def _rule_line(kind, k1, k2):
+    if kind in ("Set", "Add"):
+        return "%s %s v" % (kind, k1)
+    if kind == "Remove_regex":
+        return "Remove_regex ^%s" % k1
+    if kind in ("Remove", "Remove_wildcard", "Move_to_start", "Move_to_end"):
+        return "%s %s" % (kind, k1)
+    return "%s %s %s" % (kind, k1, k2)
+
+
+def test_layout_plans_do_what_the_rules_do_one_by_one(tmp_path):
+    """Records are rebuilt from a plan per key layout; that must equal running each rule on
+    each record, whatever the rules, the layouts, and records repeating a layout."""
+    import copy
+
+    from hypothesis import given, settings, strategies as st
+
+    rule = st.tuples(st.sampled_from(RULES), st.sampled_from(KEYS), st.sampled_from(KEYS))
+    record = st.dictionaries(st.sampled_from(KEYS), st.integers() | st.lists(st.integers()),
+                             max_size=5)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(rule, min_size=1, max_size=4), st.lists(record, min_size=1, max_size=6))
+    def check(rules, records):
+        flt = modify(tmp_path, *[_rule_line(*r) for r in rules])
+        batch = records + records  # every layout twice: the second time comes from the plan
+        expected = []
+        for r in batch:
+            r = copy.deepcopy(r)
+            for apply in flt.rules:
+                r = apply(r)
+            expected.append(list(r.items()))
+        got = [list(r.items()) for r in run(flt, [copy.deepcopy(r) for r in batch])]
+        assert got == expected
+
+    check()

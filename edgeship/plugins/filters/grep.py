@@ -55,6 +55,17 @@ class GrepFilter(Filter):
         value = acc.get(record) if acc.path else record.get(acc.key)
         return isinstance(value, str) and regex.search(value) is not None
 
+    def _one_top_level_rule(self, events):
+        """The usual grep, one rule on a top-level key, as one comprehension: with a single
+        rule every Logical_Op means the same (a Regex keeps matches, an Exclude drops them)."""
+        is_regex, acc, regex = self.rules[0]
+        key, search = acc.key, regex.search
+        if is_regex:
+            return [e for e in events
+                    if type(v := e[1].get(key)) is str and search(v) is not None]
+        return [e for e in events
+                if not (type(v := e[1].get(key)) is str and search(v) is not None)]
+
     def _legacy(self, record):
         for is_regex, acc, regex in self.rules:
             if self._matches(acc, regex, record):
@@ -76,8 +87,11 @@ class GrepFilter(Filter):
     def filter(self, tag, events):
         if not self.rules:
             return events
-        decide = self._legacy if self.op == "legacy" else self._and_or
-        kept = [event for event in events if decide(event[1])]
+        if len(self.rules) == 1 and not self.rules[0][1].path:
+            kept = self._one_top_level_rule(events)
+        else:
+            decide = self._legacy if self.op == "legacy" else self._and_or
+            kept = [event for event in events if decide(event[1])]
         self.dropped += len(events) - len(kept)
         return kept
 

@@ -16,6 +16,7 @@ Quirks kept from Fluent Bit 5.1.1:
   record accessors (``$a['b']``), other keys are plain top-level names.
 """
 import copy
+from operator import itemgetter
 
 from edgeship.core.accessor import MISSING, accessor
 from edgeship.core.errors import ConfigError
@@ -91,15 +92,6 @@ def _all_values_match(key_regex, value_regex):
 
 
 # ---------------------------------------------------------------------------------- rules
-def _rebuild(record, fn):
-    """A new dict from ``fn(key, value)`` returning a list of pairs per entry."""
-    out = {}
-    for key, value in record.items():
-        for k, v in fn(key, value):
-            out[k] = v
-    return out
-
-
 def rule_set(key, value):
     def apply(record):
         record.pop(key, None)
@@ -132,11 +124,17 @@ def rule_remove_if(test):
     return apply
 
 
+# Fluent Bit renames in place and copies right after the source key. A dict cannot rename a
+# key, so both rebuild it from its key and value lists (C loops, no call per key); a hard
+# rename/copy first drops the key it replaces.
 def rule_rename(key, new, hard):
     def apply(record):
         if key not in record or key == new or (new in record and not hard):
             return record
-        return _rebuild(record, lambda k, v: () if k == new else ((new if k == key else k, v),))
+        record.pop(new, None)
+        keys = list(record)
+        keys[keys.index(key)] = new
+        return dict(zip(keys, record.values()))
     return apply
 
 
@@ -144,14 +142,12 @@ def rule_copy(key, new, hard):
     def apply(record):
         if key not in record or key == new or (new in record and not hard):
             return record
-
-        def entry(k, v):
-            if k == new:
-                return ()
-            if k == key:
-                return ((k, v), (new, copy.deepcopy(v)))
-            return ((k, v),)
-        return _rebuild(record, entry)
+        record.pop(new, None)
+        keys, values = list(record), list(record.values())
+        at = keys.index(key) + 1
+        keys.insert(at, new)
+        values.insert(at, copy.deepcopy(record[key]))
+        return dict(zip(keys, values))
     return apply
 
 
@@ -187,6 +183,7 @@ class ModifyFilter(Filter):
     def configure(self):
         self.conditions = []
         self.rules = []
+        self._plans = {}        # key layout -> plan (see _plan)
         for key, value, entry in self.conf.ordered:
             where = (entry.file, entry.line, entry.key)
             try:
@@ -261,13 +258,71 @@ class ModifyFilter(Filter):
         rules, conditions = self.rules, self.conditions
         if not rules:
             return events
+        plans = self._plans
         out = []
         for time_ns, record in events:
             if not conditions or all(cond(record) for cond in conditions):
-                for rule in rules:
-                    record = rule(record)
+                layout = tuple(record)
+                plan = plans.get(layout)
+                if plan is None:
+                    if len(plans) >= 256:  # records of ever-new shapes: keep it bounded
+                        plans.clear()
+                    plan = plans[layout] = _plan(rules, layout)
+                if plan:
+                    keys, constants, pick = plan
+                    values = list(record.values())
+                    values.extend(constants)
+                    record = dict(zip(keys, pick(values)))
+                else:
+                    for rule in rules:
+                        record = rule(record)
             out.append((time_ns, record))
         return out
+
+
+# ---------------------------------------------------------------------------------- plans
+# The rules look at keys only, never at values (conditions do, and run per record first), so
+# what they make of a record is fixed by its key layout, and the records of a batch mostly
+# share one. A plan runs the rules once on a skeleton of that layout, whose values are slots,
+# and then rebuilds each record of the layout in C: its values picked in the result's order,
+# Set/Add constants appended. Copy rules need a deep copy per record: no plan for them.
+class _Slot:
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+    def __deepcopy__(self, memo):
+        raise _NeedsCopy()
+
+
+class _NeedsCopy(Exception):
+    pass
+
+
+def _plan(rules, layout):
+    """(keys, constants, pick) for records whose keys are ``layout``, or False."""
+    skeleton = dict(zip(layout, map(_Slot, range(len(layout)))))
+    try:
+        for rule in rules:
+            skeleton = rule(skeleton)
+    except _NeedsCopy:
+        return False
+    constants = []
+    picks = []
+    for value in skeleton.values():
+        if type(value) is _Slot:
+            picks.append(value.index)
+        else:
+            picks.append(len(layout) + len(constants))
+            constants.append(value)
+    if len(picks) > 1:
+        pick = itemgetter(*picks)
+    elif picks:
+        pick = lambda values, i=picks[0]: (values[i],)  # noqa: E731 (itemgetter of one is no tuple)
+    else:
+        pick = lambda values: ()  # noqa: E731
+    return tuple(skeleton), constants, pick
 
 
 PLUGIN = ModifyFilter
