@@ -310,10 +310,14 @@ def test_a_keeping_up_output_gets_the_queued_objects_within_the_cache_budget(tmp
     storage = _storage(str(tmp_path))
     fast, failing = Output(storage, "fast.0"), Output(storage, "failing.0")
     storage.start()
-    src = _input("memory")
-    batches = [_batch(i * 100, 100, width=200) for i in range(40)]  # ~1 MB packed
-    for batch in batches:
-        storage.put(src, "t", batch, None, [fast, failing])
+    src = _input("memory", limit=1 << 30)
+    batches = []
+    queued = 0
+    while queued < 2 * queue_module.CACHE_BYTES:  # twice what may be cached
+        batches.append(_batch(len(batches) * 100, 100, width=200))
+        storage.put(src, "t", batches[-1], None, [fast, failing])
+        queued = sum(c.size for c in fast.queue.pending()) + sum(
+            c.size for c in fast.queue.open.values())
         if fast.queue.open and next(iter(fast.queue.open.values())).size > 64 * 1024:
             storage.tick()
     storage.tick()

@@ -332,8 +332,11 @@ class Encoder:
     """
 
     def __init__(self, packb, retain_metadata=True, time_as_integer=False, compress=False,
-                 send_options=False, require_ack=False, extra_options=()):
+                 send_options=False, require_ack=False, extra_options=(), pack_entries=None):
         self.packb = packb
+        # Optional: packs a batch's ``[[EventTime, {}], record]`` entries at once, to the same
+        # bytes (a C packer does a batch in one call, far faster than record by record).
+        self.pack_entries = pack_entries
         self.retain_metadata = retain_metadata
         self.time_as_integer = time_as_integer
         self.compress = compress
@@ -347,6 +350,8 @@ class Encoder:
             return b"".join([b"\x92" + pack_uint(t // NS) + packb(rec) for t, rec in events])
         et = _et
         if self.retain_metadata:
+            if self.pack_entries is not None:
+                return self.pack_entries(events)
             return b"".join([b"\x92\x92" + et(0xd700, t // NS, t % NS) + b"\x80" + packb(rec)
                              for t, rec in events])
         return b"".join([b"\xdd\x00\x00\x00\x02" + et(0xd700, t // NS, t % NS) + packb(rec)

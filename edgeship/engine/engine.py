@@ -37,7 +37,7 @@ class FilterState:
 class Engine:
     # Bytes (msgpack, as Fluent Bit counts them) of an input's memory chunks before it pauses
     # when it has no Mem_Buf_Limit.
-    DEFAULT_MEM_BUDGET = 4 * 1000 * 1000
+    DEFAULT_MEM_BUDGET = 2 * 1000 * 1000
 
     def __init__(self, service, log):
         self.service = service

@@ -31,7 +31,7 @@ CHUNK_BYTES = 256 * 1024
 # spool is tried again.
 SPOOL_RETRY_SECONDS = 10.0
 # Packed bytes per output whose events are also kept as objects (several times larger).
-CACHE_BYTES = 512 * 1024
+CACHE_BYTES = 1024 * 1024
 
 
 class Chunk:

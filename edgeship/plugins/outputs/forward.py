@@ -118,7 +118,7 @@ class ForwardOutput(Output):
             self.codec.packb, retain_metadata=conf["retain_metadata_in_forward_mode"],
             time_as_integer=conf["time_as_integer"], compress=conf["compress"] == "gzip",
             send_options=conf["send_options"], require_ack=conf["require_ack_response"],
-            extra_options=extra)
+            extra_options=extra, pack_entries=self.codec.pack_entries)
         self.tag_template = _TagTemplate(conf["tag"]) if conf["tag"] else None
         self.io_timeout = conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
         # One salt per instance, as Fluent Bit: the same on every connection.
