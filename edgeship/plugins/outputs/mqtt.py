@@ -58,11 +58,12 @@ class TopicTemplate:
 class Delivery:
     """The messages of one chunk and how many of them the broker still owes an ack."""
 
-    __slots__ = ("chunk_id", "messages", "sent", "unacked", "failed", "done", "mids")
+    __slots__ = ("chunk_id", "messages", "sent", "unacked", "failed", "done", "mids", "started")
 
     def __init__(self, chunk_id, messages, loop):
         self.chunk_id = chunk_id
         self.messages = messages
+        self.started = loop.time()
         self.sent = 0           # messages handed to paho so far
         self.unacked = 0        # handed to paho, not yet acknowledged
         self.failed = False     # MQTT 5: the broker refused one (reason code >= 0x80)
@@ -213,6 +214,12 @@ class MqttOutput(Output):
 
     async def flush(self, tag, events, chunk_id):
         delivery = self._pending.get(chunk_id)
+        if delivery is not None and \
+                self.link.loop.time() - delivery.started > self.conf["ack_timeout"]:
+            # paho did not finish it within Ack_Timeout, reconnects included: publish the
+            # chunk afresh (a duplicate at worst) rather than wait on it forever.
+            self._forget(delivery)
+            delivery = None
         if not self.link.connected:
             return RETRY
         if delivery is None:
