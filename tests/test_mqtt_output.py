@@ -227,7 +227,8 @@ def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, spawn):
     try:
         conf = config(tmp_path, "[INPUT]\n    Name mqtt\n    Listen 127.0.0.1\n    Port %d\n"
                       % listen + output(broker.port, Topic="seq/x", QoS="1",
-                                        Retry_Limit="no_limits", Reconnect_Max="1"))
+                                        Retry_Limit="no_limits", Reconnect_Max="1",
+                                        Ack_Timeout="5"))
         spawn(["-c", conf])
         pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="numbers")
         wait_for(lambda: _connect_ok(pub, listen))
@@ -240,7 +241,7 @@ def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, spawn):
             if i in (250, 480):
                 broker.start()
             time.sleep(0.002)
-        wait_for(lambda: len(got) == total, timeout=40)
+        wait_for(lambda: len(got) == total, timeout=60)
         assert got == set(range(total))
         pub.disconnect()
         pub.loop_stop()
