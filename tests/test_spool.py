@@ -54,10 +54,24 @@ def _events(delivered):
     return [e for _, events in delivered for e in events]
 
 
-def test_chunks_survive_a_restart_with_tags_records_and_order(tmp_path):
-    storage = _storage(str(tmp_path))
+def _started(path, **storage_options):
+    """A started Storage on ``path`` with one Output; returns (storage, out)."""
+    storage = _storage(path, **storage_options)
     out = Output(storage)
     storage.start()
+    return storage, out
+
+
+def _queue_chunks(storage, out, count):
+    """``count`` closed chunks of 10 records (n = 0 .. 10*count-1) from one filesystem input."""
+    src = _input()
+    for i in range(count):
+        storage.put(src, "t", _batch(i * 10, 10), None, [out])
+        storage.tick()
+
+
+def test_chunks_survive_a_restart_with_tags_records_and_order(tmp_path):
+    storage, out = _started(str(tmp_path))
     src = _input()
     storage.put(src, "a", _batch(0, 10), None, [out])
     storage.put(src, "b", _batch(10, 5), None, [out])
@@ -65,42 +79,30 @@ def test_chunks_survive_a_restart_with_tags_records_and_order(tmp_path):
     storage.put(src, "a", _batch(15, 3), None, [out])
     storage.tick()
     # A new process: the same records come back, per chunk, in the order they were queued.
-    again = _storage(str(tmp_path))
-    out2 = Output(again)
-    again.start()
+    _, out2 = _started(str(tmp_path))
     delivered = out2.deliver_all()
     assert [tag for tag, _ in delivered] == ["a", "b", "a"]
     assert _events(delivered) == _events([("", _batch(0, 10)), ("", _batch(10, 5)),
                                           ("", _batch(15, 3))])
     # Everything confirmed: nothing left on disk, nothing replayed the next time.
     assert os.listdir(str(tmp_path / "out.0")) == []
-    third = Output(_storage(str(tmp_path)))
-    third.queue.storage.start()
+    _, third = _started(str(tmp_path))
     assert third.queue.pending() == []
 
 
 def test_confirmed_chunks_are_not_replayed(tmp_path):
-    storage = _storage(str(tmp_path))
-    out = Output(storage)
-    storage.start()
-    src = _input()
-    for i in range(6):
-        storage.put(src, "t", _batch(i * 10, 10), None, [out])
-        storage.tick()
+    storage, out = _started(str(tmp_path))
+    _queue_chunks(storage, out, 6)
     chunks = out.queue.pending()
     for chunk in chunks[1::2]:          # out of order, as retries make it
         out.queue.confirm(chunk)
-    again = _storage(str(tmp_path))
-    out2 = Output(again)
-    again.start()
+    _, out2 = _started(str(tmp_path))
     assert [e[1]["n"] for e in _events(out2.deliver_all())] == \
         [n for start in (0, 20, 40) for n in range(start, start + 10)]
 
 
 def test_acks_fire_when_spooled_for_filesystem_and_when_confirmed_for_memory(tmp_path):
-    storage = _storage(str(tmp_path))
-    out = Output(storage)
-    storage.start()
+    storage, out = _started(str(tmp_path))
     fired = []
     for name, kind in (("fs", "filesystem"), ("mem", "memory")):
         ack = Ack(lambda name=name: fired.append(name))
@@ -139,13 +141,8 @@ def test_memory_budget_and_memrb_ring():
 
 
 def test_ram_ring_keeps_the_newest_spooled_chunks_and_reads_the_rest_back(tmp_path):
-    storage = _storage(str(tmp_path), backlog=5000)
-    out = Output(storage)
-    storage.start()
-    src = _input()
-    for i in range(20):
-        storage.put(src, "t", _batch(i * 10, 10), None, [out])
-        storage.tick()
+    storage, out = _started(str(tmp_path), backlog=5000)
+    _queue_chunks(storage, out, 20)
     assert storage.ram.bytes <= 5000
     metrics = out.queue.metrics()
     assert metrics["fs_chunks"] == 20 and metrics["fs_chunks_down"] >= 5
@@ -178,13 +175,8 @@ def test_total_limit_size_drops_the_oldest_and_counts_them_exactly(tmp_path):
 
 
 def test_replay_skips_damage_and_delivers_every_intact_chunk(tmp_path):
-    storage = _storage(str(tmp_path))
-    out = Output(storage)
-    storage.start()
-    src = _input()
-    for i in range(30):
-        storage.put(src, "t", _batch(i * 10, 10), None, [out])
-        storage.tick()
+    storage, out = _started(str(tmp_path))
+    _queue_chunks(storage, out, 30)
     segment = out.queue.pending()[0].segment
     with open(segment.path, "rb") as f:
         data = bytearray(f.read())
@@ -195,9 +187,7 @@ def test_replay_skips_damage_and_delivers_every_intact_chunk(tmp_path):
     with open(segment.path, "wb") as f:
         f.write(bytes(data[:cut]))
     log = io.StringIO()
-    again = _storage(str(tmp_path), log=log)
-    out2 = Output(again)
-    again.start()
+    _, out2 = _started(str(tmp_path), log=log)
     delivered = _events(out2.deliver_all())
     numbers = [e[1]["n"] for e in delivered]
     assert numbers == sorted(numbers) and 0 < len(numbers) < 300
@@ -211,9 +201,7 @@ def test_replay_skips_damage_and_delivers_every_intact_chunk(tmp_path):
 
 
 def test_dump_and_check(tmp_path):
-    storage = _storage(str(tmp_path))
-    out = Output(storage)
-    storage.start()
+    storage, out = _started(str(tmp_path))
     src = _input()
     storage.put(src, "app", _batch(0, 2), None, [out])
     storage.tick()
@@ -260,9 +248,7 @@ def test_full_sync_releases_acks_after_fsync(tmp_path):
 
 
 def test_records_msgpack_cannot_carry_are_kept_as_text(tmp_path):
-    storage = _storage(str(tmp_path))
-    out = Output(storage)
-    storage.start()
+    storage, out = _started(str(tmp_path))
     storage.put(_input(), "t", [(1, {"big": 1 << 70, "set": {1}, "ok": [1, "\udcff"]})],
                 None, [out])
     storage.tick()
@@ -271,9 +257,7 @@ def test_records_msgpack_cannot_carry_are_kept_as_text(tmp_path):
 
 
 def test_a_failing_output_keeps_its_backlog_on_disk_only(tmp_path):
-    storage = _storage(str(tmp_path))
-    out = Output(storage)
-    storage.start()
+    storage, out = _started(str(tmp_path))
     src = _input()
     storage.put(src, "t", _batch(0, 10), None, [out])
     storage.tick()
