@@ -71,6 +71,7 @@ class RewriteTagFilter(Filter):
             return events
         passed = []
         emitted = {}    # new tag -> batch, in record order
+        empty_tags = 0
         for event in events:
             match, template, keep = self._first_match(event[1])
             if match is None:
@@ -78,7 +79,7 @@ class RewriteTagFilter(Filter):
                 continue
             new_tag = template.render(event[1], tag, match)
             if not new_tag:
-                self.log.warn("rule produced an empty tag for a record; record kept as is")
+                empty_tags += 1
                 passed.append(event)
                 continue
             if keep:
@@ -86,6 +87,8 @@ class RewriteTagFilter(Filter):
                 # The two copies go separate ways through later filters.
                 event = (event[0], copy.deepcopy(event[1]))
             emitted.setdefault(new_tag, []).append(event)
+        if empty_tags:
+            self.log.warn("rule produced an empty tag for %d record(s); kept as is", empty_tags)
         self.dropped += len(events) - len(passed)
         for new_tag, batch in emitted.items():
             self.added += len(batch)
