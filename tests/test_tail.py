@@ -2,7 +2,6 @@
 import json
 import os
 import sqlite3
-import threading
 import time
 
 from conftest import run_edgeship, wait_for
@@ -247,33 +246,21 @@ def start_when_followed(log, out):
     wait_for(lambda: count_lines(out) == 1)
 
 
-class Writer:
-    """Appends numbered lines in bursts, pausing while ``rotate`` runs."""
-
-    def __init__(self, path, total, bursts, rotate, rotate_every):
-        self.path = path
-        self.total = total
-        self.bursts = bursts
-        self.rotate = rotate
-        self.rotate_every = rotate_every
-        self.error = None
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self):
-        try:
-            per = self.total // self.bursts
-            f = open(self.path, "a")
-            n = 0
-            for burst in range(self.bursts):
-                f.write("".join(LINE % i for i in range(n, n + per)))
-                f.flush()
-                n += per
-                if burst % self.rotate_every == self.rotate_every - 1 and burst < self.bursts - 1:
-                    f = self.rotate(f, burst // self.rotate_every)
-                time.sleep(0.05)
-            f.close()
-        except Exception as exc:    # reported by the test
-            self.error = exc
+def write_while_followed(log, out, total, rotate, bursts=40, rotate_every=10):
+    """Once the tail follows ``log``, append ``total`` numbered lines in ``bursts`` bursts,
+    calling ``rotate(f, n) -> f`` after every ``rotate_every`` bursts but the last."""
+    start_when_followed(log, out)
+    per = total // bursts
+    f = open(log, "a")
+    n = 0
+    for burst in range(bursts):
+        f.write("".join(LINE % i for i in range(n, n + per)))
+        f.flush()
+        n += per
+        if burst % rotate_every == rotate_every - 1 and burst < bursts - 1:
+            f = rotate(f, burst // rotate_every)
+        time.sleep(0.05)
+    f.close()
 
 
 def test_rename_rotation_while_writing_loses_nothing(tmp_path, spawn):
@@ -293,11 +280,7 @@ def test_rename_rotation_while_writing_loses_nothing(tmp_path, spawn):
                                     ("DB", str(tmp_path / "tail.db")))])
     child = spawn(["-c", conf])
     out = tmp_path / "out" / "app"
-    start_when_followed(log, out)
-    writer = Writer(log, total, 40, rotate, 10)
-    writer.thread.start()
-    writer.thread.join()
-    assert writer.error is None
+    write_while_followed(log, out, total, rotate)
     expected = set(range(total)) | {total + n * 10 + i for n in range(3) for i in range(10)}
     wait_for(lambda: count_lines(out) >= len(expected) + 1, timeout=60)
     code, _, err = child.terminate()
@@ -326,11 +309,7 @@ def test_copytruncate_rotation_while_writing_loses_nothing(tmp_path, spawn):
                                     ("Refresh_Interval", "0.5"), ("Read_From_Head", "on"))])
     child = spawn(["-c", conf])
     out = tmp_path / "out" / "app"
-    start_when_followed(log, out)
-    writer = Writer(log, total, 40, rotate, 10)
-    writer.thread.start()
-    writer.thread.join()
-    assert writer.error is None
+    write_while_followed(log, out, total, rotate)
     wait_for(lambda: set(line_numbers(out)) == set(range(total)), timeout=60)
     child.terminate()
 
