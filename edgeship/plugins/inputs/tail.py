@@ -583,11 +583,8 @@ class TailInput(Input):
         self._emit(f, events, end, size)
 
     def _raw(self, f, line, offset):
-        record = {}
-        if self.path_key is not None:
-            record[self.path_key] = f.name
-        if self.offset_key is not None:
-            record[self.offset_key] = offset
+        """An unparsed line: Path_Key and Offset_Key come before the line."""
+        record = self._decorate(f, {}, offset)
         record[self.key] = line
         return record
 
