@@ -77,6 +77,8 @@ class Parser:
                                               conf.get("time_strict", True))
             except ValueError as exc:
                 raise ConfigError("[parser:%s] %s" % (self.name, exc), key="time_format")
+        # Time_Key is only looked up when Time_Format is set.
+        self.time_field = self.time_key if self.time_format is not None else None
         self.types = parse_types(conf.get("types"))
         # Decode_Field and Decode_Field_As lines form one list of rules, in config order.
         rules = [(key == "decode_field_as", value, entry)
@@ -108,7 +110,7 @@ class Parser:
         """
         record = {}
         time_ns = None
-        time_field = self.time_key if self.time_format is not None else None
+        time_field = self.time_field
         types = self.types
         for key, value in fields:
             if value is None:

@@ -30,7 +30,6 @@ class RegexParser(Parser):
         self.has_groups = self.regex.groups > 0
         self.skip_empty = conf.get("skip_empty_values", True)
         self.simple = all(len(numbers) == 1 for _, numbers in self.fields)
-        self.time_field = self.time_key if self.time_format is not None else None
 
     def parse(self, text):
         match = self.regex.search(text)
