@@ -53,10 +53,6 @@ class Segment:
             os.unlink(self.path)
             raise
 
-    @property
-    def writable(self):
-        return self._fd is not None
-
     def append(self, offset, head, payload):
         """Write one frame; returns its position. On failure the half-written frame is cut off
         again (as far as the disk allows) and the error raised."""
