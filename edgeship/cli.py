@@ -45,6 +45,9 @@ FLAGS = {
 WITH_VALUE = {"storage_path", "config", "flush", "filter", "input", "match", "output", "prop",
               "parser", "log_file", "tag", "workdir", "http_listen", "http_port"}
 LONG_ALIASES = {"http_server": "http", "dry_run": "dry-run"}
+# option -> the [SERVICE] key it sets (-H is a flag: it turns HTTP_Server on)
+SERVICE_FLAGS = {"flush": "flush", "log_file": "log_file", "storage_path": "storage.path",
+                 "http": "http_server", "http_listen": "http_listen", "http_port": "http_port"}
 
 
 class UsageError(Exception):
@@ -183,18 +186,9 @@ def run(opts):
             if name == "match" and cli_sections[-1].kind == "INPUT":
                 continue  # fluent-bit ignores -m for inputs
             cli_sections[-1].entries.append(Entry(key.strip(), val.strip(), where, index))
-        elif name == "flush":
-            service.append(Entry("flush", value, where, index))
-        elif name == "log_file":
-            service.append(Entry("log_file", value, where, index))
-        elif name == "storage_path":
-            service.append(Entry("storage.path", value, where, index))
-        elif name == "http":
-            service.append(Entry("http_server", "on", where, index))
-        elif name == "http_listen":
-            service.append(Entry("http_listen", value, where, index))
-        elif name == "http_port":
-            service.append(Entry("http_port", value, where, index))
+        elif name in SERVICE_FLAGS:
+            service.append(Entry(SERVICE_FLAGS[name], "on" if name == "http" else value,
+                                 where, index))
         elif name == "parser":
             if not os.path.exists(value):
                 sys.stderr.write("[error] [config] parsers file '%s' does not exist\n" % value)
