@@ -80,7 +80,8 @@ class Loader:
         for section in sections:
             if section.kind == "SERVICE":
                 service_entries.extend(section.entries)
-        service_entries = [e for e in service_entries if self._known_service_key(e)]
+        # Fluent Bit ignores unknown [SERVICE] keys.
+        service_entries = [e for e in service_entries if e.key in SERVICE_SCHEMA.by_key]
         service_entries.extend(overrides or ())
         service = SERVICE_SCHEMA.build(_last_wins(service_entries))
         if service["flush"] <= 0:
@@ -102,11 +103,6 @@ class Loader:
                 self._instance(engine, section, counters)
         engine.seal()
         return engine
-
-    def _known_service_key(self, entry):
-        if entry.key in SERVICE_SCHEMA.by_key:
-            return True
-        return False  # Fluent Bit ignores unknown [SERVICE] keys
 
     # ------------------------------------------------------------------ parsers
     def _load_parsers(self, engine, path):
