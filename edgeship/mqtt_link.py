@@ -78,6 +78,17 @@ class _NoSSL:
         pass
 
 
+def _send_server_name(ctx, name):
+    """Make ``ctx`` send ``name`` as SNI and check the certificate against it (tls.vhost):
+    paho passes its host as ``server_hostname`` and has no option for another name."""
+    wrap_socket = ctx.wrap_socket
+
+    def wrap_with_name(sock, server_hostname=None, **kwargs):
+        return wrap_socket(sock, server_hostname=name, **kwargs)
+
+    ctx.wrap_socket = wrap_with_name
+
+
 DISCONNECTED, CONNECTING, CONNECTED, CLOSED = "disconnected", "connecting", "connected", "closed"
 
 
@@ -142,6 +153,8 @@ class Link:
         if conf["username"] is not None:
             client.username_pw_set(conf["username"], conf["password"])
         if self.ssl is not None:
+            if conf["tls.vhost"]:
+                _send_server_name(self.ssl, conf["tls.vhost"])
             client.tls_set_context(self.ssl)
             if not conf["tls.verify"] or not conf["tls.verify_hostname"]:
                 client.tls_insecure_set(True)

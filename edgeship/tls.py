@@ -18,7 +18,8 @@ TLS_OPTIONS = (
     Option("tls.crt_file", help="certificate file (PEM)"),
     Option("tls.key_file", help="private key file (PEM)"),
     Option("tls.key_passwd", help="password of the private key"),
-    Option("tls.vhost", help="host name sent as SNI"),
+    Option("tls.vhost", help="host name sent as SNI and, with tls.verify_hostname, looked "
+           "for in the certificate (default: the host)"),
     Option("tls.debug", "int", "1", help="accepted for compatibility"),
     Option("tls.min_version", help="lowest TLS version (TLSv1.2, TLSv1.3)"),
     Option("tls.max_version", help="highest TLS version (TLSv1.2, TLSv1.3)"),

@@ -141,6 +141,23 @@ def test_tls_refuses_an_unknown_certificate_authority(tmp_path, spawn):
         broker.kill()
 
 
+def test_tls_vhost_is_the_name_sent_and_checked(tmp_path, spawn):
+    # The broker's certificate names 127.0.0.1 and localhost, not the tls.vhost below.
+    broker = Broker(tmp_path / "broker", tls=True).start()
+    try:
+        conf = config(tmp_path, dummy({"a": 1}) + output(
+            broker.port, tls="on", **{"tls.ca_file": broker.certs.ca,
+                                      "tls.verify_hostname": "on",
+                                      "tls.vhost": "elsewhere.example"}))
+        child = spawn(["-c", conf])
+        time.sleep(1.5)
+        child.proc.terminate()
+        err = child.proc.stderr.read().decode()
+        assert "cannot connect" in err and "'elsewhere.example'" in err
+    finally:
+        broker.kill()
+
+
 def test_password_file_auth(tmp_path, spawn):
     broker = Broker(tmp_path / "broker", users={"edge": "s3cret", "reader": "r"}).start()
     try:
