@@ -19,7 +19,6 @@ CREATE = ("CREATE TABLE IF NOT EXISTS in_tail_files ("
           ");")
 
 SYNC_LEVELS = {"off": 0, "normal": 1, "full": 2, "extra": 3}
-JOURNAL_MODES = ("delete", "truncate", "persist", "memory", "wal", "off")
 
 
 class OffsetsDB:
