@@ -179,10 +179,7 @@ class MqttOutput(Output):
             return list(zip(topics, payload.encode_records(events, self.date_key, date_format)))
         groups = {}
         for topic, event in zip(topics, events):
-            group = groups.get(topic)
-            if group is None:
-                group = groups[topic] = []
-            group.append(event)
+            groups.setdefault(topic, []).append(event)
         return [(topic, payload.encode_batch(fmt, group, self.date_key, date_format))
                 for topic, group in groups.items()]
 
