@@ -4,20 +4,21 @@ import time
 
 LEVELS = {"off": 0, "error": 1, "warn": 2, "warning": 2, "info": 3, "debug": 4, "trace": 5}
 _LABELS = {1: "error", 2: " warn", 3: " info", 4: "debug", 5: "trace"}
+_NAMES = {0: "off", 1: "error", 2: "warn", 3: "info", 4: "debug", 5: "trace"}
 
 
 class Log:
+    # warn_often/error_often: one line per message per this many seconds.
+    repeat_window = 1.0
+
     def __init__(self, level="info", stream=None, component="engine"):
         self.level = LEVELS[level]
         self.stream = stream or sys.stderr
         self.component = component
+        self._repeats = {}      # message template -> [last written (monotonic), left out]
 
     def child(self, component, level=None):
-        log = Log.__new__(Log)
-        log.level = LEVELS[level] if level else self.level
-        log.stream = self.stream
-        log.component = component
-        return log
+        return Log(level or _NAMES[self.level], self.stream, component)
 
     def _write(self, level, message, args):
         if args:
@@ -44,6 +45,30 @@ class Log:
     def info(self, message, *args):
         if self.level >= 3:
             self._write(3, message, args)
+
+    def warn_often(self, message, *args):
+        """warn() for a message that may come once per record (a time that does not parse):
+        at most one line per message per ``repeat_window`` seconds, the next one saying how
+        many were left out, so a file of bad lines cannot flood the log."""
+        if self.level >= 2:
+            self._often(2, message, args)
+
+    def error_often(self, message, *args):
+        if self.level >= 1:
+            self._often(1, message, args)
+
+    def _often(self, level, message, args):
+        now = time.monotonic()
+        seen = self._repeats.get(message)
+        if seen is not None and now - seen[0] < self.repeat_window:
+            seen[1] += 1
+            return
+        left_out = seen[1] if seen is not None else 0
+        self._repeats[message] = [now, 0]
+        text = message % args if args else message
+        if left_out:
+            text += " (%d more like this left out)" % left_out
+        self._write(level, text, ())
 
     def debug(self, message, *args):
         if self.level >= 4:

@@ -139,7 +139,8 @@ class Parser:
         result = self.time_format.parse(value)
         if result is None:
             self.time_failed += 1
-            self.log.warn("invalid time format %s for '%s'", self.time_format.fmt, value[:254])
+            self.log.warn_often("invalid time format %s for '%s'", self.time_format.fmt,
+                                value[:254])
         return result
 
     def lookup_time_or_fail(self, value):
@@ -148,7 +149,7 @@ class Parser:
         if result is None:
             self.time_failed += 1
             self.failed += 1
-            self.log.error("Invalid time format %s", self.time_format.fmt)
+            self.log.error_often("Invalid time format %s", self.time_format.fmt)
         return result
 
     def cast(self, key, value):
@@ -158,7 +159,7 @@ class Parser:
             return value
         converted = CASTS[kind](value)
         if converted is None:
-            self.log.warn("key=%s cast error. save as string.", key)
+            self.log.warn_often("key=%s cast error. save as string.", key)
             return value
         return converted
 

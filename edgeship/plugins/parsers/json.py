@@ -181,7 +181,7 @@ class JsonParser(Parser):
         if value is None:
             return now_ns, record
         if not isinstance(value, str):
-            self.log.warn("invalid non-string time")
+            self.log.warn_often("invalid non-string time")
             return now_ns, record
         time_ns = self.lookup_time(value)
         if time_ns is None:

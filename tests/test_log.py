@@ -1,0 +1,48 @@
+"""Log lines: Fluent Bit's format, and per-record warnings that cannot flood the log."""
+import io
+import json
+import time
+
+from conftest import run_edgeship
+from edgeship.engine.log import Log
+
+
+def test_line_format_and_levels():
+    out = io.StringIO()
+    log = Log("warn", out).child("tail.0")
+    log.info("hidden")
+    log.warn("shown %d", 1)
+    line = out.getvalue()
+    assert line.count("\n") == 1 and line.rstrip().endswith("[ warn] [tail.0] shown 1")
+    assert line.startswith("[") and line[24:27] == "] ["
+
+
+def test_repeated_message_is_written_once_per_window_with_the_count_left_out():
+    out = io.StringIO()
+    log = Log("info", out)
+    log.repeat_window = 0.2
+    for i in range(500):
+        log.warn_often("bad time '%s'", i)
+    log.warn_often("another message")
+    assert out.getvalue().count("bad time") == 1 and "another message" in out.getvalue()
+    time.sleep(0.25)
+    log.warn_often("bad time '%s'", "x")
+    last = out.getvalue().splitlines()[-1]
+    assert last.endswith("bad time 'x' (499 more like this left out)")
+
+
+def test_a_file_of_bad_times_gives_a_few_warnings_and_every_record(tmp_path):
+    (tmp_path / "parsers.conf").write_text(
+        "[PARSER]\n    Name t\n    Format json\n    Time_Key time\n"
+        "    Time_Format %Y-%m-%dT%H:%M:%S\n")
+    (tmp_path / "in.log").write_text(
+        "".join('{"time":"not a time %d","n":%d}\n' % (i, i) for i in range(2000)))
+    proc = run_edgeship(["-R", str(tmp_path / "parsers.conf"), "-f", "0.2", "-i", "tail",
+                         "-p", "path=%s" % (tmp_path / "in.log"), "-p", "read_from_head=on",
+                         "-p", "exit_on_eof=on", "-p", "parser=t", "-o", "stdout",
+                         "-p", "format=json_lines"])
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["n"] for r in records] == list(range(2000))
+    warnings = [line for line in proc.stderr.splitlines() if "invalid time format" in line]
+    assert 1 <= len(warnings) < 20
