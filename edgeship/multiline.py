@@ -9,6 +9,7 @@ Interface (used by the tail input and the multiline filter):
     parser.flush_timeout                         # seconds an open group may wait
     stream = parser.stream(key)                  # one stream per file (key: any hashable)
     events = stream.feed(time_ns, line)          # [(time_ns, record)] completed so far
+    stream.feed(time_ns, line, batch)            # the same, appended to a list of yours
     events = stream.flush()                      # close the open group(s): timeout or EOF
     stream.pending                               # True while a group is open
 
@@ -261,8 +262,11 @@ class Stream:
     def pending(self):
         return any(ps.pending() for ps in self.parser_streams)
 
-    def feed(self, time_ns, line):
-        out = []
+    def feed(self, time_ns, line, out=None):
+        """Feed one line; finished records are appended to ``out`` (a batch list of the
+        caller's, so a block of lines makes no list per line) or to a new list. Returns it."""
+        if out is None:
+            out = []
         recent = self.recent
         if recent is not None:
             if recent.process(time_ns, line, out):

@@ -625,9 +625,7 @@ class TailInput(Input):
         events = []
         safe = f.ml_safe
         for i, line in enumerate(lines):
-            done = feed(now, _strip_cr(line))
-            if done:
-                events.extend(done)
+            feed(now, _strip_cr(line), events)
             if not stream.pending:
                 safe = offsets[i + 1] if i + 1 < len(offsets) else end
         if not lines and not stream.pending:
