@@ -193,7 +193,7 @@ def run(opts):
             if not os.path.exists(value):
                 sys.stderr.write("[error] [config] parsers file '%s' does not exist\n" % value)
                 return 1
-            parsers.append(value)
+            parsers.append(Entry("parsers_file", value, where, index))
         elif name == "verbose":
             verbosity += 1
         elif name == "quiet":
