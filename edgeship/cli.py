@@ -201,7 +201,12 @@ def run(opts):
         elif name == "dry-run":
             dry_run = True
         elif name == "workdir":
-            os.chdir(value)
+            try:
+                os.chdir(value)
+            except (OSError, ValueError) as exc:
+                sys.stderr.write("[error] [config] %s:%d: key 'workdir': cannot change to '%s': "
+                                 "%s\n" % (where, index, value, getattr(exc, "strerror", exc)))
+                return 1
     if quiet:
         service.append(Entry("log_level", "off", where, 0))
     elif verbosity:

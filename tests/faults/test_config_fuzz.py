@@ -250,13 +250,16 @@ def test_every_file_a_config_names_is_checked(tmp_path):
         assert code == 1 and "%s:%d: NUL byte" % (main, line) in error, error
 
 
-def test_parsers_from_the_command_line_that_are_no_file(tmp_path):
+def test_command_line_paths_that_are_no_file(tmp_path):
     root = str(tmp_path)
     os.mkdir(os.path.join(root, "dir"))
     main = _write(os.path.join(root, "main.conf"), PIPELINE)
     code, stderr = dry_run(main, root, "-R", os.path.join(root, "dir"))
     error = check_outcome(code, stderr)
     assert code == 1 and "Is a directory" in error and "key 'parsers_file'" in error
+    code, stderr = dry_run(main, root, "-w", os.path.join(root, "nowhere"))
+    error = check_outcome(code, stderr)
+    assert code == 1 and "No such file" in error and "key 'workdir'" in error
 
 
 def test_an_unusable_log_file_falls_back_to_stderr_with_an_error_line(tmp_path):
