@@ -412,6 +412,8 @@ def test_replay_and_check_agree_on_every_lost_chunk(tmp_path):
         assert _lost_logged(text) == lost, (label, text)
         if problem:
             assert problem in text and problem in before.getvalue(), (label, text)
+        if "junk after the index" in label or "zeroed index" in label:
+            assert again.queue.metrics()["bad_index_entries"] > 0, label
         damaged = bool(lost or problem) or "zeroed page" in label or "cut inside" in label
         assert code == (1 if damaged else 0), (label, before.getvalue())
         # Evidence is kept: a segment that lost chunks is set aside with its index, and

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 
-from edgeship.core import chunkframe as cf
 from edgeship.storage import records
 from edgeship.storage.segment import IDX, SEG, SET_ASIDE, Segment, base_of
 
