@@ -456,3 +456,22 @@ def test_a_crash_in_the_middle_of_a_delete_is_no_loss(tmp_path):
     assert again.queue.pending() == [] and again.queue.metrics()["lost_chunks"] == 0
     assert "LOST" not in log.getvalue() and "warn" not in log.getvalue()
     assert os.listdir(str(tmp_path / "out.0")) == []
+
+
+def test_sidecar_files_that_are_no_files_do_not_block_the_replay(tmp_path):
+    """A directory or FIFO where an index or confirm file should be (junk in the spool):
+    the segment's chunks are still replayed, and the problem is logged and reported."""
+    storage, out = _started(str(tmp_path))
+    _queue_chunks(storage, out, 3)
+    segment = out.queue.pending()[0].segment
+    os.unlink(segment.index_path)
+    os.mkdir(segment.index_path)
+    os.mkfifo(segment.ack_path)
+    log = io.StringIO()
+    _, again = _started(str(tmp_path), log=log)
+    assert [e[1]["n"] for e in _events(again.deliver_all())] == list(range(30))
+    text = log.getvalue()
+    assert "index file unreadable" in text and "confirm file unreadable" in text
+    report = io.StringIO()
+    assert tool.main(["check", str(tmp_path)], report) == 1
+    assert "set aside" in report.getvalue()

@@ -200,7 +200,9 @@ class Segment:
         still waiting; a segment with none left is deleted instead)."""
         self.live.discard(offset)
         try:
-            fd = os.open(self.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # O_NONBLOCK: junk in the spool (a FIFO of that name) fails, never hangs.
+            fd = os.open(self.ack_path,
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o600)
             try:
                 self.side += os.write(fd, cf.confirm_entry(offset - self.base))
             finally:
@@ -264,6 +266,7 @@ class Segment:
     def inspect(self, keep_payload=False):
         """The Inspection of this segment (see ``cross_check``). Raises OSError when a file
         is there but cannot be read."""
+        problems = []
         # The index first: its entries are written after their frames, so a segment that a
         # running edgeship appends to meanwhile still holds every chunk they name.
         try:
@@ -271,14 +274,25 @@ class Segment:
                 index_data = f.read()
         except FileNotFoundError:
             index_data = None
+        except OSError as exc:  # the frames are still worth replaying
+            index_data = None
+            problems.append("index file unreadable: %s" % (exc.strerror or exc))
         try:
             items = self.scan(keep_payload)
             size = self.size
         except FileNotFoundError:
             items, size = [], None
+        try:
+            confirmed = self.confirmed()
+        except OSError as exc:
+            confirmed = set()
+            problems.append("confirm file unreadable (its chunks are delivered again): %s"
+                            % (exc.strerror or exc))
         self.side = sum(os.path.getsize(p) for p in (self.index_path, self.ack_path)
-                        if os.path.exists(p))
-        return cross_check(self.base, items, size, index_data, self.confirmed())
+                        if os.path.isfile(p))
+        found = cross_check(self.base, items, size, index_data, confirmed)
+        found.problems[:0] = problems
+        return found
 
     def scan(self, keep_payload=False):
         """Every Frame and Damage of the .seg file, in order. Payloads are dropped unless
