@@ -193,7 +193,7 @@ def run(opts):
             if not os.path.exists(value):
                 sys.stderr.write("[error] [config] parsers file '%s' does not exist\n" % value)
                 return 1
-            parsers.append(value)
+            parsers.append(Entry("parsers_file", value, where, index))
         elif name == "verbose":
             verbosity += 1
         elif name == "quiet":
@@ -201,7 +201,12 @@ def run(opts):
         elif name == "dry-run":
             dry_run = True
         elif name == "workdir":
-            os.chdir(value)
+            try:
+                os.chdir(value)
+            except (OSError, ValueError) as exc:
+                sys.stderr.write("[error] [config] %s:%d: key 'workdir': cannot change to '%s': "
+                                 "%s\n" % (where, index, value, getattr(exc, "strerror", exc)))
+                return 1
     if quiet:
         service.append(Entry("log_level", "off", where, 0))
     elif verbosity:

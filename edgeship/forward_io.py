@@ -133,7 +133,7 @@ NODE_SCHEMA = Schema("upstream node", NODE_OPTIONS)
 def read_upstream(path, reader):
     """``(name, [node conf])`` from a classic upstream file: one ``[UPSTREAM]`` with a
     Name, then one ``[NODE]`` per server. ``reader`` is the engine's ClassicReader."""
-    sections = reader.read_other(path, UPSTREAM_SECTIONS)
+    sections = reader.read_other(path, UPSTREAM_SECTIONS, (None, None, "upstream"))
     name = None
     nodes = []
     for section in sections:

@@ -6,6 +6,7 @@ plugin module may import this one at start-up.
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.engine.files import check_regular
 
 TLS_OPTIONS = (
     Option("tls", "bool", "off", help="use TLS"),
@@ -37,6 +38,13 @@ def tls_context(conf, server):
     versions = {"tlsv1.1": ssl.TLSVersion.TLSv1_1, "tlsv1.2": ssl.TLSVersion.TLSv1_2,
                 "tlsv1.3": ssl.TLSVersion.TLSv1_3}
     purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
+    for key in ("tls.ca_file", "tls.crt_file", "tls.key_file"):
+        if conf.get(key):
+            try:
+                check_regular(conf[key])  # a FIFO or device would hang the load
+            except OSError as exc:
+                raise ConfigError("cannot load '%s': %s" % (conf[key], exc.strerror or exc),
+                                  key=key)
     ctx = ssl.create_default_context(purpose)
     if conf.get("tls.ca_file") or conf.get("tls.ca_path"):
         try:

@@ -3,9 +3,13 @@
 Sans-IO: file access goes through a ``files`` object with three methods, so the same reader
 runs on CPython (see edgeship.engine.files) and MicroPython:
 
-    files.read(path) -> str          raises OSError when unreadable
+    files.read(path) -> str          raises OSError for any path it cannot read as a
+                                     config file (missing, a directory, a FIFO, too long...)
     files.glob(pattern) -> [paths]   the matches of a pattern holding '*'
     files.identity(path) -> hashable  same value for the same file (inode), to refuse loops
+
+Every such OSError becomes a ConfigError naming the file and the line that named the path;
+a NUL byte anywhere in a file is refused at its line (no value may carry one further).
 
 Variables (``${VAR}``, ``${VAR:-default}``) are expanded after every file is read, because
 every ``@SET`` applies before any section, wherever it stands.
@@ -20,6 +24,7 @@ PLURALS = {"INPUTS": "INPUT", "FILTERS": "FILTER", "OUTPUTS": "OUTPUT", "CUSTOMS
 MAIN_SECTIONS = ("SERVICE", "INPUT", "FILTER", "OUTPUT", "CUSTOM", "PLUGINS")
 PARSER_SECTIONS = ("PARSER", "MULTILINE_PARSER")
 UPSTREAM_SECTIONS = ("UPSTREAM", "NODE")
+# Fluent Bit's limit on the files one config reads; it also bounds how deep includes nest.
 MAX_INCLUDED_FILES = 1000
 
 
@@ -125,8 +130,27 @@ class _Raw:
         self.sets = []          # (name, value) in reading order
 
 
+class _Open:
+    """A file being read: its lines, where the reading is, and its own indent and section
+    (an included file has its own; after the @INCLUDE line the includer's go on)."""
+
+    def __init__(self, path, ident, text):
+        self.path = path
+        self.ident = ident
+        self.lines = text.split("\n")
+        self.lineno = 0
+        self.indent = None
+        self.section = None
+        self.includes = []      # files of the current @INCLUDE line not read yet
+        self.include_line = 0
+
+
 class ClassicReader:
-    """Reads a main config file (with its @INCLUDEs) or a parsers/upstream file."""
+    """Reads a main config file (with its @INCLUDEs) or a parsers/upstream file.
+
+    Includes are read with an explicit stack, not recursion: a chain of any depth up to
+    MAX_INCLUDED_FILES files costs one entry per level, and a cycle is an error naming the
+    line that closes it."""
 
     def __init__(self, files, variables):
         self.files = files
@@ -138,17 +162,28 @@ class ClassicReader:
     def read_main(self, path):
         """Sections of a main config file and everything it includes, variables expanded."""
         self.main_dir = dirname(path)
-        raw = _Raw()
-        self._read_file(path, raw, MAIN_SECTIONS, None, None)
-        return self._finish(raw)
+        return self._read(path, MAIN_SECTIONS)
 
-    def read_other(self, path, allowed):
-        """Sections of a parsers or upstream file (``allowed`` section kinds)."""
-        raw = _Raw()
-        self._read_file(path, raw, allowed, None, None)
-        return self._finish(raw)
+    def read_other(self, path, allowed, named_at=None):
+        """Sections of a parsers or upstream file (``allowed`` section kinds). ``named_at``
+        is (file, line, key) of the entry that names it, for the error when it is unreadable."""
+        return self._read(path, allowed, named_at)
 
     # -- internals
+    def _read(self, path, allowed, named_at=None):
+        raw = _Raw()
+        stack = [self._open(path, [], None, None, named_at)]
+        while stack:
+            top = stack[-1]
+            if top.includes:
+                stack.append(self._open(top.includes.pop(0), stack, top.path, top.include_line))
+            elif top.lineno < len(top.lines):
+                top.lineno += 1
+                self._line(top, top.lines[top.lineno - 1], raw, allowed)
+            else:
+                stack.pop()
+        return self._finish(raw)
+
     def _finish(self, raw):
         for name, value in raw.sets:
             self.variables.set_values[name] = value
@@ -157,25 +192,39 @@ class ClassicReader:
                 entry.value = expand(entry.value, self.variables, entry.file, entry.line, entry.key)
         return raw.sections
 
-    def _read_file(self, path, raw, allowed, from_file, from_line):
+    def _open(self, path, stack, from_file, from_line, named_at=None):
+        """Read ``path`` (included from ``from_file``:``from_line``, or the top file)."""
         try:
-            text = self.files.read(path)
             ident = self.files.identity(path)
         except OSError as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            if from_file is None:
-                raise ConfigError("could not open configuration file: %s" % reason, path)
-            raise ConfigError("cannot include '%s': %s" % (path, reason), from_file, from_line)
+            raise _unreadable(path, exc, from_file, from_line, named_at)
+        for including in stack:
+            if including.ident == ident:
+                chain = [f.path for f in stack[stack.index(including):]] + [path]
+                if len(chain) > 6:  # a long loop: its ends say where it is
+                    chain = chain[:3] + ["(%d more)" % (len(chain) - 5)] + chain[-2:]
+                raise ConfigError("@INCLUDE cycle: %s" % " -> ".join(chain), from_file, from_line)
         if ident in self.seen:
             raise ConfigError("file '%s' is included more than once" % path, from_file, from_line)
         self.seen.add(ident)
         if len(self.seen) > MAX_INCLUDED_FILES:
             raise ConfigError("more than %d included files" % MAX_INCLUDED_FILES, from_file, from_line)
-        self._parse(path, text, raw, allowed)
+        try:
+            text = self.files.read(path)
+        except OSError as exc:
+            raise _unreadable(path, exc, from_file, from_line, named_at)
+        nul = text.find("\0")
+        if nul >= 0:
+            # C reads a line only up to a NUL; a config has no use for one: refuse it.
+            raise ConfigError("NUL byte in the line", path, text.count("\n", 0, nul) + 1)
+        return _Open(path, ident, text)
 
     def _include_paths(self, pattern, file, line):
         if "*" in pattern:
-            matches = self.files.glob(join(self.main_dir, pattern) if not is_abs(pattern) else pattern)
+            try:
+                matches = self.files.glob(join(self.main_dir, pattern) if not is_abs(pattern) else pattern)
+            except OSError as exc:
+                raise ConfigError("@INCLUDE glob '%s': %s" % (pattern, _reason(exc)), file, line)
             if not matches:
                 raise ConfigError("@INCLUDE glob '%s' has no match" % pattern, file, line)
             return matches
@@ -188,61 +237,58 @@ class ClassicReader:
         except OSError:
             return [join(self.main_dir, pattern)]
 
-    def _parse(self, path, text, raw, allowed):
-        indent = None
-        section = None
-        lineno = 0
-        for line in text.split("\n"):
-            lineno += 1
-            if line.endswith("\r"):
-                line = line[:-1]
-            stripped = line.strip()
-            if not stripped or stripped[0] == "#":
-                continue
-            first = line[0]
-            if first == "[":
-                close = line.find("]")
-                if close < 0:
-                    raise ConfigError("bad header definition", path, lineno)
-                if section is not None and not section.entries:
-                    pass  # Fluent Bit only warns; an empty section is harmless.
-                kind = self._section_kind(line[1:close].strip(), path, lineno, allowed)
-                section = Section(kind, path, lineno)
-                raw.sections.append(section)
-                continue
-            if first == "@":
-                word, _, rest = line.partition(" ")
-                command = word.upper()
-                if command == "@INCLUDE":
-                    for included in self._include_paths(rest, path, lineno):
-                        self._read_file(included, raw, allowed, path, lineno)
-                elif command == "@SET":
-                    name, eq, value = rest.partition("=")
-                    if not eq or not name:
-                        raise ConfigError("@SET needs KEY=VALUE", path, lineno)
-                    raw.sets.append((name, value))
-                continue  # any other @word line is ignored, as Fluent Bit does
-            if first not in " \t":
-                raise ConfigError("invalid indentation level (entries must be indented)", path, lineno)
-            if section is None:
-                raise ConfigError("entry outside of any [SECTION]", path, lineno)
-            body = line.lstrip(" \t")
-            lead = line[:len(line) - len(body)]
-            if indent is None:
-                indent = lead
-            elif lead != indent:
-                if len(lead) < len(indent) and indent.startswith(lead):
-                    why = "indentation level is too low"
-                elif ("\t" in lead) != ("\t" in indent):
-                    why = "inconsistent use of tab and space"
-                else:
-                    why = "extra indentation level found"
-                raise ConfigError("invalid indentation level: %s" % why, path, lineno)
-            key, space, value = body.partition(" ")
-            if not space or not value.strip():
-                raise ConfigError("undefined value - check config is in valid classic format",
-                                  path, lineno, key.strip().lower())
-            section.entries.append(Entry(key.strip(), value.strip(), path, lineno))
+    def _line(self, state, line, raw, allowed):
+        path = state.path
+        lineno = state.lineno
+        if line.endswith("\r"):
+            line = line[:-1]
+        stripped = line.strip()
+        if not stripped or stripped[0] == "#":
+            return
+        first = line[0]
+        if first == "[":
+            close = line.find("]")
+            if close < 0:
+                raise ConfigError("bad header definition", path, lineno)
+            # An empty section before this one: Fluent Bit only warns; it is harmless.
+            kind = self._section_kind(line[1:close].strip(), path, lineno, allowed)
+            state.section = Section(kind, path, lineno)
+            raw.sections.append(state.section)
+            return
+        if first == "@":
+            word, _, rest = line.partition(" ")
+            command = word.upper()
+            if command == "@INCLUDE":
+                state.includes = self._include_paths(rest, path, lineno)
+                state.include_line = lineno
+            elif command == "@SET":
+                name, eq, value = rest.partition("=")
+                if not eq or not name:
+                    raise ConfigError("@SET needs KEY=VALUE", path, lineno)
+                raw.sets.append((name, value))
+            return  # any other @word line is ignored, as Fluent Bit does
+        if first not in " \t":
+            raise ConfigError("invalid indentation level (entries must be indented)", path, lineno)
+        if state.section is None:
+            raise ConfigError("entry outside of any [SECTION]", path, lineno)
+        body = line.lstrip(" \t")
+        lead = line[:len(line) - len(body)]
+        indent = state.indent
+        if indent is None:
+            state.indent = lead
+        elif lead != indent:
+            if len(lead) < len(indent) and indent.startswith(lead):
+                why = "indentation level is too low"
+            elif ("\t" in lead) != ("\t" in indent):
+                why = "inconsistent use of tab and space"
+            else:
+                why = "extra indentation level found"
+            raise ConfigError("invalid indentation level: %s" % why, path, lineno)
+        key, space, value = body.partition(" ")
+        if not space or not value.strip():
+            raise ConfigError("undefined value - check config is in valid classic format",
+                              path, lineno, key.strip().lower())
+        state.section.entries.append(Entry(key.strip(), value.strip(), path, lineno))
 
     def _section_kind(self, name, path, lineno, allowed):
         upper = name.upper()
@@ -262,3 +308,15 @@ class ClassicReader:
             raise ConfigError("section [%s] is not allowed in this file" % kind, path, lineno)
         return kind
 
+
+def _unreadable(path, exc, from_file, from_line, named_at):
+    if from_file is not None:
+        return ConfigError("@INCLUDE '%s': %s" % (path, _reason(exc)), from_file, from_line)
+    if named_at is not None:
+        return ConfigError("cannot read '%s': %s" % (path, _reason(exc)), *named_at)
+    return ConfigError("could not open configuration file: %s" % _reason(exc), path)
+
+
+def _reason(exc):
+    """The words of an OSError (strerror), whatever the ``files`` object raised."""
+    return getattr(exc, "strerror", None) or str(exc)

@@ -25,4 +25,19 @@ class ConfigError(Exception):
             where = "%s:%s: " % (self.file, self.line) if self.line else "%s: " % self.file
         if self.key:
             where += "key '%s': " % self.key
-        return where + self.message
+        return _one_line(where + self.message)
+
+
+_LINE_BREAKS = "\x85\u2028\u2029"
+
+
+def _plain(ch):
+    return (" " <= ch or ch == "\t") and ch not in _LINE_BREAKS
+
+
+def _one_line(text):
+    """Control characters and line breaks (a newline in a path, a script's multi-line error)
+    escaped: an error is always one line of the log."""
+    if all(_plain(ch) for ch in text):
+        return text
+    return "".join(ch if _plain(ch) else "\\u%04x" % ord(ch) for ch in text)

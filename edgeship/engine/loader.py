@@ -3,6 +3,7 @@
 Everything that can be checked before running is checked here, so ``--dry-run`` is simply
 "load and stop": unknown plugins and keys, bad values, missing parsers, bad regexes.
 """
+import errno
 import os
 import socket
 
@@ -11,7 +12,7 @@ from edgeship.core import backoff
 from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Variables,
                                   dirname, join)
 from edgeship.core.errors import ConfigError
-from edgeship.core.schema import Option, Schema
+from edgeship.core.schema import Entry, Option, Schema
 from edgeship.core.tagmatch import Matcher
 from edgeship.engine.files import LocalFiles
 from edgeship.engine.log import LEVELS, Log
@@ -75,7 +76,8 @@ class Loader:
         return self.reader.read_main(config_path)
 
     def build(self, sections, overrides=None, extra_parsers=()):
-        """An Engine for ``sections``; ``overrides`` are service keys from the command line."""
+        """An Engine for ``sections``; ``overrides`` are service keys and ``extra_parsers``
+        parsers files (-R), as Entry, from the command line."""
         service_entries = []
         for section in sections:
             if section.kind == "SERVICE":
@@ -83,19 +85,23 @@ class Loader:
         # Fluent Bit ignores unknown [SERVICE] keys.
         service_entries = [e for e in service_entries if e.key in SERVICE_SCHEMA.by_key]
         service_entries.extend(overrides or ())
-        service = SERVICE_SCHEMA.build(_last_wins(service_entries))
+        service_entries = _last_wins(service_entries)
+        service = SERVICE_SCHEMA.build(service_entries)
         if service["flush"] <= 0:
-            raise ConfigError("invalid flush value, it must be greater than 0", key="flush")
+            raise _at_key(ConfigError("invalid flush value, it must be greater than 0"),
+                          service_entries, "flush")
         level = os.environ.get("FLB_LOG_LEVEL") or service["log_level"]
-        stream = self.log_stream
+        log = Log(level, self.log_stream)
         if service["log_file"]:
-            stream = open(service["log_file"], "a", buffering=1)
+            log = self._log_file(log, level, _entry(service_entries, "log_file"))
         from edgeship.engine.engine import Engine  # asyncio: only after cli chose about ssl
-        engine = Engine(service, Log(level, stream))
+        engine = Engine(service, log)
         engine.config_dir = self.main_dir or "."
 
-        for path in list(service["parsers_file"]) + list(extra_parsers):
-            self._load_parsers(engine, path)
+        named = [e for e in service_entries if e.key == "parsers_file"]
+        named += list(extra_parsers)
+        for entry in named:
+            self._load_parsers(engine, entry)
 
         counters = {}
         for section in sections:
@@ -104,15 +110,22 @@ class Loader:
         engine.seal()
         return engine
 
-    # ------------------------------------------------------------------ parsers
-    def _load_parsers(self, engine, path):
-        located = _find_file(path, self.main_dir)
+    @staticmethod
+    def _log_file(log, level, entry):
+        """The Log writing to Log_File; when it cannot be opened (its folder is missing...),
+        an error line and stderr, as Fluent Bit does, rather than no log at all."""
         try:
-            sections = self.reader.read_other(located, PARSER_SECTIONS)
-        except ConfigError as exc:
-            if exc.file == located and exc.line is None:
-                raise ConfigError("cannot open parsers file '%s'" % path, key="parsers_file")
-            raise
+            return Log(level, open_log_file(entry.value))
+        except OSError as exc:
+            log.error("cannot open Log_File '%s' (%s:%s): %s; logging to stderr instead",
+                      entry.value, entry.file, entry.line, exc.strerror or exc)
+            return log
+
+    # ------------------------------------------------------------------ parsers
+    def _load_parsers(self, engine, entry):
+        located = _find_file(entry.value, self.main_dir)
+        sections = self.reader.read_other(located, PARSER_SECTIONS,
+                                          (entry.file, entry.line, "parsers_file"))
         for section in sections:
             name = section.get("name")
             if not name:
@@ -144,7 +157,7 @@ class Loader:
         try:
             return cls(conf)
         except ConfigError as exc:
-            raise exc.located(section.file, section.line)
+            raise _at_key(exc, section.entries, exc.key, section)
 
     # ------------------------------------------------------------------ plugin instances
     def _instance(self, engine, section, counters):
@@ -165,7 +178,7 @@ class Loader:
         try:
             plugin = cls(engine, conf, instance)
         except ConfigError as exc:
-            raise exc.located(section.file, section.line)
+            raise _at_key(exc, section.entries, exc.key, section)
         if kind == "input":
             if conf.get("storage.type") == "filesystem" and not engine.service["storage.path"]:
                 entry = section.entry("storage.type")
@@ -202,6 +215,37 @@ class Loader:
         return Matcher(conf.get("match"), regex)
 
 
+def open_log_file(path):
+    """Log_File opened for appending. A FIFO without a reader is an error (ENXIO), not a
+    start-up that hangs; a device (/dev/stdout) is fine."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except ValueError:  # a NUL byte (only the command line's -l can bring one)
+        raise OSError(errno.EINVAL, "the path holds a NUL byte")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a", buffering=1)
+
+
+def _entry(entries, key):
+    """The last entry of ``key``."""
+    for entry in reversed(entries):
+        if entry.key == key:
+            return entry
+    return None
+
+
+def _at_key(exc, entries, key, section=None):
+    """``exc`` located at the line of its key's entry when it has no place yet (plugins
+    raise with a key only), else at the section's header."""
+    entry = _entry(entries, key) if key else None
+    if entry is not None:
+        return exc.located(entry.file, entry.line, key)
+    if section is not None:
+        return exc.located(section.file, section.line)
+    return exc
+
+
 def _last_wins(entries):
     """Service keys: a later value replaces an earlier one (several [SERVICE] merge)."""
     last = {}
@@ -214,7 +258,6 @@ def _last_wins(entries):
 
 def command_line_section(kind, name, index):
     """A section for ``-i/-F/-o NAME``; its entries are located on the command line."""
-    from edgeship.core.schema import Entry
     section = Section(kind, "<command line>", index)
     section.entries.append(Entry("name", name, "<command line>", index))
     if kind != "INPUT":

@@ -308,5 +308,7 @@ class OutputQueue:
             "fs_segments": len(spool.segments) if spool else 0,
             "limit_dropped_chunks": self.limit_dropped_chunks,
             "damaged_bytes": spool.damaged_bytes if spool else 0,
+            "lost_chunks": spool.lost_chunks if spool else 0,
+            "bad_index_entries": spool.bad_index_entries if spool else 0,
             "spool_writable": not self.spool_failed,
         }

@@ -15,9 +15,8 @@ import os
 
 from edgeship.core import chunkframe as cf
 from edgeship.core.ring import ByteRing
-from edgeship.storage.segment import ACK, IDX, Segment, base_of, name
-
-SEGMENT_BYTES = 4 * 1024 * 1024
+from edgeship.storage.segment import (ACK, IDX, SEG, SEGMENT_BYTES, SET_ASIDE, Segment, base_of,
+                                      name)
 
 
 def segment_bytes_for(limit):
@@ -40,6 +39,8 @@ class Spool:
         self.next_offset = 0
         self.damaged_bytes = 0
         self.damaged_regions = 0
+        self.lost_chunks = 0          # chunks the index knew of that a replay did not find
+        self.bad_index_entries = 0
         self._unsynced = set()       # segments written since the last fsync (sync full)
         self._closed_fds = []        # copies of the descriptors of those closed since
         self._dir_changed = False
@@ -51,46 +52,71 @@ class Spool:
     # ------------------------------------------------------------------ start
     def replay(self):
         """Scan the directory: [(segment, frame)] for every intact chunk not yet confirmed, in
-        order. Damage is logged (file, position, reason) and skipped, never fatal."""
+        order. Each segment is checked against its index and confirm files: damaged bytes
+        and chunks the index knew of that the segment lost are counted and logged (file,
+        offsets, reason), never fatal; such a segment is set aside once its good chunks are
+        delivered, never deleted unnoticed."""
         os.makedirs(self.dir, exist_ok=True)
         names = os.listdir(self.dir)
-        bases = sorted(b for b in map(base_of, names) if b is not None)
-        self._remove_orphans(names, bases)
+        seg_bases = {b for b in map(base_of, names) if b is not None}
+        # An .idx without its .seg: a crash in the middle of a delete, or a segment lost.
+        idx_bases = {b for b in (base_of(n, (IDX,)) for n in names) if b is not None}
+        self._remove_orphans(names, seg_bases | idx_bases)
+        for set_aside in (base_of(n, (SEG + SET_ASIDE, IDX + SET_ASIDE)) for n in names):
+            if set_aside is not None:  # a new segment must not take the name of evidence
+                self.next_offset = max(self.next_offset, set_aside + 1)
         found = []
-        for base in bases:
+        for base in sorted(seg_bases | idx_bases):
             segment = Segment(self.dir, base)
+            self.next_offset = max(self.next_offset, base + 1)
             try:
-                items = segment.scan()
+                seen = segment.inspect()
             except OSError as exc:
                 self.log.error("cannot read spool segment %s: %s; left in place",
                                segment.path, exc.strerror or exc)
                 continue
-            confirmed = segment.confirmed()
-            self.next_offset = max(self.next_offset, base + 1)
-            for item in items:
-                if isinstance(item, cf.Damage):
-                    segment.damaged = True
-                    self.damaged_bytes += item.length
-                    self.damaged_regions += 1
-                    self.log.warn("%s: skipped %d damaged bytes at position %d: %s",
-                                  segment.path, item.length, item.position, item.reason)
+            self._report(segment, seen)
+            for offset, _position, _why in seen.lost:
+                self.next_offset = max(self.next_offset, offset + 1)
+            for frame in seen.frames:
+                self.next_offset = max(self.next_offset, frame.offset + 1)
+                if frame.offset in seen.confirmed or frame.offset in segment.live:
                     continue
-                self.next_offset = max(self.next_offset, item.offset + 1)
-                if item.offset in confirmed or item.offset in segment.live:
-                    continue
-                segment.live.add(item.offset)
-                found.append((segment, item))
+                segment.live.add(frame.offset)
+                found.append((segment, frame))
             self.segments.add(segment, segment.disk_bytes)
             if not segment.live:
                 self._remove(segment)
         return found
 
+    def _report(self, segment, seen):
+        """Count and log what ``seen`` (an Inspection) says is damaged or lost."""
+        segment.damaged = seen.damaged
+        for item in seen.damage:
+            self.damaged_bytes += item.length
+            self.damaged_regions += 1
+            self.log.warn("%s: skipped %d damaged bytes at position %d: %s",
+                          segment.path, item.length, item.position, item.reason)
+        by_reason = {}
+        for offset, _position, why in seen.lost:
+            by_reason.setdefault(why, []).append(offset)
+        for why, offsets in by_reason.items():
+            self.lost_chunks += len(offsets)
+            self.log.error("%s: LOST %d chunks its index lists (offsets %s): %s",
+                           segment.path, len(offsets), _ranges(offsets), why)
+        if seen.bad_index:
+            self.bad_index_entries += len(seen.bad_index)
+            self.log.warn("%s: %d entries of %s match no chunk (damaged index); ignored",
+                          segment.path, len(seen.bad_index), segment.index_path)
+        for problem in seen.problems:
+            self.log.warn("%s: %s", segment.path, problem)
+
     def _remove_orphans(self, names, bases):
-        """Sidecar files whose segment is gone (a crash in the middle of a delete)."""
+        """An .ack whose segment and index are gone (a crash in the middle of a delete)."""
         stems = {name(b) for b in bases}
         for filename in names:
             stem, ext = os.path.splitext(filename)
-            if ext in (IDX, ACK) and stem not in stems:
+            if ext == ACK and stem not in stems:
                 try:
                     os.unlink(os.path.join(self.dir, filename))
                 except OSError:
@@ -130,13 +156,14 @@ class Spool:
         return segment
 
     def done(self, segment, offset):
-        """The chunk at ``offset`` was confirmed or dropped for good."""
-        segment.live.discard(offset)
+        """The chunk at ``offset`` was confirmed or dropped for good. Recorded in the .ack
+        also when it is the last one and the segment goes: should a crash leave the .idx
+        behind, the replay sees that every chunk it lists was done (not lost)."""
+        before = segment.disk_bytes
+        segment.confirm(offset)
         if not segment.live:
             self._remove(segment)
             return
-        before = segment.disk_bytes
-        segment.confirm(offset)
         self.segments.grow(segment, segment.disk_bytes - before)
 
     def _remove(self, segment):
@@ -147,12 +174,15 @@ class Spool:
         if segment.damaged and not self.delete_damaged:
             try:
                 segment.rename_damaged()
-                self.log.warn("%s had damaged bytes and is kept as %s.damaged "
-                              "(storage.delete_irrecoverable_chunks off)", segment.path,
-                              os.path.basename(segment.path))
+                self.log.warn("%s is damaged: kept, with its index and confirm files, as "
+                              "%s.damaged (storage.delete_irrecoverable_chunks off)",
+                              segment.path, os.path.basename(segment.path))
             except OSError as exc:
                 self.log.error("cannot set aside damaged segment %s: %s", segment.path, exc)
         else:
+            if segment.damaged:
+                self.log.warn("%s is damaged: deleted (storage.delete_irrecoverable_chunks on)",
+                              segment.path)
             try:
                 segment.delete()
             except OSError as exc:
@@ -206,3 +236,16 @@ def fsync_all(fds):
             os.close(fd)
     return error
 
+
+def _ranges(offsets):
+    """'3-7, 9' for [3, 4, 5, 6, 7, 9]."""
+    parts = []
+    offsets = sorted(offsets)
+    start = prev = offsets[0]
+    for offset in offsets[1:] + [None]:
+        if offset is not None and offset == prev + 1:
+            prev = offset
+            continue
+        parts.append("%d" % start if start == prev else "%d-%d" % (start, prev))
+        start = prev = offset
+    return ", ".join(parts)

@@ -2,53 +2,51 @@
 
 PATH is a ``storage.path``, one output's spool directory in it, or a single ``.seg`` file.
 dump prints every chunk like Kafka's DumpLogSegments (segment, offset, position, create time,
-tag, records, size, crc, output, confirm state) and every damaged byte range; check prints
-only problems and a summary, and exits 1 when anything is damaged (2 when PATH is unusable).
+tag, records, size, crc, output, confirm state), every damaged byte range and every chunk the
+index lists that the segment lost; check prints only problems and a summary, and exits 1 when
+anything is damaged or lost (2 when PATH is unusable). Segments a replay set aside
+(``*.damaged``) are read too, so check tells the same losses before and after a replay.
 """
 import json
 import os
 import sys
 import time
 
-from edgeship.core import chunkframe as cf
 from edgeship.storage import records
-from edgeship.storage.segment import Segment, base_of
+from edgeship.storage.segment import IDX, SEG, SET_ASIDE, Segment, base_of
 
 USAGE = """usage: edgeship spool dump PATH [--records]
        edgeship spool check PATH
 """
+_LIVE = (SEG, IDX)
+_ASIDE = (SEG + SET_ASIDE, IDX + SET_ASIDE)
 
 
 def _segments(path):
-    """[(output name, Segment)] under ``path``, in order."""
+    """[(output name, Segment, set aside)] under ``path``, in order."""
     if os.path.isfile(path):
-        base = base_of(os.path.basename(path))
+        filename = os.path.basename(path)
+        base = base_of(filename, (SEG, SEG + SET_ASIDE))
         if base is None:
             raise ValueError("%s is not a spool segment (<20 digits>.seg)" % path)
         directory = os.path.dirname(os.path.abspath(path))
-        return [(os.path.basename(directory), Segment(directory, base))]
+        aside = filename.endswith(SET_ASIDE)
+        return [(os.path.basename(directory),
+                 Segment(directory, base, SET_ASIDE if aside else ""), aside)]
     if not os.path.isdir(path):
         raise ValueError("%s: no such file or directory" % path)
     names = os.listdir(path)
-    bases = sorted(b for b in map(base_of, names) if b is not None)
-    if bases or not any(os.path.isdir(os.path.join(path, n)) for n in names):
+    live = {b for b in (base_of(n, _LIVE) for n in names) if b is not None}
+    aside = {b for b in (base_of(n, _ASIDE) for n in names) if b is not None}
+    if live or aside or not any(os.path.isdir(os.path.join(path, n)) for n in names):
         output = os.path.basename(os.path.abspath(path))
-        return [(output, Segment(path, b)) for b in bases]
+        return ([(output, Segment(path, b, SET_ASIDE), True) for b in sorted(aside)]
+                + [(output, Segment(path, b), False) for b in sorted(live)])
     found = []
     for name in sorted(names):
         if os.path.isdir(os.path.join(path, name)):
             found.extend(_segments(os.path.join(path, name)))
     return found
-
-
-def _set_aside(path):
-    """Damaged segments a run has set aside (kept for inspection)."""
-    if os.path.isfile(path):
-        return []
-    out = []
-    for root, _dirs, files in os.walk(path):
-        out.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".seg.damaged"))
-    return out
 
 
 def _stamp(ns):
@@ -62,27 +60,37 @@ class Report:
         self.verbose = verbose
         self.with_records = with_records
         self.segments = self.chunks = self.waiting = self.records = 0
-        self.damaged = self.damaged_bytes = self.index_errors = 0
+        self.damaged = self.damaged_bytes = self.index_errors = self.lost = self.set_aside = 0
 
     def line(self, text):
         self.out.write(text + "\n")
 
-    def segment(self, output, segment):
+    def segment(self, output, segment, set_aside=False):
         self.segments += 1
-        items = segment.scan(keep_payload=self.with_records)
-        confirmed = segment.confirmed()
+        seen = segment.inspect(keep_payload=self.with_records)
         if self.verbose:
-            self.line("Dumping %s (output %s)" % (segment.path, output))
-        positions = {}
-        for item in items:
-            if isinstance(item, cf.Damage):
-                self.damaged += 1
-                self.damaged_bytes += item.length
-                self.line("DAMAGED %s position: %d length: %d reason: %s"
-                          % (segment.path, item.position, item.length, item.reason))
-                continue
-            positions[item.offset] = item.position
-            state = "confirmed" if item.offset in confirmed else "waiting"
+            self.line("Dumping %s (output %s)%s" % (
+                segment.path, output, " (set aside by an earlier run)" if set_aside else ""))
+        if set_aside:
+            self.set_aside += 1
+        for item in seen.damage:
+            self.damaged += 1
+            self.damaged_bytes += item.length
+            self.line("DAMAGED %s position: %d length: %d reason: %s"
+                      % (segment.path, item.position, item.length, item.reason))
+        for offset, position, why in seen.lost:
+            self.lost += 1
+            self.line("LOST %s offset: %d position: %d reason: %s"
+                      % (segment.path, offset, position, why))
+        for offset, position in seen.bad_index:
+            self.index_errors += 1
+            self.line("INDEX %s: offset %d at position %d matches no chunk"
+                      % (segment.index_path, offset, position))
+        for problem in seen.problems:
+            self.index_errors += 1
+            self.line("INDEX %s: %s" % (segment.path, problem))
+        for item in seen.frames:
+            state = "confirmed" if item.offset in seen.confirmed else "waiting"
             self.chunks += 1
             self.records += item.count
             self.waiting += state == "waiting"
@@ -97,17 +105,15 @@ class Report:
                     self.line("| [%d.%09d, %s]" % (time_ns // 10 ** 9, time_ns % 10 ** 9,
                                                    json.dumps(record, default=repr,
                                                               ensure_ascii=False)))
-        for offset, position in segment.index():
-            if positions.get(offset) != position:
-                self.index_errors += 1
-                self.line("INDEX %s: offset %d at position %d is not a chunk there"
-                          % (segment.index_path, offset, position))
 
     def summary(self):
         self.line("%d segments, %d chunks (%d waiting, %d records), %d damaged ranges "
-                  "(%d bytes), %d bad index entries"
+                  "(%d bytes), %d lost chunks, %d bad index entries, %d set aside"
                   % (self.segments, self.chunks, self.waiting, self.records, self.damaged,
-                     self.damaged_bytes, self.index_errors))
+                     self.damaged_bytes, self.lost, self.index_errors, self.set_aside))
+
+    def failed(self):
+        return bool(self.damaged or self.lost or self.index_errors or self.set_aside)
 
 
 def main(argv, out=None):
@@ -125,16 +131,13 @@ def main(argv, out=None):
         sys.stderr.write("edgeship spool: %s\n" % exc)
         return 2
     report = Report(out, command == "dump", "--records" in flags)
-    for output, segment in segments:
+    for output, segment, set_aside in segments:
         try:
-            report.segment(output, segment)
+            report.segment(output, segment, set_aside)
         except OSError as exc:
             report.damaged += 1
             report.line("UNREADABLE %s: %s" % (segment.path, exc))
-    for path_aside in _set_aside(path):
-        report.damaged += 1
-        report.line("DAMAGED %s: set aside by an earlier run" % path_aside)
     report.summary()
-    if command == "check" and (report.damaged or report.index_errors):
+    if command == "check" and report.failed():
         return 1
     return 0

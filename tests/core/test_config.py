@@ -118,8 +118,107 @@ def test_include_errors_name_the_line():
     assert err.line == 3 and "no match" in err.message
     err = error_of({"/etc/main.conf": "@INCLUDE missing.conf\n"})
     assert err.line == 1 and err.file == "/etc/main.conf"
+    err = error_of({"/etc/main.conf": "[SERVICE]\n    Flush 1\n@INCLUDE a.conf\n@INCLUDE a.conf\n",
+                    "/etc/a.conf": "\n"})
+    assert "more than once" in err.message and err.line == 4
+
+
+def test_a_deep_include_chain_reads_without_recursion():
+    # Deeper than any interpreter's recursion limit (CPython 1000, MicroPython far less).
+    depth = 990
+    files = {"/etc/main.conf": "@INCLUDE c0.conf\n[OUTPUT]\n    Name null\n"}
+    for i in range(depth):
+        files["/etc/c%d.conf" % i] = "@INCLUDE c%d.conf\n[INPUT]\n  Name in%d\n" % (i + 1, i)
+    files["/etc/c%d.conf" % depth] = "[INPUT]\n\tName last\n"
+    sections = read(files)
+    # The deepest file's sections come first: each include is read where its line stands.
+    names = [s.get("name") for s in sections]
+    assert names == ["last"] + ["in%d" % i for i in range(depth - 1, -1, -1)] + ["null"]
+    assert sections[0].file == "/etc/c%d.conf" % depth and sections[0].line == 1
+    # After its includes, each file goes on with its own indent and section.
+    files["/etc/c0.conf"] = "[INPUT]\n  Name first\n@INCLUDE c1.conf\n  Tag after\n"
+    sections = read(files)
+    first = [s for s in sections if s.get("name") == "first"][0]
+    assert first.get("tag") == "after" and first.entry("tag").line == 4
+
+
+def test_too_many_included_files_is_an_error_at_the_line():
+    files = {"/etc/main.conf": "@INCLUDE c0.conf\n"}
+    for i in range(1200):
+        files["/etc/c%d.conf" % i] = "@INCLUDE c%d.conf\n" % (i + 1)
+    err = error_of(files)
+    assert "more than 1000 included files" in err.message
+    assert err.file == "/etc/c998.conf" and err.line == 1
+
+
+def test_include_cycle_names_the_chain_and_the_line():
+    err = error_of({"/etc/main.conf": "[SERVICE]\n    Flush 1\n@INCLUDE a.conf\n",
+                    "/etc/a.conf": "\n@INCLUDE b.conf\n",
+                    "/etc/b.conf": "@INCLUDE a.conf\n"})
+    assert err.file == "/etc/b.conf" and err.line == 1
+    assert "cycle" in err.message and "/etc/a.conf -> /etc/b.conf -> /etc/a.conf" in err.message
     err = error_of({"/etc/main.conf": "@INCLUDE main.conf\n"})
-    assert "more than once" in err.message
+    assert "cycle" in err.message and err.line == 1
+
+
+class BadPaths(MemFiles):
+    """Paths the operating system refuses, as edgeship.engine.files reports them."""
+
+    def read(self, path):
+        if path.endswith("dir"):
+            raise OSError(21, "Is a directory")
+        if path.endswith("fifo"):
+            raise OSError(22, "not a regular file (a FIFO, socket or device)")
+        return MemFiles.read(self, path)
+
+    def identity(self, path):
+        if len(path) > 255:
+            raise OSError(36, "File name too long")
+        if path.endswith("dir") or path.endswith("fifo"):
+            return path
+        return MemFiles.identity(self, path)
+
+    def glob(self, pattern):
+        if "[" in pattern:
+            raise OSError(22, "bad pattern")
+        return MemFiles.glob(self, pattern)
+
+
+def test_every_path_error_is_a_config_error_at_the_line():
+    for include, reason in (("conf.dir", "Is a directory"), ("/run/fifo", "FIFO"),
+                            ("x" * 300, "too long"), ("[*", "bad pattern")):
+        files = BadPaths({"/etc/main.conf": "[SERVICE]\n    Flush 1\n@INCLUDE %s\n" % include})
+        try:
+            ClassicReader(files, Variables({})).read_main("/etc/main.conf")
+        except ConfigError as exc:
+            assert exc.file == "/etc/main.conf" and exc.line == 3, include
+            assert reason in exc.message and include[:20] in exc.message
+        else:
+            raise AssertionError("no ConfigError for %s" % include)
+    # A parsers or upstream file: the error names the entry that named it.
+    reader = ClassicReader(BadPaths({}), Variables({}))
+    try:
+        reader.read_other("/etc/parsers.dir", PARSER_SECTIONS, ("/etc/main.conf", 7, "parsers_file"))
+    except ConfigError as exc:
+        assert (exc.file, exc.line, exc.key) == ("/etc/main.conf", 7, "parsers_file")
+        assert "/etc/parsers.dir" in exc.message and "Is a directory" in exc.message
+    else:
+        raise AssertionError("no ConfigError")
+
+
+def test_a_nul_byte_is_refused_at_its_line():
+    for text, line in (("@INCLUDE a\0b.conf\n", 1),
+                       ("[SERVICE]\n    Flush 1\n    Parsers_File p\0.conf\n", 3),
+                       ("[INPUT]\n    Name dummy\n\0\n", 3)):
+        err = error_of({"/etc/main.conf": text})
+        assert err.line == line and "NUL" in err.message, text
+
+
+def test_an_error_is_one_line_whatever_its_text_holds():
+    err = ConfigError("bad\nvalue\r\u2028x", "/etc/a\nb.conf", 3, "k")
+    text = str(err)
+    assert "\n" not in text and "\r" not in text and "\u2028" not in text
+    assert text.startswith("/etc/a\\u000ab.conf:3: key 'k': bad")
 
 
 def test_missing_main_file():

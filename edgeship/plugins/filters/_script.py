@@ -2,6 +2,7 @@
 import os
 
 from edgeship.core.errors import ConfigError
+from edgeship.engine.files import read_bytes
 
 
 def read_script(plugin):
@@ -11,8 +12,15 @@ def read_script(plugin):
     if not os.path.isabs(path):
         path = os.path.join(plugin.engine.config_dir or ".", path)
     try:
-        with open(path) as f:
-            return path, f.read()
+        data = read_bytes(path)
     except OSError as exc:
-        raise ConfigError("%s: cannot read script '%s': %s" % (plugin.name, path, exc),
+        raise ConfigError("%s: cannot read script '%s': %s" % (plugin.name, path,
+                                                               exc.strerror or exc),
+                          key="script")
+    try:
+        return path, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Neither runtime can carry other bytes through (lupa decodes Lua strings as UTF-8).
+        raise ConfigError("%s: script '%s' is not UTF-8 (byte %d)" % (plugin.name, path,
+                                                                    exc.start),
                           key="script")
