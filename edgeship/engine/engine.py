@@ -19,13 +19,20 @@ class OutputState:
         self.matcher = matcher
         self.retry_limit = retry_limit
         self.queue = queue
-        self.wake = asyncio.Event()
+        # Made by Engine.run: an asyncio.Event made before the loop runs belongs to another
+        # loop on Python 3.9, and waiting on it fails.
+        self.wake = None
         self.proc_records = 0
         self.errors = 0
         self.retries = 0
         self.retries_failed = 0
         self.dropped_records = 0
         self.retried_records = 0
+
+    def ready(self):
+        """A chunk is ready for a flush."""
+        if self.wake is not None:
+            self.wake.set()
 
 
 class FilterState:
@@ -67,7 +74,7 @@ class Engine:
     def add_output(self, plugin, matcher, retry_limit):
         state = OutputState(plugin, matcher, retry_limit, None)
         state.queue = self.storage.queue_for(
-            plugin.display, plugin.conf.get("storage.total_limit_size"), state.wake.set,
+            plugin.display, plugin.conf.get("storage.total_limit_size"), state.ready,
             lambda chunk, why, log=True: self._count_drop(state, chunk, why, log))
         self.outputs.append(state)
 
@@ -286,6 +293,8 @@ class Engine:
         loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        for out in self.outputs:
+            out.wake = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         self.storage.start()
