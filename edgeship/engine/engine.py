@@ -35,6 +35,15 @@ class OutputState:
             self.wake.set()
 
 
+class _Isolation:
+    """What isolating the records of a raising flush found."""
+
+    def __init__(self, error):
+        self.error = error      # the last exception a flush raised
+        self.raised = 0         # single records the flush still raised on
+        self.refused = 0        # records of parts the output answered ERROR for
+
+
 class FilterState:
     def __init__(self, plugin, matcher):
         self.plugin = plugin
@@ -143,7 +152,7 @@ class Engine:
 
     # ------------------------------------------------------------------ delivery
     async def _deliver(self, out, chunk):
-        """One flush of ``chunk``; returns OK, RETRY or ERROR."""
+        """One flush of what is left of ``chunk``; returns OK, RETRY or ERROR."""
         plugin = out.plugin
         out.queue.busy = chunk
         try:
@@ -154,19 +163,20 @@ class Engine:
                 out.queue.drop(chunk, "cannot be read back from the spool: %s" % exc)
                 return ERROR
             try:
-                if plugin.takes_chunk_id:
-                    result = await plugin.flush(chunk.tag, events, chunk.seq)
-                else:
-                    result = await plugin.flush(chunk.tag, events)
+                result = await self._flush(out, chunk, events)
+                delivered = len(events)
             except Exception as exc:
-                plugin.log.error("flush raised %r; will retry", exc)
-                result = RETRY
+                # An exception is about records (one the output cannot render, say), not
+                # a passing failure (the output answers RETRY for those): retrying would
+                # block every later chunk behind it forever.
+                result = await self._isolate(out, chunk, events, exc)
+                delivered = 0  # counted part by part
         finally:
             out.queue.busy = None
         if chunk.gone:
             return result  # dropped while in flight (memrb): nothing left to account for
         if result == OK:
-            out.proc_records += chunk.count
+            out.proc_records += delivered
             if chunk.attempts:
                 plugin.log.info("flush chunk succeeded at retry %d", chunk.attempts)
             out.queue.confirm(chunk)
@@ -181,7 +191,7 @@ class Engine:
             out.queue.drop(chunk, "cannot be retried (retry limit reached)")
             return RETRY
         out.retries += 1
-        out.retried_records += chunk.count
+        out.retried_records += chunk.left
         if self.stopping:
             wait = 1.0
         else:
@@ -189,15 +199,77 @@ class Engine:
                                       self.service["scheduler.cap"])
         chunk.retry_at = time.monotonic() + wait
         plugin.log.warn("failed to flush chunk of %d records (tag %s), retry in %d seconds",
-                        chunk.count, chunk.tag, wait)
+                        chunk.left, chunk.tag, wait)
         return RETRY
+
+    async def _flush(self, out, chunk, events):
+        """The output's flush of ``events``: what is left of ``chunk``, or a part of it that
+        starts at its first unsettled record."""
+        plugin = out.plugin
+        if not plugin.takes_chunk_id:
+            return await plugin.flush(chunk.tag, events)
+        # The same id on every retry of the same records (the output may still be completing
+        # an earlier attempt); a part of the chunk is other records, so it has its own.
+        part_id = chunk.seq
+        if chunk.settled or len(events) != chunk.count:
+            part_id = (chunk.seq, chunk.settled, len(events))
+        return await plugin.flush(chunk.tag, events, part_id)
+
+    async def _isolate(self, out, chunk, events, error):
+        """The flush of ``events`` (what is left of ``chunk``) raised ``error``. Flush halves,
+        recursively, down to the single records that still raise; drop those, deliver the
+        rest in order. Returns OK once every record is delivered or dropped, RETRY when the
+        output asked for a retry on the way: ``chunk.settled`` then says where the next
+        attempt starts, so what was delivered is not sent again."""
+        found = _Isolation(error)
+        result = await self._split(out, chunk, events, found)
+        if found.raised or found.refused:
+            out.errors += 1
+            out.dropped_records += found.raised + found.refused
+            refused = ""
+            if found.refused:
+                refused = "; %d more refused by the output" % found.refused
+            out.plugin.log.error(
+                "%d of %d records of a chunk (tag %s) dropped: the flush raises on each (%r)%s;"
+                " the rest %s", found.raised, chunk.count, chunk.tag, found.error, refused,
+                "delivered" if result == OK else "delivered up to a retry")
+        else:
+            out.plugin.log.warn("the flush of a chunk of %d records (tag %s) raised %r; its "
+                                "parts did not", chunk.count, chunk.tag, error)
+        return result
+
+    async def _split(self, out, chunk, events, found):
+        if len(events) == 1:
+            found.raised += 1
+            chunk.settled += 1
+            return OK
+        half = len(events) // 2
+        for part in (events[:half], events[half:]):
+            if chunk.gone:
+                return RETRY
+            try:
+                result = await self._flush(out, chunk, part)
+            except Exception as exc:
+                found.error = exc
+                result = await self._split(out, chunk, part, found)
+                if result != OK:
+                    return result
+                continue
+            if result == RETRY:
+                return RETRY
+            if result == OK:
+                out.proc_records += len(part)
+            else:
+                found.refused += len(part)
+            chunk.settled += len(part)
+        return OK
 
     def _count_drop(self, out, chunk, why, log=True):
         """Every chunk an output gives up passes here (errors, retries, storage limits)."""
-        out.dropped_records += chunk.count
+        out.dropped_records += chunk.left
         if log:
             out.plugin.log.error("chunk of %d records (tag %s) dropped: %s",
-                                 chunk.count, chunk.tag, why)
+                                 chunk.left, chunk.tag, why)
 
     async def _flush_pass(self, out):
         """Deliver the due chunks of ``out``, oldest first. Returns True when the pass should
