@@ -186,3 +186,31 @@ def test_out_of_retries_after_a_partial_delivery_drops_only_the_rest(tmp_path):
     assert plugin.delivered == [n for n in range(50) if n != 3]
     assert out.dropped_records == 1 + 50 and out.queue.empty() and plugin.acks_done == [True]
     assert "chunk of 50 records (tag t) dropped: cannot be retried" in engine.log_text.getvalue()
+
+
+def test_a_record_too_deep_to_store_is_dropped_and_its_batch_goes_on(tmp_path):
+    """Nested deeper than Python recurses, a record cannot be packed even as text: it is
+    dropped with a count, the rest of its batch is queued, and the input never sees an
+    exception (it would die on it)."""
+    engine, out = _engine(tmp_path)
+    deep = {}
+    level = deep
+    for _ in range(sys.getrecursionlimit() + 100):
+        level["a"] = {}
+        level = level["a"]
+    events = [(1, {"n": 0}), (2, deep), (3, {"n": 2})]
+    fired = []
+    source = _Source("memory")
+    engine.ingest(source, "t", events, ack=Ack(lambda: fired.append(True)))
+    engine.storage.tick()
+
+    async def scenario():
+        await _start(engine)
+        for chunk in out.queue.pending():
+            assert await engine._deliver(out, chunk) == OK
+
+    asyncio.run(scenario())
+    assert out.plugin.delivered == [0, 2] and fired == [True]
+    assert engine.storage_metrics()["inputs"]["src.0"]["dropped_records"] == 1
+    assert "1 of 3 records from src.0 (tag t) dropped: they cannot be stored" in \
+        engine.log_text.getvalue()
