@@ -2,6 +2,7 @@
 and one flush task per output that delivers chunks and retries them with backoff."""
 import asyncio
 import gc
+import os
 import signal
 import time
 
@@ -72,6 +73,7 @@ class Engine:
         self.storage = Storage(service, log, self.DEFAULT_MEM_BUDGET, self._released)
         self._room = None
         self._eof_inputs = set()
+        self.input_restarts = {}  # input plugin -> times it died and was started again
 
     # ------------------------------------------------------------------ building
     def add_input(self, plugin):
@@ -331,8 +333,11 @@ class Engine:
 
     def storage_metrics(self):
         """Per output: chunks and bytes in RAM and on disk, dropped and retried; per input:
-        its memory budget."""
+        its memory budget and how often it died and was restarted."""
         metrics = self.storage.metrics()
+        for plugin in self.inputs:
+            entry = metrics["inputs"].setdefault(plugin.display, {})
+            entry["restarts"] = self.input_restarts.get(plugin, 0)
         for out in self.outputs:
             entry = metrics["outputs"][out.plugin.display]
             entry.update(dropped_records=out.dropped_records, retries=out.retries,
@@ -352,12 +357,40 @@ class Engine:
         self._stop_requested.set()
 
     async def _run_input(self, plugin):
-        try:
-            await plugin.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            plugin.log.error("input stopped on an unexpected error: %r", exc)
+        """Run an input, and run it again with backoff whenever it dies: Fluent Bit's engine
+        keeps its collectors running, and a gateway must not stop reading for good on one
+        bad message. The backoff is the scheduler's, capped at INPUT_RESTART_CAP; it starts
+        over once the input ran that long. An Exit_On_Eof input that dies is not restarted:
+        it counts as finished (exit code 1), so the process cannot wait for an end that may
+        never come."""
+        failures = 0
+        while not self.stopping:
+            started = time.monotonic()
+            try:
+                await plugin.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = "%r%s" % (exc, _where(exc))
+            if time.monotonic() - started >= INPUT_RESTART_CAP:
+                failures = 0
+            failures += 1
+            if plugin.exit_on_eof:
+                plugin.log.error("input died on an unexpected error: %s; it has Exit_On_Eof, "
+                                 "so it counts as finished", error)
+                self.exit_code = self.exit_code or 1
+                self.input_finished(plugin)
+                return
+            wait = backoff.retry_wait(failures, self.service["scheduler.base"],
+                                      min(self.service["scheduler.cap"], INPUT_RESTART_CAP))
+            self.input_restarts[plugin] = self.input_restarts.get(plugin, 0) + 1
+            plugin.log.error("input died on an unexpected error: %s; restart %d in %.1f "
+                             "seconds", error, self.input_restarts[plugin], wait)
+            try:
+                await asyncio.wait_for(self._stop_requested.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
 
     async def run(self):
         """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code."""
@@ -419,6 +452,21 @@ class Engine:
 
 # Seconds between the engine's own garbage collections (see _tune_garbage_collector).
 GC_INTERVAL = 5.0
+# Longest wait before an input that died runs again; an input that ran this long without
+# dying is restarted after the shortest wait again.
+INPUT_RESTART_CAP = 60.0
+
+
+def _where(exc):
+    """`` at file:line`` of the code that raised ``exc``: a log line says where an input
+    died without a traceback."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return " at %s:%d" % (os.path.basename(code.co_filename), tb.tb_lineno)
 
 
 def _tune_garbage_collector():

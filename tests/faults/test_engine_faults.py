@@ -214,3 +214,257 @@ def test_a_record_too_deep_to_store_is_dropped_and_its_batch_goes_on(tmp_path):
     assert engine.storage_metrics()["inputs"]["src.0"]["dropped_records"] == 1
     assert "1 of 3 records from src.0 (tag t) dropped: they cannot be stored" in \
         engine.log_text.getvalue()
+
+
+# ---------------------------------------------------------------------- inputs that die
+def _write(path, text):
+    with open(str(path), "w") as f:
+        f.write(text)
+    return str(path)
+
+
+class Run:
+    """engine_child.py (edgeship with the ``crashing`` input) or edgeship itself as a child
+    process, its stderr in a file."""
+
+    def __init__(self, tmp_path, conf, child=True, name="stderr.txt"):
+        self.stderr_path = str(tmp_path / name)
+        command = CHILD if child else [sys.executable, "-m", "edgeship"]
+        self.proc = subprocess.Popen(command + ["-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr_path, "w"),
+                                     start_new_session=True, cwd=str(tmp_path))
+
+    def stderr(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def runs():
+    started = []
+    yield started
+    for run in started:
+        run.kill()
+
+
+def _numbers(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line)["n"] for line in f.read().splitlines()]
+
+
+def _crashing_conf(tmp_path, **input_keys):
+    keys = {"Name": "crashing", "Tag": "c", "Crashes": 3, "Records": 10}
+    keys.update(input_keys)
+    return _write(tmp_path / "fluent-bit.conf", """[SERVICE]
+    Flush           0.2
+    Grace           2
+    scheduler.base  0
+    scheduler.cap   1
+[INPUT]
+%s
+[OUTPUT]
+    Name   file
+    Match  *
+    Path   %s
+    File   out.jsonl
+    Format plain
+""" % ("\n".join("    %s %s" % item for item in keys.items()), tmp_path))
+
+
+def test_an_input_that_dies_is_restarted_with_backoff_and_its_records_delivered(tmp_path, runs):
+    run = Run(tmp_path, _crashing_conf(tmp_path))
+    runs.append(run)
+    out = str(tmp_path / "out.jsonl")
+    # Three deaths, three restarts: the records of every run arrive (the ones emitted
+    # before each death too).
+    wait_for(lambda: len(_numbers(out)) >= 40, timeout=30)
+    assert run.stop() == 0
+    assert sorted(_numbers(out)) == list(range(40))
+    log = run.stderr()
+    for number in (1, 2, 3):
+        assert "input died on an unexpected error: RuntimeError('crash number %d') at " \
+               "engine_child.py" % number in log
+        assert "restart %d in 1.0 seconds" % number in log
+    assert "restart 4" not in log and "Traceback" not in log
+
+
+def test_an_exit_on_eof_input_that_dies_counts_as_finished(tmp_path, runs):
+    run = Run(tmp_path, _crashing_conf(tmp_path, Crashes=1, Exit_On_Eof="on"))
+    runs.append(run)
+    # The process ends by itself (it never waits for an end that cannot come), after
+    # delivering what the input emitted; exit code 1: the input did not reach its end.
+    assert run.proc.wait(timeout=30) == 1
+    assert sorted(_numbers(str(tmp_path / "out.jsonl"))) == list(range(10))
+    log = run.stderr()
+    assert "it has Exit_On_Eof, so it counts as finished" in log and "restart" not in log
+
+
+def test_tail_restarted_after_an_error_goes_on_where_it_was(tmp_path):
+    """run() again after an error keeps the files and offsets, and treats a file created
+    meanwhile as newly discovered (read from its head), not as found at start-up (read
+    from its end with Read_From_Head off)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _write(logs / "a.log", "a1\na2\n")
+    conf = _write(tmp_path / "tail.conf", """[SERVICE]
+    scheduler.base 0
+    scheduler.cap  0
+[INPUT]
+    Name             tail
+    Path             %s/*.log
+    Refresh_Interval 1
+[OUTPUT]
+    Name  null
+    Match *
+""" % logs)
+    loader = Loader(log_stream=io.StringIO())
+    engine = loader.build(loader.read(conf))
+    plugin = engine.inputs[0]
+    got = []
+    engine.ingest = lambda source, tag, events, size=0, ack=None: got.extend(
+        record["log"] for _, record in events)
+    scans = []
+    scan = plugin._scan
+
+    def scan_once_then_die(startup):
+        scans.append(startup)
+        if len(scans) == 2:
+            _write(logs / "b.log", "b1\nb2\n")  # appears while the input is down
+            raise RuntimeError("tail bug")
+        return scan(startup)
+
+    plugin._scan = scan_once_then_die
+
+    async def scenario():
+        engine._stop_requested = asyncio.Event()
+        task = asyncio.ensure_future(engine._run_input(plugin))
+        deadline = time.monotonic() + 20
+        while not scans and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        with open(str(logs / "a.log"), "a") as f:  # after the start-up scan: to be read
+            f.write("a3\n")
+        while got.count("b2") == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        plugin.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert got == ["a3", "b1", "b2"]
+    assert scans[:3] == [True, False, False]
+    assert engine.input_restarts[plugin] == 1
+
+
+def test_mqtt_client_restarted_after_an_error_reconnects_and_gets_its_messages_again(tmp_path):
+    """The input dies on a batch before acknowledging it; restarted, it connects again (its
+    session kept) and the broker sends the unacknowledged messages again: nothing lost."""
+    from mosquitto import Broker
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = Broker(tmp_path / "broker").start()
+    try:
+        conf = _write(tmp_path / "mqtt.conf", """[SERVICE]
+    scheduler.base 0
+    scheduler.cap  0
+[INPUT]
+    Name      mqtt_client
+    Port      %d
+    Topic     in/#
+    Client_Id edgeship-restart-test
+[OUTPUT]
+    Name  null
+    Match *
+""" % broker.port)
+        loader = Loader(log_stream=io.StringIO())
+        engine = loader.build(loader.read(conf))
+        plugin = engine.inputs[0]
+        got = []
+
+        def ingest(source, tag, events, size=0, ack=None):
+            got.extend(record["n"] for _, record in events)
+            if ack is not None:
+                ack.seal()  # delivered at once: PUBACK
+
+        engine.ingest = ingest
+        drain = plugin._drain
+        failures = []
+
+        def drain_but_die_once():
+            if not failures:
+                failures.append(True)
+                plugin.inbox = []  # taken, never acknowledged
+                raise RuntimeError("input bug")
+            drain()
+
+        plugin._drain = drain_but_die_once
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+
+        async def scenario():
+            engine._stop_requested = asyncio.Event()
+            engine._room = asyncio.Event()
+            task = asyncio.ensure_future(engine._run_input(plugin))
+            deadline = time.monotonic() + 20
+            while not plugin.link.connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the subscription follows the CONNACK
+            for n in range(3):
+                client.publish("in/x", json.dumps({"n": n}), qos=1).wait_for_publish(5)
+            while sorted(set(got)) != [0, 1, 2] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            plugin.stop()
+            await asyncio.wait_for(task, 10)
+
+        asyncio.run(scenario())
+        client.loop_stop()
+        assert failures and sorted(set(got)) == [0, 1, 2]
+        assert engine.input_restarts[plugin] == 1
+    finally:
+        broker.kill()
+
+
+def test_dummy_restarted_after_an_error_keeps_its_samples_count(tmp_path):
+    conf = _write(tmp_path / "dummy.conf", """[SERVICE]
+    scheduler.base 0
+    scheduler.cap  0
+[INPUT]
+    Name    dummy
+    Samples 4
+    Rate    50
+[OUTPUT]
+    Name  null
+    Match *
+""")
+    loader = Loader(log_stream=io.StringIO())
+    engine = loader.build(loader.read(conf))
+    plugin = engine.inputs[0]
+    batches = []
+
+    def ingest(source, tag, events, size=0, ack=None):
+        batches.append(events)
+        if len(batches) == 2:
+            raise RuntimeError("pipeline bug")
+
+    engine.ingest = ingest
+
+    async def scenario():
+        engine._stop_requested = asyncio.Event()
+        engine._room = asyncio.Event()
+        await asyncio.wait_for(engine._run_input(plugin), 10)  # ends after its Samples
+
+    asyncio.run(scenario())
+    # Four samples in all: the one whose emit raised is emitted again, the count goes on.
+    assert len(batches) == 5 and engine.input_restarts[plugin] == 1
