@@ -392,8 +392,10 @@ class Engine:
             except asyncio.TimeoutError:
                 pass
 
-    async def run(self):
-        """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code."""
+    async def run(self, early_signals=None):
+        """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code.
+        ``early_signals.caught`` is a signal that came before the loop took the handlers
+        over (cli.EarlySignals): the run then stops at once, gracefully."""
         _tune_garbage_collector()
         loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
@@ -402,13 +404,19 @@ class Engine:
             out.wake = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if early_signals is not None and early_signals.caught is not None:
+            self._on_signal(early_signals.caught)
+        # A signal from here on is handled once the loop runs: after the replay below, or
+        # while an output starts.
         self.storage.start()
         for out in self.outputs:
             await out.plugin.start()
         output_tasks = [asyncio.ensure_future(self._output_loop(out)) for out in self.outputs]
         tick_task = asyncio.ensure_future(self._tick_loop())
         collect_task = asyncio.ensure_future(self._collect_loop())
-        input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
+        input_tasks = []
+        if not self.stopping:  # a signal came during start-up: read nothing
+            input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
         if not self.inputs:
             self.shutdown()
         await self._stop_requested.wait()

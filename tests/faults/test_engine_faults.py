@@ -468,3 +468,137 @@ def test_dummy_restarted_after_an_error_keeps_its_samples_count(tmp_path):
     asyncio.run(scenario())
     # Four samples in all: the one whose emit raised is emitted again, the count goes on.
     assert len(batches) == 5 and engine.input_restarts[plugin] == 1
+
+
+# ---------------------------------------------------------------------- early signals
+def _tail_conf(tmp_path, outputs, name="fluent-bit.conf", log_name="app.log"):
+    """tail (filesystem storage, DB) -> file outputs ``outputs`` (directories)."""
+    text = """[SERVICE]
+    Flush           0.2
+    Grace           30
+    storage.path    %s
+    scheduler.base  0
+    scheduler.cap   1
+[INPUT]
+    Name           tail
+    Path           %s
+    Read_From_Head on
+    DB             %s
+    Tag            app
+    storage.type   filesystem
+""" % (tmp_path / "spool", tmp_path / log_name, tmp_path / "tail.db")
+    for directory in outputs:
+        text += """[OUTPUT]
+    Name        file
+    Match       *
+    Path        %s
+    File        out.log
+    Format      plain
+    Retry_Limit no_limits
+""" % directory
+    return _write(tmp_path / name, text)
+
+
+def _lines(count, start=0):
+    return "".join('{"n": %d, "pad": "%s"}\n' % (n, "x" * 60) for n in range(start, start + count))
+
+
+def _delivered(directory):
+    """The numbers of the tailed lines a file output wrote (each under ``log``)."""
+    path = os.path.join(str(directory), "out.log")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(json.loads(line)["log"])["n"] for line in f.read().splitlines()]
+
+
+HOLD_SCRIPT = """
+import os, time
+# Loaded while the config is read: say so, then hold the loading until the test says go.
+open(os.path.join(os.path.dirname(__file__), "loading"), "w").close()
+deadline = time.monotonic() + 30
+while not os.path.exists(os.path.join(os.path.dirname(__file__), "go")):
+    if time.monotonic() > deadline:
+        break
+    time.sleep(0.01)
+
+def same(events):
+    return events
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_config_loads_stops_the_run_gracefully(tmp_path, runs, sig):
+    out = tmp_path / "out"
+    out.mkdir()
+    _write(tmp_path / "app.log", _lines(500))
+    _write(tmp_path / "hold.py", HOLD_SCRIPT)
+    conf = _tail_conf(tmp_path, [out])
+    with open(conf, "a") as f:
+        f.write("[FILTER]\n    Name   python\n    Match  *\n    Script hold.py\n"
+                "    Call   same\n")
+    run = Run(tmp_path, conf, child=False)
+    runs.append(run)
+    wait_for(lambda: os.path.exists(str(tmp_path / "loading")), timeout=30, interval=0.001)
+    run.proc.send_signal(sig)
+    _write(tmp_path / "go", "")
+    assert run.proc.wait(timeout=60) == 0, run.stderr()
+    log = run.stderr()
+    assert "caught signal (%s)" % signal.Signals(sig).name in log and "Traceback" not in log
+    assert _delivered(out) == []  # stopped before any input ran
+    # Nothing was lost: the next run delivers every line, once.
+    os.remove(str(tmp_path / "loading"))
+    run = Run(tmp_path, conf, child=False, name="stderr2.txt")
+    runs.append(run)
+    wait_for(lambda: len(_delivered(out)) >= 500, timeout=30)
+    assert run.stop() == 0
+    assert _delivered(out) == list(range(500))
+
+
+def test_a_signal_during_a_spool_replay_stops_gracefully_and_loses_nothing(tmp_path, runs):
+    import sqlite3
+
+    total = 40000
+    outs = [tmp_path / "out0", tmp_path / "out1"]
+    log_path = _write(tmp_path / "app.log", _lines(total))
+    conf = _tail_conf(tmp_path, outs)
+    # 1. Both outputs down (no directory, no Mkdir): everything goes to their spools.
+    run = Run(tmp_path, conf, child=False, name="stderr1.txt")
+    runs.append(run)
+
+    def committed():
+        try:
+            with sqlite3.connect(str(tmp_path / "tail.db")) as db:
+                row = db.execute("SELECT offset FROM in_tail_files").fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None and row[0] == os.path.getsize(log_path)
+
+    wait_for(committed, timeout=60, interval=0.2)  # spooled durably: tail committed it all
+    assert run.stop() == 0
+    for directory in outs:
+        directory.mkdir()
+    # 2. SIGTERM at the first byte on stderr: the line saying out0's replay is done, while
+    # out1's is under way.
+    proc = subprocess.Popen([sys.executable, "-m", "edgeship", "-c", conf],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, cwd=str(tmp_path))
+    try:
+        first = proc.stderr.read(1)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = (first + rest).decode()
+    assert "queued from the spool" in log.splitlines()[0]
+    assert "caught signal (SIGTERM)" in log and "Traceback" not in log
+    # 3. The next run delivers the rest: every line reaches both outputs, once.
+    run = Run(tmp_path, conf, child=False, name="stderr3.txt")
+    runs.append(run)
+    wait_for(lambda: all(len(_delivered(d)) >= total for d in outs), timeout=120, interval=0.2)
+    assert run.stop() == 0
+    for directory in outs:
+        assert _delivered(directory) == list(range(total))
