@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,6 +215,92 @@ def test_a_record_too_deep_to_store_is_dropped_and_its_batch_goes_on(tmp_path):
     assert engine.storage_metrics()["inputs"]["src.0"]["dropped_records"] == 1
     assert "1 of 3 records from src.0 (tag t) dropped: they cannot be stored" in \
         engine.log_text.getvalue()
+
+
+# ---------------------------------------------------------------------- poison records, real processes
+DEEPEN_SCRIPT = """
+import json
+
+def deepen(events):
+    # Every 97th line becomes a record nested 300 levels deep: more than the JSON renderer
+    # of the file output takes (orjson stops at 255), so its flush raises on it.
+    out = []
+    for time, record in events:
+        record = json.loads(record["log"])
+        if record["n"] % 97 == 0:
+            deep = level = {}
+            for _ in range(300):
+                level["d"] = {}
+                level = level["d"]
+            record["deep"] = deep
+        out.append((time, record))
+    return out
+"""
+
+
+def _out_file_numbers(path):
+    """The ``n`` of each line the file output wrote (``tag: [time, {record}]``)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line.split(": ", 1)[1])[1]["n"] for line in f.read().splitlines()]
+
+
+def test_poison_records_from_a_filter_are_dropped_and_later_chunks_still_flow(tmp_path, runs):
+    """tail -> python filter (some records too deep to render) -> file output with the
+    default Retry_Limit, memory storage: every good record is delivered once, the bad ones
+    are counted, later chunks are not stuck, and the batches' acks are released (tail's DB
+    offset moves on: a restart sends nothing again)."""
+    log_path = str(tmp_path / "app.log")
+    _write(log_path, _lines(2000))
+    _write(tmp_path / "deepen.py", DEEPEN_SCRIPT)
+    conf = _write(tmp_path / "fluent-bit.conf", """[SERVICE]
+    Flush           0.2
+    Grace           5
+    scheduler.base  0
+    scheduler.cap   1
+[INPUT]
+    Name           tail
+    Path           %s
+    Read_From_Head on
+    DB             %s
+    Tag            app
+[FILTER]
+    Name   python
+    Match  *
+    Script deepen.py
+    Call   deepen
+[OUTPUT]
+    Name  file
+    Match *
+    Path  %s
+    File  out.log
+""" % (log_path, tmp_path / "tail.db", tmp_path))
+    out = str(tmp_path / "out.log")
+    good = [n for n in range(2000) if n % 97]
+    run = Run(tmp_path, conf, child=False)
+    runs.append(run)
+    wait_for(lambda: len(_out_file_numbers(out)) >= len(good), timeout=60, interval=0.1)
+    with open(log_path, "a") as f:  # later chunks: not stuck behind the poison
+        f.write(_lines(500, start=2001))
+    good += [n for n in range(2001, 2501) if n % 97]
+    wait_for(lambda: len(_out_file_numbers(out)) >= len(good), timeout=60, interval=0.1)
+    assert run.stop() == 0
+    assert _out_file_numbers(out) == good
+    log = run.stderr()
+    dropped = re.findall(r"(\d+) of \d+ records of a chunk \(tag app\) dropped: the flush "
+                         r"raises on each \((\w+)", log)
+    assert sum(int(count) for count, _ in dropped) == 26  # 0, 97, ... 2425
+    assert {kind for _, kind in dropped} <= {"JSONEncodeError", "TypeError", "RecursionError"}
+    assert "retry" not in log.lower() and "Traceback" not in log
+    # The acks were released: the restarted tail resumes after the last line.
+    run = Run(tmp_path, conf, child=False, name="stderr2.txt")
+    runs.append(run)
+    with open(log_path, "a") as f:
+        f.write(_lines(5, start=3000))
+    wait_for(lambda: _out_file_numbers(out)[-1:] == [3004], timeout=60, interval=0.1)
+    assert run.stop() == 0
+    assert _out_file_numbers(out) == good + list(range(3000, 3005))
 
 
 # ---------------------------------------------------------------------- inputs that die
