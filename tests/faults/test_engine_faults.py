@@ -689,3 +689,24 @@ def test_a_signal_during_a_spool_replay_stops_gracefully_and_loses_nothing(tmp_p
     assert run.stop() == 0
     for directory in outs:
         assert _delivered(directory) == list(range(total))
+
+
+# ---------------------------------------------------------------------- SIGKILL of a relay
+def test_sigkills_of_a_forwarding_edge_lose_nothing_and_resend_at_most_one_chunk_each(tmp_path):
+    """tools/kill_relay.py, scaled down: tail -> forward (acks) -> receiver, the edge
+    SIGKILLed 4 times while lines keep coming. What a kill sends again is the chunk in flight
+    (acknowledged by the receiver, not yet recorded by the edge): one Flush interval of
+    lines, or one tail read block of them while the edge catches up after a restart."""
+    sys.path.insert(0, ROOT)
+    from edgeship.plugins.inputs.tail import BLOCK
+    from edgeship.storage import records
+    from edgeship.storage.queue import CHUNK_BYTES
+    from tools.kill_relay import PAD, measure
+
+    figures = measure(kills=4, rate=2000, flush=0.5, seed=5, folder=str(tmp_path))
+    assert figures["lines"] >= 4 * 2000 and figures["lost"] == 0
+    line = "line-%09d %s" % (0, PAD)
+    packed = len(records.pack_batch([(time.time_ns(), {"log": line})])[0])
+    one_chunk = CHUNK_BYTES // packed + BLOCK // (len(line) + 1) + 1
+    assert len(figures["duplicates_per_kill"]) == 4
+    assert max(figures["duplicates_per_kill"]) <= one_chunk, figures
