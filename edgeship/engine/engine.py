@@ -332,15 +332,17 @@ class Engine:
             self.storage.tick()
 
     def storage_metrics(self):
-        """Per output: chunks and bytes in RAM and on disk, dropped and retried; per input:
-        its memory budget and how often it died and was restarted."""
+        """Per output: chunks and bytes in RAM and on disk, records delivered and dropped,
+        errors and retries; per input: its memory budget, records it could not store and
+        how often it died and was restarted."""
         metrics = self.storage.metrics()
         for plugin in self.inputs:
             entry = metrics["inputs"].setdefault(plugin.display, {})
             entry["restarts"] = self.input_restarts.get(plugin, 0)
         for out in self.outputs:
             entry = metrics["outputs"][out.plugin.display]
-            entry.update(dropped_records=out.dropped_records, retries=out.retries,
+            entry.update(proc_records=out.proc_records, errors=out.errors,
+                         dropped_records=out.dropped_records, retries=out.retries,
                          retried_records=out.retried_records,
                          retries_failed=out.retries_failed)
         return metrics

@@ -121,7 +121,9 @@ def test_records_a_flush_raises_on_are_dropped_and_the_rest_delivered_in_order(
     asyncio.run(scenario())
     plugin = out.plugin
     assert plugin.delivered == [n for n in range(100) if n not in bad]
-    assert out.dropped_records == 4 and out.errors == 1 and out.proc_records == 96
+    metrics = engine.storage_metrics()["outputs"]["scripted.0"]
+    assert metrics["dropped_records"] == 4 and metrics["errors"] == 1
+    assert metrics["proc_records"] == 96
     assert out.queue.empty()
     # The batch's ack fired once: after the last flush of the chunk for memory storage,
     # and for filesystem storage when the spool held it (it stays there until confirmed).
