@@ -5,6 +5,7 @@ recent ``-i``/``-F``/``-o``. Heavy modules are imported only once we know they a
 ``edgeship --version`` returns at once.
 """
 import os
+import signal
 import sys
 
 from edgeship import __version__
@@ -154,7 +155,24 @@ def _load_tls_only_if_used(sections):
     sys.modules.setdefault("ssl", None)
 
 
+class EarlySignals:
+    """SIGTERM and SIGINT from the first moment of a run, before the engine's loop takes them
+    over: a signal during config loading is only noted, and the engine stops gracefully as
+    soon as it runs (its spool replayed, nothing read). Without this the default action
+    would end the process at once, and Ctrl-C would print a traceback."""
+
+    def __init__(self):
+        self.caught = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._note)
+
+    def _note(self, signum, frame):
+        if self.caught is None:
+            self.caught = signum
+
+
 def run(opts):
+    early_signals = EarlySignals()
     from edgeship.core.errors import ConfigError
     from edgeship.core.schema import Entry
     from edgeship.engine.loader import Loader, command_line_section
@@ -229,7 +247,7 @@ def run(opts):
         sys.stderr.write(USAGE)
         return 1
     import asyncio
-    return asyncio.run(engine.run())
+    return asyncio.run(engine.run(early_signals))
 
 
 if __name__ == "__main__":

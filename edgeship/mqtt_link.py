@@ -319,6 +319,8 @@ class Link:
         return self.state == CONNECTED
 
     async def start(self):
+        """Connect in the background; again after stop() (an input the engine restarts)."""
+        self.state = DISCONNECTED
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.client = self._make_client()

@@ -2,6 +2,7 @@
 and one flush task per output that delivers chunks and retries them with backoff."""
 import asyncio
 import gc
+import os
 import signal
 import time
 
@@ -19,13 +20,29 @@ class OutputState:
         self.matcher = matcher
         self.retry_limit = retry_limit
         self.queue = queue
-        self.wake = asyncio.Event()
+        # Made by Engine.run: an asyncio.Event made before the loop runs belongs to another
+        # loop on Python 3.9, and waiting on it fails.
+        self.wake = None
         self.proc_records = 0
         self.errors = 0
         self.retries = 0
         self.retries_failed = 0
         self.dropped_records = 0
         self.retried_records = 0
+
+    def ready(self):
+        """A chunk is ready for a flush."""
+        if self.wake is not None:
+            self.wake.set()
+
+
+class _Isolation:
+    """What isolating the records of a raising flush found."""
+
+    def __init__(self, error):
+        self.error = error      # the last exception a flush raised
+        self.raised = 0         # single records the flush still raised on
+        self.refused = 0        # records of parts the output answered ERROR for
 
 
 class FilterState:
@@ -56,6 +73,7 @@ class Engine:
         self.storage = Storage(service, log, self.DEFAULT_MEM_BUDGET, self._released)
         self._room = None
         self._eof_inputs = set()
+        self.input_restarts = {}  # input plugin -> times it died and was started again
 
     # ------------------------------------------------------------------ building
     def add_input(self, plugin):
@@ -67,7 +85,7 @@ class Engine:
     def add_output(self, plugin, matcher, retry_limit):
         state = OutputState(plugin, matcher, retry_limit, None)
         state.queue = self.storage.queue_for(
-            plugin.display, plugin.conf.get("storage.total_limit_size"), state.wake.set,
+            plugin.display, plugin.conf.get("storage.total_limit_size"), state.ready,
             lambda chunk, why, log=True: self._count_drop(state, chunk, why, log))
         self.outputs.append(state)
 
@@ -136,7 +154,7 @@ class Engine:
 
     # ------------------------------------------------------------------ delivery
     async def _deliver(self, out, chunk):
-        """One flush of ``chunk``; returns OK, RETRY or ERROR."""
+        """One flush of what is left of ``chunk``; returns OK, RETRY or ERROR."""
         plugin = out.plugin
         out.queue.busy = chunk
         try:
@@ -147,19 +165,20 @@ class Engine:
                 out.queue.drop(chunk, "cannot be read back from the spool: %s" % exc)
                 return ERROR
             try:
-                if plugin.takes_chunk_id:
-                    result = await plugin.flush(chunk.tag, events, chunk.seq)
-                else:
-                    result = await plugin.flush(chunk.tag, events)
+                result = await self._flush(out, chunk, events)
+                delivered = len(events)
             except Exception as exc:
-                plugin.log.error("flush raised %r; will retry", exc)
-                result = RETRY
+                # An exception is about records (one the output cannot render, say), not
+                # a passing failure (the output answers RETRY for those): retrying would
+                # block every later chunk behind it forever.
+                result = await self._isolate(out, chunk, events, exc)
+                delivered = 0  # counted part by part
         finally:
             out.queue.busy = None
         if chunk.gone:
             return result  # dropped while in flight (memrb): nothing left to account for
         if result == OK:
-            out.proc_records += chunk.count
+            out.proc_records += delivered
             if chunk.attempts:
                 plugin.log.info("flush chunk succeeded at retry %d", chunk.attempts)
             out.queue.confirm(chunk)
@@ -174,7 +193,7 @@ class Engine:
             out.queue.drop(chunk, "cannot be retried (retry limit reached)")
             return RETRY
         out.retries += 1
-        out.retried_records += chunk.count
+        out.retried_records += chunk.left
         if self.stopping:
             wait = 1.0
         else:
@@ -182,15 +201,77 @@ class Engine:
                                       self.service["scheduler.cap"])
         chunk.retry_at = time.monotonic() + wait
         plugin.log.warn("failed to flush chunk of %d records (tag %s), retry in %d seconds",
-                        chunk.count, chunk.tag, wait)
+                        chunk.left, chunk.tag, wait)
         return RETRY
+
+    async def _flush(self, out, chunk, events):
+        """The output's flush of ``events``: what is left of ``chunk``, or a part of it that
+        starts at its first unsettled record."""
+        plugin = out.plugin
+        if not plugin.takes_chunk_id:
+            return await plugin.flush(chunk.tag, events)
+        # The same id on every retry of the same records (the output may still be completing
+        # an earlier attempt); a part of the chunk is other records, so it has its own.
+        part_id = chunk.seq
+        if chunk.settled or len(events) != chunk.count:
+            part_id = (chunk.seq, chunk.settled, len(events))
+        return await plugin.flush(chunk.tag, events, part_id)
+
+    async def _isolate(self, out, chunk, events, error):
+        """The flush of ``events`` (what is left of ``chunk``) raised ``error``. Flush halves,
+        recursively, down to the single records that still raise; drop those, deliver the
+        rest in order. Returns OK once every record is delivered or dropped, RETRY when the
+        output asked for a retry on the way: ``chunk.settled`` then says where the next
+        attempt starts, so what was delivered is not sent again."""
+        found = _Isolation(error)
+        result = await self._split(out, chunk, events, found)
+        if found.raised or found.refused:
+            out.errors += 1
+            out.dropped_records += found.raised + found.refused
+            refused = ""
+            if found.refused:
+                refused = "; %d more refused by the output" % found.refused
+            out.plugin.log.error(
+                "%d of %d records of a chunk (tag %s) dropped: the flush raises on each (%r)%s;"
+                " the rest %s", found.raised, chunk.count, chunk.tag, found.error, refused,
+                "delivered" if result == OK else "delivered up to a retry")
+        else:
+            out.plugin.log.warn("the flush of a chunk of %d records (tag %s) raised %r; its "
+                                "parts did not", chunk.count, chunk.tag, error)
+        return result
+
+    async def _split(self, out, chunk, events, found):
+        if len(events) == 1:
+            found.raised += 1
+            chunk.settled += 1
+            return OK
+        half = len(events) // 2
+        for part in (events[:half], events[half:]):
+            if chunk.gone:
+                return RETRY
+            try:
+                result = await self._flush(out, chunk, part)
+            except Exception as exc:
+                found.error = exc
+                result = await self._split(out, chunk, part, found)
+                if result != OK:
+                    return result
+                continue
+            if result == RETRY:
+                return RETRY
+            if result == OK:
+                out.proc_records += len(part)
+            else:
+                found.refused += len(part)
+            chunk.settled += len(part)
+        return OK
 
     def _count_drop(self, out, chunk, why, log=True):
         """Every chunk an output gives up passes here (errors, retries, storage limits)."""
-        out.dropped_records += chunk.count
+        out.dropped_records += chunk.left
         if log:
             out.plugin.log.error("chunk of %d records (tag %s) dropped: %s",
-                                 chunk.count, chunk.tag, why)
+                                 chunk.left, chunk.tag, why)
 
     async def _flush_pass(self, out):
         """Deliver the due chunks of ``out``, oldest first. Returns True when the pass should
@@ -251,12 +332,17 @@ class Engine:
             self.storage.tick()
 
     def storage_metrics(self):
-        """Per output: chunks and bytes in RAM and on disk, dropped and retried; per input:
-        its memory budget."""
+        """Per output: chunks and bytes in RAM and on disk, records delivered and dropped,
+        errors and retries; per input: its memory budget, records it could not store and
+        how often it died and was restarted."""
         metrics = self.storage.metrics()
+        for plugin in self.inputs:
+            entry = metrics["inputs"].setdefault(plugin.display, {})
+            entry["restarts"] = self.input_restarts.get(plugin, 0)
         for out in self.outputs:
             entry = metrics["outputs"][out.plugin.display]
-            entry.update(dropped_records=out.dropped_records, retries=out.retries,
+            entry.update(proc_records=out.proc_records, errors=out.errors,
+                         dropped_records=out.dropped_records, retries=out.retries,
                          retried_records=out.retried_records,
                          retries_failed=out.retries_failed)
         return metrics
@@ -273,28 +359,66 @@ class Engine:
         self._stop_requested.set()
 
     async def _run_input(self, plugin):
-        try:
-            await plugin.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            plugin.log.error("input stopped on an unexpected error: %r", exc)
+        """Run an input, and run it again with backoff whenever it dies: Fluent Bit's engine
+        keeps its collectors running, and a gateway must not stop reading for good on one
+        bad message. The backoff is the scheduler's, capped at INPUT_RESTART_CAP; it starts
+        over once the input ran that long. An Exit_On_Eof input that dies is not restarted:
+        it counts as finished (exit code 1), so the process cannot wait for an end that may
+        never come."""
+        failures = 0
+        while not self.stopping:
+            started = time.monotonic()
+            try:
+                await plugin.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = "%r%s" % (exc, _where(exc))
+            if time.monotonic() - started >= INPUT_RESTART_CAP:
+                failures = 0
+            failures += 1
+            if plugin.exit_on_eof:
+                plugin.log.error("input died on an unexpected error: %s; it has Exit_On_Eof, "
+                                 "so it counts as finished", error)
+                self.exit_code = self.exit_code or 1
+                self.input_finished(plugin)
+                return
+            wait = backoff.retry_wait(failures, self.service["scheduler.base"],
+                                      min(self.service["scheduler.cap"], INPUT_RESTART_CAP))
+            self.input_restarts[plugin] = self.input_restarts.get(plugin, 0) + 1
+            plugin.log.error("input died on an unexpected error: %s; restart %d in %.1f "
+                             "seconds", error, self.input_restarts[plugin], wait)
+            try:
+                await asyncio.wait_for(self._stop_requested.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
 
-    async def run(self):
-        """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code."""
+    async def run(self, early_signals=None):
+        """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code.
+        ``early_signals.caught`` is a signal that came before the loop took the handlers
+        over (cli.EarlySignals): the run then stops at once, gracefully."""
         _tune_garbage_collector()
         loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        for out in self.outputs:
+            out.wake = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if early_signals is not None and early_signals.caught is not None:
+            self._on_signal(early_signals.caught)
+        # A signal from here on is handled once the loop runs: after the replay below, or
+        # while an output starts.
         self.storage.start()
         for out in self.outputs:
             await out.plugin.start()
         output_tasks = [asyncio.ensure_future(self._output_loop(out)) for out in self.outputs]
         tick_task = asyncio.ensure_future(self._tick_loop())
         collect_task = asyncio.ensure_future(self._collect_loop())
-        input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
+        input_tasks = []
+        if not self.stopping:  # a signal came during start-up: read nothing
+            input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
         if not self.inputs:
             self.shutdown()
         await self._stop_requested.wait()
@@ -338,6 +462,21 @@ class Engine:
 
 # Seconds between the engine's own garbage collections (see _tune_garbage_collector).
 GC_INTERVAL = 5.0
+# Longest wait before an input that died runs again; an input that ran this long without
+# dying is restarted after the shortest wait again.
+INPUT_RESTART_CAP = 60.0
+
+
+def _where(exc):
+    """`` at file:line`` of the code that raised ``exc``: a log line says where an input
+    died without a traceback."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return " at %s:%d" % (os.path.basename(code.co_filename), tb.tb_lineno)
 
 
 def _tune_garbage_collector():

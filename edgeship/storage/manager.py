@@ -32,6 +32,7 @@ class Budget:
         self.ring = ByteRing(limit) if storage_type == "memrb" else None
         self.memrb_dropped_chunks = 0
         self.memrb_dropped_bytes = 0
+        self.dropped_records = 0     # records that could not be stored (Storage._storable)
 
     def over(self):
         return self.ring is None and self.bytes > self.limit
@@ -40,7 +41,8 @@ class Budget:
         return {"storage_type": self.type, "overlimit": self.over(), "paused": self.paused,
                 "mem_bytes": self.bytes, "mem_limit": self.limit,
                 "memrb_dropped_chunks": self.memrb_dropped_chunks,
-                "memrb_dropped_bytes": self.memrb_dropped_bytes}
+                "memrb_dropped_bytes": self.memrb_dropped_bytes,
+                "dropped_records": self.dropped_records}
 
 
 def _dir_name(name):
@@ -123,11 +125,34 @@ class Storage:
 
     def put(self, source, tag, events, ack, outputs):
         """Queue a batch for each output it was routed to (packed once for all)."""
-        body, exact = records.pack_batch(events)
         budget = self.budget(source)
+        try:
+            body, exact = records.pack_batch(events)
+        except Exception as exc:  # RecursionError: nested deeper than even its text form
+            events = self._storable(budget, tag, events, exc)
+            if not events:
+                return
+            body, exact = records.pack_batch(events)
         first, last = events[0][0], events[-1][0]
         for out in outputs:
             out.queue.put(budget, tag, body, events, exact, first, last, ack)
+
+    def _storable(self, budget, tag, events, error):
+        """The records of a batch that can be packed; the others are dropped, counted and
+        logged (once per batch), so a poison record cannot make an input die."""
+        kept = []
+        for event in events:
+            try:
+                records.pack_batch([event])
+            except Exception as exc:
+                error = exc
+            else:
+                kept.append(event)
+        dropped = len(events) - len(kept)
+        budget.dropped_records += dropped
+        self.log.error("%d of %d records from %s (tag %s) dropped: they cannot be stored (%r)",
+                       dropped, len(events), budget.name, tag, error)
+        return kept
 
     def tick(self):
         for queue in self.queues:

@@ -17,6 +17,12 @@ While an output keeps up, its first chunks also keep the events they were packed
 more than a microsecond per record, the largest cost on the path. That cache is bounded
 (CACHE_BYTES of packed records per output) and dropped as soon as the chunk leaves RAM, the
 output starts failing, or the chunk is done: the msgpack bytes stay the truth.
+
+A chunk whose flush stopped part way (the engine isolating records an output cannot take,
+then a RETRY) keeps all its records; ``Chunk.settled`` counts those at its head already
+delivered or dropped, and ``load`` returns only the rest. Its acks wait for the whole chunk.
+After a crash the spool copy is replayed whole: the settled head is sent again (at least
+once, never lost).
 """
 import asyncio
 import time
@@ -37,7 +43,7 @@ CACHE_BYTES = 1024 * 1024
 class Chunk:
     __slots__ = ("queue", "seq", "tag", "source", "bodies", "payload", "events", "count",
                  "size", "first_ns", "last_ns", "acks", "attempts", "retry_at", "segment",
-                 "position", "frame_size", "pinned", "gone")
+                 "position", "frame_size", "pinned", "gone", "settled")
 
     def __init__(self, queue, tag, source):
         self.queue = queue
@@ -59,10 +65,16 @@ class Chunk:
         self.frame_size = 0
         self.pinned = True      # counts against its input's budget (not durable yet)
         self.gone = False       # confirmed or dropped
+        self.settled = 0        # records at the head already delivered or dropped
 
     @property
     def durable(self):
         return self.segment is not None
+
+    @property
+    def left(self):
+        """Records still to deliver."""
+        return self.count - self.settled
 
 
 class OutputQueue:
@@ -196,7 +208,7 @@ class OutputQueue:
                     self.spool.done(segment, seq)
                     continue
                 chunks += 1
-                records_total += old.count
+                records_total += old.left
                 self.drop(old, "storage.total_limit_size reached", log=False)
         if chunks:
             self.limit_dropped_chunks += chunks
@@ -211,20 +223,22 @@ class OutputQueue:
         return list(self.queued.values())
 
     async def load(self, chunk):
-        """The events of ``chunk`` for its flush: the cached objects, else unpacked from RAM
-        or read back from the spool. Raises ValueError or OSError when the spool copy is
-        damaged or unreadable."""
+        """The events of ``chunk`` still to deliver (all but its settled head) for its
+        flush: the cached objects, else unpacked from RAM or read back from the spool.
+        Raises ValueError or OSError when the spool copy is damaged or unreadable."""
         if chunk.events is not None:
-            return chunk.events
-        data = chunk.payload
-        if data is None:
-            data = await asyncio.get_running_loop().run_in_executor(
-                None, self.spool.read, chunk.segment, chunk.position, chunk.frame_size,
-                chunk.seq)
-        try:
-            return records.unpack(data)
-        except Exception as exc:  # msgpack raises several types for bad bytes
-            raise ValueError("undecodable records: %r" % exc)
+            events = chunk.events
+        else:
+            data = chunk.payload
+            if data is None:
+                data = await asyncio.get_running_loop().run_in_executor(
+                    None, self.spool.read, chunk.segment, chunk.position, chunk.frame_size,
+                    chunk.seq)
+            try:
+                events = records.unpack(data)
+            except Exception as exc:  # msgpack raises several types for bad bytes
+                raise ValueError("undecodable records: %r" % exc)
+        return events[chunk.settled:] if chunk.settled else events
 
     def confirm(self, chunk):
         self._forget(chunk)

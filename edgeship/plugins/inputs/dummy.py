@@ -44,6 +44,8 @@ class DummyInput(Input):
         self.start_ns = None
         if sec >= 0 or nsec >= 0:
             self.start_ns = max(sec, 0) * ev.NS + max(nsec, 0)
+        self.started_ns = None      # when the first run() began
+        self.sent = 0               # emissions so far
 
     def _batch(self, started_ns):
         now = ev.now_ns()
@@ -53,16 +55,18 @@ class DummyInput(Input):
         return [(now, json.loads(self.text)) for _ in range(self.conf["copies"])]
 
     async def run(self):
+        # Kept across runs: an input restarted after an error goes on with its Samples count
+        # and its timestamps.
         samples = self.conf["samples"]
-        sent = 0
-        started = ev.now_ns()
-        if not self.conf["flush_on_startup"]:
-            await asyncio.sleep(self.interval)
-        while not self.stopping and (samples <= 0 or sent < samples):
+        if self.started_ns is None:
+            self.started_ns = ev.now_ns()
+            if not self.conf["flush_on_startup"]:
+                await asyncio.sleep(self.interval)
+        while not self.stopping and (samples <= 0 or self.sent < samples):
             await self.room()
-            batch = self._batch(started)
+            batch = self._batch(self.started_ns)
             self.emit(self.tag, batch, self.size * len(batch))
-            sent += 1
+            self.sent += 1
             await asyncio.sleep(self.interval)
 
 

@@ -224,6 +224,7 @@ class TailInput(Input):
         self.exit_on_eof = conf["exit_on_eof"]
         self.db = None
         self.files = {}                 # (dev, inode) -> TailFile, in discovery order
+        self.started = False            # the first run() opened the DB and scanned
         self.parse_failures = 0
         self.skipped_long_lines = 0
 
@@ -245,16 +246,20 @@ class TailInput(Input):
 
     # ------------------------------------------------------------------ the loop
     async def run(self):
-        if self.conf["db"] and not self._open_db():
-            self.engine.input_finished(self)
-            return
-        self._scan(startup=True)
-        if self.db is not None:
-            # Rows of files no longer matched would only wait for a reused inode to resume a
-            # new file at a stale offset (Fluent Bit deletes them at start too).
-            self._db_call(self.db.delete_others, [f.db_id for f in self.files.values()])
-        if self.exit_on_eof and not self.files:
-            self.log.warn("no file matches %s; nothing to read", self.conf["path"])
+        # run() again after an error (the engine restarts inputs) resumes every file where
+        # it was: the DB, the files and the start-up scan are kept from the first run.
+        if not self.started:
+            self.started = True
+            if self.conf["db"] and not self._open_db():
+                self.engine.input_finished(self)
+                return
+            self._scan(startup=True)
+            if self.db is not None:
+                # Rows of files no longer matched would only wait for a reused inode to
+                # resume a new file at a stale offset (Fluent Bit deletes them at start too).
+                self._db_call(self.db.delete_others, [f.db_id for f in self.files.values()])
+            if self.exit_on_eof and not self.files:
+                self.log.warn("no file matches %s; nothing to read", self.conf["path"])
         now = time.monotonic()
         next_poll, next_scan = now + POLL, now + self.conf["refresh_interval"]
         while not self.stopping:
