@@ -315,6 +315,8 @@ class TailInput(Input):
         a rename, a new file or a truncation during a long pause is seen when it happens and
         the new file is held open, so a generation rotated away during the pause is not
         missed. Nothing is read until there is room."""
+        if self.has_room():
+            return
         waiter = asyncio.ensure_future(self.room())
         try:
             while not waiter.done():
