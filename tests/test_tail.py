@@ -2,7 +2,10 @@
 import json
 import os
 import sqlite3
+import struct
 import time
+
+import xxhash
 
 from conftest import run_edgeship, wait_for
 
@@ -115,6 +118,33 @@ def test_skip_long_lines_off_drops_the_file_with_an_error(tmp_path):
     assert "requires a larger buffer size, lines are too long. Skipping file." in proc.stderr
 
 
+def test_long_line_without_skip_logs_once_and_reads_nothing_twice(tmp_path, spawn):
+    """Fluent Bit drops the file and finds it again at every rescan: the error once per
+    Refresh_Interval forever and, read from the head again, the lines before it duplicated.
+    edgeship stops at the line, says so once, and follows the file again once it changed."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    long_log = logs / "long.log"
+    long_log.write_text("short 1\n" + "x" * 200 + "\nshort 2\n")
+    conf = write_config(tmp_path, [(("Path", str(logs / "*.log")), ("Tag", "t"),
+                                    ("Read_From_Head", "on"), ("Refresh_Interval", "0.2"),
+                                    ("Buffer_Chunk_Size", "64"), ("Buffer_Max_Size", "128"))])
+    child = spawn(["-c", conf])
+    out = tmp_path / "out" / "t"
+    wait_for(lambda: count_lines(out) == 1)
+    # Each new file is found by a rescan: three of them mean three rescans went by.
+    for n in range(3):
+        (logs / ("new%d.log" % n)).write_text("new %d\n" % n)
+        wait_for(lambda: count_lines(out) == 2 + n)
+    # Truncated and written again, the file is followed from its start.
+    with open(long_log, "w") as f:
+        f.write("fresh\n")
+    wait_for(lambda: count_lines(out) == 5)
+    code, _, err = child.terminate()
+    assert [r["log"] for r in records(out)] == ["short 1", "new 0", "new 1", "new 2", "fresh"]
+    assert err.count("requires a larger buffer size, lines are too long. Skipping file.") == 1
+
+
 def test_parser_failure_keeps_raw_line_with_its_cr(tmp_path):
     log = tmp_path / "p.log"
     log.write_bytes(b'{"a":1}\r\nnot json\r\n{"b":2}\n')
@@ -176,8 +206,17 @@ def test_db_uses_fluent_bit_table_and_resumes(tmp_path):
     conn = sqlite3.connect(db)
     columns = [row[1] for row in conn.execute("PRAGMA table_info(in_tail_files)")]
     conn.close()
-    assert columns == ["id", "name", "offset", "inode", "created", "rotated"]
+    assert columns == ["id", "name", "offset", "inode", "created", "rotated", "offset_marker",
+                       "offset_marker_size", "head_marker", "head_marker_size"]
     assert db_rows(db) == [(str(log), 8, os.stat(log).st_ino, 0)]
+    # Fluent Bit 5.1.1's marker: XXH3-64 of the bytes before the offset, as a signed int64;
+    # edgeship's head marker: the same of the file's first bytes.
+    conn = sqlite3.connect(db)
+    markers = conn.execute("SELECT offset_marker, offset_marker_size, head_marker, "
+                           "head_marker_size FROM in_tail_files").fetchone()
+    conn.close()
+    xxh3 = struct.unpack("<q", struct.pack("<Q", xxhash.xxh3_64_intdigest(b"one\ntwo\n")))[0]
+    assert markers == (xxh3, 8, xxh3, 8)
     with open(log, "a") as f:
         f.write("three\n")
     # A row of a file that is gone (as a Fluent Bit DB may hold) is deleted at start.
@@ -189,6 +228,41 @@ def test_db_uses_fluent_bit_table_and_resumes(tmp_path):
     assert run_edgeship(["-c", conf]).returncode == 0
     assert [r["log"] for r in records(tmp_path / "out" / "t")] == ["one", "two", "three"]
     assert db_rows(db) == [(str(log), 14, os.stat(log).st_ino, 0)]
+
+
+def test_db_of_an_older_fluent_bit_gets_the_marker_columns_and_is_trusted(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("one\ntwo\n")
+    db = str(tmp_path / "tail.db")
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE in_tail_files (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "offset INTEGER, inode INTEGER, created INTEGER, rotated INTEGER DEFAULT 0)")
+    conn.execute("INSERT INTO in_tail_files (name, offset, inode, created) VALUES (?, 4, ?, 0)",
+                 (str(log), os.stat(log).st_ino))
+    conn.commit()
+    conn.close()
+    conf = write_config(tmp_path, [(("Path", str(log)), ("Tag", "t"), ("DB", db),
+                                    ("Exit_On_Eof", "on"))])
+    proc = run_edgeship(["-c", conf])
+    assert proc.returncode == 0, proc.stderr
+    assert records(tmp_path / "out" / "t") == [{"log": "two"}]   # resumed at its offset
+    assert db_rows(db) == [(str(log), 8, os.stat(log).st_ino, 0)]
+
+
+def test_db_offset_is_not_trusted_once_the_bytes_before_it_changed(tmp_path):
+    """Truncated and written past the saved offset while edgeship was not running: the offset
+    marker (the line before the offset) tells, and the file is read from its start."""
+    log = tmp_path / "app.log"
+    log.write_text("first 1\nfirst 2\n")
+    db = str(tmp_path / "tail.db")
+    conf = write_config(tmp_path, [(("Path", str(log)), ("Tag", "t"), ("DB", db),
+                                    ("Read_From_Head", "on"), ("Exit_On_Eof", "on"))])
+    assert run_edgeship(["-c", conf]).returncode == 0
+    with open(log, "w") as f:                       # the second line replaced, one more
+        f.write("first 1\nother 2\nthird 3\n")
+    assert run_edgeship(["-c", conf]).returncode == 0
+    assert [r["log"] for r in records(tmp_path / "out" / "t")] == [
+        "first 1", "first 2", "first 1", "other 2", "third 3"]
 
 
 LINE = "L%07d " + "p" * 40 + "\n"

@@ -96,6 +96,10 @@ class Input(Plugin):
         """Wait while the outputs this input feeds are over their memory budget."""
         await self.engine.room(self)
 
+    def has_room(self):
+        """Would room() return at once? (For an input with work to do while it waits.)"""
+        return not self.engine.storage.over(self)
+
     async def run(self):
         raise NotImplementedError
 

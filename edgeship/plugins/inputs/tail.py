@@ -14,7 +14,9 @@ are kept in bytes of the file, so Offset_Key and the DB stay exact.
 
 Offsets DB: unlike Fluent Bit, an offset is committed only when every batch read up to it was
 confirmed by the outputs (each batch carries an ``Ack``); see ``_confirmed``. With a multiline
-parser the offset stays before the oldest line an open group holds.
+parser the offset stays before the oldest line an open group holds. Each offset carries Fluent
+Bit 5.1.1's offset marker and edgeship's head marker (see _tail_db.py): a file changed while
+the process was not running is read from its start, not from a stale offset.
 
 Rotation, where edgeship is safer than Fluent Bit:
 - a renamed file is followed for Rotate_Wait *and* until it is read to its end (Fluent Bit
@@ -22,10 +24,19 @@ Rotation, where edgeship is safer than Fluent Bit:
   once from its head;
 - a renamed file whose new name Path also matches stays followed instead of being found
   again and read twice;
-- truncation is seen when the size drops below the offset, and also when the file was
-  truncated and written past the offset before the next poll (FINGERPRINT), which Fluent Bit
-  reads from the middle;
+- every read checks that the file still holds what was read from it (its head and the bytes
+  before the offset, FINGERPRINT each), also after a pause for Mem_Buf_Limit and behind a
+  fast writer, not only at the end of the file: truncated, or truncated and written past the
+  offset again (copytruncate), the file is read from its start, where Fluent Bit reads it from
+  the middle; a copytruncate loses only what was written between its copy and its truncate;
+- while the input waits for room in the outputs' budget the files are still polled, so a
+  rename and a new file at the path are picked up (and held open) during a long pause;
 - the DB row of a rotated or deleted file goes only once its last batches are confirmed.
+
+A line longer than Buffer_Max_Size without Skip_Long_Lines stops the file with Fluent Bit's
+error, once: the file stays open, unread, until it is truncated or replaced (Fluent Bit drops
+it and finds it again at every rescan, logging the error each time and, without a DB,
+reading the lines before it again).
 """
 import asyncio
 import collections
@@ -44,10 +55,12 @@ from edgeship.engine.queue import Ack
 
 BLOCK = 256 * 1024      # bytes per read: large enough that per-block costs vanish
 POLL = 0.25             # seconds between checks of idle files (growth, rotation, truncation)
-# Bytes before the read position, re-read when a file grew after a pause: if they changed,
-# the file was truncated and written past our offset again (copytruncate). Long enough to
-# span several lines, so timestamps or counters tell the contents apart.
+# Bytes at the head and before the read position of a file, checked before every read: if
+# they changed, the file was truncated and maybe written past our offset again
+# (copytruncate). Long enough to span several lines, so timestamps or counters tell the
+# contents apart.
 FINGERPRINT = 1024
+RECENT = 2.0            # seconds since a file's last change during which its content is checked
 
 
 def compose_tag(tag, path):
@@ -108,8 +121,13 @@ class TailFile:
         self.pending = b""              # bytes after the last newline (an incomplete line)
         self.skip_next = False          # discarding the rest of an over-long line
         self.warned_long = False
+        self.stalled = False            # stopped at a line over Buffer_Max_Size (no skipping)
         self.at_eof = False
-        self.fingerprint = b""          # the last bytes read, to recognise the same content
+        self.seen = (st.st_size, st.st_mtime_ns)   # at the last poll: a change is worth a look
+        # The content read so far, to recognise it: the file's first bytes and the bytes just
+        # before read_pos (at most FINGERPRINT each), as they were read.
+        self.head = b""
+        self.fingerprint = b""
         self.rotated_at = None          # monotonic time of the rename, None if not rotated
         self.stream = None              # multiline stream
         self.ml_safe = 0                # offset before the oldest line held by the stream
@@ -261,35 +279,58 @@ class TailInput(Input):
             if self.exit_on_eof and not self.files:
                 self.log.warn("no file matches %s; nothing to read", self.conf["path"])
         now = time.monotonic()
-        next_poll, next_scan = now + POLL, now + self.conf["refresh_interval"]
+        self.next_poll, self.next_scan = now + POLL, now + self.conf["refresh_interval"]
         while not self.stopping:
             busy = False
             for f in list(self.files.values()):
-                if f.at_eof or f.closed:
+                if f.at_eof or f.closed or f.stalled:
                     continue
-                await self.room()
+                await self._wait_for_room()
                 if self.stopping:
                     break
+                if f.closed or f.stalled:       # seen deleted or changed during the pause
+                    continue
                 busy = self._read(f) or busy
                 # Let the outputs and other inputs run between blocks.
                 await asyncio.sleep(0)
             if self.stopping:
                 break
-            if self.exit_on_eof and all(f.at_eof or f.closed for f in self.files.values()):
+            if self.exit_on_eof and all(f.at_eof or f.closed or f.stalled
+                                        for f in self.files.values()):
                 self._finish()
                 return
-            now = time.monotonic()
-            if now >= next_poll:
-                self._poll(now)
-                next_poll = now + POLL
-            if now >= next_scan:
-                self._scan(startup=False)
-                next_scan = now + self.conf["refresh_interval"]
+            self._housekeeping(time.monotonic())
             if not busy:
-                await asyncio.sleep(max(0.0, min(next_poll, next_scan) - time.monotonic()))
+                await asyncio.sleep(max(0.0, min(self.next_poll, self.next_scan)
+                                        - time.monotonic()))
         # Stopping: open multiline groups go out with the rest, within the engine's Grace.
         for f in self.files.values():
             self._flush_stream(f)
+
+    def _housekeeping(self, now):
+        if now >= self.next_poll:
+            self._poll(now)
+            self.next_poll = now + POLL
+        if now >= self.next_scan:
+            self._scan(startup=False)
+            self.next_scan = now + self.conf["refresh_interval"]
+
+    async def _wait_for_room(self):
+        """``room()``, with the files still watched while the outputs are over their budget:
+        a rename, a new file or a truncation during a long pause is seen when it happens and
+        the new file is held open, so a generation rotated away during the pause is not
+        missed. Nothing is read until there is room."""
+        if self.has_room():
+            return
+        waiter = asyncio.ensure_future(self.room())
+        try:
+            while not waiter.done():
+                await asyncio.wait((waiter,), timeout=POLL)
+                if not waiter.done():
+                    self._housekeeping(time.monotonic())
+        finally:
+            waiter.cancel()     # only when this task itself was cancelled
+        waiter.result()
 
     def _finish(self):
         """Exit_On_Eof: hand over the open multiline groups, then tell the engine. A last line
@@ -338,21 +379,26 @@ class TailInput(Input):
         else:
             tag = self.tag
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # O_NONBLOCK: a path swapped for a FIFO after the stat must not block the loop
+            # in open() waiting for a writer; it has no effect on regular files.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
             st = os.fstat(fd)
         except OSError as exc:
             self.log.error("cannot open %s: %s", path, exc.strerror)
             return
-        if (st.st_dev, st.st_ino) in self.files:    # replaced between stat and open
+        # Replaced (by another file, a FIFO or a directory) between the stat and the open.
+        if (st.st_dev, st.st_ino) in self.files or not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return
         f = TailFile(path, fd, st, tag)
         offset = 0 if from_head else st.st_size
         if self.db is not None:
-            offset = self._db_position(f, offset)
-        if offset > st.st_size:     # truncated while we were not running
-            offset = 0
+            offset = self._db_position(f, offset, st.st_size)
         f.read_pos = f.ml_safe = f.committed = offset
+        self._remember_content(f)
+        if self.db is not None and f.db_id is None:
+            f.db_id = self._db_call(self.db.insert, f.name, offset, f.inode,
+                                    self._bytes_before(f, offset), f.head)
         if self.multiline is not None:
             f.stream = self.multiline.stream(f.key)
         self.files[f.key] = f
@@ -372,27 +418,34 @@ class TailInput(Input):
         self._release_row(f)
 
     def _poll(self, now):
-        """Multiline timeouts and renames for every file; for the files read to their end also
-        new data, truncation, deletion and the end of Rotate_Wait."""
+        """Multiline timeouts and renames for every file; for the files read to their end (or
+        stalled at a long line) also changes, deletion and the end of Rotate_Wait."""
         for f in list(self.files.values()):
             if f.stream is not None and f.stream.pending and \
                     now - f.last_feed >= self.multiline.flush_timeout:
                 self._flush_stream(f)
             if f.rotated_at is None:
                 self._check_moved(f, now)
-            if not f.at_eof:
+            if f.closed or not (f.at_eof or f.stalled):
                 continue
             try:
                 st = os.fstat(f.fd)
             except OSError:
                 self._remove(f, "stat failed")
                 continue
-            if st.st_size < f.read_pos or (st.st_size > f.read_pos and not self._same_content(f)):
-                self._truncated(f)
-            if st.st_size > f.read_pos:
+            seen, f.seen = f.seen, (st.st_size, st.st_mtime_ns)
+            # File times move in clock ticks: truncated and rewritten to the same size within
+            # one, a file looks unchanged, so a recently modified one has its content checked.
+            maybe_changed = f.seen != seen or time.time() - st.st_mtime < RECENT
+            if f.stalled:
+                if maybe_changed and not self._same_content(f):
+                    self._truncated(f)  # changed under the long line: read it from its start
+                    continue
+            elif st.st_size != f.read_pos or (maybe_changed and not self._same_content(f)):
+                # Grown, shrunk or rewritten: the next read tells which.
                 f.at_eof = False
                 continue
-            # Read to its end: now it may go.
+            # Read to its end (or stalled): now it may go.
             if st.st_nlink == 0:
                 self._remove(f, "deleted")
             elif f.rotated_at is not None and now - f.rotated_at >= self.conf["rotate_wait"]:
@@ -406,14 +459,27 @@ class TailInput(Input):
             elif self._too_old(st):
                 self._remove(f, "ignore_older")
 
-    def _same_content(self, f):
-        """Did the bytes just before the read position stay the same? A file truncated and
-        written past our offset again (copytruncate) would otherwise be read from the middle."""
-        size = len(f.fingerprint)
-        if not size:
-            return True
+    def _remember_content(self, f):
+        """Take the head and the bytes before ``read_pos`` of a file just opened."""
+        window = min(f.read_pos, FINGERPRINT)
         try:
-            return os.pread(f.fd, size, f.read_pos - size) == f.fingerprint
+            f.fingerprint = os.pread(f.fd, window, f.read_pos - window)
+            f.head = os.pread(f.fd, window, 0)
+        except OSError:
+            f.fingerprint = f.head = b""
+
+    def _same_head(self, f):
+        """Does the file still begin with the bytes it began with? (Within the first
+        FINGERPRINT bytes the window before read_pos already covers the head.)"""
+        return f.read_pos <= FINGERPRINT or os.pread(f.fd, len(f.head), 0) == f.head
+
+    def _same_content(self, f):
+        """Does the file still hold what was read: its head, and the bytes before the read
+        position? Truncated, or truncated and written past our offset again (copytruncate),
+        it must be read from its start, not from the middle."""
+        size = len(f.fingerprint)
+        try:
+            return os.pread(f.fd, size, f.read_pos - size) == f.fingerprint and self._same_head(f)
         except OSError:
             return False
 
@@ -421,12 +487,12 @@ class TailInput(Input):
         self.log.debug("inode=%d file truncated %s", f.inode, f.name)
         self._flush_stream(f)
         f.read_pos = f.ml_safe = 0
-        f.pending = f.fingerprint = b""
-        f.skip_next = False
+        f.pending = f.fingerprint = f.head = b""
+        f.skip_next = f.stalled = f.at_eof = False
         # Batches of the old content may still be in flight: their confirmations must not
         # move the offset of the new content.
         f.inflight.clear()
-        self._commit(f, 0)
+        self._commit(f, 0, b"")
 
     def _check_moved(self, f, now):
         """Renamed or deleted? The open descriptor keeps being read (for Rotate_Wait after a
@@ -460,17 +526,38 @@ class TailInput(Input):
 
     # ------------------------------------------------------------------ reading
     def _read(self, f):
-        """Read one block of ``f`` and emit its complete lines; False at end of file."""
+        """Read one block of ``f`` and emit its complete lines; False at end of file.
+
+        Every read first checks that the file still holds what was read from it, whatever
+        happened since (a pause, a long burst behind a fast writer): the bytes before the read
+        position come in the same pread as the block, and the head is compared after it. A
+        file that shrank below our offset, or was truncated and written past it again, is read
+        from its start, not from the old offset in the middle of the new content."""
+        window = len(f.fingerprint)
         try:
-            data = os.pread(f.fd, BLOCK, f.read_pos)
+            data = os.pread(f.fd, window + BLOCK, f.read_pos - window)
+            same_head = self._same_head(f)
         except OSError as exc:
             self.log.error("error reading %s: %s", f.name, exc.strerror)
             self._remove(f, "read error")
             return False
-        if len(data) < BLOCK:
-            f.at_eof = True
-        if not data:
-            return False
+        if data[:window] != f.fingerprint:
+            self._truncated(f)          # the block belongs to other content: not emitted
+            return True
+        data = data[window:]
+        f.at_eof = len(data) < BLOCK
+        if data:
+            self._consume(f, data)
+        if not same_head:
+            # Changed after the block was read (or the window matched by chance): the block
+            # was emitted (a duplicate at worst, never a loss), now start over.
+            self._truncated(f)
+            return True
+        return bool(data)
+
+    def _consume(self, f, data):
+        if len(f.head) == f.read_pos < FINGERPRINT:
+            f.head = (f.head + data)[:FINGERPRINT]
         f.read_pos += len(data)
         f.fingerprint = (f.fingerprint + data)[-FINGERPRINT:] if len(data) < FINGERPRINT \
             else data[-FINGERPRINT:]
@@ -478,7 +565,6 @@ class TailInput(Input):
             data = f.pending + data
             f.pending = b""
         self._process(f, data, f.read_pos - len(data))
-        return True
 
     def _process(self, f, data, start):
         """Cut ``data`` (starting at file offset ``start``) into lines and emit them."""
@@ -558,10 +644,14 @@ class TailInput(Input):
             f.warned_long = True
 
     def _drop_for_long_line(self, f):
+        """Fluent Bit stops following the file and finds it again at every rescan, logging this
+        error (and, without a DB, reading the lines before it again) each Refresh_Interval.
+        edgeship keeps it open but unread, stalled at the line, until its content changes
+        (truncated, replaced): one error per file."""
         self.log.error("file=%s requires a larger buffer size, lines are too long. "
                        "Skipping file.", f.name)
         f.pending = b""
-        self._remove(f, "line too long")
+        f.stalled = True
 
     # ------------------------------------------------------------------ records
     def _emit_lines(self, f, lines, offsets, end, size, has_cr):
@@ -662,38 +752,53 @@ class TailInput(Input):
         if not events:
             self._advance(f, offset)
             return
-        entry = [offset, False]
+        entry = [offset, False, self._bytes_before(f, offset)]
         f.inflight.append(entry)
         self.emit(f.tag, events, size, Ack(lambda: self._confirmed(f, entry)))
+
+    def _bytes_before(self, f, offset):
+        """The bytes before ``offset`` that its DB marker hashes, as they were read (the
+        fingerprint ends at read_pos); from the file when it does not reach back so far (a
+        multiline group held for long)."""
+        from edgeship.plugins.inputs._tail_db import MARKER_SIZE
+        need = min(offset, MARKER_SIZE)
+        end = len(f.fingerprint) - (f.read_pos - offset)
+        if end >= need:
+            return f.fingerprint[end - need:end]
+        try:
+            return os.pread(f.fd, need, offset - need)
+        except OSError:
+            return b""
 
     def _advance(self, f, offset):
         """Bytes consumed without a record (skipped lines): committed with the batches before."""
         if self.db is None or f.db_id is None:
             return
+        before = self._bytes_before(f, offset)
         if f.inflight:
-            f.inflight.append([offset, True])
+            f.inflight.append([offset, True, before])
         else:
-            self._commit(f, offset)
+            self._commit(f, offset, before)
 
     def _confirmed(self, f, entry):
         """A batch of ``f`` was confirmed by every output. Acks may come out of order across
         outputs: commit the offset of the newest batch whose predecessors are all confirmed."""
         entry[1] = True
-        offset = None
+        newest = None
         while f.inflight and f.inflight[0][1]:
-            offset = f.inflight.popleft()[0]
-        if offset is not None:
-            self._commit(f, offset)
+            newest = f.inflight.popleft()
+        if newest is not None:
+            self._commit(f, newest[0], newest[2])
         if f.closed and not f.inflight:
             self._release_row(f)
 
-    def _commit(self, f, offset):
+    def _commit(self, f, offset, before):
         if self.db is None or f.db_id is None or offset == f.committed:
             return
         f.committed = offset
-        ok = self._db_call(self.db.set_offset, f.db_id, offset)
+        ok = self._db_call(self.db.set_offset, f.db_id, offset, before, f.head)
         if ok is False and not f.closed:
-            f.db_id = self._db_call(self.db.insert, f.name, offset, f.inode)
+            f.db_id = self._db_call(self.db.insert, f.name, offset, f.inode, before, f.head)
 
     def _release_row(self, f):
         """A closed file whose batches are all confirmed: a rotated or deleted file's row is
@@ -710,14 +815,35 @@ class TailInput(Input):
             self._db_call(self.db.delete, f.db_id)
             f.db_id = None
 
-    def _db_position(self, f, default):
+    def _db_position(self, f, default, size):
+        """Where to start reading ``f``: its DB row's offset when the file still holds the bytes
+        the offset marker describes, else from its start (truncated, or truncated and written
+        past the offset again, while we were not running; or a reused inode)."""
         name = f.name if self.conf["db.compare_filename"] else None
         row = self._db_call(self.db.find, f.inode, name)
         if row:
-            f.db_id = row[0]
-            return row[1]
-        f.db_id = self._db_call(self.db.insert, f.name, default, f.inode)
-        return default
+            f.db_id, offset, saved = row
+            if offset > size or not self._markers_match(f, offset, saved):
+                self.log.debug("inode=%d %s changed since offset %d was saved, reading it "
+                               "from its start", f.inode, f.name, offset)
+                offset = 0
+                self._db_call(self.db.set_offset, f.db_id, 0, b"")
+            return offset
+        return default      # a new row once the file's content is taken (see _add)
+
+    def _markers_match(self, f, offset, saved):
+        """Does the file still hold the bytes the saved markers describe? A marker of size 0
+        (a row of an older Fluent Bit, or no bytes to hash) does not count."""
+        from edgeship.plugins.inputs._tail_db import marker
+        offset_hash, offset_size, head_hash, head_size = saved
+        try:
+            if offset_size and marker(os.pread(f.fd, offset_size, offset - offset_size)) \
+                    != (offset_hash, offset_size):
+                return False
+            return not head_size or marker(os.pread(f.fd, head_size, 0)) == (head_hash,
+                                                                              head_size)
+        except OSError:
+            return False
 
     def _open_db(self):
         from edgeship.plugins.inputs._tail_db import Error, OffsetsDB
