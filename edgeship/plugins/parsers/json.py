@@ -104,12 +104,11 @@ def _settle(text, value):
         if text[:1] != "{" and not text.lstrip(" \t\r\n").startswith("{"):
             return None
         return _stdlib_object(text)
-    if type(value) is not dict:
+    # Depth first: _may_repeat_a_key walks the value recursively.
+    if type(value) is not dict or untrusted.text_nests_deeper(text, value):
         return None
     if _may_repeat_a_key(text, value):
         return _stdlib_object(text)
-    if untrusted.text_nests_deeper(text, value):
-        return None
     return value
 
 
