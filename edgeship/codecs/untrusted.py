@@ -109,6 +109,15 @@ def loads(data):
         value = _fast_loads(data)
     except RecursionError:   # json.loads, without orjson
         raise TooDeep()
+    except ValueError:
+        if _fast_loads is json.loads or _opening_brackets(data) <= MAX_DEPTH:
+            raise
+        # orjson gives up past 1024 levels with the error it gives for any invalid text;
+        # the standard decoder tells the two apart (and gives up early too).
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            raise TooDeep()
     if text_nests_deeper(data, value):
         raise TooDeep()
     return value
