@@ -244,14 +244,22 @@ def array_items(data):
     return spans
 
 
-def _incomplete(unpacker):
-    """True when the unpacker stopped inside a value (msgpack refuses to switch to reading
-    raw bytes then; its tell() counts those bytes as read)."""
-    try:
-        unpacker.read_bytes(0)
-    except ValueError:
-        return True
-    return False
+# Appended to the bytes of msgpack_values: read back last, it shows the bytes before it ended
+# on a whole value; a value cut short swallows it instead. (msgpack's own sign of a cut value
+# differs between its versions.) A sender that ends its bytes with this very string and then
+# a cut value only loses that string and the count of the cut value.
+_END_TEXT = "edgeship:end-of-data"
+_END = bytes((0xa0 | len(_END_TEXT),)) + _END_TEXT.encode()
+_END_VALUES = (_END_TEXT, _END_TEXT.encode())
+
+
+def _skip_values(stream, start, count, size):
+    """The offset just past ``count`` whole values read from ``start`` (fast, in C)."""
+    stream.seek(start)
+    skipper = msgpack.Unpacker(stream, max_buffer_size=size)
+    for _ in range(count):
+        skipper.skip()
+    return start + skipper.tell()
 
 
 def msgpack_values(data, unreadable, **options):
@@ -259,36 +267,39 @@ def msgpack_values(data, unreadable, **options):
     decoder goes (1024 levels) is replaced by ``unreadable`` and reading goes on after it;
     bytes that are not msgpack, or a value cut short, add one ``unreadable`` and end the
     list. Lengths are capped by ``len(data)``. ``options`` go to msgpack.Unpacker."""
-    data = bytes(data)
     size = len(data)
+    data = bytes(data) + _END
     stream = io.BytesIO(data)
     values = []
     start = 0
-    while start < size:
+    while start < len(data):
         stream.seek(start)
-        unpacker = msgpack.Unpacker(stream, max_buffer_size=size, **options)
+        unpacker = msgpack.Unpacker(stream, max_buffer_size=len(data), **options)
         before = len(values)
         try:
             values.extend(unpacker)
         except msgpack.StackError:
-            # Where the deep value starts: skip the values read before it (fast, in C).
-            stream.seek(start)
-            skipper = msgpack.Unpacker(stream, max_buffer_size=size)
-            for _ in range(len(values) - before):
-                skipper.skip()
+            at = _skip_values(stream, start, len(values) - before, len(data))
             try:
-                end = Scanner(start + skipper.tell()).scan(data)
+                end = Scanner(at).scan(data)
             except ValueError:
                 end = None
             values.append(unreadable)
-            if end is None:
+            if end is None or end > size:       # cut short: the end mark went into it
                 return values
             start = end
             continue
         except Exception:   # not msgpack: the rest cannot be cut into values
             values.append(unreadable)
             return values
-        if _incomplete(unpacker):
-            values.append(unreadable)
+        if len(values) > before and values[-1] in _END_VALUES:
+            values.pop()
+            return values
+        # A value was cut short. If it swallowed the end mark and so came out whole, it is
+        # the last one read: drop it.
+        if len(values) > before and _skip_values(stream, start, len(values) - before,
+                                                 len(data)) > size:
+            values.pop()
+        values.append(unreadable)
         return values
     return values
