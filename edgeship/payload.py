@@ -8,6 +8,10 @@ Decoding (mqtt and mqtt_client inputs): ``values(fmt, data)`` returns every top-
 of a payload (a JSON/CBOR/msgpack stream may hold several, as a json_lines batch does), and
 ``records(values, key)`` makes records of them, opening arrays of maps (the batch payloads
 above).
+Decoding is bounded by ``edgeship.codecs.untrusted`` (depth, size, linear time): a payload
+nested deeper than its ``MAX_DEPTH`` raises ``TooDeep``, a ValueError like any payload that
+does not decode. A key given twice keeps the last value at the first key's position (what
+Python's dict makes; the json parser instead moves it to the later position, as Fluent Bit).
 cbor2 and msgpack are imported only when a payload needs them.
 """
 import io
@@ -16,12 +20,7 @@ import json
 import operator
 
 from edgeship import formats
-
-try:  # orjson is the fast extra; json does the same job without it
-    from orjson import JSONDecodeError as _FastError
-    from orjson import loads as _fast_loads
-except ImportError:
-    _fast_loads, _FastError = json.loads, ValueError
+from edgeship.codecs import untrusted
 
 ENCODINGS = ("json", "json_lines", "cbor", "msgpack")
 DECODINGS = ("json", "cbor", "msgpack", "raw")
@@ -43,19 +42,23 @@ def first_json(data):
     """The first JSON value of ``data``; text after it is ignored, as Fluent Bit's in_mqtt
     does (``{"a":1} x`` is ``{"a":1}``). Raises ValueError when there is none."""
     try:
-        return _fast_loads(data)
-    except (_FastError, UnicodeDecodeError):
+        return untrusted.loads(data)
+    except untrusted.TooDeep:
+        raise
+    except ValueError:
         pass
     text = _text(data).lstrip(_JSON_SPACE)
-    return _json_decoder.raw_decode(text)[0]
+    return untrusted.raw_decode(_json_decoder, text)[0]
 
 
 def json_values(data):
     """Every JSON value of ``data``, one after another (a json_lines batch, or one object).
     Raises ValueError when the payload is not JSON at all."""
     try:
-        return [_fast_loads(data)]
-    except (_FastError, UnicodeDecodeError):
+        return [untrusted.loads(data)]
+    except untrusted.TooDeep:
+        raise
+    except ValueError:
         pass
     text = _text(data)
     out = []
@@ -67,7 +70,9 @@ def json_values(data):
         if pos >= end:
             return out
         try:
-            value, pos = _json_decoder.raw_decode(text, pos)
+            value, pos = untrusted.raw_decode(_json_decoder, text, pos)
+        except untrusted.TooDeep:
+            raise
         except ValueError:
             if out:  # keep what was read; the rest is not JSON
                 return out
@@ -75,12 +80,20 @@ def json_values(data):
         out.append(value)
 
 
+def _bounded_cbor(value):
+    # cbor2 stops at 400 levels itself; the bound is the one every input has.
+    if untrusted.nests_deeper(value):
+        raise untrusted.TooDeep()
+    return value
+
+
 def first_cbor(data):
     import cbor2
     try:
-        return cbor2.CBORDecoder(io.BytesIO(data)).decode()
+        value = cbor2.CBORDecoder(io.BytesIO(data)).decode()
     except Exception as exc:  # cbor2 raises several kinds
         raise ValueError("not CBOR: %s" % exc)
+    return _bounded_cbor(value)
 
 
 def cbor_values(data):
@@ -90,7 +103,9 @@ def cbor_values(data):
     out = []
     while stream.tell() < len(data):
         try:
-            out.append(decoder.decode())
+            out.append(_bounded_cbor(decoder.decode()))
+        except untrusted.TooDeep:
+            raise
         except Exception as exc:
             if out:
                 return out
@@ -98,20 +113,19 @@ def cbor_values(data):
     return out
 
 
+_UNREADABLE = object()
+
+
 def msgpack_values(data):
-    import msgpack
-    unpacker = msgpack.Unpacker(raw=False, unicode_errors="replace", strict_map_key=False)
-    unpacker.feed(data)
-    out = []
-    try:
-        for value in unpacker:
-            out.append(value)
-    except Exception as exc:
-        if not out:
-            raise ValueError("not msgpack: %s" % exc)
-    if not out and data:
-        raise ValueError("not msgpack: truncated")
-    return out
+    values = untrusted.msgpack_values(data, _UNREADABLE, raw=False, unicode_errors="replace",
+                                      strict_map_key=False)
+    if values and values[0] is _UNREADABLE:
+        raise ValueError("not msgpack")
+    if _UNREADABLE in values:
+        values = values[:values.index(_UNREADABLE)]   # keep what was read before
+    if any(map(untrusted.nests_deeper, values)):
+        raise untrusted.TooDeep()
+    return values
 
 
 def looks_like_json(data):

@@ -16,7 +16,16 @@ codec, which MicroPython lacks, so the sessions take one as a parameter:
                                               raises an Exception; msgpack ext type 0 must
                                               come out as ``EventTime`` (use ``ext_hook``)
     codec.stream_unpacker(limit) -> u         the same, for a socket's stream of frames that
-                                              arrive in pieces (it may decode differently)
+                                              arrive in pieces (it may decode differently);
+                                              in a frame too deep to decode whole, each
+                                              entry (or message record) too deep comes out
+                                              as ``UNREADABLE``
+    codec.values(data) -> list                every msgpack value of ``data`` in turn (a
+                                              PackedForward payload); a value nested too
+                                              deep, and a malformed or cut tail, come out
+                                              as ``UNREADABLE``
+    codec.too_deep(events) -> indexes         the events whose record nests deeper than
+                                              the codec's bound
 
 On CPython ``edgeship.forward_io.MsgpackCodec`` wraps the msgpack package.
 """
@@ -121,6 +130,16 @@ class EventTime:
 
     def __init__(self, ns):
         self.ns = ns
+
+
+class Unreadable:
+    """What the codec gives for a value it would not decode (nested deeper than its bound,
+    or bytes that are not msgpack): the entry or record is dropped and counted, and the
+    frame is still acked."""
+    __slots__ = ()
+
+
+UNREADABLE = Unreadable()
 
 
 class Ext:
@@ -446,15 +465,20 @@ def _time_of(t, strict):
     raise _BadEntry("invalid time field %r" % (t,))
 
 
-def decode_entries(entries):
-    """``[time, record]`` / ``[[time, metadata], record]`` entries -> events; stops at the
-    first bad entry and returns ``(events, error or None)``."""
-    events = []
+def decode_entries(entries, events=None):
+    """``[time, record]`` / ``[[time, metadata], record]`` entries -> events, appended to
+    ``events``, up to the first bad entry: returns ``(events, error or None)``. The error is
+    ``UNREADABLE`` for an entry the codec would not decode. Given an iterator, a later call
+    goes on after the bad entry, so a frame is read once whatever its bad entries."""
+    if events is None:
+        events = []
     append = events.append
     for entry in entries:
         try:
             t, record = entry
         except (TypeError, ValueError):
+            if entry is UNREADABLE:
+                return events, UNREADABLE
             return events, "entry is not a [time, record] pair"
         if type(record) is not dict:
             return events, "record is not a map"
@@ -551,12 +575,14 @@ class ServerSession:
                 else:
                     request = self._request(obj, self.consumed - start)
                     if request is not None:
+                        self.dropped += request.dropped
                         requests.append(request)
             except ProtocolError as exc:
                 self.error = str(exc)
                 if exc.reply:
                     self._out.append(exc.reply)
             except _Partial as partial:
+                self.dropped += partial.request.dropped
                 requests.append(partial.request)
                 self.error = partial.reason
             if self.error:
@@ -596,10 +622,16 @@ class ServerSession:
         kind = type(body)
         if kind is list:                                   # Forward
             chunk, _signal = self._options(obj, 2, 3)
-            events, error = decode_entries(body)
+            entries = iter(body)
+            events, error = decode_entries(entries)
+            dropped = 0
+            while error is UNREADABLE:
+                dropped += 1
+                events, error = decode_entries(entries, events)
+            events, dropped = self._bounded(events, dropped)
             if error:
-                raise _Partial(Request(tag, events, None, size), error)
-            return Request(tag, events, chunk, size)
+                raise _Partial(Request(tag, events, None, size, dropped), error)
+            return Request(tag, events, chunk, size, dropped)
         if kind is bytes or kind is str:                   # (Compressed)PackedForward
             chunk, signal = self._options(obj, 2, 3)
             if signal not in (None, SIGNAL_LOGS):
@@ -612,20 +644,31 @@ class ServerSession:
             elif compressed is not None:
                 raise ProtocolError("unsupported compression %r" % compressed)
             events, dropped = self._packed(payload)
-            self.dropped += dropped
             return Request(tag, events, chunk, size, dropped)
         # Message mode: [tag, time, record, options?]
         if len(obj) < 3:
             raise ProtocolError("message mode needs [tag, time, record]")
         record = obj[2]
+        chunk, _signal = self._options(obj, 3, 4)
+        if record is UNREADABLE:                           # counted, and still acked
+            return Request(tag, [], chunk, size, 1)
         if type(record) is not dict:
             raise ProtocolError("message record is not a map")
         try:
             t = _time_of(body, True)
         except _BadEntry as exc:
             raise ProtocolError(str(exc))
-        chunk, _signal = self._options(obj, 3, 4)
-        return Request(tag, [(t, record)], chunk, size)
+        events, dropped = self._bounded([(t, record)], 0)
+        return Request(tag, events, chunk, size, dropped)
+
+    def _bounded(self, events, dropped):
+        """The events whose record nests within the codec's bound, and ``dropped`` plus the
+        number of the others."""
+        deep = self.codec.too_deep(events) if events else ()
+        if deep:
+            deep = set(deep)
+            events = [event for i, event in enumerate(events) if i not in deep]
+        return events, dropped + len(deep)
 
     def _options(self, obj, index, length):
         if len(obj) > length:
@@ -656,27 +699,15 @@ class ServerSession:
         return _raw(value).decode("utf-8", "replace")
 
     def _packed(self, payload):
-        """Entries of a PackedForward payload; bad entries are dropped and counted, as
-        Fluent Bit drops them later without closing the connection."""
-        unpacker = self.codec.unpacker(len(payload) + 1)
-        unpacker.feed(payload)
-        entries = []
-        try:
-            for entry in unpacker:
-                entries.append(entry)
-        except Exception:
-            pass
-        trailing = unpacker.tell() < len(payload)
-        events = []
+        """Entries of a PackedForward payload; bad ones are dropped and counted, as Fluent
+        Bit drops them later without closing the connection. One pass, however many."""
+        entries = iter(self.codec.values(payload))
+        events, error = decode_entries(entries)
         dropped = 0
-        while entries:
-            good, error = decode_entries(entries)
-            events.extend(good)
-            if error is None:
-                break
+        while error is not None:
             dropped += 1
-            entries = entries[len(good) + 1:]
-        return events, dropped + (1 if trailing else 0)
+            events, error = decode_entries(entries, events)
+        return self._bounded(events, dropped)
 
 
 class _Partial(Exception):

@@ -4,10 +4,17 @@ Every connection has its own ``ServerSession`` (edgeship.core.forward). A reques
 sent only when the pipeline confirms its records (``Ack``): with memory storage once the
 outputs delivered them, with filesystem storage once the spool holds them. A protocol error
 or a frame over Buffer_Max_Size closes that connection only, and is counted.
+
+Entries that cannot make a record (a bad PackedForward entry, a record nested deeper than
+``untrusted.MAX_DEPTH`` levels, in any mode) are dropped, counted and logged once per read;
+their frame is still acked. Fluent Bit closes the connection on a Forward-mode frame nested
+past its msgpack stack (64 levels, frame included) and passes deeper PackedForward entries
+on to outputs that cannot read them.
 """
 import asyncio
 import os
 
+from edgeship.codecs import untrusted
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -143,13 +150,15 @@ class ForwardInput(Input):
                 reply = session.outgoing()
                 if reply:
                     writer.write(reply)
+                if session.dropped:
+                    self.dropped_entries += session.dropped
+                    self.log.warn("%s: dropped %d entries: invalid, or nested deeper than %d "
+                                  "levels (%d so far)", peer, session.dropped,
+                                  untrusted.MAX_DEPTH, self.dropped_entries)
+                    session.dropped = 0
                 if session.error:
                     self._closed(peer, session.error)
                     break
-                if session.dropped:
-                    self.dropped_entries += session.dropped
-                    self.log.warn("%s: dropped %d invalid packed entries", peer, session.dropped)
-                    session.dropped = 0
         except OSError as exc:
             self.log.debug("connection from %s ended: %s", peer, exc)
         finally:

@@ -8,10 +8,15 @@ protocol work is in ``edgeship.core.mqtt``; this module moves bytes and builds r
 
 edgeship additions, all off by default: ``Format cbor``/``auto`` for CBOR payloads,
 ``Username``/``Password`` checked on CONNECT, and TLS (``tls.*``).
+
+A payload that does not decode, is not a map, or nests deeper than ``untrusted.MAX_DEPTH``
+levels (Fluent Bit's msgpack stack drops it too, silently) is dropped, counted and logged
+once per read; the PUBACK is sent all the same, as Fluent Bit does, and the connection stays.
 """
 import asyncio
 
 from edgeship import payload
+from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core import mqtt
 from edgeship.core.errors import ConfigError
@@ -67,17 +72,26 @@ class MqttInput(Input):
 
     def _records(self, messages, time_ns):
         """Events for the (topic, payload) messages of one read; bad payloads are counted
-        and logged once per read."""
+        and logged once per read. Nothing here may end the connection: the PUBACKs of the
+        read are sent after it."""
         out = []
-        not_decoded = not_map = 0
+        not_decoded = not_map = too_deep = failed = 0
+        error = None
         for topic, data in messages:
             if not data.strip():
                 not_map += 1    # Fluent Bit drops an empty payload without a word
                 continue
             try:
                 value = self._decode(data)
+            except untrusted.TooDeep:
+                too_deep += 1
+                continue
             except ValueError:
                 not_decoded += 1
+                continue
+            except Exception as exc:  # a decoder bug must not cost the connection
+                failed += 1
+                error = exc
                 continue
             if not isinstance(value, dict):
                 not_map += 1
@@ -98,6 +112,14 @@ class MqttInput(Input):
             # Fluent Bit drops these silently; a dropped message deserves a line.
             self.dropped += not_map
             self.log.warn("MQTT payload is not a map: %d message(s) dropped", not_map)
+        if too_deep:
+            self.dropped += too_deep
+            self.log.warn("MQTT payload nested deeper than %d levels: %d message(s) dropped",
+                          untrusted.MAX_DEPTH, too_deep)
+        if failed:
+            self.dropped += failed
+            self.log.error("MQTT payload could not be decoded: %d message(s) dropped: %r",
+                           failed, error)
         return out
 
     # ------------------------------------------------------------------ network

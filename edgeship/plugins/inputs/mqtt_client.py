@@ -4,8 +4,9 @@
 Each message becomes ``{"topic": <topic>, <payload map keys>...}`` (the record shape of the
 ``mqtt`` listener) with the arrival time. A payload holding several maps (a json_lines
 batch, or the CBOR/msgpack array the mqtt output sends) gives one record per map. A
-payload that does not decode, or is not a map, is kept, not dropped: its text or value goes
-under ``Key``.
+payload that does not decode, nests deeper than ``untrusted.MAX_DEPTH`` levels, or is not a
+map, is kept, not dropped: its text or value goes under ``Key``. A message that raises
+while being made into records is dropped, counted and acknowledged.
 
 Delivery: QoS 1/2 messages are acknowledged (PUBACK / PUBCOMP) only when their batch's
 ``Ack`` fires, that is once every output queue they were routed to holds them durably (or
@@ -16,6 +17,7 @@ messages published while edgeship was down wait for it in the broker.
 import asyncio
 
 from edgeship import payload
+from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import FALSE_WORDS, Option
@@ -52,7 +54,9 @@ class MqttClientInput(Input):
         self.link = Link(self, conf, on_connected=self._subscribe, on_message=self._received,
                          manual_ack=True)
         self.inbox = []
-        self.skipped = 0
+        self.skipped = 0       # payloads not in Format, kept as text
+        self.too_deep = 0      # payloads nested too deep, kept as text
+        self.failed = 0        # messages that raised, dropped
         self._wake = None
 
     # ------------------------------------------------------------------ broker side
@@ -89,6 +93,9 @@ class MqttClientInput(Input):
         else:
             try:
                 values = payload.values(fmt, data)
+            except untrusted.TooDeep:
+                self.too_deep += 1
+                values = None
             except ValueError:
                 self.skipped += 1
                 values = None
@@ -111,19 +118,30 @@ class MqttClientInput(Input):
         return out
 
     def _drain(self):
-        """Emit what arrived since the last call: one batch (and one Ack) per tag."""
+        """Emit what arrived since the last call: one batch (and one Ack) per tag. Each
+        message is made into records in a guard: one that raises is dropped, counted,
+        logged once per batch and acknowledged with its batch, so a poison message the
+        broker would send again after every restart cannot stop the input."""
         messages, self.inbox = self.inbox, []
         now = ev.now_ns()
         batches = {}
-        skipped_before = self.skipped
+        skipped_before, too_deep_before = self.skipped, self.too_deep
+        failed = 0
+        error = None
         for message in messages:
-            topic = message.topic
-            tag = self._tag(topic)
+            try:
+                topic = message.topic
+                tag = self._tag(topic)
+                records = self._records(topic, message.payload)
+            except Exception as exc:
+                failed += 1
+                error = exc
+                tag, records = self.tag, ()
             batch = batches.get(tag)
             if batch is None:
                 batch = batches[tag] = ([], [], [0])
             events, acks, size = batch
-            for record in self._records(topic, message.payload):
+            for record in records:
                 events.append((now, record))
             if message.qos:
                 acks.append((message.mid, message.qos))
@@ -131,6 +149,14 @@ class MqttClientInput(Input):
         if self.skipped > skipped_before:
             self.log.warn("%d payload(s) not in %s format kept as text under '%s'",
                           self.skipped - skipped_before, self.conf["format"], self.conf["key"])
+        if self.too_deep > too_deep_before:
+            self.log.warn("%d payload(s) nested deeper than %d levels kept as text under '%s'",
+                          self.too_deep - too_deep_before, untrusted.MAX_DEPTH,
+                          self.conf["key"])
+        if failed:
+            self.failed += failed
+            self.log.error("%d message(s) could not be made into records, dropped and "
+                           "acknowledged (%d so far): %r", failed, self.failed, error)
         generation = self.link.generation
         for tag, (events, acks, size) in batches.items():
             ack = None

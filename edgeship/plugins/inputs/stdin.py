@@ -3,8 +3,10 @@ everything read was delivered.
 
 Without a Parser the input is a stream of JSON values (several per line or one over several
 lines): a map is a record stamped now, ``[time, map]`` or ``[[time, metadata], map]`` a record
-with its own time; anything else is logged and skipped. With a Parser each line is parsed;
-a line it does not match is kept raw under ``log`` and counted.
+with its own time; anything else is skipped, counted and logged once per read (so is a value
+nested deeper than ``untrusted.MAX_DEPTH`` levels). With a Parser each line is parsed; a line
+it does not match (a JSON line too deep for the json parser included) is kept raw under
+``log`` and counted.
 
 Differences from Fluent Bit, for safety: Fluent Bit drops its whole buffer at the first
 invalid JSON and parses partial lines with a Parser; edgeship skips only the bad line, waits
@@ -19,6 +21,7 @@ import json
 import os
 import stat
 
+from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -143,6 +146,8 @@ class StdinInput(Input):
         text = self.text
         now = ev.now_ns()
         events = []
+        invalid = not_map = too_deep = 0
+        example = None
         pos, end = 0, len(text)
         while True:
             while pos < end and text[pos] in _SPACE:
@@ -150,8 +155,13 @@ class StdinInput(Input):
             if pos >= end:
                 break
             try:
-                value, pos = _decoder.raw_decode(text, pos)
+                value, pos = untrusted.raw_decode(_decoder, text, pos)
             except ValueError as exc:
+                deep = isinstance(exc, untrusted.TooDeep)
+                if deep and exc.end is not None:
+                    too_deep += 1       # read whole: skip just that value
+                    pos = exc.end
+                    continue
                 error_at = getattr(exc, "pos", pos)
                 newline = text.find("\n", error_at)
                 complete = newline >= 0 or at_eof or end - pos >= self.buffer_size
@@ -159,18 +169,36 @@ class StdinInput(Input):
                     break       # the value continues in the next read
                 # Invalid: skip to the end of the line it is on, keep the rest.
                 skip_to = newline + 1 if newline >= 0 else end
-                self.invalid += 1
-                self.log.warn("invalid JSON message, skipping: %r", text[pos:skip_to][:80])
+                if deep:
+                    too_deep += 1
+                else:
+                    invalid += 1
+                    if example is None:
+                        example = text[pos:skip_to][:80]
                 pos = skip_to
                 continue
             event = _event(value, now)
             if event is None:
-                self.invalid += 1
-                self.log.error("invalid record found, it's not a JSON map or array")
+                not_map += 1
             else:
                 events.append(event)
         self.text = text[pos:]
+        if invalid or not_map or too_deep:
+            self._report(invalid, example, not_map, too_deep)
         return events
+
+    def _report(self, invalid, example, not_map, too_deep):
+        """One line per kind of skipped value and read, not one per value."""
+        self.invalid += invalid + not_map + too_deep
+        if invalid:
+            self.log.warn("invalid JSON message, skipping: %r (%d in this read)", example,
+                          invalid)
+        if not_map:
+            self.log.error("invalid record found, it's not a JSON map or array (%d in this "
+                           "read)", not_map)
+        if too_deep:
+            self.log.warn("JSON message nested deeper than %d levels, skipping (%d in this "
+                          "read)", untrusted.MAX_DEPTH, too_deep)
 
 
 PLUGIN = StdinInput

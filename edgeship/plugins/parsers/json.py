@@ -5,6 +5,8 @@
 - A key given twice keeps the last value at the later position (``{"a":1,"b":2,"a":3}``
   gives ``{"b":2,"a":3}``), at every depth.
 - Integers beyond 64 bits become floats; NaN, Infinity and 1e400 are refused.
+- An object nested deeper than ``untrusted.MAX_DEPTH`` (64) levels fails, as Fluent Bit's
+  msgpack stack makes it fail (the caller keeps the raw line).
 - Types does not apply (as in Fluent Bit). Decoders run before the time lookup.
 - Time_Key with a string value is parsed with Time_Format; a value that does not parse is
   warned about and kept, and the record gets the current time. A number is not a time.
@@ -14,6 +16,7 @@ the same records without it.
 """
 import json as _json
 
+from edgeship.codecs import untrusted
 from edgeship.plugins.parsers._base import Parser, put
 
 try:
@@ -60,7 +63,9 @@ def _stdlib_object(text):
         value = _STDLIB.decode(text)
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or untrusted.text_nests_deeper(text, value):
+        return None
+    return value
 
 
 def _count_keys(value):
@@ -99,7 +104,8 @@ def _settle(text, value):
         if text[:1] != "{" and not text.lstrip(" \t\r\n").startswith("{"):
             return None
         return _stdlib_object(text)
-    if type(value) is not dict:
+    # Depth first: _may_repeat_a_key walks the value recursively.
+    if type(value) is not dict or untrusted.text_nests_deeper(text, value):
         return None
     if _may_repeat_a_key(text, value):
         return _stdlib_object(text)
@@ -124,21 +130,27 @@ def loads_objects(texts):
 
 
 def _flat_objects(texts, values):
-    """True when every value is an object and no text nests or repeats a key: the usual
-    block of lines, settled by a few passes over all texts at once instead of per text.
+    """True when every value is an object, no text nests or repeats a key, and none can nest
+    too deep: the usual block of lines, settled by a few passes over all texts at once
+    instead of per text.
 
     Without whitespace before a ':', a text holds at least as many '":' as its object has
     keys (one per key written; nested keys and '":' inside strings add more), so equal
     totals over the block mean equal counts in every text (see _may_repeat_a_key). The NUL
     joining the texts forms neither '":' nor whitespace. Tab, CR and LF are one-character
     (memchr) searches; " :" is only searched for when there is a space at all.
+
+    Equal totals also mean no nested key at all: a nested map is then empty, so only arrays
+    nest, and a text holds at most 2 + its '[' count levels (the object, the arrays, an
+    empty map inside). No '[' in the block (one memchr), or few, settles the depth bound.
     """
     if set(map(type, values)) != {dict}:
         return False
     joined = "\x00".join(texts)
     return "\t" not in joined and "\r" not in joined and "\n" not in joined \
         and (" " not in joined or " :" not in joined) \
-        and joined.count('":') == sum(map(len, values))
+        and joined.count('":') == sum(map(len, values)) \
+        and ("[" not in joined or joined.count("[") <= untrusted.MAX_DEPTH - 2)
 
 
 def loads_object(text):

@@ -1,0 +1,1 @@
+"""Codecs: bytes and text to records and back (CPython; may import edgeship.core only)."""

@@ -1,0 +1,305 @@
+"""Bounded decoding of what arrives from outside: the one place every input turns untrusted
+JSON text or msgpack bytes into values (forward frames and entries, MQTT payloads, stdin,
+the json parser that tail and stdin lines go through).
+
+Three bounds, the same at every boundary:
+
+Depth  A value holds at most ``MAX_DEPTH`` = 64 levels of maps and arrays, its own map or
+       array counted as the first. That is Fluent Bit's number: it builds msgpack-c with a
+       64-container stack (``MSGPACK_EMBED_STACK_SIZE=64``, cmake/msgpack.cmake), so its
+       decoder refuses anything deeper; in_mqtt then drops the payload, and no output can
+       read such a record back from a chunk (there the entry array takes one of the 64, so
+       Fluent Bit delivers records of at most 63 levels). A deeper value raises ``TooDeep``,
+       a ValueError: each input treats it as it treats any text it cannot decode (its rule:
+       drop it, or keep the raw text), counts it and logs it once per batch.
+Size   msgpack lengths (str, bin, array, map, ext) are capped by the bytes at hand; JSON
+       text by each input's own buffer (Buffer_Size, Buffer_Max_Size).
+Time   linear in the input whatever it holds. JSON is decoded by orjson or the standard
+       library's C scanner, which both give up early on deep text (1024 levels, or the
+       recursion limit); the depth is then walked only when the text has more opening
+       brackets than ``MAX_DEPTH`` (counted at C speed), so a common line costs nothing
+       more. msgpack is decoded by msgpack's C decoder, which gives up at 1024 levels; past
+       that a small pure-Python ``Scanner`` finds where the deep value ends (about 0.15 us a
+       level), so reading goes on after it. Decoded records are checked level by level,
+       never recursively: a batch of flat records in one C-level pass over their values.
+
+Duplicate keys are not decided here: the json parser keeps Fluent Bit's rule (the last
+value, at the later position) with its own object hook; MQTT payloads keep what the
+decoder gives (the last value, at the first position).
+"""
+import io
+import json
+from itertools import chain, compress
+
+import msgpack
+
+try:  # orjson is the fast extra; json gives the same values without it
+    from orjson import loads as _fast_loads
+except ImportError:
+    _fast_loads = json.loads
+
+MAX_DEPTH = 64
+
+_CONTAINERS = frozenset((dict, list))
+_is_container_type = _CONTAINERS.__contains__
+
+
+class TooDeep(ValueError):
+    """A value nests more than ``MAX_DEPTH`` levels. ``pos``: where it starts in its text;
+    ``end``: where it ends, or None when the decoder gave up inside it."""
+
+    def __init__(self, pos=0, end=None):
+        ValueError.__init__(self, "nested deeper than %d levels" % MAX_DEPTH)
+        self.pos = pos
+        self.end = end
+
+
+# ------------------------------------------------------------------------------ any value
+def _inner(level):
+    """The maps and arrays directly inside the maps and arrays of ``level``."""
+    found = []
+    for container in level:
+        items = container.values() if type(container) is dict else container
+        found.extend(compress(items, map(_is_container_type, map(type, items))))
+    return found
+
+
+def nests_deeper(value, limit=MAX_DEPTH):
+    """True when ``value`` holds more than ``limit`` levels of maps and arrays. Level by
+    level, no recursion: time is linear in the containers, whatever the depth."""
+    level = [value] if type(value) in _CONTAINERS else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = _inner(level)
+    return bool(level)
+
+
+def too_deep(records, limit=MAX_DEPTH):
+    """Indexes of the ``records`` (maps) nesting deeper than ``limit``, the record being the
+    first level. Flat records, the usual batch, cost one C-level pass over their values."""
+    if _CONTAINERS.isdisjoint(map(type, chain.from_iterable(map(dict.values, records)))):
+        return []
+    level = records
+    for _ in range(limit):
+        level = _inner(level)
+        if not level:
+            return []
+    return [i for i, record in enumerate(records) if nests_deeper(record, limit)]
+
+
+# ------------------------------------------------------------------------------ JSON
+def _opening_brackets(text, start=0, end=None):
+    if isinstance(text, str):
+        return text.count("{", start, end) + text.count("[", start, end)
+    return text.count(b"{", start, end) + text.count(b"[", start, end)
+
+
+def text_nests_deeper(text, value, start=0, end=None, limit=MAX_DEPTH):
+    """True when ``value``, decoded from ``text[start:end]``, nests deeper than ``limit``.
+    A value cannot nest deeper than its text has opening brackets, so only a text with more
+    than ``limit`` of them is walked."""
+    return _opening_brackets(text, start, end) > limit and nests_deeper(value, limit)
+
+
+def loads(data):
+    """The JSON value all of ``data`` (str or bytes) holds. ValueError when it holds none,
+    TooDeep when it nests too deep."""
+    try:
+        value = _fast_loads(data)
+    except RecursionError:   # json.loads, without orjson
+        raise TooDeep()
+    except ValueError:
+        if _fast_loads is json.loads or _opening_brackets(data) <= MAX_DEPTH:
+            raise
+        # orjson gives up past 1024 levels with the error it gives for any invalid text;
+        # the standard decoder tells the two apart (and gives up early too).
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            raise TooDeep()
+    if text_nests_deeper(data, value):
+        raise TooDeep()
+    return value
+
+
+def raw_decode(decoder, text, start=0):
+    """``(value, end)`` of the JSON value at ``text[start:]`` (``decoder`` a
+    json.JSONDecoder), for texts holding several values. ValueError or TooDeep."""
+    try:
+        value, end = decoder.raw_decode(text, start)
+    except RecursionError:
+        raise TooDeep(start)
+    if text_nests_deeper(text, value, start, end):
+        raise TooDeep(start, end)
+    return value, end
+
+
+# ------------------------------------------------------------------------------ msgpack
+_ATOM, _FIXED_ITEMS, _ITEMS, _SIZED = range(4)
+
+
+def _skip_table():
+    """msgpack's first byte -> (kind, a, b). _ATOM: a value of ``a`` bytes. _FIXED_ITEMS: a
+    header byte opening ``a`` items. _ITEMS: ``a`` bytes of count follow, ``b`` items per
+    count. _SIZED: ``a`` bytes of length follow, then ``b`` bytes (ext type), then the body."""
+    table = [None] * 256                        # None: 0xc1, never used
+    for byte in range(256):
+        if byte < 0x80 or byte >= 0xe0 or byte in (0xc0, 0xc2, 0xc3):
+            table[byte] = (_ATOM, 1, 0)         # fixint, nil, booleans
+        elif byte < 0xa0:                       # fixmap, fixarray
+            items = (byte & 0x0f) * (2 if byte < 0x90 else 1)
+            table[byte] = (_FIXED_ITEMS, items, 0) if items else (_ATOM, 1, 0)
+        elif byte < 0xc0:
+            table[byte] = (_ATOM, 1 + (byte & 0x1f), 0)   # fixstr
+    sized = {0xc4: (1, 0), 0xc5: (2, 0), 0xc6: (4, 0),   # bin
+             0xd9: (1, 0), 0xda: (2, 0), 0xdb: (4, 0),   # str
+             0xc7: (1, 1), 0xc8: (2, 1), 0xc9: (4, 1)}   # ext
+    for byte, (width, extra) in sized.items():
+        table[byte] = (_SIZED, width, extra)
+    atoms = {0xca: 5, 0xcb: 9, 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9, 0xd0: 2, 0xd1: 3,
+             0xd2: 5, 0xd3: 9, 0xd4: 3, 0xd5: 4, 0xd6: 6, 0xd7: 10, 0xd8: 18}
+    for byte, size in atoms.items():
+        table[byte] = (_ATOM, size, 0)
+    for byte, width, per in ((0xdc, 2, 1), (0xdd, 4, 1), (0xde, 2, 2), (0xdf, 4, 2)):
+        table[byte] = (_ITEMS, width, per)
+    return table
+
+
+_SKIP = _skip_table()
+
+
+class Scanner:
+    """Finds where one msgpack value ends, however deep, looking at each header once and
+    building nothing. Pure Python, so it only serves values msgpack's C decoder refuses.
+    ``scan(data)`` can be called again after more bytes were appended to ``data``."""
+
+    def __init__(self, start=0):
+        self.pos = start
+        self.remaining = 1     # items left in the innermost open container
+        self.stack = []        # the same for each enclosing container
+
+    def scan(self, data):
+        """The offset just past the value, or None when ``data`` ends first. ValueError
+        for bytes that are not msgpack."""
+        pos, remaining, stack = self.pos, self.remaining, self.stack
+        size = len(data)
+        table = _SKIP
+        while pos < size:
+            shape = table[data[pos]]
+            if shape is None:
+                raise ValueError("invalid msgpack byte 0xc1 at offset %d" % pos)
+            kind, a, b = shape
+            if kind == _FIXED_ITEMS:
+                pos += 1
+                stack.append(remaining)
+                remaining = a
+                continue
+            if kind == _ATOM:
+                end = pos + a
+            else:
+                head = pos + 1 + a
+                if head > size:
+                    break
+                n = int.from_bytes(data[pos + 1:head], "big")
+                if kind == _ITEMS and n:
+                    pos = head
+                    stack.append(remaining)
+                    remaining = n * b
+                    continue
+                end = head if kind == _ITEMS else head + b + n
+            if end > size:
+                break
+            pos = end
+            remaining -= 1
+            while not remaining:
+                if not stack:
+                    self.pos, self.remaining = pos, 0
+                    return pos
+                remaining = stack.pop() - 1
+        self.pos, self.remaining = pos, remaining
+        return None
+
+
+def array_items(data):
+    """Byte spans ``(start, end)`` of the elements of the msgpack array ``data`` holds
+    (a whole value), or None when it holds no array."""
+    shape = _SKIP[data[0]] if data else None
+    if shape is None or not (0x90 <= data[0] <= 0x9f or data[0] in (0xdc, 0xdd)):
+        return None
+    kind, a, _ = shape
+    if kind == _ATOM:                                 # empty fixarray
+        return []
+    if kind == _FIXED_ITEMS:
+        count, pos = a, 1
+    else:
+        count, pos = int.from_bytes(data[1:1 + a], "big"), 1 + a
+    spans = []
+    for _ in range(count):
+        end = Scanner(pos).scan(data)
+        if end is None:
+            raise ValueError("msgpack array cut short")
+        spans.append((pos, end))
+        pos = end
+    return spans
+
+
+# Appended to the bytes of msgpack_values: read back last, it shows the bytes before it ended
+# on a whole value; a value cut short swallows it instead. (msgpack's own sign of a cut value
+# differs between its versions.) A sender that ends its bytes with this very string and then
+# a cut value only loses that string and the count of the cut value.
+_END_TEXT = "edgeship:end-of-data"
+_END = bytes((0xa0 | len(_END_TEXT),)) + _END_TEXT.encode()
+_END_VALUES = (_END_TEXT, _END_TEXT.encode())
+
+
+def _skip_values(stream, start, count, size):
+    """The offset just past ``count`` whole values read from ``start`` (fast, in C)."""
+    stream.seek(start)
+    skipper = msgpack.Unpacker(stream, max_buffer_size=size)
+    for _ in range(count):
+        skipper.skip()
+    return start + skipper.tell()
+
+
+def msgpack_values(data, unreadable, **options):
+    """Every msgpack value of ``data``, in order. A value nested deeper than msgpack's C
+    decoder goes (1024 levels) is replaced by ``unreadable`` and reading goes on after it;
+    bytes that are not msgpack, or a value cut short, add one ``unreadable`` and end the
+    list. Lengths are capped by ``len(data)``. ``options`` go to msgpack.Unpacker."""
+    size = len(data)
+    data = bytes(data) + _END
+    stream = io.BytesIO(data)
+    values = []
+    start = 0
+    while start < len(data):
+        stream.seek(start)
+        unpacker = msgpack.Unpacker(stream, max_buffer_size=len(data), **options)
+        before = len(values)
+        try:
+            values.extend(unpacker)
+        except msgpack.StackError:
+            at = _skip_values(stream, start, len(values) - before, len(data))
+            try:
+                end = Scanner(at).scan(data)
+            except ValueError:
+                end = None
+            values.append(unreadable)
+            if end is None or end > size:       # cut short: the end mark went into it
+                return values
+            start = end
+            continue
+        except Exception:   # not msgpack: the rest cannot be cut into values
+            values.append(unreadable)
+            return values
+        if len(values) > before and values[-1] in _END_VALUES:
+            values.pop()
+            return values
+        # A value was cut short. If it swallowed the end mark and so came out whole, it is
+        # the last one read: drop it.
+        if len(values) > before and _skip_values(stream, start, len(values) - before,
+                                                 len(data)) > size:
+            values.pop()
+        values.append(unreadable)
+        return values
+    return values
