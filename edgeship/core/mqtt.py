@@ -15,9 +15,13 @@ skipped), QoS 3 and truncated packets close the connection, and credentials are 
 the listener is given some.
 """
 
-from edgeship.core.mqtt_codec import (CONNACK, CONNECT, DISCONNECT, PINGREQ, PUBACK,
-                                      PUBCOMP, PUBLISH, PUBREC, PUBREL, Decoder,
-                                      MalformedPacket, decode_varint, packet, read_u16)
+from edgeship.core.mqtt_codec import (CONNACK, CONNECT, DISCONNECT, PINGREQ, PUBACK, PUBLISH,
+                                      Decoder, MalformedPacket, decode_varint, packet, read_u16)
+
+# The QoS 2 packet types, which only the listener handles.
+PUBREC = 5
+PUBREL = 6
+PUBCOMP = 7
 
 # CONNACK return codes (3.1.1) and reason codes (5) for a refused login.
 BAD_CREDENTIALS_V4 = 4

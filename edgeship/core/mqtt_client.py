@@ -6,7 +6,7 @@ keepalive and reply deadlines are the caller's, since only it knows the time).
 
 Outgoing events, for ``send``:
     (CONNECT, client_id, keepalive, clean, username, password, will)
-        will: None or (topic, payload bytes, qos, retain); username/password: str or None
+        will: None or (topic, payload bytes, qos, retain); the strings: str, or None
     (PUBLISH, topic, payload, qos, packet_id, retain, dup)
         topic: str or bytes; payload: bytes, bytearray or memoryview; packet_id 0 for QoS 0
     (PINGREQ,)  (DISCONNECT,)
@@ -31,10 +31,6 @@ CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id rejected",
                    5: "not authorized"}
 
 
-def _encoded(text):
-    return text if isinstance(text, bytes) else text.encode()
-
-
 class ClientSession:
     """One connection's protocol state: the decoder of the broker's bytes, whether the broker
     accepted the CONNECT, and the packet id counter."""
@@ -53,7 +49,7 @@ class ClientSession:
         kind = event[0]
         if kind == PUBLISH:
             _, topic, payload, qos, packet_id, retain, dup = event
-            body = write_bytes(_encoded(topic))
+            body = write_bytes(topic if isinstance(topic, bytes) else topic.encode())
             if qos:
                 body += bytes(((packet_id >> 8) & 0xFF, packet_id & 0xFF))
             flags = (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
@@ -95,16 +91,16 @@ class ClientSession:
 
 def _connect(client_id, keepalive, clean, username, password, will):
     flags = 0x02 if clean else 0
-    payload = write_bytes(_encoded(client_id))
+    payload = write_bytes(client_id.encode())
     if will is not None:
         topic, message, qos, retain = will
         flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-        payload += write_bytes(_encoded(topic)) + write_bytes(message)
+        payload += write_bytes(topic.encode()) + write_bytes(message)
     if username is not None:
         flags |= 0x80
-        payload += write_bytes(_encoded(username))
+        payload += write_bytes(username.encode())
     if password is not None:
         flags |= 0x40
-        payload += write_bytes(_encoded(password))
+        payload += write_bytes(password.encode())
     header = write_bytes(b"MQTT") + bytes((4, flags, (keepalive >> 8) & 0xFF, keepalive & 0xFF))
     return packet(CONNECT, 0, header + payload)
