@@ -58,7 +58,7 @@ class Agent:
         out = {"sampled": self.sampled, "acked": link.acked, "dropped": ring.dropped,
                "torn": ring.torn, "restored": ring.kept, "connects": link.connects,
                "lost": link.lost, "wifi_drops": self.board.wifi_drops, "missed": self.missed,
-               "sensor_errors": self.sensor_errors}
+               "sensor_errors": self.sensor_errors, "flash_errors": ring.flash_errors}
         if full:
             out["device"] = self.conf["device_id"]
             out["boot"] = ring.boot

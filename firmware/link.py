@@ -95,6 +95,7 @@ class Link:
                 if self.addr is None:
                     raise
                 log("DNS failed (%s), trying the last address" % exc)
+                ip = ""   # self.addr stands
             if ip is None:
                 return
             self.query = None
@@ -249,6 +250,7 @@ class Link:
         start = time.ticks_ms()
         try:
             while self.state == UP and ms_since(start) < self.reply_ms:
+                self.send(None)
                 if self.publish(self.conf["status_topic"], status, True):
                     self.send(self.session.send((DISCONNECT,)))
                     while self.send(None) is False and ms_since(start) < self.reply_ms:

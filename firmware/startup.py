@@ -53,9 +53,15 @@ def configure(path):
     for key, allowed in CHOICES.items():
         if conf[key] not in allowed:
             raise ValueError("%s must be one of %s, not %r" % (key, allowed, conf[key]))
-    for key in ("interval_s", "keepalive", "max_inflight", "connect_timeout_s"):
+    for key in ("interval_s", "keepalive", "max_inflight", "connect_timeout_s", "ring_bytes",
+                "page_bytes", "persist_s", "stats_s"):
         if not conf[key] > 0:
             raise ValueError("%s must be more than 0" % key)
+    for key in ("keepalive", "max_inflight", "ring_bytes", "page_bytes", "samples"):
+        if not isinstance(conf[key], int) or conf[key] < 0:
+            raise ValueError("%s must be a whole number" % key)
+    if conf["keepalive"] > 65535:
+        raise ValueError("keepalive must be 65535 s or less")
     uid = hexlify(hw.unique_id()).decode()
     conf["device_id"] = conf["device_id"] or uid
     conf["client_id"] = conf["client_id"] or "edgeship-" + uid
@@ -110,13 +116,16 @@ def open_ring(conf, board):
             f = None
         fresh = f is None
         if fresh:
-            f = open(where, "w+b")
+            try:
+                f = open(where, "w+b")
+                zeros = bytes(page)
+                for _ in range(size // page):
+                    f.write(zeros)
+                f.flush()
+            except OSError as exc:
+                raise ValueError("ring_file %r cannot be written: %s" % (where, exc))
         ring = Ring(size, page, f)
-        if fresh:
-            for _ in range(ring.pages):
-                f.write(ring.mv[:page])
-            f.flush()
-        else:
+        if not fresh:
             restore(ring)
     else:
         ring = Ring(size, page)

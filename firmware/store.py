@@ -16,7 +16,8 @@ the boot id, the next reading number and a CRC-32: after a reboot, the newest va
 the cursor and the counters, and a page torn by a power cut is detected, counted and skipped
 (startup.restore). At worst the readings since the last checkpoint are lost with the power,
 and readings acknowledged since then are sent again (at least once; (device, boot, seq) tells
-the duplicates apart).
+the duplicates apart). A page the flash refuses (full, worn out) is counted in
+``flash_errors`` and its readings in ``dropped``: they are not read back from stale bytes.
 """
 import struct
 from array import array
@@ -46,7 +47,7 @@ class Ring:
         self.head = 0                 # the open page
         self.ack = [0, 0]             # oldest unacknowledged reading: slot, offset
         self.out = [0, 0]             # next reading to publish
-        self.dropped = self.torn = self.kept = 0
+        self.dropped = self.torn = self.kept = self.flash_errors = 0
         self.restored = False         # startup.restore found a valid page
         self.boot = self.seq = 0
         self.dirty = False
@@ -83,18 +84,13 @@ class Ring:
             self.dropped += 1
             return
         if self.used[self.head] + need > self.page - HDR:   # the page is full: the next one
-            self.write(self.head)
             nxt = (self.head + 1) % self.pages
             self.settle(self.ack)
-            if self.ack[0] == nxt:   # every page taken: the oldest goes
-                v, off = self.view(nxt), self.ack[1]
-                while off < self.used[nxt]:
-                    self.dropped += 1
-                    off += 3 + ((v[HDR + off] << 8) | v[HDR + off + 1])
-                self.ack[0] = (nxt + 1) % self.pages
-                self.ack[1] = 0
-                if self.out[0] == nxt:
-                    self.out[:] = self.ack
+            full = self.ack[0] == nxt   # every page taken: the oldest goes
+            if not self.write(self.head):   # its readings would be lost with the buffer
+                self._drop(self.head)
+            if full:
+                self._drop(nxt)
             self.no[nxt] = self.no[self.head] + 1
             self.used[nxt] = 0
             self.head = nxt
@@ -108,6 +104,19 @@ class Ring:
         v[at + 3:at + need] = data
         self.used[self.head] += need
         self.dirty = True
+
+    def _drop(self, slot):
+        """Forget the readings of page ``slot`` still waiting, counting them."""
+        self.settle(self.ack)
+        v, off = self.view(slot), self.ack[1] if self.ack[0] == slot else 0
+        while off < self.used[slot]:
+            self.dropped += 1
+            off += 3 + ((v[HDR + off] << 8) | v[HDR + off + 1])
+        self.used[slot] = 0
+        for cursor in (self.ack, self.out):
+            if cursor[0] == slot:
+                cursor[0] = (slot + 1) % self.pages
+                cursor[1] = 0
 
     def peek(self):
         """(slot, offset, end, memoryview of the reading, sent before) of the next reading to
@@ -144,15 +153,21 @@ class Ring:
         return crc32(v[HDR:HDR + used], crc32(v[:HDR - 4]))
 
     def write(self, slot):
-        """Seal the header of page ``slot`` and write it to the flash file, if any."""
+        """Seal the header of page ``slot`` and write it to the flash file, if any; False
+        when the flash refused it (full, worn: counted in ``flash_errors``)."""
         v = self.view(slot)
         struct.pack_into(FORMAT, v, 0, MAGIC, 1, self.used[slot], self.no[slot],
                          self.no[self.ack[0]], self.ack[1], 0, self.boot, self.seq, 0)
         struct.pack_into("<I", v, HDR - 4, self.crc(v, self.used[slot]))
         if self.file is not None:
-            self.file.seek(slot * self.page)
-            self.file.write(v)
-            self.file.flush()
+            try:
+                self.file.seek(slot * self.page)
+                self.file.write(v)
+                self.file.flush()
+            except OSError:
+                self.flash_errors += 1
+                return False
+        return True
 
     def checkpoint(self, force=False):
         """Make what is stored survive a reset: the open page (with the ack cursor and the
@@ -160,8 +175,8 @@ class Ring:
         if not (self.dirty or force) or (self.file is None and self.rtc is None):
             return False
         self.settle(self.ack)
-        self.write(self.head)
+        written = self.write(self.head)
         if self.rtc is not None:
             self.rtc.memory(self.buf)
-        self.dirty = False
-        return True
+        self.dirty = not written
+        return written

@@ -159,3 +159,31 @@ def test_the_ring_in_rtc_memory_survives_a_deep_sleep():
     ring.checkpoint()
     again = startup.open_ring(conf, board)
     assert again.kept == 6 and drain(again) == list(range(6))
+
+
+class FullFlash:
+    """A ring file on a flash that is full: every write fails."""
+
+    def __init__(self):
+        self.writes = 0
+
+    def seek(self, pos):
+        pass
+
+    def readinto(self, buf):
+        return len(buf)
+
+    def write(self, data):
+        self.writes += 1
+        raise OSError(28)   # ENOSPC
+
+    def flush(self):
+        pass
+
+
+def test_a_page_the_flash_refuses_is_counted_dropped_not_sent_from_stale_bytes():
+    ring = Ring(512, 128, FullFlash())
+    fill(ring, 6)                      # page 0 fills, fails to write; 2 in page 1
+    assert ring.flash_errors == 1 and ring.dropped == 4
+    assert drain(ring) == [4, 5]
+    assert ring.dropped + 2 == 6
