@@ -247,18 +247,17 @@ class Link:
     def disconnect(self, status):
         """Say goodbye: the retained ``status`` (the will covers only an unclean end), then
         DISCONNECT; waits at most one reply period for the bytes to leave."""
-        start = time.ticks_ms()
-        try:
-            while self.state == UP and ms_since(start) < self.reply_ms:
-                self.send(None)
-                if self.publish(self.conf["status_topic"], status, True):
-                    self.send(self.session.send((DISCONNECT,)))
-                    while self.send(None) is False and ms_since(start) < self.reply_ms:
-                        time.sleep_ms(5)
-                    break
-                time.sleep_ms(5)
-        except OSError:
-            pass
+        if self.state == UP:
+            goodbye = [self.session.send((PUBLISH, self.conf["status_topic"], status, 0, 0,
+                                          True, False)), self.session.send((DISCONNECT,))]
+            start = time.ticks_ms()
+            try:
+                while (goodbye or self.pending) and ms_since(start) < self.reply_ms:
+                    if self.send(goodbye[0] if goodbye else None) and goodbye:
+                        goodbye.pop(0)
+                    time.sleep_ms(5)
+            except OSError:
+                pass
         self.drop(None)
 
     def wait(self, ms):

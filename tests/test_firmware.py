@@ -22,7 +22,8 @@ def test_readings_carry_device_boot_seq_and_integer_time(tmp_path):
     broker = Broker(tmp_path / "broker").start()
     sub = Subscriber(broker, "devices/fw-1/#")
     try:
-        dev = Device(tmp_path / "dev", port=broker.port, samples=30, format="json").start()
+        dev = Device(tmp_path / "dev", port=broker.port, samples=30, format="json",
+                     stats_s=0.5).start()
         stats = dev.finish()
         wait_for(lambda: len(readings(sub.messages)) >= 30)
         got = readings(sub.messages)
@@ -34,6 +35,11 @@ def test_readings_carry_device_boot_seq_and_integer_time(tmp_path):
             assert "unsynced" not in r   # the unix port's clock is the host's
         assert stats["sampled"] == stats["acked"] == 30 and stats["dropped"] == 0
         assert stats["connects"] == 1 and stats["missed"] == 0
+        # the counters, every stats_s, on their own topic
+        counters = [json.loads(m.payload) for m in list(sub.messages)
+                    if m.topic == "devices/fw-1/stats"]
+        assert counters and counters[-1]["device"] == "fw-1" and counters[-1]["connects"] == 1
+        assert {"sampled", "acked", "dropped", "lost", "mem_free", "boot"} <= set(counters[-1])
         # the retained status: online while connected, offline after a clean end
         status = [m.payload for m in sub.messages if m.topic == "devices/fw-1/status"]
         wait_for(lambda: status == [b"online", b"offline"] or

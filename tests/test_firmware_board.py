@@ -195,7 +195,7 @@ def test_ntp_sets_an_unset_clock_without_blocking(tmp_path):
     sub = Subscriber(broker, "devices/#")
     try:
         dev = Device(tmp_path / "dev", port=broker.port, ntp_host="127.0.0.1:%d" % ntp.port,
-                     ssid="lab", samples=12, interval_s=0.25)
+                     ssid="lab", samples=12, interval_s=0.25, ntp_resync_s=1)
         dev.env["STANDIN_CLOCK"] = "unset"   # the RTC starts at 2000, as after power-up
         dev.start()
         step = int(dev.wait_line("clock set by NTP").split()[-2])
@@ -208,6 +208,7 @@ def test_ntp_sets_an_unset_clock_without_blocking(tmp_path):
         assert before and after and before[-1]["seq"] < after[0]["seq"]
         assert all(r["time"] < 1000000000000 for r in before)         # 2001 or so
         assert all(abs(r["time"] - time.time() * 1000) < 60000 for r in after)
+        assert ntp.asked >= 2   # and synced again, ntp_resync_s later
     finally:
         sub.close()
         broker.kill()
