@@ -1,216 +1,144 @@
-"""The edgeship MicroPython agent: sample sensors, queue each record in a byte-bounded ring,
-publish it to an MQTT broker at QoS 1 and forget it only when the broker acknowledged it.
+"""The edgeship MicroPython agent's main loop: sample the sensors on a fixed schedule, keep each
+reading in the ring (store.py) and publish it at QoS 1 (link.py), forgetting it only when the
+broker acknowledged it. The loop never waits on the network, feeds the watchdog, checkpoints
+the ring, publishes the counters, and runs under a guard that logs a crash, saves the ring and
+resets the board. (startup.py reads config.json and builds the parts.)
 
-It reuses edgeship's core (copied to the device next to this file by tools/flash.py):
-``ByteRing`` (the ring buffer), ``mqtt_client`` (the sans-IO MQTT session), ``cbor``,
-``backoff``. When the ring is full the oldest records are dropped and counted, never the
-newest; while the broker is away records wait in the ring and are re-sent on reconnect.
-
-Also runs on CPython, which is how the agent and edgeship share tests.
+A reading is ``{"device", "boot", "seq", "time", <sensor fields>}``: ``boot`` changes at every
+reset (kept across a deep sleep) and ``seq`` counts within a boot, so (device, boot, seq) names
+one reading downstream; ``time`` is Unix milliseconds as an integer (``"unsynced": true`` is
+added while NTP has not set the clock). A reading is never an object in RAM beyond its turn:
+it is encoded into the ring's buffer at once.
 """
-import errno
+import gc
 import json
-import socket
+import sys
 import time
 
-from edgeship.core import cbor
-from edgeship.core.backoff import retry_wait
-from edgeship.core.mqtt import MalformedPacket
-from edgeship.core.mqtt_client import (DISCONNECT_BYTES, PINGREQ_BYTES, ClientSession,
-                                       connect_packet, publish_packet)
-from edgeship.core.ring import ByteRing
-
-DEFAULTS = {
-    "device_id": "device", "host": "127.0.0.1", "port": 1883, "client_id": None,
-    "username": None, "password": None, "keepalive": 60,
-    "topic": "devices/{device_id}/telemetry", "format": "json", "qos": 1,
-    "interval_s": 5.0, "samples": 0, "ring_bytes": 16384, "max_inflight": 8,
-    "retry_base_s": 1, "retry_cap_s": 60, "sensors": [],
-}
-# Some ports count time from 2000-01-01; records carry Unix time.
-EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
+from board import hw, log, ms_since
+from link import UP, Link
 
 
-if hasattr(time, "ticks_ms"):  # MicroPython: wrapping millisecond ticks
-    now_ms = time.ticks_ms
-    ms_since = lambda start: time.ticks_diff(time.ticks_ms(), start)  # noqa: E731
-else:
-    def now_ms():
-        return int(time.monotonic() * 1000)
-
-    def ms_since(start):
-        return now_ms() - start
-
-_SOCKET_TIMEOUT = getattr(socket, "timeout", ())
-
-
-def timed_out(exc):
-    """A read that found nothing in time, as opposed to a broken connection."""
-    return isinstance(exc, _SOCKET_TIMEOUT) or (exc.args and exc.args[0] in (errno.EAGAIN,
-                                                                            errno.ETIMEDOUT))
-
-
-def send_all(sock, data):
-    # MicroPython sockets write everything with write(); CPython's have sendall().
-    (getattr(sock, "sendall", None) or sock.write)(data)
+def json_bytes(record):
+    return json.dumps(record, separators=(",", ":")).encode()
 
 
 class Agent:
-    def __init__(self, config, sensors):
-        conf = dict(DEFAULTS)
-        conf.update(config)
-        self.conf = conf
-        self.sensors = sensors
-        self.topic = conf["topic"].replace("{device_id}", conf["device_id"])
-        self.client_id = conf["client_id"] or "edgeship-" + conf["device_id"]
-        self.encode = cbor.dumps if conf["format"] == "cbor" else _json_bytes
-        self.ring = ByteRing(conf["ring_bytes"])
-        self.payloads = {}          # seq -> encoded record, while it is in the ring
-        self.inflight = {}          # packet id -> seq
-        self.sent_once = set()      # seqs published at least once (DUP on a re-send)
-        self.seq = 0
-        self.stats = {"sampled": 0, "acked": 0, "dropped": 0, "connects": 0}
-        self.sock = None
-        self.session = None
-        self.failures = 0
-        self.retry_at = 0
-        self.last_io = now_ms()
+    def __init__(self, conf, board, ring, sensors):
+        self.conf, self.board, self.ring, self.sensors = conf, board, ring, sensors
+        if conf["format"] == "cbor":
+            from edgeship.core.cbor import dumps
+            self.encode = dumps
+        else:
+            self.encode = json_bytes
+        self.link = Link(conf, board, ring)
+        self.sampled = self.missed = self.sensor_errors = 0
+        self.started = time.ticks_ms()
 
-    # -------------------------------------------------------------- records
     def sample(self):
-        record = {"device": self.conf["device_id"], "seq": self.seq,
-                  "time": time.time_ns() // 1000000 / 1000 + EPOCH_OFFSET}
-        for name, sensor in self.sensors:
-            value = sensor.read()
-            if value is not None:
-                record[name] = value
-        self.enqueue(self.encode(record))
-        self.stats["sampled"] += 1
-
-    def enqueue(self, payload):
-        seq = self.seq
-        self.seq += 1
-        for old in self.ring.victims(len(payload)):
-            self.forget(old)
-            self.stats["dropped"] += 1
-        if len(payload) > self.ring.limit > 0:
-            self.stats["dropped"] += 1  # larger than the whole ring: cannot be kept
-            return
-        self.ring.add(seq, len(payload))
-        self.payloads[seq] = payload
-
-    def forget(self, seq):
-        self.ring.remove(seq)
-        self.payloads.pop(seq, None)
-        self.sent_once.discard(seq)
-
-    # -------------------------------------------------------------- network
-    def connect(self):
-        conf = self.conf
-        addr = socket.getaddrinfo(conf["host"], conf["port"])[0][-1]
-        sock = socket.socket()
-        sock.settimeout(5)
-        try:
-            sock.connect(addr)
-            send_all(sock, connect_packet(self.client_id, conf["keepalive"], True,
-                                     conf["username"], conf["password"]))
-            session = ClientSession()
-            while not session.connected:
-                data = sock.recv(512)
-                if not data:
-                    raise OSError("broker closed the connection")
-                session.receive(data)
-                if session.refused:
-                    raise OSError("broker refused the connection: " + session.refused)
-        except Exception:
-            sock.close()
-            raise
-        sock.settimeout(0.05)
-        self.sock, self.session = sock, session
-        self.inflight = {}
-        self.failures = 0
-        self.stats["connects"] += 1
-        self.last_io = now_ms()
-
-    def drop_connection(self):
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = self.session = None
-        self.inflight = {}
-        self.failures += 1
-        wait = retry_wait(self.failures, self.conf["retry_base_s"], self.conf["retry_cap_s"]) - 1
-        self.retry_at = now_ms() + int(wait * 1000)
-
-    def pump(self):
-        """Publish what the ring holds (up to max_inflight unacked) and read acks."""
-        qos = self.conf["qos"]
-        busy = set(self.inflight.values())
-        for seq in self.ring.keys():
-            if len(self.inflight) >= self.conf["max_inflight"] and qos:
-                break
-            if seq in busy:
-                continue
-            packet_id = self.session.next_packet_id() if qos else 0
-            send_all(self.sock, publish_packet(self.topic, self.payloads[seq], qos, packet_id,
-                                          dup=seq in self.sent_once))
-            self.last_io = now_ms()
-            if qos:
-                self.inflight[packet_id] = seq
-                self.sent_once.add(seq)
-            else:
-                self.forget(seq)  # QoS 0: written is all the broker promises
-                self.stats["acked"] += 1
-        try:
-            data = self.sock.recv(1024)
-        except OSError as exc:
-            if not timed_out(exc):
-                raise
-            data = None
-        if data == b"":
-            raise OSError("broker closed the connection")
-        if data:
-            for packet_id in self.session.receive(data):
-                seq = self.inflight.pop(packet_id, None)
-                if seq is not None and seq in self.payloads:
-                    self.forget(seq)
-                    self.stats["acked"] += 1
-        if ms_since(self.last_io) > self.conf["keepalive"] * 500:
-            send_all(self.sock, PINGREQ_BYTES)
-            self.last_io = now_ms()
-
-    # -------------------------------------------------------------- main loop
-    def step(self):
-        if self.sock is None and ms_since(self.retry_at) >= 0:
+        ring = self.ring
+        record = {"device": self.conf["device_id"], "boot": ring.boot, "seq": ring.seq,
+                  "time": self.board.now_ms()}
+        if not self.board.synced:
+            record["unsynced"] = True
+        for sensor in self.sensors:
             try:
-                self.connect()
-            except (OSError, MalformedPacket) as exc:
-                print("agent: connect failed:", exc)
-                self.drop_connection()
-        if self.sock is not None:
-            try:
-                self.pump()
-            except (OSError, MalformedPacket) as exc:
-                print("agent: connection lost:", exc)
-                self.drop_connection()
+                sensor.read(record)
+            except (OSError, ValueError) as exc:
+                self.sensor_errors += 1
+                if self.sensor_errors & (self.sensor_errors - 1) == 0:   # 1st, 2nd, 4th ...
+                    log("sensor %s failed: %s" % (sensor.name, exc))
+        ring.seq += 1
+        self.sampled += 1
+        ring.add(self.encode(record))
+
+    def stats(self, full=False):
+        """The counters; ``full``: the message of ``stats_topic``, with who and since when."""
+        ring, link = self.ring, self.link
+        out = {"sampled": self.sampled, "acked": link.acked, "dropped": ring.dropped,
+               "torn": ring.torn, "restored": ring.kept, "connects": link.connects,
+               "lost": link.lost, "wifi_drops": self.board.wifi_drops, "missed": self.missed,
+               "sensor_errors": self.sensor_errors, "flash_errors": ring.flash_errors}
+        if full:
+            out["device"] = self.conf["device_id"]
+            out["boot"] = ring.boot
+            out["uptime_s"] = ms_since(self.started) // 1000
+            out["mem_free"] = gc.mem_free()
+        return out
 
     def run(self):
-        samples = self.conf["samples"]
-        interval_ms = int(self.conf["interval_s"] * 1000)
-        next_sample = now_ms()
+        conf, board, link, ring = self.conf, self.board, self.link, self.ring
+        interval = int(conf["interval_s"] * 1000)
+        samples = conf["samples"]
+        due = persisted = reported = awake = time.ticks_ms()
+        if conf["wdt_s"]:
+            board.wdt = hw.WDT(timeout=board.wdt_ms)
         while True:
-            if (samples <= 0 or self.stats["sampled"] < samples) and ms_since(next_sample) >= 0:
+            board.feed()
+            late = time.ticks_diff(time.ticks_ms(), due)
+            if late >= 0 and (not samples or self.sampled < samples):
+                if late >= interval:   # whole slots went by: count them, keep the grid
+                    self.missed += late // interval
+                    due = time.ticks_add(due, late // interval * interval)
                 self.sample()
-                next_sample = now_ms() + interval_ms
-            self.step()
-            if samples > 0 and self.stats["sampled"] >= samples and not self.payloads:
+                due = time.ticks_add(due, interval)
+                if self.sampled == samples:
+                    log("sampled %d readings; sending what is left" % samples)
+            online = board.wifi()
+            board.ntp(online)
+            link.step(online)
+            now = time.ticks_ms()
+            if time.ticks_diff(now, persisted) >= conf["persist_s"] * 1000:
+                persisted = now
+                if ring.checkpoint():
+                    log("persisted boot %d up to seq %d" % (ring.boot, ring.seq - 1))
+                gc.collect()
+            if time.ticks_diff(now, reported) >= conf["stats_s"] * 1000 and link.state == UP and \
+                    link.publish(conf["stats_topic"], self.encode(self.stats(True))):
+                reported = now
+            if samples and self.sampled >= samples and ring.empty():
                 break
-            if self.sock is None:
-                time.sleep(0.05)
-        if self.sock is not None:
-            send_all(self.sock, DISCONNECT_BYTES)
-            self.sock.close()
-        print("agent: done", json.dumps(self.stats))
+            if conf["sleep"] and (ring.empty() or ms_since(awake) > conf["awake_s"] * 1000):
+                self.sleep(time.ticks_diff(due, time.ticks_ms()))
+                awake = due = time.ticks_ms()
+                continue
+            link.wait(max(0, min(time.ticks_diff(due, time.ticks_ms()), 100)))
+        link.disconnect(b"offline")
+        ring.checkpoint()
+        print("agent: done", json.dumps(self.stats()))
+
+    def sleep(self, ms):
+        """Duty cycle: say so, save the ring, sleep until the next reading is due (a deep
+        sleep wakes up as a reset: main.py runs again, startup.py reads the ring back)."""
+        self.link.disconnect(b"sleeping")
+        self.ring.checkpoint(True)
+        if ms > 0:
+            if self.conf["sleep"] == "deep":
+                hw.deepsleep(ms)
+            self.board.lightsleep(ms)
 
 
-def _json_bytes(record):
-    return json.dumps(record, separators=(",", ":")).encode()
+def run(agent):
+    """The main loop under the guard: Ctrl-C stops (keeping the ring); anything else (a
+    MemoryError too) is logged to crash.log, the ring saved, and the board reset."""
+    try:
+        agent.run()
+    except KeyboardInterrupt:
+        agent.ring.checkpoint(True)
+        raise
+    except Exception as exc:
+        sys.print_exception(exc)
+        try:
+            f = open("crash.log", "a")
+            if f.seek(0, 2) > 4096:   # keep the last crash or two, not a full flash
+                f.close()
+                f = open("crash.log", "w")
+            f.write("boot %d seq %d uptime %d ms\n" % (agent.ring.boot, agent.ring.seq,
+                                                       ms_since(agent.started)))
+            sys.print_exception(exc, f)
+            f.close()
+            agent.ring.checkpoint(True)
+        except Exception as again:   # saving failed too: reset all the same
+            print("agent: saving after the crash failed:", again)
+        time.sleep_ms(2000)   # a moment to break in with Ctrl-C before the reset
+        hw.reset()

@@ -4,16 +4,16 @@ give the same messages however they are cut."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeship.core import mqtt
+from edgeship.core import mqtt, mqtt_codec
 
 CONNECT = bytes.fromhex("101200044d5154540402003c000670792d726177")
 
 
 def publish(topic, payload, qos, packet_id):
-    body = mqtt.write_bytes(topic.encode("utf-8"))
+    body = mqtt_codec.write_bytes(topic.encode("utf-8"))
     if qos:
         body += bytes((packet_id >> 8, packet_id & 0xFF))
-    return mqtt.packet(mqtt.PUBLISH, qos << 1, body + payload)
+    return mqtt_codec.packet(mqtt_codec.PUBLISH, qos << 1, body + payload)
 
 
 def feed_all(conn, chunks):

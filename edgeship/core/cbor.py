@@ -10,18 +10,10 @@ import struct
 def _head(major, value, out):
     if value < 24:
         out.append((major << 5) | value)
-    elif value < 0x100:
-        out.append((major << 5) | 24)
-        out.append(value)
-    elif value < 0x10000:
-        out.append((major << 5) | 25)
-        out.extend(struct.pack(">H", value))
-    elif value < 0x100000000:
-        out.append((major << 5) | 26)
-        out.extend(struct.pack(">I", value))
-    else:
-        out.append((major << 5) | 27)
-        out.extend(struct.pack(">Q", value))
+        return
+    size = 1 if value < 0x100 else 2 if value < 0x10000 else 4 if value < 0x100000000 else 8
+    out.append((major << 5) | (24 + (size > 1) + (size > 2) + (size > 4)))   # 24..27
+    out.extend(value.to_bytes(size, "big"))
 
 
 def _encode(value, out):

@@ -1,9 +1,9 @@
-"""Sans-IO MQTT packet codec and the server side of Fluent Bit's ``mqtt`` listener.
+"""The server side of Fluent Bit's ``mqtt`` listener, sans-IO (the packet codec it shares with
+the client session is ``edgeship.core.mqtt_codec``).
 
-``Decoder`` cuts a byte stream into packets, refusing any packet larger than a limit before
-it is buffered. ``ServerConnection`` is one client connection of the listener: feed it the
-bytes read from the socket and it returns the bytes to answer, the PUBLISH messages to turn
-into records, and whether to close. It never touches a socket, so the engine and the
+``ServerConnection`` is one client connection of the listener: feed it the bytes read from
+the socket and it returns the bytes to answer, the PUBLISH messages to turn into records,
+and whether to close. It never touches a socket, so the engine and the
 MicroPython firmware can both drive it, and tests need nothing but byte strings.
 
 Behaviour follows Fluent Bit 5.1.1's in_mqtt (reference/mqtt-listener.md) byte for byte for
@@ -15,80 +15,18 @@ skipped), QoS 3 and truncated packets close the connection, and credentials are 
 the listener is given some.
 """
 
-CONNECT = 1
-CONNACK = 2
-PUBLISH = 3
-PUBACK = 4
+from edgeship.core.mqtt_codec import (CONNACK, CONNECT, DISCONNECT, PINGREQ, PUBACK, PUBLISH,
+                                      Decoder, MalformedPacket, decode_varint, packet, read_u16)
+
+# The QoS 2 packet types, which only the listener handles.
 PUBREC = 5
 PUBREL = 6
 PUBCOMP = 7
-SUBSCRIBE = 8
-SUBACK = 9
-UNSUBSCRIBE = 10
-UNSUBACK = 11
-PINGREQ = 12
-PINGRESP = 13
-DISCONNECT = 14
-AUTH = 15
-
-# The largest Remaining Length the 4-byte variable integer can hold.
-MAX_REMAINING = 268435455
 
 # CONNACK return codes (3.1.1) and reason codes (5) for a refused login.
 BAD_CREDENTIALS_V4 = 4
 BAD_CREDENTIALS_V5 = 0x86
 BAD_PROTOCOL_V4 = 1
-
-
-class MalformedPacket(Exception):
-    """The peer broke the protocol; the connection must be closed."""
-
-
-class PacketTooLarge(MalformedPacket):
-    """A packet is larger than the decoder accepts."""
-
-
-def encode_varint(value):
-    """MQTT Variable Byte Integer (Remaining Length and v5 property lengths)."""
-    if value < 0 or value > MAX_REMAINING:
-        raise ValueError("varint out of range: %d" % value)
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def decode_varint(buf, pos):
-    """(value, next position), or None when ``buf`` ends inside the integer.
-
-    Raises MalformedPacket for a fifth continuation byte."""
-    value = 0
-    shift = 0
-    for i in range(4):
-        if pos + i >= len(buf):
-            return None
-        byte = buf[pos + i]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos + i + 1
-        shift += 7
-    raise MalformedPacket("remaining length longer than 4 bytes")
-
-
-def packet(kind, flags, body=b""):
-    """The bytes of a packet: fixed header + ``body``."""
-    return bytes(((kind << 4) | flags,)) + encode_varint(len(body)) + body
-
-
-def read_u16(body, pos):
-    if pos + 2 > len(body):
-        raise MalformedPacket("packet ends inside a two-byte integer")
-    return (body[pos] << 8) | body[pos + 1], pos + 2
 
 
 def read_bytes(body, pos):
@@ -97,10 +35,6 @@ def read_bytes(body, pos):
     if pos + size > len(body):
         raise MalformedPacket("field length runs past the end of the packet")
     return bytes(body[pos:pos + size]), pos + size
-
-
-def write_bytes(data):
-    return bytes(((len(data) >> 8) & 0xFF, len(data) & 0xFF)) + data
 
 
 def skip_properties(body, pos):
@@ -124,54 +58,6 @@ def text(data):
         return data.decode("utf-8", "replace")
     except UnicodeError:  # MicroPython ignores ``errors``: keep ASCII, replace the rest
         return "".join(chr(b) if b < 0x80 else "\ufffd" for b in data)
-
-
-class Decoder:
-    """Cuts a byte stream into ``(type, flags, body)`` packets.
-
-    ``max_packet`` (0: no limit but the protocol's) caps a whole packet, fixed header
-    included, as Fluent Bit's Buffer_Size does: a bigger one breaks the stream as soon as its
-    header announces it, before its body is buffered. A broken stream sets ``error`` (a str);
-    the packets complete before the fault are still returned, and nothing after it is.
-    """
-
-    def __init__(self, max_packet=0):
-        self.max_packet = max_packet
-        self.buffer = bytearray()
-        self.error = None
-
-    def feed(self, data):
-        """Append ``data``; return the packets now complete (maybe none)."""
-        if self.error is not None:
-            return []
-        buf = self.buffer
-        buf.extend(data)
-        packets = []
-        pos = 0
-        end = len(buf)
-        try:
-            while end - pos >= 2:
-                found = decode_varint(buf, pos + 1)
-                if found is None:
-                    break
-                remaining, body_at = found
-                total = body_at - pos + remaining
-                if self.max_packet and total > self.max_packet:
-                    raise PacketTooLarge("packet of %d bytes is over the %d-byte limit"
-                                         % (total, self.max_packet))
-                if end - pos < total:
-                    break
-                first = buf[pos]
-                packets.append((first >> 4, first & 0x0F, bytes(buf[body_at:pos + total])))
-                pos += total
-        except MalformedPacket as exc:
-            self.error = str(exc)
-            self.buffer = bytearray()
-            return packets
-        if pos:
-            # bytearray slice assignment works on MicroPython (del buf[:n] does not).
-            self.buffer = buf[pos:]
-        return packets
 
 
 class Connect:

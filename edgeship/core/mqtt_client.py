@@ -1,23 +1,95 @@
 """Sans-IO MQTT 3.1.1 client session: the publishing side the MicroPython agent uses.
 
-It builds CONNECT / PUBLISH / PINGREQ / DISCONNECT bytes and reads the broker's CONNACK,
-PUBACK and PINGRESP from the byte stream (``edgeship.core.mqtt.Decoder``). The caller owns
-the socket: it writes what this module returns and feeds it what it reads. QoS 0 and 1 only:
-enough for at-least-once telemetry, and what microcontroller brokers commonly accept.
-"""
-from edgeship.core.mqtt import (CONNACK, CONNECT, PINGRESP, PUBACK, PUBLISH, Decoder,
-                                MalformedPacket, packet, read_u16, write_bytes)
+It follows the session convention of ``edgeship.core.session``: ``send(event) -> bytes`` and
+``receive(data) -> Result(events, reply, close)``. The caller owns the socket (and the clock:
+keepalive and reply deadlines are the caller's, since only it knows the time).
 
-PINGREQ_BYTES = b"\xc0\x00"
-DISCONNECT_BYTES = b"\xe0\x00"
+Outgoing events, for ``send``:
+    (CONNECT, client_id, keepalive, clean, username, password, will)
+        will: None or (topic, payload bytes, qos, retain); the strings: str, or None
+    (PUBLISH, topic, payload, qos, packet_id, retain, dup)
+        topic: str or bytes; payload: bytes, bytearray or memoryview; packet_id 0 for QoS 0
+    (PINGREQ,)  (DISCONNECT,)
+Incoming events, in ``receive(data).events``, as (kind, value) pairs:
+    (CONNACK, return code)   0 accepted (``connected`` is then true); a refusal also sets
+                             ``close`` to the reason
+    (PUBACK, packet id)
+    (PINGRESP, None)
+``reply`` is always b"": a client that never subscribes has nothing to answer, and any other
+packet the broker sends is skipped. A broken stream sets ``close``.
+
+QoS 0 and 1 only: enough for at-least-once telemetry, and what microcontroller brokers
+commonly accept. The packet codec is ``mqtt_codec``, shared with the listener, whose server
+half (``mqtt``) stays out of the firmware image.
+"""
+from edgeship.core.mqtt_codec import (CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK,
+                                      PUBLISH, Decoder, packet, write_bytes)
+from edgeship.core.session import Result
+
 CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id rejected",
                    3: "server unavailable", 4: "bad user name or password",
                    5: "not authorized"}
 
 
-def connect_packet(client_id, keepalive=60, clean=True, username=None, password=None,
-                   will=None):
-    """CONNECT; ``will`` is (topic, payload bytes, qos, retain) or None."""
+class ClientSession:
+    """One connection's protocol state: the decoder of the broker's bytes, whether the broker
+    accepted the CONNECT, and the packet id counter."""
+
+    def __init__(self):
+        self.decoder = Decoder()
+        self.connected = False
+        self._last_id = 0
+
+    def next_packet_id(self):
+        """1..65535, wrapping and never 0 (the protocol reserves it)."""
+        self._last_id = self._last_id % 65535 + 1
+        return self._last_id
+
+    def send(self, event):
+        kind = event[0]
+        if kind == PUBLISH:
+            _, topic, payload, qos, packet_id, retain, dup = event
+            body = write_bytes(topic if isinstance(topic, bytes) else topic.encode())
+            if qos:
+                body += bytes(((packet_id >> 8) & 0xFF, packet_id & 0xFF))
+            flags = (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
+            return packet(PUBLISH, flags, body + payload)
+        if kind == PINGREQ:
+            return b"\xc0\x00"
+        if kind == DISCONNECT:
+            return b"\xe0\x00"
+        if kind == CONNECT:
+            return _connect(*event[1:])
+        raise ValueError("a client cannot send packet type %r" % kind)
+
+    def receive(self, data):
+        events = []
+        close = None
+        for kind, _flags, body in self.decoder.feed(data):
+            if kind == PUBACK:
+                if len(body) < 2:
+                    close = "short PUBACK"
+                    break
+                events.append((PUBACK, (body[0] << 8) | body[1]))
+            elif kind == PINGRESP:
+                events.append((PINGRESP, None))
+            elif kind == CONNACK:
+                if len(body) < 2:
+                    close = "short CONNACK"
+                    break
+                code = body[1]
+                events.append((CONNACK, code))
+                if code:
+                    close = "broker refused the connection: " + CONNACK_REASONS.get(
+                        code, "code %d" % code)
+                    break
+                self.connected = True
+        if close is None:
+            close = self.decoder.error
+        return Result(events, b"", close)
+
+
+def _connect(client_id, keepalive, clean, username, password, will):
     flags = 0x02 if clean else 0
     payload = write_bytes(client_id.encode())
     if will is not None:
@@ -32,49 +104,3 @@ def connect_packet(client_id, keepalive=60, clean=True, username=None, password=
         payload += write_bytes(password.encode())
     header = write_bytes(b"MQTT") + bytes((4, flags, (keepalive >> 8) & 0xFF, keepalive & 0xFF))
     return packet(CONNECT, 0, header + payload)
-
-
-def publish_packet(topic, payload, qos=0, packet_id=0, retain=False, dup=False):
-    flags = (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
-    body = write_bytes(topic.encode())
-    if qos:
-        body += bytes(((packet_id >> 8) & 0xFF, packet_id & 0xFF))
-    return packet(PUBLISH, flags, body + payload)
-
-
-class ClientSession:
-    """One connection's protocol state.
-
-    ``receive(data)`` returns the packet ids the broker acknowledged (PUBACK); it sets
-    ``connected`` on an accepting CONNACK and ``refused`` (a reason) on a refusing one, and
-    raises MalformedPacket when the stream breaks: the caller then drops the connection.
-    """
-
-    def __init__(self):
-        self.decoder = Decoder()
-        self.connected = False
-        self.refused = None
-        self.pongs = 0
-        self._last_id = 0
-
-    def next_packet_id(self):
-        self._last_id = self._last_id % 65535 + 1
-        return self._last_id
-
-    def receive(self, data):
-        acked = []
-        for kind, _flags, body in self.decoder.feed(data):
-            if kind == CONNACK:
-                if len(body) < 2:
-                    raise MalformedPacket("short CONNACK")
-                if body[1] == 0:
-                    self.connected = True
-                else:
-                    self.refused = CONNACK_REASONS.get(body[1], "refused (%d)" % body[1])
-            elif kind == PUBACK:
-                acked.append(read_u16(body, 0)[0])
-            elif kind == PINGRESP:
-                self.pongs += 1
-        if self.decoder.error is not None:
-            raise MalformedPacket(self.decoder.error)
-        return acked

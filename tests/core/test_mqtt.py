@@ -1,8 +1,8 @@
-"""edgeship.core.mqtt against the bytes Fluent Bit 5.1.1's in_mqtt exchanged
-(reference/vectors/mqtt_*.json; the hex below is copied from those captures)."""
+"""edgeship.core.mqtt (and its codec, mqtt_codec) against the bytes Fluent Bit 5.1.1's in_mqtt
+exchanged (reference/vectors/mqtt_*.json; the hex below is copied from those captures)."""
 import binascii
 
-from edgeship.core import mqtt
+from edgeship.core import mqtt, mqtt_codec
 
 
 def h(text):
@@ -31,21 +31,21 @@ def connected(**kw):
 
 
 def publish(topic, payload, qos=0, packet_id=1, flags=0):
-    body = mqtt.write_bytes(topic)
+    body = mqtt_codec.write_bytes(topic)
     if qos:
         body += bytes((packet_id >> 8, packet_id & 0xFF))
-    return mqtt.packet(mqtt.PUBLISH, (qos << 1) | flags, body + payload)
+    return mqtt_codec.packet(mqtt_codec.PUBLISH, (qos << 1) | flags, body + payload)
 
 
 def test_varint_round_trip():
     for value in (0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
-        data = mqtt.encode_varint(value)
-        assert mqtt.decode_varint(data, 0) == (value, len(data))
-    assert mqtt.decode_varint(b"\x80\x80", 0) is None
+        data = mqtt_codec.encode_varint(value)
+        assert mqtt_codec.decode_varint(data, 0) == (value, len(data))
+    assert mqtt_codec.decode_varint(b"\x80\x80", 0) is None
     try:
-        mqtt.decode_varint(b"\xff\xff\xff\xff\x01", 0)
+        mqtt_codec.decode_varint(b"\xff\xff\xff\xff\x01", 0)
         assert False, "5-byte varint accepted"
-    except mqtt.MalformedPacket:
+    except mqtt_codec.MalformedPacket:
         pass
 
 
@@ -240,7 +240,7 @@ def test_utf8_topic_and_bad_bytes():
 
 
 def test_decoder_limits_and_rest_kept():
-    dec = mqtt.Decoder(0)
-    assert dec.feed(h("c000d0")) == [(mqtt.PINGREQ, 0, b"")]
-    assert dec.feed(h("00")) == [(mqtt.PINGRESP, 0, b"")]
+    dec = mqtt_codec.Decoder(0)
+    assert dec.feed(h("c000d0")) == [(mqtt_codec.PINGREQ, 0, b"")]
+    assert dec.feed(h("00")) == [(mqtt_codec.PINGRESP, 0, b"")]
     assert dec.error is None
