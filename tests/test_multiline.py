@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from edgeship import multiline
+from edgeship.text import multiline
 from edgeship.core.config import Section
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry

@@ -10,7 +10,7 @@ import xxhash
 from conftest import run_edgeship, wait_for
 
 from edgeship.plugins.inputs.tail import compose_regex_tag, compose_tag
-from edgeship.regex import compile_onigmo
+from edgeship.text.onigmo import compile_onigmo
 
 
 def records(path):

@@ -140,7 +140,7 @@ class Loader:
                 parser.log = engine.log.child("parser:%s" % name)  # warnings obey Log_Level
                 table[name] = parser
             else:
-                from edgeship import multiline
+                from edgeship.text import multiline
                 table[name] = multiline.from_section(section, engine)
 
     def _parser(self, section):
@@ -205,7 +205,7 @@ class Loader:
     def _matcher(self, conf, section):
         regex = None
         if conf.get("match_regex"):
-            from edgeship.regex import compile_onigmo
+            from edgeship.text.onigmo import compile_onigmo
             try:
                 regex = compile_onigmo(conf["match_regex"])
             except ValueError as exc:

@@ -227,7 +227,7 @@ class TailInput(Input):
         self.multiline = self._multiline(sum(conf["multiline.parser"], []))
         self.tag_regex = None
         if conf["tag_regex"]:
-            from edgeship.regex import compile_onigmo
+            from edgeship.text.onigmo import compile_onigmo
             try:
                 self.tag_regex = compile_onigmo(conf["tag_regex"])
             except ValueError as exc:
@@ -252,7 +252,7 @@ class TailInput(Input):
         if self.parser is not None:
             raise ConfigError("tail: multiline.parser cannot be combined with Parser",
                               key="multiline.parser")
-        from edgeship import multiline
+        from edgeship.text import multiline
         parsers = []
         for name in names:
             try:

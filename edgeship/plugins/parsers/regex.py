@@ -11,7 +11,7 @@
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.plugins.parsers._base import Parser, put
-from edgeship.regex import capture_fields, compile_onigmo
+from edgeship.text.onigmo import capture_fields, compile_onigmo
 
 
 class RegexParser(Parser):
