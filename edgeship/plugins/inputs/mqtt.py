@@ -15,7 +15,7 @@ once per read; the PUBACK is sent all the same, as Fluent Bit does, and the conn
 """
 import asyncio
 
-from edgeship import payload
+from edgeship.codecs import payload
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core import mqtt

@@ -16,7 +16,7 @@ messages published while edgeship was down wait for it in the broker.
 """
 import asyncio
 
-from edgeship import payload
+from edgeship.codecs import payload
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError

@@ -14,7 +14,7 @@ publishing them again, so a broker restart does not double the traffic.
 """
 import asyncio
 
-from edgeship import formats, payload
+from edgeship.codecs import formats, payload
 from edgeship.core.accessor import MISSING, Template, accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
