@@ -6,7 +6,7 @@ plugin module may import this one at start-up.
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.files import check_regular
+from edgeship.core.files import check_regular
 
 TLS_OPTIONS = (
     Option("tls", "bool", "off", help="use TLS"),

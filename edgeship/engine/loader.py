@@ -14,7 +14,7 @@ from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Varia
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry, Option, Schema
 from edgeship.core.tagmatch import Matcher
-from edgeship.engine.files import LocalFiles
+from edgeship.core.files import LocalFiles
 from edgeship.engine.log import LEVELS, Log
 
 SERVICE_OPTIONS = (

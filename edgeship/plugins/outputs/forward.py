@@ -143,7 +143,7 @@ class ForwardOutput(Output):
                          self._secure(conf, "username"), conf["self_hostname"],
                          conf["username"] or "", conf["password"] or "")]
         from edgeship.core.config import ClassicReader, Variables
-        from edgeship.engine.files import LocalFiles
+        from edgeship.core.files import LocalFiles
         path = conf["upstream"]
         if not os.path.isabs(path) and not os.path.exists(path):
             path = os.path.join(self.engine.config_dir, path)
