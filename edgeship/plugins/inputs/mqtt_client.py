@@ -23,7 +23,7 @@ from edgeship.core.errors import ConfigError
 from edgeship.core.schema import FALSE_WORDS, Option
 from edgeship.engine.plugin import Input
 from edgeship.engine.queue import Ack
-from edgeship.mqtt_link import Link, check_connection_conf, connection_options
+from edgeship.net.mqtt_link import Link, check_connection_conf, connection_options
 
 
 class MqttClientInput(Input):

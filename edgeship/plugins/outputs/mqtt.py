@@ -19,7 +19,7 @@ from edgeship.core.accessor import MISSING, Template, accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.mqtt_link import Link, check_connection_conf, connection_options
+from edgeship.net.mqtt_link import Link, check_connection_conf, connection_options
 
 
 def split_levels(text):
