@@ -23,9 +23,9 @@ import pytest
 
 from conftest import ROOT, wait_for
 from edgeship.core.schema import Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.loader import Loader
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.engine.queue import Ack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = [sys.executable, os.path.join(HERE, "engine_child.py")]

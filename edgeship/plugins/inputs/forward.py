@@ -19,8 +19,8 @@ from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.plugin import Input
-from edgeship.engine.queue import Ack
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 

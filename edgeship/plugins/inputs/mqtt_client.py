@@ -21,8 +21,8 @@ from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import FALSE_WORDS, Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.plugin import Input
-from edgeship.engine.queue import Ack
 from edgeship.net.mqtt_link import Link, check_connection_conf, connection_options
 
 

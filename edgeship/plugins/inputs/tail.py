@@ -50,8 +50,8 @@ import time
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.plugin import Input
-from edgeship.engine.queue import Ack
 
 BLOCK = 256 * 1024      # bytes per read: large enough that per-block costs vanish
 POLL = 0.25             # seconds between checks of idle files (growth, rotation, truncation)
