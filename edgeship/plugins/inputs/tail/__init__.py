@@ -15,7 +15,7 @@ are kept in bytes of the file, so Offset_Key and the DB stay exact.
 Offsets DB: unlike Fluent Bit, an offset is committed only when every batch read up to it was
 confirmed by the outputs (each batch carries an ``Ack``); see ``_confirmed``. With a multiline
 parser the offset stays before the oldest line an open group holds. Each offset carries Fluent
-Bit 5.1.1's offset marker and edgeship's head marker (see _tail_db.py): a file changed while
+Bit 5.1.1's offset marker and edgeship's head marker (see db.py): a file changed while
 the process was not running is read from its start, not from a stale offset.
 
 Rotation, where edgeship is safer than Fluent Bit:
@@ -760,7 +760,7 @@ class TailInput(Input):
         """The bytes before ``offset`` that its DB marker hashes, as they were read (the
         fingerprint ends at read_pos); from the file when it does not reach back so far (a
         multiline group held for long)."""
-        from edgeship.plugins.inputs._tail_db import MARKER_SIZE
+        from edgeship.plugins.inputs.tail.db import MARKER_SIZE
         need = min(offset, MARKER_SIZE)
         end = len(f.fingerprint) - (f.read_pos - offset)
         if end >= need:
@@ -834,7 +834,7 @@ class TailInput(Input):
     def _markers_match(self, f, offset, saved):
         """Does the file still hold the bytes the saved markers describe? A marker of size 0
         (a row of an older Fluent Bit, or no bytes to hash) does not count."""
-        from edgeship.plugins.inputs._tail_db import marker
+        from edgeship.plugins.inputs.tail.db import marker
         offset_hash, offset_size, head_hash, head_size = saved
         try:
             if offset_size and marker(os.pread(f.fd, offset_size, offset - offset_size)) \
@@ -846,7 +846,7 @@ class TailInput(Input):
             return False
 
     def _open_db(self):
-        from edgeship.plugins.inputs._tail_db import Error, OffsetsDB
+        from edgeship.plugins.inputs.tail.db import Error, OffsetsDB
         try:
             self.db = OffsetsDB(self.conf["db"], self.conf["db.sync"], self.conf["db.locking"],
                                 self.conf["db.journal_mode"])
@@ -858,7 +858,7 @@ class TailInput(Input):
     def _db_call(self, method, *args):
         """A DB failure (disk full, file removed) is logged; reading goes on, and the worst
         outcome is a re-read after a restart."""
-        from edgeship.plugins.inputs._tail_db import Error
+        from edgeship.plugins.inputs.tail.db import Error
         try:
             return method(*args)
         except Error as exc:
