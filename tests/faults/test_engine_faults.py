@@ -700,7 +700,7 @@ def test_sigkills_of_a_forwarding_edge_lose_nothing_and_resend_at_most_one_chunk
     (acknowledged by the receiver, not yet recorded by the edge): one Flush interval of
     lines, or one tail read block of them while the edge catches up after a restart."""
     sys.path.insert(0, ROOT)
-    from edgeship.plugins.inputs.tail import BLOCK
+    from edgeship.plugins.inputs.tail.reading import BLOCK
     from edgeship.storage import records
     from edgeship.storage.queue import CHUNK_BYTES
     from tools.kill_relay import PAD, measure
