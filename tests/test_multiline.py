@@ -1,4 +1,4 @@
-"""edgeship.multiline: Fluent Bit's multiline parsers (built-in and [MULTILINE_PARSER])."""
+"""edgeship.text.multiline: Fluent Bit's multiline parsers (built-in and [MULTILINE_PARSER])."""
 import os
 
 import pytest

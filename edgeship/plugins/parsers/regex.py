@@ -1,6 +1,6 @@
 """Format regex: named captures of an Onigmo (Ruby) regex become fields (flb_parser_regex.c).
 
-- The regex is searched, not anchored; see edgeship.regex for the Ruby -> Python rules.
+- The regex is searched, not anchored; see edgeship.text.onigmo for the Ruby -> Python rules.
 - Only named captures become fields, in the order the names appear; all values are strings
   until Types converts them. A pattern without any capture group never parses.
 - A group that did not take part, or captured nothing, is an empty value: dropped when
