@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from conftest import EDGESHIP, accepts_connections, free_port, wait_for
 from edgeship.codecs import untrusted
+from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward, mqtt_codec
 from edgeship.engine.loader import Loader
-from edgeship.forward_io import MsgpackCodec
 from edgeship.plugins.parsers import json as json_parser
 from mosquitto import Broker
 
