@@ -65,6 +65,9 @@ BAD_CONFIGS = {
     "no value": ("[INPUT]\n    Name\n", 2, "name"),
     "bad service value": ("[SERVICE]\n    Flush soon\n", 2, "flush"),
     "missing parsers file": ("[SERVICE]\n    Parsers_File nope.conf\n", None, "parsers_file"),
+    # a record time past 2106 does not fit an EventTime (nor, at 1e19 s, msgpack's int64)
+    "dummy start time past 2106": ("[INPUT]\n    Name dummy\n    Start_time_sec 5000000000\n",
+                                   3, "start_time_sec"),
     "bad retry limit": ("[OUTPUT]\n    Name null\n    Match *\n    Retry_Limit often\n", 4,
                         "retry_limit"),
 }

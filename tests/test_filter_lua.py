@@ -28,6 +28,15 @@ function table_time(tag, ts, record)
     ts.nsec = 7
     return 1, ts, record
 end
+function time_from_record(tag, ts, record)
+    local t = record["t"]
+    record["t"] = nil
+    return 1, t, record
+end
+function table_past(tag, ts, record)
+    ts.sec = 4294967296
+    return 1, ts, record
+end
 function ints(tag, ts, record)
     record["f"] = 2.7
     record["empty"] = {}
@@ -65,6 +74,20 @@ def test_runtime_error_keeps_record_and_counts(tmp_path):
     flt = lua(tmp_path, "boom")
     assert run(flt, [{"bad": True}, {"ok": 1}]) == [{"bad": True}, {"ok": 1}]
     assert flt.errors == 1
+
+
+def test_a_returned_time_no_event_can_carry_keeps_the_record_unchanged(tmp_path):
+    # Fluent Bit 5.1.1 logs "invalid table returned" and passes the record on unchanged for
+    # -5, 1e12 or 2^32; edgeship does the same for any time outside 1970..2106 (an
+    # infinity, or 1e30 s, would not even fit msgpack's int64 of nanoseconds).
+    flt = lua(tmp_path, "time_from_record")
+    bad = [{"t": -5}, {"t": 1e12}, {"t": 4294967296}, {"t": 1e30}, {"t": float("inf")},
+           {"t": float("nan")}]
+    out = flt.filter("t", [(T0, dict(r)) for r in bad] + [(T0, {"t": 1700000000.25})])
+    assert out[:-1] == [(T0, r) for r in bad] and out[-1] == (1700000000250000000, {})
+    assert flt.errors == len(bad)
+    table = lua(tmp_path, "table_past", "Time_As_Table on")
+    assert table.filter("t", [(T0, {"a": 1})]) == [(T0, {"a": 1})] and table.errors == 1
 
 
 def test_time_as_table(tmp_path):

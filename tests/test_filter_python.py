@@ -18,6 +18,12 @@ def boom(events):
 
 def wrong(events):
     return "not a batch"
+
+def far_future(events):
+    return [(2 ** 70, r) for _, r in events]
+
+def before_1970(events):
+    return [(-1, r) for _, r in events]
 """
 
 
@@ -34,7 +40,8 @@ def test_function_taking_the_tag(tmp_path):
     assert run(py(tmp_path, "tagged"), [{}], tag="app") == [{"tag": "app"}]
 
 
-@pytest.mark.parametrize("call", ["boom", "wrong"])
+# A time outside 1970..2106 could not be stored (2 ** 70 ns overflows msgpack's int64).
+@pytest.mark.parametrize("call", ["boom", "wrong", "far_future", "before_1970"])
 def test_errors_pass_the_batch_on_unchanged(tmp_path, call):
     flt = py(tmp_path, call)
     assert run(flt, [{"n": 1}]) == [{"n": 1}]

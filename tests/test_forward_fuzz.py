@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import accepts_connections, free_port, wait_for
 from edgeship.codecs.msgpack import MsgpackCodec
+from edgeship.core import events as ev
 from edgeship.core import forward
 from test_forward_e2e import section, service, write
 
@@ -75,12 +76,24 @@ def test_session_refuses_malformed_input_without_raising(data, step):
     for i in range(0, len(data), step):
         for request in session.receive(data[i:i + step]):
             for t, record in request.events:
-                assert isinstance(t, int) and isinstance(record, dict)
+                assert isinstance(t, int) and ev.in_range(t) and isinstance(record, dict)
         assert session.pending() <= LIMIT
         if session.error:
             break
     # the 200 kB gzip bomb in a 64 kB budget is refused, not inflated
     assert session.pending() <= LIMIT
+
+
+def test_a_time_past_2106_is_refused_as_a_negative_one():
+    # Message mode: Fluent Bit drops it ("could not ingest Forward message: -4"); here the
+    # frame is refused as one with a negative time is. Forward mode keeps the entries before.
+    for frame in (["app", 2 ** 40, {"a": 1}], ["app", 2 ** 32, {"a": 1}],
+                  ["app", [[T // forward.NS, {"a": 1}], [1e12, {"a": 2}]]]):
+        session = _session()
+        requests = session.receive(CODEC.packb(frame))
+        assert "invalid time field" in session.error
+        assert [event for r in requests for event in r.events] == \
+            ([(T, {"a": 1})] if isinstance(frame[1], list) else [])
 
 
 @settings(max_examples=200, deadline=None)

@@ -104,6 +104,31 @@ def test_json_time_key():
     assert make("json", time_key="t").parse('{"t":"2024"}') == (None, {"t": "2024"})
 
 
+def test_a_time_no_event_can_carry_is_a_time_that_does_not_parse():
+    # Time_Strict off reads "garbage" as 1899-12-31 (Fluent Bit then loses the record, "error
+    # packing event"); a year past 2106 does not fit an EventTime. Both: warned, now, kept.
+    loose = make("json", time_key="t", time_format="%Y-%m-%dT%H:%M:%S", time_strict="off")
+    assert loose.parse('{"t":"garbage","a":1}') == (None, {"t": "garbage", "a": 1})
+    assert loose.parse('{"t":"","a":2}') == (None, {"t": "", "a": 2})
+    assert loose.parse('{"t":"2024-05-0","a":3}') == (1714435200000000000, {"a": 3})
+    strict = make("json", time_key="t", time_format="%Y-%m-%dT%H:%M:%S")
+    for text in ("1969-12-31T23:59:59", "2200-01-01T00:00:00", "9999-12-31T23:59:59"):
+        assert strict.parse('{"t":"%s"}' % text) == (None, {"t": text})
+    assert strict.parse('{"t":"2106-02-07T06:28:15"}') == (4294967295000000000, {})
+    assert (loose.time_failed, strict.time_failed) == (2, 3)
+    now = 1795510000 * 10 ** 9
+    assert loose.parse_lines(['{"t":"x"}', '{"t":"2024-05-0"}'], now) == \
+        [(now, {"t": "x"}), (1714435200000000000, {})]
+    # regex drops the field; logfmt and ltsv fail the text, the caller keeps the raw line
+    regex = make("regex", regex=r"^(?<time>\S+) (?<msg>.*)$",
+                 time_format="%Y-%m-%dT%H:%M:%S", time_strict="off")
+    assert regex.parse("garbage hello") == (None, {"msg": "hello"})
+    assert make("logfmt", time_key="ts", time_format="%Y-%m-%dT%H:%M:%S",
+                time_strict="off").parse("ts=garbage m=x") is None
+    assert make("ltsv", time_key="ts", time_format="%Y-%m-%dT%H:%M:%S",
+                time_strict="off").parse("ts:garbage\tm:x") is None
+
+
 # JSON texts built to hit every branch of the duplicate-key shortcut: three key names (so
 # keys repeat, in a new order), nested objects, '":' and braces inside strings, whitespace
 # before ':' now and then.

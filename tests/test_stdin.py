@@ -43,6 +43,20 @@ def test_json_maps_and_event_arrays_until_eof(tmp_path):
     assert "end of file (stdin closed by remote end)" in proc.stderr
 
 
+def test_a_time_no_event_can_carry_is_replaced_by_the_arrival_time(tmp_path):
+    # Before 1970 or past 2106 (an EventTime's uint32 seconds; 1e30 s would overflow msgpack's
+    # int64 of nanoseconds): the record is kept, stamped now, and the read logs it once.
+    data = ('[-5, {"a":1}]\n[1e30, {"a":2}]\n[[4294967296, {}], {"a":3}]\n'
+            '[1700000000, {"a":4}]\n')
+    proc, out = run_stdin(tmp_path, data)
+    assert proc.returncode == 0, proc.stderr
+    events = out_file_events(out)
+    assert [e[2] for e in events] == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
+    assert all(1700000000 < float(e[1]) < 4294967296 for e in events[:3])
+    assert events[3][1] == "1700000000.000000000"
+    assert proc.stderr.count("record time before 1970 or after 2106") == 1
+
+
 def test_parser_lines_and_unparsed_lines_kept(tmp_path):
     (tmp_path / "parsers.conf").write_text(
         "[PARSER]\n    Name kv\n    Format regex\n    Regex ^(?<k>[a-z]+)=(?<v>\\d+)$\n")

@@ -82,6 +82,18 @@ def test_strict_and_partial():
     assert sec("%Y-%m-%d", "x" * 70) is None
 
 
+def test_partial_match_builds_on_a_zeroed_struct_tm():
+    # Fluent Bit 5.1.1, json parser with Time_Strict off, checked on the binary: the fields
+    # read so far over tm_year 0 (1900), January, day 0.
+    loose = "%Y-%m-%dT%H:%M:%S"
+    assert sec(loose, "2024-05-0", strict=False) == "1714435200.000000000"
+    assert sec(loose, "2024-13-01T00:00:00", strict=False) == "1703980800.000000000"
+    # nothing readable: 1899-12-31T00:00:00, which Fluent Bit cannot pack (it loses the
+    # record) and edgeship's parsers refuse (test_parsers)
+    assert sec(loose, "garbage", strict=False) == "-2209075200.000000000"
+    assert sec(loose + ".%L", "", strict=False) == "-2209075200.000000000"
+
+
 def test_offset_and_zone_options():
     assert parse_offset("+0200") == 7200 and parse_offset("-06:30") == -23400
     assert parse_offset("Z") == 0

@@ -1,6 +1,7 @@
 """tail with multiline.parser: groups flushed at EOF and after flush_timeout, and a DB offset
 that never moves past lines an open group still holds."""
 import os
+import time
 
 from conftest import run_edgeship, wait_for
 from test_tail import count_lines, db_rows, records, write_config
@@ -31,6 +32,33 @@ def test_open_group_is_flushed_at_end_of_file(tmp_path):
         {"log": "worker starting\n"},
         {"log": "Traceback (most recent call last):\n  File \"w.py\", line 1, in <module>\n"
                 "ZeroDivisionError: division by zero\n"}]
+
+
+def test_docker_line_with_an_unreadable_time_is_delivered_and_the_process_ends(tmp_path):
+    # The built-in docker parser reads "time" with Time_Strict off: "garbage" made a year-0
+    # time that overflowed msgpack's int64 (the input died, the process hung with
+    # Exit_On_Eof; later the record was dropped). Fluent Bit loses it ("error packing event").
+    log = tmp_path / "c.log"
+    log.write_text('{"log":"hello\\n","stream":"stdout","time":"garbage"}\n'
+                   '{"log":"ok\\n","stream":"stdout","time":"2024-05-06T01:02:03.5Z"}\n')
+    (tmp_path / "fluent-bit.conf").write_text(
+        "[SERVICE]\n    Flush 0.1\n    Grace 2\n"
+        "[INPUT]\n    Name tail\n    Path %s\n    Tag c\n    Read_From_Head on\n"
+        "    Exit_On_Eof on\n    multiline.parser docker\n"
+        "[OUTPUT]\n    Name file\n    Match *\n    Path %s\n    Format out_file\n"
+        % (log, tmp_path))
+    started = time.time()
+    proc = run_edgeship(["-c", str(tmp_path / "fluent-bit.conf")])
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "c", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2, (lines, proc.stderr)
+    assert lines[0].startswith("c: [") and '"log":"hello\\n"' in lines[0] \
+        and '"time":"garbage"' in lines[0]
+    assert started - 1 <= float(lines[0][4:].split(",")[0]) <= time.time()
+    assert lines[1].startswith("c: [1714957323.500000000, {")
+    assert "invalid time format %Y-%m-%dT%H:%M:%S.%L for 'garbage'" in proc.stderr
+    assert "dropped" not in proc.stderr
 
 
 def test_open_group_is_flushed_after_flush_timeout(tmp_path, spawn):

@@ -19,7 +19,9 @@ Fluent Bit rules reproduced here:
   read in the local zone (Time_System_Timezone) or in an IANA zone (Time_Zone).
 - A format without ``%Y``/``%y``/``%s`` gets the current year, month and day as defaults.
 - Time_Strict off: a text that stops matching part way still gives a time, built from the
-  fields read so far (Fluent Bit's "non-exact match").
+  fields read so far over a zeroed ``struct tm`` (Fluent Bit's "non-exact match"): a text
+  that matches nothing gives 1899-12-31T00:00:00 (a format without a year: today, 00:00).
+  The parser refuses such a time (see ``events.in_range``).
 - A time text longer than 63 characters is refused.
 """
 import calendar
@@ -387,7 +389,8 @@ class TimeFormat:
         if match is None:
             return None
         complete = match.group(self.complete_group) is not None
-        tm = [0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 1900, 0, 0]
+        # A zeroed struct tm, as Fluent Bit's: year 1900 (tm_year 0), January, day 0.
+        tm = [1900, 0, 0, 0, 0, 0, 0, 0, 0, -1, 1900, 0, 0]
         if not self.with_year:
             self._today(tm, now)
         groups = match.groups()

@@ -41,7 +41,8 @@ except ImportError:  # MicroPython: gzip is not available there
     zlib = None
 import binascii
 
-NS = 1000000000
+from edgeship.core.events import NS, checked_seconds
+
 DEFAULT_PORT = 24224
 SIGNAL_LOGS = 0
 
@@ -453,15 +454,15 @@ class _BadEntry(Exception):
 
 def _time_of(t, strict):
     """Nanoseconds of a time field. Message mode (strict) takes EventTime or uint only;
-    entries also take a float, as Fluent Bit does."""
+    entries also take a float, as Fluent Bit does. A number past what an EventTime holds
+    (2106) is refused as a negative one is (Fluent Bit drops it: "could not ingest")."""
     kind = type(t)
     if kind is EventTime:
         return t.ns
-    if kind is int and t >= 0:
-        return t * NS
-    if kind is float and not strict and t >= 0:
-        whole = int(t)
-        return whole * NS + int(round((t - whole) * NS))
+    if kind is int or (kind is float and not strict):
+        time_ns = checked_seconds(t)
+        if time_ns is not None:
+            return time_ns
     raise _BadEntry("invalid time field %r" % (t,))
 
 

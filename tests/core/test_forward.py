@@ -146,6 +146,20 @@ def test_message_frame_without_ack():
                       "df00000001ad666c75656e745f7369676e616c00")
 
 
+def test_entry_times_an_event_time_cannot_hold_are_refused():
+    # Fluent Bit drops them ("could not ingest Forward message: -4"); in nanoseconds, seconds
+    # past 2106 could overflow the int64 a chunk stores. The entries before are kept.
+    good = {"a": 1}
+    events, error = forward.decode_entries([[1700000000, good], [2 ** 40, good], [1, good]])
+    assert events == [(1700000000 * forward.NS, good)] and "invalid time field" in error
+    for t in (2 ** 32, 1e12, -1, -0.5, float("inf"), float("nan")):
+        events, error = forward.decode_entries([[[t, {}], good]])
+        assert events == [] and "invalid time field" in error, t
+    events, error = forward.decode_entries([[2 ** 32 - 1, good], [4294967295.25, good]])
+    assert error is None
+    assert events == [(4294967295 * forward.NS, good), (4294967295250000000, good)]
+
+
 def test_handshake_messages_are_fluent_bits_bytes():
     assert forward.helo(H("9c76f66c1522d323ad902ffee093770c"), H("0774c35a06f1c96c0ce45389275d877d")) == H(
         "92a448454c4f82a56e6f6e6365b09c76f66c1522d323ad902ffee093770ca461757468b00774c35a06f1c96c0ce45389275d877d")

@@ -120,10 +120,22 @@ class LuaFilter(Filter):
         return time_ns / ev.NS
 
     def _time_out(self, value, fallback):
+        """The returned timestamp as nanoseconds; one an event cannot carry raises, so the
+        record is kept unchanged (Fluent Bit: "invalid table returned")."""
         if self.lua_type(value) == "table":
-            return int(value["sec"] or 0) * ev.NS + int(value["nsec"] or 0)
+            sec, nsec = value["sec"] or 0, value["nsec"] or 0
+            try:
+                time_ns = int(sec) * ev.NS + int(nsec)
+            except OverflowError:   # an infinity
+                time_ns = -1
+            if not ev.in_range(time_ns):
+                raise ValueError("timestamp {sec=%r, nsec=%r} out of range" % (sec, nsec))
+            return time_ns
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return ev.from_seconds(value)
+            time_ns = ev.checked_seconds(value)
+            if time_ns is None:
+                raise ValueError("timestamp %r out of range" % (value,))
+            return time_ns
         return fallback
 
     # -------------------------------------------------------------------------- filter

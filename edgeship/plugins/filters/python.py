@@ -8,10 +8,11 @@
 
 The function gets the batch, a list of (time_ns, record) tuples (and the tag first when it
 takes two arguments: ``def enrich(tag, events)``), and returns the list to pass on ([] drops
-them all). If it raises, or returns something that is not a list of (int, dict) pairs, the
-error is counted and logged and the batch goes on unchanged: the process never dies of a
-script error.
+them all). If it raises, or returns something that is not a list of (int, dict) pairs with
+times an event can carry (``events.in_range``: 1970 to 2106), the error is counted and logged
+and the batch goes on unchanged: the process never dies of a script error.
 """
+from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
@@ -23,7 +24,7 @@ def _valid(events):
         return False
     for event in events:
         if not (isinstance(event, tuple) and len(event) == 2 and isinstance(event[0], int)
-                and isinstance(event[1], dict)):
+                and ev.in_range(event[0]) and isinstance(event[1], dict)):
             return False
     return True
 
@@ -68,8 +69,9 @@ class PythonFilter(Filter):
             return events
         if not _valid(result):
             self.errors += 1
-            self.log.error("%s must return a list of (time_ns, record) tuples; batch of %d "
-                           "records passed on unchanged", self.conf["call"], len(events))
+            self.log.error("%s must return a list of (time_ns, record) tuples, time_ns from "
+                           "1970 to 2106; batch of %d records passed on unchanged",
+                           self.conf["call"], len(events))
             return events
         return result
 

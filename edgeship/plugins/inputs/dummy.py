@@ -44,6 +44,10 @@ class DummyInput(Input):
         self.start_ns = None
         if sec >= 0 or nsec >= 0:
             self.start_ns = max(sec, 0) * ev.NS + max(nsec, 0)
+            if not ev.in_range(self.start_ns):
+                raise ConfigError("dummy: start_time_sec %d + start_time_nsec %d is past 2106 "
+                                  "(%d s), the last time a record can carry"
+                                  % (sec, nsec, ev.TIME_LIMIT - 1), key="start_time_sec")
         self.started_ns = None      # when the first run() began
         self.sent = 0               # emissions so far
 

@@ -3,10 +3,11 @@ everything read was delivered.
 
 Without a Parser the input is a stream of JSON values (several per line or one over several
 lines): a map is a record stamped now, ``[time, map]`` or ``[[time, metadata], map]`` a record
-with its own time; anything else is skipped, counted and logged once per read (so is a value
-nested deeper than ``untrusted.MAX_DEPTH`` levels). With a Parser each line is parsed; a line
-it does not match (a JSON line too deep for the json parser included) is kept raw under
-``log`` and counted.
+with its own time (one before 1970 or after 2106, which no event carries, is replaced by the
+arrival time, counted and logged once per read); anything else is skipped, counted and logged
+once per read (so is a value nested deeper than ``untrusted.MAX_DEPTH`` levels). With a
+Parser each line is parsed; a line it does not match (a JSON line too deep for the json
+parser included) is kept raw under ``log`` and counted.
 
 Differences from Fluent Bit, for safety: Fluent Bit drops its whole buffer at the first
 invalid JSON and parses partial lines with a Parser; edgeship skips only the bad line, waits
@@ -33,7 +34,8 @@ _SPACE = " \t\r\n"
 
 
 def _event(value, now):
-    """A decoded JSON value as an event, or None when it is not a map or [time, map]."""
+    """A decoded JSON value as an event, or None when it is not a map or [time, map]. A
+    time an event cannot carry (before 1970, past 2106) comes back as None."""
     if isinstance(value, dict):
         return now, value
     if isinstance(value, list) and len(value) == 2 and isinstance(value[1], dict):
@@ -41,7 +43,7 @@ def _event(value, now):
         if isinstance(stamp, list) and stamp:
             stamp = stamp[0]        # [[time, metadata], map] (Fluent Bit 2.1+)
         if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
-            return ev.from_seconds(stamp), value[1]
+            return ev.checked_seconds(stamp), value[1]
     return None
 
 
@@ -146,7 +148,7 @@ class StdinInput(Input):
         text = self.text
         now = ev.now_ns()
         events = []
-        invalid = not_map = too_deep = 0
+        invalid = not_map = too_deep = bad_time = 0
         example = None
         pos, end = 0, len(text)
         while True:
@@ -180,16 +182,22 @@ class StdinInput(Input):
             event = _event(value, now)
             if event is None:
                 not_map += 1
-            else:
-                events.append(event)
+                continue
+            if event[0] is None:
+                bad_time += 1
+                event = (now, event[1])
+            events.append(event)
         self.text = text[pos:]
-        if invalid or not_map or too_deep:
-            self._report(invalid, example, not_map, too_deep)
+        if invalid or not_map or too_deep or bad_time:
+            self._report(invalid, example, not_map, too_deep, bad_time)
         return events
 
-    def _report(self, invalid, example, not_map, too_deep):
-        """One line per kind of skipped value and read, not one per value."""
-        self.invalid += invalid + not_map + too_deep
+    def _report(self, invalid, example, not_map, too_deep, bad_time):
+        """One line per kind of bad value and read, not one per value."""
+        self.invalid += invalid + not_map + too_deep + bad_time
+        if bad_time:
+            self.log.warn("record time before 1970 or after 2106, stamped with the arrival "
+                          "time instead (%d in this read)", bad_time)
         if invalid:
             self.log.warn("invalid JSON message, skipping: %r (%d in this read)", example,
                           invalid)

@@ -17,10 +17,15 @@ Fluent Bit behaviour kept here (src/flb_parser*.c, 5.1.1):
   [try_next|do_next]``: the rules of one key run in config order; _As replaces the value
   in place, Decode_Field appends the keys of a decoded JSON map to the record.
 - A key written twice in one record keeps the last value, at the later position.
+
+Difference: a time before 1970 or past 2106 (Time_Strict off gives year 1900 to a text it
+cannot read) is handled as a time that does not parse, with its warning; Fluent Bit loses the
+record ("error packing event").
 """
 import re
 
 from edgeship.core.errors import ConfigError
+from edgeship.core.events import in_range
 from edgeship.core.schema import Option, Schema
 from edgeship.engine.log import Log
 from edgeship.codecs.strptime import TimeFormat
@@ -134,9 +139,19 @@ class Parser:
             record = self.decoders.apply(record)
         return time_ns, record
 
+    def _parse_time(self, value):
+        """Nanoseconds of a Time_Key value, or None. A time an event cannot carry (before
+        1970 or past 2106, see ``events.in_range``) counts as one that does not parse:
+        Time_Strict off makes of an unreadable text such a time (year 1900, as Fluent Bit's
+        zeroed ``struct tm``), with which Fluent Bit loses the record."""
+        result = self.time_format.parse(value)
+        if result is None or in_range(result):
+            return result
+        return None
+
     def lookup_time(self, value):
         """Nanoseconds of a Time_Key value, or None (with Fluent Bit's warning)."""
-        result = self.time_format.parse(value)
+        result = self._parse_time(value)
         if result is None:
             self.time_failed += 1
             self.log.warn_often("invalid time format %s for '%s'", self.time_format.fmt,
@@ -145,7 +160,7 @@ class Parser:
 
     def lookup_time_or_fail(self, value):
         """logfmt and ltsv: a time that does not parse fails the whole text."""
-        result = self.time_format.parse(value)
+        result = self._parse_time(value)
         if result is None:
             self.time_failed += 1
             self.failed += 1
