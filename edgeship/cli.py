@@ -112,6 +112,11 @@ def _general_help():
 
 
 def main(argv=None):
+    # Until the engine runs, a reader that went away (`edgeship spool dump | head`, `-h |
+    # head`) ends the process quietly, as it ends cat: SIGPIPE's default action, instead of a
+    # BrokenPipeError traceback. run() ignores SIGPIPE again (Python's default) before the
+    # engine starts: its sockets and stdout plugins handle EPIPE themselves.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["spool"]:
         from edgeship.storage.tool import main as spool_main
@@ -246,6 +251,7 @@ def run(opts):
     if not engine.inputs and not engine.outputs:
         sys.stderr.write(USAGE)
         return 1
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     import asyncio
     return asyncio.run(engine.run(early_signals))
 

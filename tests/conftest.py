@@ -36,6 +36,20 @@ def run_edgeship(args, cwd=None, timeout=30, env=None, input=None):
                           input=input, capture_output=True, text=True)
 
 
+def run_edgeship_into_a_closed_pipe(args, stream="stdout", input=None, timeout=30):
+    """Run edgeship with ``stream`` (stdout or stderr) a pipe nobody reads any more, as after
+    ``edgeship ... | head`` once head exited; returns CompletedProcess (text) with the other
+    stream captured."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    other = "stderr" if stream == "stdout" else "stdout"
+    try:
+        return subprocess.run(EDGESHIP + list(args), timeout=timeout, input=input, text=True,
+                              **{stream: write_end, other: subprocess.PIPE})
+    finally:
+        os.close(write_end)
+
+
 class Child:
     """edgeship running in the background, killed (SIGKILL) at the end of the test."""
 

@@ -1,7 +1,8 @@
 """The fluent-bit compatible command line, run as a real child process."""
+import signal
 import textwrap
 
-from conftest import run_edgeship
+from conftest import run_edgeship, run_edgeship_into_a_closed_pipe
 
 
 def write(path, text):
@@ -30,6 +31,15 @@ def test_a_plugin_that_is_a_package_is_listed_and_helped_like_a_module():
     assert proc.returncode == 0 and "Path" in proc.stdout and "Rotate_Wait" in proc.stdout
     assert run_edgeship(["-i", "tail", "-p", "path=/var/log/x.log", "-o", "null",
                          "--dry-run"]).returncode == 0
+
+
+def test_a_reader_gone_ends_the_process_quietly_as_it_ends_cat():
+    # `edgeship -h | head`: the default SIGPIPE action, no BrokenPipeError traceback.
+    for args in (["-h"], ["-i", "tail", "-h"], ["--version"]):
+        proc = run_edgeship_into_a_closed_pipe(args)
+        assert proc.returncode == -signal.SIGPIPE and proc.stderr == "", (args, proc.stderr)
+    proc = run_edgeship_into_a_closed_pipe(["--no-such-option"], stream="stderr")
+    assert proc.returncode == -signal.SIGPIPE and proc.stdout == ""
 
 
 def test_plugin_help_comes_from_the_schema():

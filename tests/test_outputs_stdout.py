@@ -1,6 +1,8 @@
 """stdout output, run as a real edgeship child process (stdin input, so each run ends on its
 own once everything was printed)."""
-from conftest import run_edgeship
+import json
+
+from conftest import run_edgeship, run_edgeship_into_a_closed_pipe
 
 LINES = ('[1711360801, {"k":"v","f":1.5,"b":true,"n":null}]\n'
          '[1711360802.25, {"s":"\\u00e9 \\"q\\"","l":[1,"a"],"m":{"x":{}}}]\n'
@@ -50,3 +52,21 @@ def test_bad_format_or_date_format_is_a_config_error():
         result = run_edgeship(["-i", "dummy", "-o", "stdout", "-p", prop, "--dry-run"])
         assert result.returncode == 1, prop
         assert prop.split("=")[1] in result.stderr
+
+
+def test_a_closed_stdout_is_reported_once_and_the_process_carries_on(tmp_path):
+    # Fluent Bit ignores SIGPIPE and write errors and goes on. Here too, with one error per
+    # plugin that prints (not one per chunk), while the other outputs get every record.
+    lines = "".join('[1711360801, {"n":%d}]\n' % n for n in range(3000))
+    proc = run_edgeship_into_a_closed_pipe(
+        ["-f", "0.1", "-i", "stdin", "-t", "app", "-p", "buffer_size=16000",
+         "-F", "stdout", "-m", "*", "-o", "stdout", "-m", "*", "-o", "counter", "-m", "*",
+         "-o", "file", "-m", "*", "-p", "path=%s" % tmp_path, "-p", "format=plain"],
+        input=lines)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "app") as f:
+        assert [json.loads(line)["n"] for line in f] == list(range(3000))
+    closed = [line for line in proc.stderr.splitlines() if "stdout is closed" in line]
+    assert len(closed) == 3, proc.stderr
+    assert "[stdout.0]" in closed[0] and "Traceback" not in proc.stderr \
+        and "Exception ignored" not in proc.stderr and "dropped" not in proc.stderr

@@ -5,7 +5,9 @@ import io
 import os
 import random
 import re
+import signal
 
+from conftest import run_edgeship_into_a_closed_pipe
 from edgeship.engine.ack import Ack
 from edgeship.engine.log import Log
 from edgeship.storage import tool
@@ -226,6 +228,16 @@ def test_dump_and_check(tmp_path):
     assert "torn tail" in text.getvalue()
     assert tool.main(["dump"], io.StringIO()) == 2
     assert tool.main(["check", str(tmp_path / "missing")], io.StringIO()) == 2
+
+
+def test_dump_into_a_closed_pipe_ends_quietly(tmp_path):
+    # `edgeship spool dump PATH --records | head` printed a BrokenPipeError traceback.
+    storage, out = _started(str(tmp_path))
+    storage.put(_input(), "app", _batch(0, 50), None, [out])
+    storage.tick()
+    for command in (["dump", str(tmp_path), "--records"], ["check", str(tmp_path)]):
+        proc = run_edgeship_into_a_closed_pipe(["spool"] + command)
+        assert proc.returncode == -signal.SIGPIPE and proc.stderr == "", proc.stderr
 
 
 def test_full_sync_releases_acks_after_fsync(tmp_path):

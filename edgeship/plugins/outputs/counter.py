@@ -9,7 +9,7 @@ import asyncio
 import time
 
 from edgeship.engine.plugin import OK, Output
-from edgeship.plugins.outputs.stdout import write_stdout
+from edgeship.plugins.outputs.stdout import warn_stdout_closed, write_stdout
 
 
 class CounterOutput(Output):
@@ -20,7 +20,9 @@ class CounterOutput(Output):
         count = len(events)
         line = (b'{"ts":%.6f,"serialized_events":%d,"log_records":%d,"total":%d}\n'
                 % (time.time(), count, count, 2 * count))
-        await asyncio.to_thread(write_stdout, line)  # a stalled stdout must not stall the loop
+        # a stalled stdout must not stall the loop
+        if not await asyncio.to_thread(write_stdout, line):
+            warn_stdout_closed(self)
         return OK
 
 

@@ -4,8 +4,13 @@ Format msgpack (the default) is Fluent Bit's human print, one line per record:
 ``[0] tag: [[1711360801.000000000, {}], {"k"=>"v", "f"=>1.500000, "n"=>nil}]``, counting from
 0 in every chunk. json, json_lines and json_stream print JSON with the time under
 json_date_key (in json_date_format) as the first key. One write per chunk.
+
+A closed stdout (the reader of ``edgeship ... | head`` is gone) is Fluent Bit's case too: it
+ignores SIGPIPE and the write error, and reports the chunk delivered. So does edgeship, with
+one error line per plugin instead of none; nothing can ever read those records again.
 """
 import asyncio
+import os
 import sys
 
 from edgeship.codecs import formats
@@ -13,11 +18,36 @@ from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, Output
 
 
+_stdout_closed = False
+
+
 def write_stdout(data):
-    """Write all of ``data`` to the process's standard output (blocking)."""
-    out = sys.stdout.buffer
-    out.write(data)
-    out.flush()
+    """Write all of ``data`` to the process's standard output (blocking), after any text
+    already in ``sys.stdout``'s buffer. False when stdout is a closed pipe: it then points at
+    /dev/null, so later writes and Python's flush at exit fail no more."""
+    global _stdout_closed
+    if _stdout_closed:
+        return False
+    try:
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+        return True
+    except BrokenPipeError:
+        _stdout_closed = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        return False
+
+
+def warn_stdout_closed(plugin):
+    """The one error line a plugin logs when stdout turns out to be closed."""
+    if not getattr(plugin, "told_stdout_closed", False):
+        plugin.told_stdout_closed = True
+        plugin.log.error("stdout is closed (broken pipe): what %s prints is discarded from "
+                         "now on", plugin.name)
 
 
 class StdoutOutput(Output):
@@ -48,10 +78,12 @@ class StdoutOutput(Output):
         data = self.render(tag, events)
         try:
             # A slow reader of a pipe must not stall the loop.
-            await asyncio.to_thread(write_stdout, data)
-        except OSError as exc:  # stdout closed: nobody will ever read these records
+            written = await asyncio.to_thread(write_stdout, data)
+        except OSError as exc:
             self.log.error("cannot write %d records to stdout: %s", len(events), exc)
             return ERROR
+        if not written:
+            warn_stdout_closed(self)
         return OK
 
 
