@@ -147,6 +147,13 @@ def test_json_floats_use_fluent_bit_notation(fmt):
     assert fmt.to_json([math.nan, math.inf, -math.inf]) == b"[null,null,null]"
 
 
+def test_every_orjson_float_notation_takes_the_exact_path():
+    # orjson 3.11.5, the last release for Python 3.9, writes exponents without '+'.
+    for text in (b'{"f":6.02e23}', b'{"f":6.02e+23}', b'[1e-07]', b'[1.5]', b'{"a":[2.5e300]}'):
+        assert formats._has_float(text), text
+    assert not formats._has_float(b'{"n":602,"s":"e23 x"}')
+
+
 @both
 def test_json_escapes_like_fluent_bit(fmt):
     text = 'q" b\\ s/ \n\r\t\b\f \x00\x01\x0b\x1b\x1f\x7f é ✓ 🚀'

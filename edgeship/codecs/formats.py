@@ -56,12 +56,13 @@ class _Raw:
 _Fragment = orjson.Fragment if orjson else _Raw
 _TWO_63 = 9223372036854775808.0
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
-# A float in orjson's output: digits, then '.' and digits or 'e+'/'e-' and digits, ended by
-# the ',', '}' or ']' after a value. Both patterns start with a literal, which the regex
+# A float in orjson's output: digits, then '.' and digits or 'e', '+'/'-' and digits, ended
+# by the ',', '}' or ']' after a value: orjson 3.11.5 (the last for Python 3.9) writes
+# 6.02e23, 3.13 writes 6.02e+23. Both patterns start with a literal, which the regex
 # engine scans for quickly; '.' is first looked for with a byte search (memchr). Text inside
 # a string rarely looks like a float value and then only costs the exact path.
-_DOT_FLOAT = re.compile(rb"\.\d+(?:e[-+]\d+)?[,}\]]")
-_EXP_FLOAT = re.compile(rb"e[-+]\d+[,}\]]")
+_DOT_FLOAT = re.compile(rb"\.\d+(?:e[-+]?\d+)?[,}\]]")
+_EXP_FLOAT = re.compile(rb"e[-+]?\d+[,}\]]")
 _NON_ASCII = re.compile("[^\x00-\x7e]+")
 # Batches are rendered by one orjson call on [r1, SEP, r2, SEP, ...]: orjson escapes every
 # control character inside strings, so the raw NUL of the separator marks record boundaries.
