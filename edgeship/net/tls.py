@@ -46,6 +46,9 @@ def tls_context(conf, server):
                 raise ConfigError("cannot load '%s': %s" % (conf[key], exc.strerror or exc),
                                   key=key)
     ctx = ssl.create_default_context(purpose)
+    # Verify as OpenSSL does by default, as Fluent Bit does, whatever the Python: 3.13 turns on
+    # X509_STRICT (which refuses, say, a CA without keyUsage) and PARTIAL_CHAIN.
+    ctx.verify_flags &= ~(ssl.VERIFY_X509_STRICT | getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0))
     if conf.get("tls.ca_file") or conf.get("tls.ca_path"):
         try:
             ctx.load_verify_locations(conf.get("tls.ca_file"), conf.get("tls.ca_path"))
