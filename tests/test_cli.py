@@ -2,6 +2,8 @@
 import signal
 import textwrap
 
+import pytest
+
 from conftest import run_edgeship, run_edgeship_into_a_closed_pipe
 
 
@@ -33,6 +35,7 @@ def test_a_plugin_that_is_a_package_is_listed_and_helped_like_a_module():
                          "--dry-run"]).returncode == 0
 
 
+@pytest.mark.e2e
 def test_a_reader_gone_ends_the_process_quietly_as_it_ends_cat():
     # `edgeship -h | head`: the default SIGPIPE action, no BrokenPipeError traceback.
     for args in (["-h"], ["-i", "tail", "-h"], ["--version"]):

@@ -152,6 +152,7 @@ def _expected(count):
     return ["line-%07d" % i for i in range(count)]
 
 
+@pytest.mark.e2e
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, setups):
     rnd = random.Random(20261123)
     s = Setup(tmp_path, output_extra="    Delay 0.05\n    Fail_Ratio 0.2")

@@ -148,6 +148,7 @@ SECURITY = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("security", sorted(SECURITY))
 def test_every_mode_and_option_arrives_exactly(spawn, tmp_path, security):
     server_keys, client_keys = SECURITY[security]
@@ -206,6 +207,7 @@ def _certificates(tmp_path):
     return d
 
 
+@pytest.mark.e2e
 def test_tls_with_verified_certificates(spawn, tmp_path):
     certs = _certificates(tmp_path)
     recv = start_receiver(spawn, tmp_path, tls="on", **{
@@ -248,6 +250,7 @@ def test_unix_socket_and_upstream_failover(spawn, tmp_path):
     assert recv_unix.proc.poll() is None
 
 
+@pytest.mark.e2e
 def test_fluent_logger_client(spawn, tmp_path):
     from fluent import sender
     recv = start_receiver(spawn, tmp_path)
@@ -268,6 +271,7 @@ def test_fluent_logger_client(spawn, tmp_path):
         ("app.ns", (START_SEC + i) * forward.NS + 250000000, i) for i in range(5)]
 
 
+@pytest.mark.e2e
 def test_ack_is_sent_only_once_the_output_confirmed(spawn, tmp_path):
     """The receiver's file output cannot write (no directory, no Mkdir): no ack may come."""
     port = free_port()

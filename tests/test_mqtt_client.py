@@ -64,6 +64,7 @@ def records(sub, skip_probes=True):
     return [r for r in out if not (skip_probes and r[1].get("topic") == "in/probe")]
 
 
+@pytest.mark.e2e
 def test_formats_and_topic_tags(tmp_path, broker, spawn):
     cases = {
         "json": (b'{"t":21.5}\n{"t":22.0}', [{"t": 21.5}, {"t": 22.0}]),
@@ -117,6 +118,7 @@ def test_persistent_session_catches_up_after_edgeship_restart(tmp_path, broker, 
     sub.close()
 
 
+@pytest.mark.e2e
 def test_messages_are_acked_only_after_delivery(tmp_path, broker, spawn):
     """The output broker is down: edgeship holds the messages unacknowledged; SIGKILLed, it
     loses nothing, because the input broker sends them again on the next start."""

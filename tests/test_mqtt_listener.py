@@ -147,6 +147,7 @@ def test_fluent_bit_vectors(tmp_path, broker, spawn, options, vectors):
     sub.close()
 
 
+@pytest.mark.e2e
 def test_paho_clients_v311_and_v5_json_and_cbor(tmp_path, broker, spawn):
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -177,6 +178,7 @@ def test_paho_clients_v311_and_v5_json_and_cbor(tmp_path, broker, spawn):
     sub.close()
 
 
+@pytest.mark.e2e
 def test_mosquitto_pub_json_and_cbor_file(tmp_path, broker, spawn):
     sub = Subscriber(broker, "out/#")
     _, port = start_edgeship(spawn, broker, tmp_path, [("Format", "auto"),

@@ -40,6 +40,7 @@ def received(sub, count):
     return sub.messages
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("qos", [0, 1, 2])
 def test_every_qos_delivers_json_records(tmp_path, broker, spawn, qos):
     sub = Subscriber(broker, "out/#", qos=2)
@@ -110,6 +111,7 @@ def test_mqtt5_and_retain(tmp_path, broker, spawn):
     sub.close()
 
 
+@pytest.mark.e2e
 def test_tls_with_client_certificate(tmp_path, spawn):
     broker = Broker(tmp_path / "broker", tls=True, require_certificate=True).start()
     try:

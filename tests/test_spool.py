@@ -7,6 +7,8 @@ import random
 import re
 import signal
 
+import pytest
+
 from conftest import run_edgeship_into_a_closed_pipe
 from edgeship.engine.ack import Ack
 from edgeship.engine.log import Log
@@ -230,6 +232,7 @@ def test_dump_and_check(tmp_path):
     assert tool.main(["check", str(tmp_path / "missing")], io.StringIO()) == 2
 
 
+@pytest.mark.e2e
 def test_dump_into_a_closed_pipe_ends_quietly(tmp_path):
     # `edgeship spool dump PATH --records | head` printed a BrokenPipeError traceback.
     storage, out = _started(str(tmp_path))

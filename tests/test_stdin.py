@@ -4,7 +4,11 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from conftest import EDGESHIP, run_edgeship, wait_for
+
+pytestmark = pytest.mark.e2e
 
 OUT_ARGS = ["-f", "0.1", "-o", "file", "-m", "*", "-p", "format=out_file"]
 

@@ -5,6 +5,7 @@ import sqlite3
 import struct
 import time
 
+import pytest
 import xxhash
 
 from conftest import run_edgeship, wait_for
@@ -53,6 +54,7 @@ def test_compose_regex_tag_fills_captures_and_underscores():
     assert compose_regex_tag("k.<app>", regex, "/elsewhere") is None
 
 
+@pytest.mark.e2e
 def test_glob_exclude_path_key_and_tag_expansion(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -195,6 +197,7 @@ def db_rows(db):
         conn.close()
 
 
+@pytest.mark.e2e
 def test_db_uses_fluent_bit_table_and_resumes(tmp_path):
     log = tmp_path / "app.log"
     log.write_text("one\ntwo\n")
@@ -337,6 +340,7 @@ def write_while_followed(log, out, total, rotate, bursts=40, rotate_every=10):
     f.close()
 
 
+@pytest.mark.e2e
 def test_rename_rotation_while_writing_loses_nothing(tmp_path, spawn):
     log = tmp_path / "app.log"
     log.write_text("")

@@ -3,6 +3,8 @@ that never moves past lines an open group still holds."""
 import os
 import time
 
+import pytest
+
 from conftest import run_edgeship, wait_for
 from test_tail import count_lines, db_rows, records, write_config
 
@@ -34,6 +36,7 @@ def test_open_group_is_flushed_at_end_of_file(tmp_path):
                 "ZeroDivisionError: division by zero\n"}]
 
 
+@pytest.mark.e2e
 def test_docker_line_with_an_unreadable_time_is_delivered_and_the_process_ends(tmp_path):
     # The built-in docker parser reads "time" with Time_Strict off: "garbage" made a year-0
     # time that overflowed msgpack's int64 (the input died, the process hung with

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 EDGESHIP = [sys.executable, "-m", "edgeship"]
@@ -262,6 +263,7 @@ def test_command_line_paths_that_are_no_file(tmp_path):
     assert code == 1 and "No such file" in error and "key 'workdir'" in error
 
 
+@pytest.mark.e2e
 def test_an_unusable_log_file_falls_back_to_stderr_with_an_error_line(tmp_path):
     """As Fluent Bit: a Log_File in a missing folder (or a directory, or a FIFO nobody reads)
     is an error line on stderr, and the log goes there; the config is still good."""

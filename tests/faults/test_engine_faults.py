@@ -372,6 +372,7 @@ def _crashing_conf(tmp_path, **input_keys):
 """ % ("\n".join("    %s %s" % item for item in keys.items()), tmp_path))
 
 
+@pytest.mark.e2e
 def test_an_input_that_dies_is_restarted_with_backoff_and_its_records_delivered(tmp_path, runs):
     run = Run(tmp_path, _crashing_conf(tmp_path))
     runs.append(run)
