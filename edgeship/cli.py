@@ -10,45 +10,68 @@ import sys
 
 from edgeship import __version__
 
-USAGE = """Usage: edgeship [OPTION]
+# The command-line options, declared once: the parser, the usage text and the man page
+# (edgeship --man) read them. (short flag or None, long name, value name or None, help)
+CLI_OPTIONS = (
+    ("-b", "storage_path", "PATH", "specify a storage buffering path"),
+    ("-c", "config", "FILE", "specify an optional configuration file"),
+    (None, "example", "NAME", "run a shipped example config (edgeship examples lists them)"),
+    ("-d", "daemon", None, "not supported: stays in the foreground (use the systemd unit)"),
+    ("-f", "flush", "SECONDS", "flush timeout in seconds (default: 1)"),
+    ("-F", "filter", "FILTER", "set a filter"),
+    ("-i", "input", "INPUT", "set an input"),
+    ("-m", "match", "MATCH", "set plugin match, same as '-p match=abc'"),
+    ("-o", "output", "OUTPUT", "set an output"),
+    ("-p", "prop", "\"A=B\"", "set plugin configuration property"),
+    ("-R", "parser", "FILE", "specify a parser configuration file"),
+    ("-l", "log_file", "FILE", "write log info to a file"),
+    ("-t", "tag", "TAG", "set plugin tag, same as '-p tag=abc'"),
+    ("-H", "http", None, "enable the monitoring HTTP server"),
+    ("-L", "http_listen", "ADDRESS", "monitoring HTTP server address"),
+    ("-P", "http_port", "PORT", "monitoring HTTP server port"),
+    ("-v", "verbose", None, "increase logging verbosity (default: info)"),
+    ("-q", "quiet", None, "quiet mode"),
+    ("-D", "dry-run", None, "dry run: validate the configuration and exit"),
+    ("-w", "workdir", "DIR", "change to this directory before loading"),
+    (None, "man", None, "print the manual page (edgeship --man | man -l -)"),
+    ("-V", "version", None, "show version number"),
+    ("-h", "help", None, "print this help, or a plugin's options after -i/-F/-o NAME"),
+)
+# Commands that take the place of the options: (synopsis, help)
+COMMANDS = (
+    ("edgeship spool dump PATH [--records]", "print the chunks of a spool"),
+    ("edgeship spool check PATH", "exit non-zero when a spool is damaged"),
+    ("edgeship examples [NAME]", "list the shipped examples, or print one"),
+)
 
-Available Options
-  -b  --storage_path=PATH specify a storage buffering path
-  -c  --config=FILE       specify an optional configuration file
-  -f, --flush=SECONDS     flush timeout in seconds (default: 1)
-  -F  --filter=FILTER     set a filter
-  -i, --input=INPUT       set an input
-  -m, --match=MATCH       set plugin match, same as '-p match=abc'
-  -o, --output=OUTPUT     set an output
-  -p, --prop="A=B"        set plugin configuration property
-  -R, --parser=FILE       specify a parser configuration file
-  -l, --log_file=FILE     write log info to a file
-  -t, --tag=TAG           set plugin tag, same as '-p tag=abc'
-  -v, --verbose           increase logging verbosity (default: info)
-  -q, --quiet             quiet mode
-  -D, --dry-run           dry run: validate the configuration and exit
-  -w, --workdir=DIR       change to this directory before loading
-  -V, --version           show version number
-  -h, --help              print this help, or a plugin's options after -i/-F/-o NAME
 
-  edgeship spool dump PATH [--records]   print the chunks of a spool
-  edgeship spool check PATH              exit non-zero when a spool is damaged
-"""
+def _usage():
+    lines = ["Usage: edgeship [OPTION]", "", "Available Options"]
+    for short, long, value, text in CLI_OPTIONS:
+        flag = "%s, " % short if short else "    "
+        lines.append("  %s%-22s %s" % (flag, "--" + long + ("=" + value if value else ""),
+                                       text))
+    lines.append("")
+    lines += ["  %-38s %s" % command for command in COMMANDS]
+    return "\n".join(lines) + "\n"
 
-# flag -> (long name, takes a value)
-FLAGS = {
-    "-b": "storage_path", "-c": "config", "-f": "flush", "-F": "filter", "-i": "input",
-    "-m": "match", "-o": "output", "-p": "prop", "-R": "parser", "-l": "log_file",
-    "-t": "tag", "-w": "workdir", "-L": "http_listen", "-P": "http_port",
-    "-v": "verbose", "-q": "quiet", "-D": "dry-run", "-V": "version", "-h": "help",
-    "-H": "http", "-d": "daemon",
-}
-WITH_VALUE = {"storage_path", "config", "flush", "filter", "input", "match", "output", "prop",
-              "parser", "log_file", "tag", "workdir", "http_listen", "http_port"}
+
+USAGE = _usage()
+# flag -> long name
+FLAGS = {short: long for short, long, _value, _help in CLI_OPTIONS if short}
+WITH_VALUE = {long for _short, long, value, _help in CLI_OPTIONS if value}
+LONG_NAMES = {long for _short, long, _value, _help in CLI_OPTIONS}
 LONG_ALIASES = {"http_server": "http", "dry_run": "dry-run"}
-# option -> the [SERVICE] key it sets (-H is a flag: it turns HTTP_Server on)
+# option -> the [SERVICE] key it sets (-H and -d are flags: they turn their key on)
 SERVICE_FLAGS = {"flush": "flush", "log_file": "log_file", "storage_path": "storage.path",
-                 "http": "http_server", "http_listen": "http_listen", "http_port": "http_port"}
+                 "http": "http_server", "http_listen": "http_listen", "http_port": "http_port",
+                 "daemon": "daemon"}
+ON_FLAGS = ("http", "daemon")
+# Why Daemon On is refused (Fluent Bit forks into the background).
+DAEMON_WARNING = ("Daemon On is not supported, staying in the foreground: a process that "
+                  "forks away from its supervisor is not restarted when it fails and its log "
+                  "goes nowhere; run edgeship under systemd (edgeship examples "
+                  "systemd/edgeship.service) or a container runtime")
 
 
 class UsageError(Exception):
@@ -65,7 +88,7 @@ def parse_args(argv):
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
             name = LONG_ALIASES.get(name, name)
-            if name not in FLAGS.values():
+            if name not in LONG_NAMES:
                 raise UsageError("unknown option '%s'" % arg)
         elif arg.startswith("-") and len(arg) >= 2:
             name = FLAGS.get(arg[:2])
@@ -116,6 +139,8 @@ def main(argv=None):
     if argv[:1] == ["spool"]:
         from edgeship.storage.tool import main as spool_main
         return spool_main(argv[1:])
+    if argv[:1] == ["examples"]:
+        return examples_command(argv[1:])
     try:
         opts = parse_args(argv)
     except UsageError as exc:
@@ -124,6 +149,10 @@ def main(argv=None):
     names = [name for name, _ in opts]
     if "version" in names:
         print("edgeship v%s (Fluent Bit 5.1.1 compatible)" % __version__)
+        return 0
+    if "man" in names:
+        from edgeship.manpage import render
+        sys.stdout.write(render())
         return 0
     if "help" in names:
         # `-i tail -h` prints the options of that plugin.
@@ -138,6 +167,88 @@ def main(argv=None):
         print(_general_help())
         return 0
     return run(opts)
+
+
+def examples_dir():
+    """The example configs shipped inside the package (the repository's configs/)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+
+
+def examples():
+    """[(name, path, summary)] of the runnable example configs (those with an [INPUT]): a
+    folder's fluent-bit.conf is named by the folder, another config by folder/file."""
+    found = []
+    base = examples_dir()
+    for folder in sorted(os.listdir(base)):
+        if not os.path.isdir(os.path.join(base, folder)):
+            continue
+        for filename in sorted(os.listdir(os.path.join(base, folder))):
+            path = os.path.join(base, folder, filename)
+            if not filename.endswith(".conf"):
+                continue
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if "[INPUT]" not in text.upper():
+                continue
+            name = folder if filename == "fluent-bit.conf" else folder + "/" + filename[:-5]
+            found.append((name, path, _summary(text)))
+    return found
+
+
+def _summary(text):
+    """The first sentence of a config's opening comment."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line[1:].strip():
+            break
+        words.append(line[1:].strip())
+    paragraph = " ".join(words)
+    end = paragraph.find(". ")
+    return paragraph[:end + 1] if end >= 0 else paragraph
+
+
+def example_path(name):
+    """The file of example ``name`` (an example's name or a file under the examples), or
+    None."""
+    for example, path, _summary_text in examples():
+        if example == name:
+            return path
+    base = examples_dir()
+    path = os.path.normpath(os.path.join(base, name))
+    if path.startswith(base + os.sep) and os.path.isfile(path):
+        return path
+    return None
+
+
+def examples_command(args):
+    """``edgeship examples``: list them; ``edgeship examples NAME``: print one."""
+    if len(args) > 1 or args[:1] in (["-h"], ["--help"]):
+        sys.stderr.write("usage: edgeship examples [NAME]\n")
+        return 1 if len(args) > 1 else 0
+    if args:
+        path = example_path(args[0])
+        if path is None:
+            sys.stderr.write("edgeship: no example named '%s'; 'edgeship examples' lists them\n"
+                             % args[0])
+            return 1
+        with open(path, encoding="utf-8") as f:
+            sys.stdout.write(f.read())
+        return 0
+    import textwrap
+    base = examples_dir()
+    lines = ["Example configs shipped with edgeship, in %s:" % base, ""]
+    for name, _path, summary in examples():
+        lines += textwrap.wrap(summary, 98, initial_indent="  %-24s " % name,
+                               subsequent_indent=" " * 27)
+    lines += ["", "Run one:    edgeship --example NAME    (check it first: add --dry-run)",
+              "Print one:  edgeship examples NAME     (or a file, e.g. quickstart/parsers.conf)",
+              "Copy one:   cp -r %s DIR" % os.path.join(base, "NAME"),
+              "", "Deployment files:",
+              "  systemd/edgeship.service  the systemd unit (README: Raspberry Pi install)",
+              "  container/fluent-bit.conf the container image's /fluent-bit/etc/fluent-bit.conf",
+              ""]
+    sys.stdout.write("\n".join(lines))
+    return 0
 
 
 def _load_tls_only_if_used(sections):
@@ -188,6 +299,12 @@ def run(opts):
     for index, (name, value) in enumerate(opts, 1):
         if name == "config":
             config = value
+        elif name == "example":
+            config = example_path(value)
+            if config is None:
+                sys.stderr.write("edgeship: no example named '%s'; 'edgeship examples' lists "
+                                 "them\n" % value)
+                return 1
         elif name in ("input", "filter", "output"):
             cli_sections.append(command_line_section(name.upper(), value, index))
         elif name in ("prop", "tag", "match"):
@@ -205,7 +322,7 @@ def run(opts):
                 continue  # fluent-bit ignores -m for inputs
             cli_sections[-1].entries.append(Entry(key.strip(), val.strip(), where, index))
         elif name in SERVICE_FLAGS:
-            service.append(Entry(SERVICE_FLAGS[name], "on" if name == "http" else value,
+            service.append(Entry(SERVICE_FLAGS[name], "on" if name in ON_FLAGS else value,
                                  where, index))
         elif name == "parser":
             if not os.path.exists(value):
@@ -240,6 +357,8 @@ def run(opts):
         sys.stderr.write("[error] [config] %s\n" % exc)
         sys.stderr.write("[error] configuration file contains errors, aborting.\n")
         return 1
+    if engine.service["daemon"]:
+        engine.log.warn(DAEMON_WARNING)
     if dry_run:
         sys.stderr.write("configuration test is successful\n")
         return 0
