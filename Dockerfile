@@ -30,8 +30,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/edgeship /opt/edgeship
 # The service user owns only the spool volume; the program and config stay root's.
-RUN groupadd --system --gid 10001 edgeship \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/edgeship --no-create-home \
+RUN groupadd --gid 10001 edgeship \
+ && useradd --uid 10001 --gid 10001 --home-dir /var/lib/edgeship --no-create-home \
         --shell /usr/sbin/nologin edgeship \
  && mkdir -p /fluent-bit/bin /fluent-bit/etc /var/lib/edgeship \
  && chown edgeship:edgeship /var/lib/edgeship \

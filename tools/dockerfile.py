@@ -149,7 +149,20 @@ if __name__ == "__main__":
             print("%s=%s" % (key, value))
     elif field == "healthcheck":
         print(shlex.join(healthcheck()[1]))
-    elif field == "config":
-        print(copied_to("/fluent-bit/etc/fluent-bit.conf"))
+    elif field == "extras":
+        args = [i.args for i in instructions() if i.name == "ARG" and i.stage == -1]
+        print(dict(a.partition("=")[::2] for a in args).get("EXTRAS", ""))
+    elif field == "final-runs":
+        for instr in final_stage(instructions()):
+            if instr.name == "RUN":
+                print(instr.args)
+    elif field == "final-copies":
+        for instr, source in copied_sources(final_stage(instructions())):
+            print(source, shlex.split(instr.args)[-1])
+    elif field == "volumes":
+        for instr in final_stage(instructions()):
+            if instr.name == "VOLUME":
+                print("\n".join(exec_form(instr.args)))
     else:
-        sys.exit("usage: tools/dockerfile.py command|user|workdir|env|healthcheck|config")
+        sys.exit("usage: tools/dockerfile.py command|user|workdir|env|healthcheck|final-runs|"
+                 "final-copies|volumes")
