@@ -243,10 +243,7 @@ def examples_command(args):
     lines += ["", "Run one:    edgeship --example NAME    (check it first: add --dry-run)",
               "Print one:  edgeship examples NAME     (or a file, e.g. quickstart/parsers.conf)",
               "Copy one:   cp -r %s DIR" % os.path.join(base, "NAME"),
-              "", "Deployment files:",
-              "  systemd/edgeship.service  the systemd unit (README: Raspberry Pi install)",
-              "  container/fluent-bit.conf the container image's /fluent-bit/etc/fluent-bit.conf",
-              ""]
+              "", "The systemd unit: edgeship examples systemd/edgeship.service", ""]
     sys.stdout.write("\n".join(lines))
     return 0
 

@@ -169,13 +169,16 @@ def test_tls_and_auth_with_mqtt5(tmp_path, spawn):
     tls.ca_file {ca}
 """.format(port=broker.port, ca=certs.ca))
         spawn(["-c", str(path)])
-        time.sleep(1.0)
         pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="tls-pub")
         pub.tls_set(ca_certs=certs.ca)
         pub.username_pw_set("edge", "pw")
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()
-        publish(pub, "in/s", '{"secure":true}')
+        # Published until edgeship has subscribed (not a fixed sleep: a slow start loses one).
+        deadline = time.monotonic() + 20
+        while not sub.messages and time.monotonic() < deadline:
+            publish(pub, "in/s", '{"secure":true}')
+            time.sleep(0.3)
         wait_for(lambda: sub.messages)
         record = json.loads(sub.messages[0].payload)
         assert record["topic"] == "in/s" and record["secure"] is True

@@ -101,8 +101,10 @@ def test_payload_key_sends_one_field_raw(tmp_path, broker, spawn):
 def test_mqtt5_and_retain(tmp_path, broker, spawn):
     conf = config(tmp_path, dummy({"v": 5}) + output(broker.port, Topic="r/5", Protocol="5",
                                                      Retain="on", QoS="1"))
+    live = Subscriber(broker, "r/#")
     spawn(["-c", conf])
-    time.sleep(1.0)
+    received(live, 1)   # published (not a fixed sleep: a slow start would come after)
+    live.close()
     # A subscriber that comes later still gets the retained message.
     sub = Subscriber(broker, "r/#")
     m = received(sub, 1)[0]

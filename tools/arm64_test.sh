@@ -64,10 +64,14 @@ for suite in "${SUITES[@]}"; do
   # The repository's tests and tools beside the installed wheel (the tests run
   # `python -m edgeship`, which finds the wheel's code).
   mkdir -p "$root/opt/edgeship-src" "$root/opt/dist"
-  cp -r tests tools pyproject.toml README.md LICENSE "$root/opt/edgeship-src/"
+  cp -r tests tools pyproject.toml README.md LICENSE Dockerfile .dockerignore \
+    "$root/opt/edgeship-src/"
   cp -a configs "$root/opt/edgeship-src/configs"          # the link to edgeship/examples
   cp -r "$work/src/edgeship" "$root/opt/edgeship-src/"
   cp "$work/dist/$wheel" "$root/opt/dist/"
+  # The reference vectors and conformance cases some tests compare bytes with (../shared).
+  mkdir -p "$root/opt/shared"
+  cp -rL "$ROOT_DIR/../shared/conformance" "$ROOT_DIR/../shared/reference" "$root/opt/shared/"
   arch=$(in_rootfs "$root" "${interpreter[@]}" /usr/bin/uname -m)
   pyver=$(in_rootfs "$root" "${interpreter[@]}" /usr/bin/python3 -V)
   echo "== $suite: $arch, $pyver"
@@ -77,12 +81,12 @@ for suite in "${SUITES[@]}"; do
     /opt/venv/bin/pip install --quiet --upgrade pip &&
     /opt/venv/bin/pip install --quiet '/opt/dist/$wheel[all]' pytest hypothesis fluent-logger"
   installed=$(( $(date +%s) - started ))
-  log="$work/$suite.log"
+  log="${EDGESHIP_TEST_LOGS:-/tmp}/edgeship-arm64-$suite.log"
   code=0
   in_rootfs "$root" "${interpreter[@]}" /bin/sh -c "cd /opt/edgeship-src &&
     /opt/venv/bin/python -m pytest -q -p no:cacheprovider $(echo $E2E_TESTS)" \
     >"$log" 2>&1 || code=$?
-  tail -15 "$log"
+  tail -15 "$log"; echo "(whole log: $log)"
   summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error).* =+$' "$log" | tail -1 |
             tr -d '=' | sed 's/^ *//;s/ *$//')
   elapsed=$(( $(date +%s) - started ))
