@@ -21,6 +21,17 @@ def test_general_help_lists_plugins():
     assert "Inputs" in proc.stdout and "dummy" in proc.stdout and "null" in proc.stdout
 
 
+def test_a_plugin_that_is_a_package_is_listed_and_helped_like_a_module():
+    """tail is a package (edgeship/plugins/inputs/tail/); its helper modules are not plugins."""
+    listing = run_edgeship(["-h"]).stdout
+    assert "\n  tail " in listing and "Tail files" in listing
+    assert "  discovery " not in listing and "  db " not in listing
+    proc = run_edgeship(["-i", "tail", "-h"])
+    assert proc.returncode == 0 and "Path" in proc.stdout and "Rotate_Wait" in proc.stdout
+    assert run_edgeship(["-i", "tail", "-p", "path=/var/log/x.log", "-o", "null",
+                         "--dry-run"]).returncode == 0
+
+
 def test_plugin_help_comes_from_the_schema():
     proc = run_edgeship(["-i", "dummy", "-h"])
     assert proc.returncode == 0

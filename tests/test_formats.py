@@ -1,4 +1,4 @@
-"""edgeship.formats against the bytes Fluent Bit 5.1.1 wrote in the conformance corpus, and
+"""edgeship.codecs.formats against the bytes Fluent Bit 5.1.1 wrote in the conformance corpus, and
 the fast JSON path against a plain reference encoder of Fluent Bit's rules."""
 import datetime
 import importlib.util
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeship import formats
+from edgeship.codecs import formats
 from conftest import SHARED
 
 CASES = os.path.join(SHARED, "conformance", "cases")
@@ -21,7 +21,7 @@ T0 = 1711360801 * formats.NS
 
 
 def load_without_orjson():
-    """A second copy of edgeship.formats, loaded as if orjson were not installed."""
+    """A second copy of edgeship.codecs.formats, loaded as if orjson were not installed."""
     saved = sys.modules.get("orjson")
     sys.modules["orjson"] = None  # makes "import orjson" raise ImportError
     try:
@@ -274,7 +274,7 @@ _events = st.lists(st.tuples(_times, st.dictionaries(_keys, _values, max_size=4)
 def test_batch_renderings_equal_the_per_record_rules(events, date_key, date_format):
     """render_json, render_out_file, render_plain and the MQTT batch payloads (joined runs
     of events at one time) give what the per-record rules give, with and without orjson."""
-    from edgeship import payload
+    from edgeship.codecs import payload
     for fmt in (formats, PURE):
         parts = fmt.json_events(events, date_key, date_format)
         assert fmt.render_json(events, "json", date_key, date_format) == \
@@ -296,7 +296,7 @@ def test_batch_renderings_equal_the_per_record_rules(events, date_key, date_form
 
 
 def test_msgpack_batch_keeps_raw_bytes_of_a_lone_surrogate():
-    from edgeship import payload
+    from edgeship.codecs import payload
     assert payload.encode_batch("msgpack", [(T0, {"a": "x\udcff"})], "d", "epoch") == \
         b"\x91\x82\xa1d\xce\x66\x01\x4b\x21\xa1a\xa2x\xff"
 

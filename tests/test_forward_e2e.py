@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import accepts_connections, free_port, wait_for
+from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
-from edgeship.forward_io import MsgpackCodec
 
 START_SEC = 1704164645
 START_NSEC = 123456789

@@ -8,8 +8,8 @@ import struct
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import accepts_connections, free_port, wait_for
+from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
-from edgeship.forward_io import MsgpackCodec
 from test_forward_e2e import section, service, write
 
 CODEC = MsgpackCodec()

@@ -11,8 +11,8 @@ import msgpack
 import pytest
 
 from conftest import SHARED
+from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
-from edgeship.forward_io import MsgpackCodec
 
 VECTORS = os.path.join(SHARED, "reference", "vectors")
 CODEC = MsgpackCodec()

@@ -1,9 +1,9 @@
-"""edgeship.multiline: Fluent Bit's multiline parsers (built-in and [MULTILINE_PARSER])."""
+"""edgeship.text.multiline: Fluent Bit's multiline parsers (built-in and [MULTILINE_PARSER])."""
 import os
 
 import pytest
 
-from edgeship import multiline
+from edgeship.text import multiline
 from edgeship.core.config import Section
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry

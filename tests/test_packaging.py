@@ -1,6 +1,7 @@
-"""What ships beside the code: the LICENSE, the man page made from the option declarations,
-the systemd unit (systemd-analyze verify), the Dockerfile (read by tools/dockerfile.py), the
-shipped examples and `edgeship examples` / `--example`, and `-d` / `Daemon On`."""
+"""What ships beside the code: the LICENSE, the man page made from the option declarations
+(edgeship --man), the systemd unit (systemd-analyze verify), the Dockerfile (read by
+tools/dockerfile.py), the shipped examples and `edgeship examples` / `--example`, and `-d` /
+`Daemon On`."""
 import json
 import os
 import re

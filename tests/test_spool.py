@@ -6,8 +6,8 @@ import os
 import random
 import re
 
+from edgeship.engine.ack import Ack
 from edgeship.engine.log import Log
-from edgeship.engine.queue import Ack
 from edgeship.storage import tool
 from edgeship.storage.manager import Storage
 

@@ -9,8 +9,8 @@ import xxhash
 
 from conftest import run_edgeship, wait_for
 
-from edgeship.plugins.inputs.tail import compose_regex_tag, compose_tag
-from edgeship.regex import compile_onigmo
+from edgeship.plugins.inputs.tail.discovery import compose_regex_tag, compose_tag
+from edgeship.text.onigmo import compile_onigmo
 
 
 def records(path):

@@ -1,7 +1,7 @@
 """A small CBOR (RFC 8949) encoder for the MicroPython agent, which has no cbor module.
 
 Encodes what sensor records hold: maps, lists, str, bytes, int, float (always 64-bit),
-bool and None. CPython edgeship decodes with cbor2 (edgeship.payload); tests check that both
+bool and None. CPython edgeship decodes with cbor2 (edgeship.codecs.payload); tests check that both
 agree.
 """
 import struct

@@ -1,7 +1,7 @@
 """Reader for Fluent Bit's classic configuration format (flb_cf_fluentbit.c rules).
 
 Sans-IO: file access goes through a ``files`` object with three methods, so the same reader
-runs on CPython (see edgeship.engine.files) and MicroPython:
+runs on CPython and MicroPython (edgeship.core.files is the local file system):
 
     files.read(path) -> str          raises OSError for any path it cannot read as a
                                      config file (missing, a directory, a FIFO, too long...)

@@ -27,7 +27,7 @@ codec, which MicroPython lacks, so the sessions take one as a parameter:
     codec.too_deep(events) -> indexes         the events whose record nests deeper than
                                               the codec's bound
 
-On CPython ``edgeship.forward_io.MsgpackCodec`` wraps the msgpack package.
+On CPython ``edgeship.codecs.msgpack.MsgpackCodec`` wraps the msgpack package.
 """
 import struct
 

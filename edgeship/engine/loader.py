@@ -14,7 +14,7 @@ from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Varia
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry, Option, Schema
 from edgeship.core.tagmatch import Matcher
-from edgeship.engine.files import LocalFiles
+from edgeship.core.files import LocalFiles
 from edgeship.engine.log import LEVELS, Log
 
 SERVICE_OPTIONS = (
@@ -145,7 +145,7 @@ class Loader:
                 parser.log = engine.log.child("parser:%s" % name)  # warnings obey Log_Level
                 table[name] = parser
             else:
-                from edgeship import multiline
+                from edgeship.text import multiline
                 table[name] = multiline.from_section(section, engine)
 
     def _parser(self, section):
@@ -210,7 +210,7 @@ class Loader:
     def _matcher(self, conf, section):
         regex = None
         if conf.get("match_regex"):
-            from edgeship.regex import compile_onigmo
+            from edgeship.text.onigmo import compile_onigmo
             try:
                 regex = compile_onigmo(conf["match_regex"])
             except ValueError as exc:

@@ -1,6 +1,7 @@
-"""Plugin registry: a plugin called NAME of kind K lives in ``edgeship.plugins.K.NAME`` and
-exposes its class as ``PLUGIN``. Modules are imported only when a config names them, so
-start-up stays fast."""
+"""Plugin registry: a plugin called NAME of kind K lives in ``edgeship.plugins.K.NAME`` (a
+module, or a package when it outgrows one file, as tail does) and exposes its class as
+``PLUGIN``. Modules are imported only when a config names them, so start-up stays fast.
+Names starting with ``_`` are helpers shared by plugins, never plugins."""
 import importlib
 import os
 
@@ -28,5 +29,12 @@ def find(kind, name):
 def names(kind):
     """Every plugin name of ``kind``, sorted."""
     folder = os.path.join(os.path.dirname(__file__), KINDS[kind])
-    return sorted(f[:-3] for f in os.listdir(folder)
-                  if f.endswith(".py") and not f.startswith("_"))
+    found = []
+    for entry in os.listdir(folder):
+        if entry.startswith("_"):
+            continue
+        if entry.endswith(".py"):
+            found.append(entry[:-3])
+        elif os.path.isfile(os.path.join(folder, entry, "__init__.py")):
+            found.append(entry)
+    return sorted(found)

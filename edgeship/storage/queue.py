@@ -1,5 +1,5 @@
 """OutputQueue: the chunks waiting for one output, in RAM and, for filesystem inputs, in its
-spool. See ``edgeship.engine.queue`` for the contract the engine relies on.
+spool. See ``edgeship.engine.ack`` for the contract the engine relies on.
 
 Chunks hold msgpack bytes, never Python objects: bytes are what the budgets count, so RAM is
 bounded by the budgets however large the backlog (objects would take 5-10 times more), and

@@ -175,7 +175,7 @@ def test_include_cycle_names_the_chain_and_the_line():
 
 
 class BadPaths(MemFiles):
-    """Paths the operating system refuses, as edgeship.engine.files reports them."""
+    """Paths the operating system refuses, as edgeship.core.files reports them."""
 
     def read(self, path):
         if path.endswith("dir"):

@@ -23,9 +23,9 @@ import pytest
 
 from conftest import ROOT, wait_for
 from edgeship.core.schema import Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.loader import Loader
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.engine.queue import Ack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = [sys.executable, os.path.join(HERE, "engine_child.py")]
@@ -700,7 +700,7 @@ def test_sigkills_of_a_forwarding_edge_lose_nothing_and_resend_at_most_one_chunk
     (acknowledged by the receiver, not yet recorded by the edge): one Flush interval of
     lines, or one tail read block of them while the edge catches up after a restart."""
     sys.path.insert(0, ROOT)
-    from edgeship.plugins.inputs.tail import BLOCK
+    from edgeship.plugins.inputs.tail.reading import BLOCK
     from edgeship.storage import records
     from edgeship.storage.queue import CHUNK_BYTES
     from tools.kill_relay import PAD, measure

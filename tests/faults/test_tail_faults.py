@@ -15,7 +15,7 @@ import time
 
 from conftest import accepts_connections, free_port, wait_for
 
-from edgeship.plugins.inputs import tail as tail_module
+from edgeship.plugins.inputs.tail import reading as tail_reading
 
 LINE = "%s%07d " + "x" * 40 + "\n"          # 50 bytes: a series letter and a number
 
@@ -159,7 +159,7 @@ def test_copytruncate_behind_a_fast_writer_reads_each_generation_from_its_start(
     spawn(["-c", edge_config(tmp_path, [("Path", str(log)), ("Mem_Buf_Limit", budget)],
                              file_output(out))])
     # The tail is at most its budget and a read block ahead of what came out.
-    ahead = (budget + tail_module.BLOCK) // len(LINE % ("c", 0)) + 1
+    ahead = (budget + tail_reading.BLOCK) // len(LINE % ("c", 0)) + 1
     sizes = (100000,) * 7
     starts = [sum(sizes[:n]) for n in range(len(sizes) + 1)]
     # Made beforehand, so that each burst follows its copytruncate at once.
@@ -428,9 +428,9 @@ def test_random_interleavings_of_writes_rotations_pauses_and_restarts_lose_nothi
             model.drain()
             model.check()
 
-    block = tail_module.BLOCK
-    tail_module.BLOCK = 4096
+    block = tail_reading.BLOCK
+    tail_reading.BLOCK = 4096
     try:
         interleaving()
     finally:
-        tail_module.BLOCK = block
+        tail_reading.BLOCK = block

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from conftest import EDGESHIP, accepts_connections, free_port, wait_for
 from edgeship.codecs import untrusted
-from edgeship.core import forward, mqtt
+from edgeship.codecs.msgpack import MsgpackCodec
+from edgeship.core import forward, mqtt_codec
 from edgeship.engine.loader import Loader
-from edgeship.forward_io import MsgpackCodec
 from edgeship.plugins.parsers import json as json_parser
 from mosquitto import Broker
 
@@ -391,8 +391,8 @@ CONNECT = bytes.fromhex("101200044d5154540402003c000670792d726177")
 
 
 def publish_packet(topic, payload, packet_id):
-    body = mqtt.write_bytes(topic.encode("utf-8")) + struct.pack(">H", packet_id) + payload
-    return mqtt.packet(mqtt.PUBLISH, 1 << 1, body)
+    body = mqtt_codec.write_bytes(topic.encode("utf-8")) + struct.pack(">H", packet_id) + payload
+    return mqtt_codec.packet(mqtt_codec.PUBLISH, 1 << 1, body)
 
 
 def test_mqtt_listener_pubacks_every_message_and_keeps_its_connection(tmp_path, spawn):

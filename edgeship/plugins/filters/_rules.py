@@ -5,7 +5,7 @@ line and key, since a filter may have many rules of the same key.
 """
 from edgeship.core.accessor import accessor
 from edgeship.core.errors import ConfigError
-from edgeship.regex import compile_onigmo
+from edgeship.text.onigmo import compile_onigmo
 
 
 def rule_error(plugin, message, entry):

@@ -2,7 +2,7 @@
 import os
 
 from edgeship.core.errors import ConfigError
-from edgeship.engine.files import read_bytes
+from edgeship.core.files import read_bytes
 
 
 def read_script(plugin):

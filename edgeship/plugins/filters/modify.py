@@ -23,7 +23,7 @@ from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
 from edgeship.plugins.filters._tokens import split_quoted
-from edgeship.regex import compile_onigmo
+from edgeship.text.onigmo import compile_onigmo
 
 ONE_WORD_RULES = ("remove", "remove_wildcard", "remove_regex", "move_to_start", "move_to_end")
 TWO_WORD_RULES = ("set", "add", "add_if_not_present", "rename", "hard_rename", "copy",

@@ -7,7 +7,7 @@ import sys
 
 from edgeship.core import events as ev
 from edgeship.engine.plugin import Filter
-from edgeship.formats import print_value
+from edgeship.codecs.formats import print_value
 
 
 class StdoutFilter(Filter):

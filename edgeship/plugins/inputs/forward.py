@@ -15,13 +15,13 @@ import asyncio
 import os
 
 from edgeship.codecs import untrusted
+from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.plugin import Input
-from edgeship.engine.queue import Ack
-from edgeship.forward_io import MsgpackCodec, random_bytes
-from edgeship.tls import TLS_OPTIONS, tls_context
+from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 
 class ForwardInput(Input):
@@ -132,7 +132,7 @@ class ForwardInput(Input):
         peer = writer.get_extra_info("peername") or self.conf["unix_path"]
         session = forward.ServerSession(
             self.codec, self.conf["buffer_max_size"], self.shared_key,
-            self.conf["self_hostname"], self.users, random_bytes(), random_bytes())
+            self.conf["self_hostname"], self.users, os.urandom(16), os.urandom(16))
         chunk_size = self.conf["buffer_chunk_size"]
         try:
             greeting = session.greeting()

@@ -15,14 +15,14 @@ once per read; the PUBACK is sent all the same, as Fluent Bit does, and the conn
 """
 import asyncio
 
-from edgeship import payload
+from edgeship.codecs import payload
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core import mqtt
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
-from edgeship.tls import TLS_OPTIONS, tls_context
+from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 READ_SIZE = 65536
 NOT_JSON = "MQTT Packet incomplete or is not JSON"   # Fluent Bit's warning, word for word

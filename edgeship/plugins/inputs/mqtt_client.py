@@ -16,14 +16,14 @@ messages published while edgeship was down wait for it in the broker.
 """
 import asyncio
 
-from edgeship import payload
+from edgeship.codecs import payload
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import FALSE_WORDS, Option
+from edgeship.engine.ack import Ack
 from edgeship.engine.plugin import Input
-from edgeship.engine.queue import Ack
-from edgeship.mqtt_link import Link, check_connection_conf, connection_options
+from edgeship.net.mqtt_link import Link, check_connection_conf, connection_options
 
 
 class MqttClientInput(Input):

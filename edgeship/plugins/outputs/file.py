@@ -1,7 +1,7 @@
 """file output: appends records to a file per tag (out_file).
 
 The file is ``Path/File`` (File defaults to the tag, made safe for a file name as Fluent Bit
-does). Formats and their exact bytes are in ``edgeship.formats``.
+does). Formats and their exact bytes are in ``edgeship.codecs.formats``.
 
 Delivery is durable: a chunk is confirmed (OK) only after its bytes are written and
 fsync'd. Any failure (missing directory without Mkdir, disk full, permission) is a RETRY
@@ -20,7 +20,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from edgeship import formats
+from edgeship.codecs import formats
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
 

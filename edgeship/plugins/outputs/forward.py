@@ -9,12 +9,13 @@ import asyncio
 import os
 import time
 
+from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.forward_io import MsgpackCodec, read_upstream
-from edgeship.tls import TLS_OPTIONS, tls_context
+from edgeship.net.tls import TLS_OPTIONS, tls_context
+from edgeship.net.upstream import read_upstream
 
 # Fluent Bit waits for an ack forever when net.io_timeout is 0; edgeship gives up after this
 # and retries, so a silent server cannot stall the output.
@@ -143,7 +144,7 @@ class ForwardOutput(Output):
                          self._secure(conf, "username"), conf["self_hostname"],
                          conf["username"] or "", conf["password"] or "")]
         from edgeship.core.config import ClassicReader, Variables
-        from edgeship.engine.files import LocalFiles
+        from edgeship.core.files import LocalFiles
         path = conf["upstream"]
         if not os.path.isabs(path) and not os.path.exists(path):
             path = os.path.join(self.engine.config_dir, path)

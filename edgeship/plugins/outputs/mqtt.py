@@ -14,12 +14,12 @@ publishing them again, so a broker restart does not double the traffic.
 """
 import asyncio
 
-from edgeship import formats, payload
+from edgeship.codecs import formats, payload
 from edgeship.core.accessor import MISSING, Template, accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.mqtt_link import Link, check_connection_conf, connection_options
+from edgeship.net.mqtt_link import Link, check_connection_conf, connection_options
 
 
 def split_levels(text):

@@ -8,7 +8,7 @@ json_date_key (in json_date_format) as the first key. One write per chunk.
 import asyncio
 import sys
 
-from edgeship import formats
+from edgeship.codecs import formats
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, Output
 

@@ -23,7 +23,7 @@ import re
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
 from edgeship.engine.log import Log
-from edgeship.timefmt import TimeFormat
+from edgeship.codecs.strptime import TimeFormat
 
 COMMON = (
     Option("Name", help="parser name, referenced by Parser keys", required=True),

@@ -1,6 +1,6 @@
 """Format regex: named captures of an Onigmo (Ruby) regex become fields (flb_parser_regex.c).
 
-- The regex is searched, not anchored; see edgeship.regex for the Ruby -> Python rules.
+- The regex is searched, not anchored; see edgeship.text.onigmo for the Ruby -> Python rules.
 - Only named captures become fields, in the order the names appear; all values are strings
   until Types converts them. A pattern without any capture group never parses.
 - A group that did not take part, or captured nothing, is an empty value: dropped when
@@ -11,7 +11,7 @@
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.plugins.parsers._base import Parser, put
-from edgeship.regex import capture_fields, compile_onigmo
+from edgeship.text.onigmo import capture_fields, compile_onigmo
 
 
 class RegexParser(Parser):

@@ -20,7 +20,7 @@ import threading
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.tls import TLS_OPTIONS, tls_context
+from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 PROTOCOLS = ("3.1.1", "5", "3.1")
 

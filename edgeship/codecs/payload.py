@@ -1,7 +1,7 @@
 """MQTT payloads <-> records: JSON, CBOR, msgpack and raw text.
 
 Encoding (mqtt output): ``json`` is one record per message (Fluent Bit's JSON text with the
-``json_date_key``, see edgeship.formats); ``json_lines``, ``cbor`` and ``msgpack`` pack a
+``json_date_key``, see edgeship.codecs.formats); ``json_lines``, ``cbor`` and ``msgpack`` pack a
 whole batch in one message: JSON lines, or an array of maps, each map led by the date key.
 
 Decoding (mqtt and mqtt_client inputs): ``values(fmt, data)`` returns every top-level value
@@ -19,7 +19,7 @@ import itertools
 import json
 import operator
 
-from edgeship import formats
+from edgeship.codecs import formats
 from edgeship.codecs import untrusted
 
 ENCODINGS = ("json", "json_lines", "cbor", "msgpack")

@@ -12,7 +12,7 @@ it ignores them. A DB of an older Fluent Bit gets the missing columns added (as 
 does); a row without a marker is trusted as it is.
 
 What differs is *when* an offset is written: the tail input calls ``set_offset`` only once the
-records read up to that offset were confirmed by every output (see tail.py), where Fluent Bit
+records read up to that offset were confirmed by every output (see offsets.py), where Fluent Bit
 writes it as soon as the lines are in a memory chunk (its issue #1797).
 """
 import sqlite3

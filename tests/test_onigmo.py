@@ -1,7 +1,7 @@
-"""edgeship.regex: Onigmo (Ruby syntax) patterns as Python re, with Fluent Bit's options."""
+"""edgeship.text.onigmo: Onigmo (Ruby syntax) patterns as Python re, with Fluent Bit's options."""
 import pytest
 
-from edgeship.regex import capture_fields, compile_onigmo, split_delimiters
+from edgeship.text.onigmo import capture_fields, compile_onigmo, split_delimiters
 
 
 def fields(pattern, text):

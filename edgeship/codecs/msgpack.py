@@ -1,13 +1,11 @@
-"""The CPython side of the forward protocol, shared by the forward input and output.
+"""The msgpack codec of the forward protocol on CPython, shared by the forward input and output.
 
 ``edgeship.core.forward`` is sans-IO and MicroPython-importable, so it cannot import the
 msgpack package; it takes a codec instead, and ``MsgpackCodec`` here is that codec on
 CPython (msgpack's C unpacker is already an incremental, bytes-in decoder), bounded by
 ``edgeship.codecs.untrusted``: a record nested deeper than its ``MAX_DEPTH`` is dropped and
-counted, and a frame too deep for msgpack's decoder still gets its answer. Beside it: the
-upstream file reader, which only CPython plugins need.
+counted, and a frame too deep for msgpack's decoder still gets its answer.
 """
-import os
 import struct
 from operator import itemgetter
 
@@ -15,10 +13,6 @@ import msgpack
 
 from edgeship.codecs import untrusted
 from edgeship.core import forward
-from edgeship.core.config import UPSTREAM_SECTIONS
-from edgeship.core.errors import ConfigError
-from edgeship.core.schema import Option, Schema
-from edgeship.tls import TLS_OPTIONS
 
 
 class MsgpackCodec:
@@ -171,45 +165,3 @@ def _default(value):
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
-
-
-# ------------------------------------------------------------------ upstream files
-NODE_OPTIONS = (
-    Option("Name", help="node name, used in logs"),
-    Option("Host", default="127.0.0.1", help="host of the node"),
-    Option("Port", "int", str(forward.DEFAULT_PORT), help="TCP port of the node"),
-    Option("Shared_Key", help="secure-forward shared key of this node"),
-    Option("Empty_Shared_Key", "bool", "off", help="use an empty shared key"),
-    Option("Self_Hostname", help="host name sent in PING to this node"),
-    Option("Username", help="secure-forward user name"),
-    Option("Password", help="secure-forward password"),
-) + TLS_OPTIONS
-NODE_SCHEMA = Schema("upstream node", NODE_OPTIONS)
-
-
-def read_upstream(path, reader):
-    """``(name, [node conf])`` from a classic upstream file: one ``[UPSTREAM]`` with a
-    Name, then one ``[NODE]`` per server. ``reader`` is the engine's ClassicReader."""
-    sections = reader.read_other(path, UPSTREAM_SECTIONS, (None, None, "upstream"))
-    name = None
-    nodes = []
-    for section in sections:
-        if section.kind == "UPSTREAM":
-            if name is not None:
-                raise ConfigError("more than one [UPSTREAM] section", section.file, section.line)
-            name = section.get("name")
-            if not name:
-                raise ConfigError("[UPSTREAM] without a Name", section.file, section.line, "name")
-            continue
-        conf = NODE_SCHEMA.build(section.entries, (section.file, section.line))
-        conf["where"] = (section.file, section.line)
-        nodes.append(conf)
-    if name is None:
-        raise ConfigError("no [UPSTREAM] section in upstream file", path)
-    if not nodes:
-        raise ConfigError("upstream '%s' has no [NODE] section" % name, path)
-    return name, nodes
-
-
-def random_bytes(n=16):
-    return os.urandom(n)

@@ -5,8 +5,8 @@ quarter of the idle memory on a Pi) out of the process unless a section turns TL
 plugin module may import this one at start-up.
 """
 from edgeship.core.errors import ConfigError
+from edgeship.core.files import check_regular
 from edgeship.core.schema import Option
-from edgeship.engine.files import check_regular
 
 TLS_OPTIONS = (
     Option("tls", "bool", "off", help="use TLS"),

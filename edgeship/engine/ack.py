@@ -17,6 +17,10 @@ A chunk leaves the queue only through confirm() or drop(); a RETRY keeps it queu
 An ``Ack`` is released by a queue when its batch is confirmed by the output (memory storage)
 or durably written to the spool (filesystem storage); it fires once every output the batch
 was routed to has released it. tail commits its DB offset then, in_forward sends its ack.
+
+``Ack`` is part of the engine's plugin API: inputs make one per batch and the engine counts
+its outputs on it. Storage only calls ``release()`` on the object it is given and imports
+nothing from here, so it stays out of core (the firmware has no use for it).
 """
 
 

@@ -35,7 +35,7 @@ Fluent Bit behaviour (src/multiline/*.c, 5.1.1):
 from edgeship.core.errors import ConfigError
 from edgeship.core.events import now_ns
 from edgeship.core.schema import Entry, Option, Schema
-from edgeship.regex import compile_onigmo
+from edgeship.text.onigmo import compile_onigmo
 
 FLUSH_TIMEOUT_MS = 4000
 BUFFER_LIMIT = 2000000

@@ -1,9 +1,9 @@
-"""edgeship.timefmt: Fluent Bit's strptime with %L, zones, offsets and partial matches."""
+"""edgeship.codecs.strptime: Fluent Bit's strptime with %L, zones, offsets and partial matches."""
 import time
 
 import pytest
 
-from edgeship.timefmt import TimeFormat, days_from_civil, parse_offset
+from edgeship.codecs.strptime import TimeFormat, days_from_civil, parse_offset
 
 ISO = "%Y-%m-%dT%H:%M:%S.%L%z"
 
