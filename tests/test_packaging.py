@@ -222,7 +222,7 @@ def test_examples_prints_a_file_and_refuses_what_is_not_one(tmp_path):
     proc = run_edgeship(["examples", "systemd/edgeship.service"])
     with open(UNIT) as f:
         assert proc.returncode == 0 and proc.stdout == f.read()
-    for name in ("nosuch", "../cli.py", "/etc/passwd", "quickstart/../../manpage.py"):
+    for name in ("nosuch", "../cli.py", "/etc/passwd", "quickstart/../../cli.py"):
         proc = run_edgeship(["examples", name])
         assert proc.returncode == 1 and proc.stdout == "", name
         assert "no example named" in proc.stderr
