@@ -1,6 +1,7 @@
 """[INPUT] mqtt_client against a real Mosquitto: formats, $TOPIC tags, persistent sessions
 and acknowledgements that wait for the records to be delivered."""
 import json
+import os
 import time
 
 import cbor2
@@ -134,9 +135,14 @@ def test_messages_are_acked_only_after_delivery(tmp_path, broker, spawn):
     upstream = Broker(tmp_path / "upstream")          # not started yet
     try:
         args = config(tmp_path, broker, out_port=upstream.port, Tag="relay")
-        child = spawn(args)
-        time.sleep(1.0)
+        # A file output beside the dead one shows when the input has subscribed (a probe
+        # comes out), rather than a fixed sleep; nothing is acknowledged while one is dead.
+        probes = tmp_path / "probes"
+        probes.mkdir()
+        child = spawn(args + ["-o", "file", "-m", "*", "-p", "path=%s" % probes])
         pub = publisher(broker)
+        wait_for(lambda: publish(pub, "in/probe", '{"probe":1}') or os.listdir(str(probes)),
+                 interval=0.3)
         for i in range(10):
             publish(pub, "in/n", json.dumps({"i": i}))
         time.sleep(1.0)
@@ -144,7 +150,7 @@ def test_messages_are_acked_only_after_delivery(tmp_path, broker, spawn):
         upstream.start()
         sub = Subscriber(upstream, "out/#")
         spawn(args)
-        wait_for(lambda: len(sub.messages) >= 10)
+        wait_for(lambda: len(records(sub)) >= 10)      # the probes come again too
         assert sorted(r["i"] for _, r in records(sub)) == list(range(10))
         sub.close()
     finally:
