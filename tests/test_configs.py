@@ -19,8 +19,10 @@ def test_example_config_validates(path):
     assert "configuration test is successful" in proc.stderr
 
 
-def test_quickstart_runs_as_the_readme_says():
-    proc = run_edgeship(["-c", "configs/quickstart/fluent-bit.conf"], cwd=ROOT, timeout=30)
+@pytest.mark.parametrize("args", [["--example", "quickstart"],
+                                  ["-c", "configs/quickstart/fluent-bit.conf"]])
+def test_quickstart_runs_as_the_readme_says(args):
+    proc = run_edgeship(args, cwd=ROOT, timeout=30)
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["msg"] for r in records] == ["boot complete", "reading", "wifi rssi low",

@@ -16,6 +16,8 @@ PACKAGE = os.path.join(ROOT, "edgeship")
 LAYER_OF_FOLDER = {"core": "core", "codecs": "codecs", "text": "text", "net": "net",
                    "storage": "storage", "engine": "engine", "plugins": "plugins"}
 TOP_FILES = {"__init__.py", "__main__.py", "cli.py"}
+# Folders of package data, not code: no layer, and no module may hide in them.
+DATA_FOLDERS = {"examples": "the example configs and deployment files (edgeship examples)"}
 
 # The engine's plugin API: what a plugin module may import from the engine.
 PLUGIN_API = {"edgeship.engine.plugin", "edgeship.engine.ack"}
@@ -162,7 +164,12 @@ def test_nothing_is_loose_at_the_top_of_the_package():
         path = os.path.join(PACKAGE, name)
         if name == "__pycache__":
             continue
-        if os.path.isdir(path):
+        if os.path.isdir(path) and name in DATA_FOLDERS:
+            code = [os.path.join(folder, f) for folder, _, files in os.walk(path)
+                    for f in files if f.endswith(".py")]
+            if code:
+                loose.append("%s/ is package data, yet holds %s" % (name, code))
+        elif os.path.isdir(path):
             if name not in LAYER_OF_FOLDER:
                 loose.append("%s/ (which layer?)" % name)
             elif not os.path.isfile(os.path.join(path, "__init__.py")):

@@ -1,6 +1,7 @@
 """[INPUT] mqtt_client against a real Mosquitto: formats, $TOPIC tags, persistent sessions
 and acknowledgements that wait for the records to be delivered."""
 import json
+import os
 import time
 
 import cbor2
@@ -59,6 +60,12 @@ def started(child, broker):
     return sub
 
 
+def subscribed(sub, pub, topic, body):
+    """Publish ``body`` on ``topic`` until edgeship passes one on: its subscription is in place
+    (a fixed sleep loses that race on a slow machine). The caller skips the probes' records."""
+    wait_for(lambda: publish(pub, topic, body) or sub.messages, interval=0.3)
+
+
 def records(sub, skip_probes=True):
     out = [(m.topic, json.loads(m.payload)) for m in sub.messages]
     return [r for r in out if not (skip_probes and r[1].get("topic") == "in/probe")]
@@ -77,14 +84,17 @@ def test_formats_and_topic_tags(tmp_path, broker, spawn):
         folder.mkdir()
         child = spawn(config(folder, broker, Format=fmt, Tag="dev.$TOPIC",
                              Client_Id="in-" + fmt, Topic="in/%s/#" % fmt))
-        time.sleep(0.8)
         sub = Subscriber(broker, "out/#")
         pub = publisher(broker)
+        subscribed(sub, pub, "in/%s/probe" % fmt, body)
         publish(pub, "in/%s/room1" % fmt, body)
-        wait_for(lambda: len(sub.messages) >= len(want))
+
+        def room1():
+            return [r for r in records(sub) if r[0].endswith(".room1")]
+        wait_for(lambda: len(room1()) >= len(want))
         time.sleep(0.2)
-        assert records(sub) == [("out/dev.in.%s.room1" % fmt, dict({"topic": "in/%s/room1"
-                                                                    % fmt}, **r)) for r in want]
+        assert room1() == [("out/dev.in.%s.room1" % fmt, dict({"topic": "in/%s/room1" % fmt},
+                                                              **r)) for r in want]
         child.kill()
         sub.close()
         pub.disconnect()
@@ -92,14 +102,16 @@ def test_formats_and_topic_tags(tmp_path, broker, spawn):
 
 def test_undecodable_and_scalar_payloads_are_kept(tmp_path, broker, spawn):
     spawn(config(tmp_path, broker, Topic_Key="false", Key="value"))
-    time.sleep(0.8)
     sub = Subscriber(broker, "out/#")
     pub = publisher(broker)
+    subscribed(sub, pub, "in/x", b"probe")
     for body in (b"not json", b"42", b"[1,2]"):
         publish(pub, "in/x", body)
-    wait_for(lambda: len(sub.messages) >= 3)
-    assert [r for _, r in records(sub)] == [{"value": "not json"}, {"value": 42},
-                                            {"value": [1, 2]}]
+
+    def kept():
+        return [r for _, r in records(sub) if r != {"value": "probe"}]
+    wait_for(lambda: len(kept()) >= 3)
+    assert kept() == [{"value": "not json"}, {"value": 42}, {"value": [1, 2]}]
     sub.close()
 
 
@@ -125,9 +137,14 @@ def test_messages_are_acked_only_after_delivery(tmp_path, broker, spawn):
     upstream = Broker(tmp_path / "upstream")          # not started yet
     try:
         args = config(tmp_path, broker, out_port=upstream.port, Tag="relay")
-        child = spawn(args)
-        time.sleep(1.0)
+        # A file output beside the dead one shows when the input has subscribed (a probe
+        # comes out), rather than a fixed sleep; nothing is acknowledged while one is dead.
+        probes = tmp_path / "probes"
+        probes.mkdir()
+        child = spawn(args + ["-o", "file", "-m", "*", "-p", "path=%s" % probes])
         pub = publisher(broker)
+        wait_for(lambda: publish(pub, "in/probe", '{"probe":1}') or os.listdir(str(probes)),
+                 interval=0.3)
         for i in range(10):
             publish(pub, "in/n", json.dumps({"i": i}))
         time.sleep(1.0)
@@ -135,7 +152,7 @@ def test_messages_are_acked_only_after_delivery(tmp_path, broker, spawn):
         upstream.start()
         sub = Subscriber(upstream, "out/#")
         spawn(args)
-        wait_for(lambda: len(sub.messages) >= 10)
+        wait_for(lambda: len(records(sub)) >= 10)      # the probes come again too
         assert sorted(r["i"] for _, r in records(sub)) == list(range(10))
         sub.close()
     finally:
@@ -171,13 +188,16 @@ def test_tls_and_auth_with_mqtt5(tmp_path, spawn):
     tls.ca_file {ca}
 """.format(port=broker.port, ca=certs.ca))
         spawn(["-c", str(path)])
-        time.sleep(1.0)
         pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="tls-pub")
         pub.tls_set(ca_certs=certs.ca)
         pub.username_pw_set("edge", "pw")
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()
-        publish(pub, "in/s", '{"secure":true}')
+        # Published until edgeship has subscribed (not a fixed sleep: a slow start loses one).
+        deadline = time.monotonic() + 20
+        while not sub.messages and time.monotonic() < deadline:
+            publish(pub, "in/s", '{"secure":true}')
+            time.sleep(0.3)
         wait_for(lambda: sub.messages)
         record = json.loads(sub.messages[0].payload)
         assert record["topic"] == "in/s" and record["secure"] is True

@@ -102,8 +102,10 @@ def test_payload_key_sends_one_field_raw(tmp_path, broker, spawn):
 def test_mqtt5_and_retain(tmp_path, broker, spawn):
     conf = config(tmp_path, dummy({"v": 5}) + output(broker.port, Topic="r/5", Protocol="5",
                                                      Retain="on", QoS="1"))
+    live = Subscriber(broker, "r/#")
     spawn(["-c", conf])
-    time.sleep(1.0)
+    received(live, 1)   # published (not a fixed sleep: a slow start would come after)
+    live.close()
     # A subscriber that comes later still gets the retained message.
     sub = Subscriber(broker, "r/#")
     m = received(sub, 1)[0]
@@ -197,15 +199,19 @@ def test_websockets_transport(tmp_path, spawn):
 
 
 def test_last_will_when_edgeship_dies(tmp_path, broker, spawn):
-    sub = Subscriber(broker, "status/#")
+    sub = Subscriber(broker, "#")
     conf = config(tmp_path, dummy({"a": 1}) + output(
         broker.port, Topic="data/x", Will_Topic="status/edge", Will_Payload="offline",
         Keepalive="2"))
     child = spawn(["-c", conf])
-    time.sleep(1.0)
-    assert not sub.messages
+
+    def status():
+        return [m for m in sub.messages if m.topic.startswith("status/")]
+    # Connected (its will registered) once its records arrive; not a fixed sleep.
+    wait_for(lambda: any(m.topic == "data/x" for m in sub.messages))
+    assert not status()
     child.kill()   # SIGKILL: no DISCONNECT, so the broker publishes the will
-    m = received(sub, 1)[0]
+    m = wait_for(status)[0]
     assert m.topic == "status/edge" and m.payload == b"offline"
     sub.close()
 

@@ -103,12 +103,15 @@ def expand(text, lookup, file=None, line=None, key=None):
 
 
 class Variables:
-    """@SET values first, then the environment; an empty environment value counts as unset."""
+    """@SET values first, then the environment; an empty environment value counts as unset.
+    Last come ``fallbacks``, values the program supplies when neither has the name (edgeship's
+    EDGESHIP_CONFIG_DIR)."""
 
     def __init__(self, environ, hostname=None):
         self.environ = environ
         self.hostname = hostname
         self.set_values = {}
+        self.fallbacks = {}
 
     def __call__(self, name):
         if name in self.set_values:
@@ -118,7 +121,7 @@ class Variables:
             return value
         if name == "HOSTNAME" and self.hostname:
             return self.hostname
-        return None
+        return self.fallbacks.get(name)
 
 
 # -------------------------------------------------------------------------------- reader

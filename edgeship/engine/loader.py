@@ -49,6 +49,7 @@ SERVICE_OPTIONS = (
     Option("coro_stack_size", "int", "0", help="accepted for compatibility"),
 )
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
+CONFIG_DIR_VARIABLE = "EDGESHIP_CONFIG_DIR"
 
 
 def _find_file(path, main_dir):
@@ -73,6 +74,10 @@ class Loader:
             raise ConfigError("YAML configuration is not supported; use the classic format",
                               config_path)
         self.main_dir = dirname(config_path)
+        # edgeship's own variable: where the main config is, so a config can name the files
+        # beside it from any working directory (the shipped examples do). Fluent Bit has none;
+        # the environment or @SET still win.
+        self.variables.fallbacks[CONFIG_DIR_VARIABLE] = os.path.abspath(self.main_dir or ".")
         return self.reader.read_main(config_path)
 
     def build(self, sections, overrides=None, extra_parsers=()):

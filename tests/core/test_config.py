@@ -103,6 +103,19 @@ def test_empty_environment_value_counts_as_unset():
     assert sections[0].get("tag") == "host-1"
 
 
+def test_fallbacks_come_after_set_and_environment():
+    def with_fallback(environ, text):
+        variables = Variables(environ, "host-1")
+        variables.fallbacks["CONF_DIR"] = "/etc/edge"
+        reader = ClassicReader(MemFiles({"/etc/main.conf": text}), variables)
+        return reader.read_main("/etc/main.conf")[0].get("path")
+    section = "[INPUT]\n    Name tail\n    Path ${CONF_DIR}/a.log\n"
+    assert with_fallback({}, section) == "/etc/edge/a.log"
+    assert with_fallback({"CONF_DIR": ""}, section) == "/etc/edge/a.log"
+    assert with_fallback({"CONF_DIR": "/env"}, section) == "/env/a.log"
+    assert with_fallback({"CONF_DIR": "/env"}, section + "@SET CONF_DIR=/set\n") == "/set/a.log"
+
+
 def test_include_relative_glob_and_own_indent():
     sections = read({
         "/etc/main.conf": "@INCLUDE inputs.conf\n@include conf.d/*.conf\n[SERVICE]\n    Flush 1\n",

@@ -28,8 +28,8 @@ def _load_lupa():
     try:
         import lupa
     except ImportError as exc:
-        raise ConfigError("lua: the Lua runtime is missing (pip install lupa): %s" % exc,
-                          key="name")
+        raise ConfigError("lua: the Lua runtime is missing (%s): install edgeship's lua extra, "
+                          "pip install 'edgeship[lua]'" % exc, key="name")
     return lupa
 
 
