@@ -29,7 +29,7 @@ def connection_options(clean_session="on", session_expiry="0"):
     """The broker connection options; defaults differ between output and input."""
     return (
         Option("Host", default="127.0.0.1", help="broker host"),
-        Option("Port", "int", "1883", help="broker port"),
+        Option("Port", "int", "1883", min=1, max=65535, help="broker port"),
         Option("Client_Id", help="client id (default: edgeship-<hostname>-<instance>)"),
         Option("Username", help="user name"),
         Option("Password", help="password"),
@@ -53,8 +53,6 @@ def default_client_id(instance):
 
 def check_connection_conf(conf):
     """ConfigError for combinations paho would refuse later."""
-    if not 0 < conf["port"] <= 65535:
-        raise ConfigError("Port must be between 1 and 65535", key="port")
     if conf["password"] is not None and conf["username"] is None:
         raise ConfigError("Password needs a Username", key="password")
     if not conf["clean_session"] and conf["client_id"] == "":

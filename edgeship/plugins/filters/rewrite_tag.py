@@ -25,9 +25,9 @@ class RewriteTagFilter(Filter):
         Option("Rule", multiple=True, help="$KEY REGEX NEW_TAG KEEP"),
         Option("Emitter_Name", help="name of the internal emitter (default emitter_for_NAME)"),
         Option("Emitter_Storage.type", default="memory", choices=("memory", "filesystem"),
-               help="accepted for compatibility: re-emitted records join the output queues"),
+               compat=True, help="re-emitted records join the output queues"),
         Option("Emitter_Mem_Buf_Limit", "size", "10M",
-               help="accepted for compatibility: the engine's memory budget applies"),
+               compat=True, help="the engine's memory budget applies"),
     )
 
     def configure(self):

@@ -13,7 +13,7 @@ class DummyInput(Input):
     description = "Generate dummy data"
     options = (
         Option("Dummy", default='{"message":"dummy"}', help="the record, as a JSON map"),
-        Option("Metadata", default="{}", help="accepted for compatibility: edgeship records carry no metadata"),
+        Option("Metadata", default="{}", compat=True, help="edgeship records carry no metadata"),
         Option("Rate", "int", "1", help="emissions per second"),
         Option("Interval_Sec", "int", "0", help="seconds between emissions (overrides Rate)"),
         Option("Interval_NSec", "int", "0", help="nanoseconds between emissions (with Interval_Sec)"),

@@ -40,10 +40,9 @@ class ForwardInput(Input):
         Option("Buffer_Chunk_Size", "size", "1024000", help="bytes read at a time"),
         Option("Buffer_Max_Size", "size", "6144000",
                help="largest frame; a larger one closes its connection"),
-        Option("tls.verify_client_cert", "bool", "off", help="require a client certificate"),
         Option("net.backlog", "int", "128", help="listen backlog"),
-        Option("net.io_timeout", "time", "0", help="accepted for compatibility"),
-        Option("net.keepalive", "bool", "on", help="accepted for compatibility"),
+        Option("net.io_timeout", "time", "0", compat=True),
+        Option("net.keepalive", "bool", "on", compat=True),
         Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
     ) + TLS_OPTIONS
 

@@ -33,9 +33,9 @@ class MqttInput(Input):
     description = "MQTT, listen for Publish messages"
     options = (
         Option("Listen", default="0.0.0.0", help="address to listen on"),
-        Option("Port", "int", "1883", help="TCP port to listen on"),
+        Option("Port", "int", "1883", min=0, max=65535, help="TCP port to listen on"),
         Option("Payload_Key", help="put the payload map under this key"),
-        Option("Buffer_Size", "size", "2048",
+        Option("Buffer_Size", "size", "2048", min=16,
                help="largest MQTT packet accepted, fixed header included; a larger one "
                     "closes the connection"),
         Option("Format", default="json", choices=("json", "cbor", "auto"),
@@ -46,10 +46,6 @@ class MqttInput(Input):
     ) + TLS_OPTIONS
 
     def configure(self):
-        if self.conf["buffer_size"] < 16:
-            raise ConfigError("mqtt: Buffer_Size must be at least 16 bytes", key="buffer_size")
-        if not 0 <= self.conf["port"] <= 65535:
-            raise ConfigError("mqtt: Port must be between 0 and 65535", key="port")
         user, password = self.conf["username"], self.conf["password"]
         if (user is None) != (password is None):
             raise ConfigError("mqtt: Username and Password go together",

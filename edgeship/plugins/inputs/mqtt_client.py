@@ -32,7 +32,7 @@ class MqttClientInput(Input):
     options = connection_options(clean_session="off", session_expiry="1d") + (
         Option("Topic", multiple=True, required=True,
                help="topic filter to subscribe to (wildcards + and # allowed)"),
-        Option("QoS", "int", "1", help="subscription QoS: 0, 1 or 2"),
+        Option("QoS", "int", "1", choices=(0, 1, 2), help="subscription QoS: 0, 1 or 2"),
         Option("Format", default="json", choices=payload.DECODINGS,
                help="payload encoding: json, cbor, msgpack, or raw (the text under Key)"),
         Option("Key", default="log", help="key of raw payloads and of values that are not maps"),
@@ -44,8 +44,6 @@ class MqttClientInput(Input):
     def configure(self):
         conf = self.conf
         check_connection_conf(conf)
-        if conf["qos"] not in (0, 1, 2):
-            raise ConfigError("mqtt_client: QoS must be 0, 1 or 2", key="qos")
         if not all(conf["topic"]):
             raise ConfigError("mqtt_client: Topic cannot be empty", key="topic")
         topic_key = conf["topic_key"]

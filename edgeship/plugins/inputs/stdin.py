@@ -50,7 +50,8 @@ class StdinInput(Input):
     description = "Standard Input"
     options = (
         Option("Parser", help="parser applied to each line (default: JSON values)"),
-        Option("Buffer_Size", "size", str(DEFAULT_BUFFER),
+        Option("Buffer_Size", "size", str(DEFAULT_BUFFER), min=DEFAULT_BUFFER,
+               attr="buffer_size",
                help="read size; also the largest JSON value accepted"),
     )
     exit_on_eof = True
@@ -63,10 +64,6 @@ class StdinInput(Input):
             except KeyError:
                 raise ConfigError("stdin: requested parser '%s' not found" % self.conf["parser"],
                                   key="parser")
-        self.buffer_size = self.conf["buffer_size"]
-        if self.buffer_size < DEFAULT_BUFFER:
-            raise ConfigError("stdin: buffer_size '%d' must be at least %d bytes"
-                              % (self.buffer_size, DEFAULT_BUFFER), key="buffer_size")
         self.text = ""
         self.invalid = 0
         self.reader = None

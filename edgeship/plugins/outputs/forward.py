@@ -86,10 +86,10 @@ class ForwardOutput(Output):
         Option("Retain_metadata_in_forward_mode", "bool", "true",
                help="entries as [[time, metadata], record]; off for Fluentd"),
         Option("fluentd_compat", "bool", "off",
-               help="accepted for compatibility (only changes metrics/traces in Fluent Bit)"),
+               compat=True, help="only changes metrics/traces in Fluent Bit"),
         Option("Add_Option", multiple=True, help="'key value' added to the options map"),
         Option("net.connect_timeout", "time", "10", help="seconds to connect"),
-        Option("net.connect_timeout_log_error", "bool", "on", help="accepted for compatibility"),
+        Option("net.connect_timeout_log_error", "bool", "on", compat=True),
         Option("net.io_timeout", "time", "0",
                help="seconds to write a chunk or wait for its ack (0: %ds)" % DEFAULT_IO_TIMEOUT),
         Option("net.keepalive", "bool", "on", help="keep the connection between flushes"),
@@ -97,8 +97,8 @@ class ForwardOutput(Output):
                help="close a kept connection idle this long"),
         Option("net.keepalive_max_recycle", "int", "2000",
                help="reconnect after this many flushes on one connection"),
-        Option("net.source_address", help="accepted for compatibility"),
-        Option("net.dns.mode", help="accepted for compatibility"),
+        Option("net.source_address", compat=True),
+        Option("net.dns.mode", compat=True),
         Option("net.tcp_keepalive", "bool", "off", help="TCP keepalive probes"),
     ) + TLS_OPTIONS
 

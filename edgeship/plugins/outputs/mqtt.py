@@ -84,7 +84,7 @@ class MqttOutput(Output):
     options = connection_options() + (
         Option("Topic", default="$TAG",
                help="topic template: text, $TAG, $TAG[n], record accessors ($key, $key['sub'])"),
-        Option("QoS", "int", "1", help="0, 1 or 2"),
+        Option("QoS", "int", "1", choices=(0, 1, 2), help="0, 1 or 2"),
         Option("Retain", "bool", "off", help="ask the broker to retain the last message"),
         Option("Format", default="json", choices=payload.ENCODINGS,
                help="json: one message per record; json_lines, cbor, msgpack: one message "
@@ -93,25 +93,20 @@ class MqttOutput(Output):
         Option("json_date_key", default="date", help="key of the record time; false: none"),
         Option("json_date_format", default="double", choices=formats.DATE_FORMATS,
                help="double, epoch, epoch_ms, iso8601 or java_sql_timestamp"),
-        Option("Max_Inflight", "int", "0",
+        Option("Max_Inflight", "int", "0", min=0,
                help="unacknowledged messages allowed at once (0: no limit; MQTT 5: the "
                     "broker's Receive Maximum)"),
         Option("Ack_Timeout", "time", "30",
                help="seconds a flush waits for acknowledgements before it is retried"),
         Option("Will_Topic", help="Last Will topic"),
         Option("Will_Payload", default="", help="Last Will payload"),
-        Option("Will_QoS", "int", "0", help="Last Will QoS"),
+        Option("Will_QoS", "int", "0", choices=(0, 1, 2), help="Last Will QoS"),
         Option("Will_Retain", "bool", "off", help="retain the Last Will"),
     )
 
     def configure(self):
         conf = self.conf
         check_connection_conf(conf)
-        for key in ("qos", "will_qos"):
-            if conf[key] not in (0, 1, 2):
-                raise ConfigError("mqtt: %s must be 0, 1 or 2" % key, key=key)
-        if conf["max_inflight"] < 0:
-            raise ConfigError("mqtt: Max_Inflight cannot be negative", key="max_inflight")
         if "+" in conf["topic"] or "#" in conf["topic"] or not conf["topic"]:
             raise ConfigError("mqtt: Topic must be a topic name, not empty and without the "
                               "wildcards + and #", key="topic")
