@@ -87,6 +87,10 @@ BAD_CONFIGS = {
                         "retry_limit"),
     "number out of range": ("[INPUT]\n    Name mqtt\n    Port 70000\n", 3, "port"),
     "integer not a choice": ("[OUTPUT]\n    Name mqtt\n    Match *\n    QoS 3\n", 4, "qos"),
+    "invalid accessor in a topic": ("[OUTPUT]\n    Name mqtt\n    Match *\n    Topic t/$k[\n",
+                                    4, "topic"),
+    "invalid accessor in a tag": ("[OUTPUT]\n    Name forward\n    Match *\n    Tag x.$a|$b\n",
+                                  4, "tag"),
 }
 
 

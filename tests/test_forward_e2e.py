@@ -159,11 +159,15 @@ def test_every_mode_and_option_arrives_exactly(spawn, tmp_path, security):
 
 def test_tag_prefix_and_message_mode_record_accessor_tag(spawn, tmp_path):
     recv = start_receiver(spawn, tmp_path, Tag_Prefix="agg.")
+    # $TAG is the record's tag in every template (the forward output once read it as a
+    # record key named TAG); "dyn.$TAG.$n" is per record, so Message mode too.
     combos = {"msg": {"Tag": "per.$combo", "Require_ack_response": "on"},
-              "fixed": {"Tag": "fixed.tag"}}
+              "fixed": {"Tag": "fixed.tag"}, "tagged": {"Tag": "dyn.$TAG.$n"},
+              "static": {"Tag": "st.$TAG[0]"}}
+    want = {"msg": "agg.per.msg", "fixed": "agg.fixed.tag", "tagged": "agg.dyn.tagged.1",
+            "static": "agg.st.static"}
     spawn(["-c", _sender_conf(tmp_path, "send", recv.port, {}, combos)])
-    _expect_all(tmp_path / "out", combos,
-                lambda c: "agg.per.msg" if c == "msg" else "agg.fixed.tag")
+    _expect_all(tmp_path / "out", combos, want.get)
 
 
 def test_wrong_shared_key_or_password_is_refused_and_retried(spawn, tmp_path):

@@ -15,7 +15,7 @@ publishing them again, so a broker restart does not double the traffic.
 import asyncio
 
 from edgeship.codecs import formats, payload
-from edgeship.core.accessor import MISSING, Template, accessor
+from edgeship.core.accessor import MISSING, accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
@@ -40,11 +40,12 @@ def split_levels(text):
 
 
 class TopicTemplate:
-    """A topic with $TAG, $TAG[n] and record accessors, rendered per level (a record
-    accessor ends at '.', so ``$id/temp`` would otherwise read a key named ``id/temp``)."""
+    """A topic with $TAG, $TAG[n] and record accessors, rendered per level: '/' separates
+    topic levels here (a record key name may hold '/', so ``$id/temp`` would otherwise
+    read a key named ``id/temp``); each level is a record-accessor template."""
 
     def __init__(self, text):
-        self.levels = [Template(level) for level in split_levels(text)]
+        self.levels = [formats.record_template(level) for level in split_levels(text)]
         self.per_record = any(not level.is_static for level in self.levels)
 
     def render(self, record, tag):
@@ -110,7 +111,10 @@ class MqttOutput(Output):
         if "+" in conf["topic"] or "#" in conf["topic"] or not conf["topic"]:
             raise ConfigError("mqtt: Topic must be a topic name, not empty and without the "
                               "wildcards + and #", key="topic")
-        self.topic = TopicTemplate(conf["topic"])
+        try:
+            self.topic = TopicTemplate(conf["topic"])
+        except ValueError as exc:
+            raise ConfigError("mqtt: Topic: %s" % exc, key="topic")
         self.field = None
         if conf["payload_key"] is not None:
             if conf["format"] != "json":
