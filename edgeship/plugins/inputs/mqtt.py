@@ -93,13 +93,8 @@ class MqttInput(Input):
                 not_map += 1
                 continue
             if self.payload_key is not None:
-                record = {"topic": topic, self.payload_key: value}
-            else:
-                # A payload key named "topic" takes the value of the payload, in first place:
-                # what Fluent Bit's JSON outputs show for its duplicated key.
-                record = {"topic": topic}
-                record.update(value)
-            out.append((time_ns, record))
+                value = {self.payload_key: value}
+            out.append((time_ns, payload.with_topic("topic", topic, value)))
         if not_decoded:
             self.dropped += not_decoded
             self.log.warn(NOT_JSON if self.format == "json" else

@@ -119,11 +119,8 @@ class MqttClientInput(Input):
             if payload_key is not None and fmt != "raw":
                 body = {payload_key: body}
             if self.topic_key is not None:
-                record = {self.topic_key: topic}
-                record.update(body)
-            else:
-                record = body
-            out.append(record)
+                body = payload.with_topic(self.topic_key, topic, body)
+            out.append(body)
         return out
 
     def _drain(self):

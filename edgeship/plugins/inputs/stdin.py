@@ -4,7 +4,9 @@ everything read was delivered.
 Without a Parser the input is a stream of JSON values (several per line or one over several
 lines): a map is a record stamped now, ``[time, map]`` or ``[[time, metadata], map]`` a record
 with its own time; anything else is skipped, counted and logged once per read (so is a value
-nested deeper than ``untrusted.MAX_DEPTH`` levels). With a Parser each line is parsed; a line
+nested deeper than ``untrusted.MAX_DEPTH`` levels). The values follow Fluent Bit's JSON rules
+(edgeship.codecs.untrusted): a key given twice keeps the last value at the later position,
+NaN is refused, and a number beyond a double is infinity, as in_stdin's tokenizer reads it. With a Parser each line is parsed; a line
 it does not match (a JSON line too deep for the json parser included) is kept raw under
 ``log`` and counted.
 
@@ -17,7 +19,6 @@ transport; a regular file (``< file``) is read directly, which does not block.
 """
 import asyncio
 import codecs
-import json
 import os
 import stat
 
@@ -28,7 +29,6 @@ from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
 
 DEFAULT_BUFFER = 16000
-_decoder = json.JSONDecoder()
 _SPACE = " \t\r\n"
 
 
@@ -152,7 +152,7 @@ class StdinInput(Input):
             if pos >= end:
                 break
             try:
-                value, pos = untrusted.raw_decode(_decoder, text, pos)
+                value, pos = untrusted.raw_decode(text, pos, overflow_ok=True)
             except ValueError as exc:
                 deep = isinstance(exc, untrusted.TooDeep)
                 if deep and exc.end is not None:

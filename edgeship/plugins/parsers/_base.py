@@ -348,7 +348,7 @@ def unescape_mysql(text):
 
 # ------------------------------------------------------------------------------ decoders
 def _decode_json(value):
-    from edgeship.plugins.parsers.json import loads_object
+    from edgeship.codecs.untrusted import loads_object
     unescaped = unescape_simple(value)
     if unescaped.startswith("{"):
         decoded = loads_object(unescaped)
