@@ -252,6 +252,25 @@ def test_unix_socket_and_upstream_failover(spawn, tmp_path):
     assert recv_unix.proc.poll() is None
 
 
+def test_upstream_file_takes_set_variables_and_the_relative_path_rule(spawn, tmp_path):
+    """The upstream file is read by the config's own reader: ``@SET`` values of the main
+    file expand in it (they were empty there), and a relative Upstream path not found from
+    the current directory is taken from the main config's directory, as Fluent Bit does."""
+    recv = start_receiver(spawn, tmp_path)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    write(conf_dir / "upstream.conf", section("UPSTREAM", Name="aggregators")
+          + section("NODE", Name="${NODE_NAME}", Host="127.0.0.1", Port="${RECV_PORT}"))
+    conf = ("@SET RECV_PORT=%d\n@SET NODE_NAME=agg-1\n" % recv.port
+            + service(Log_File=str(tmp_path / "send.log")) + dummy("ups")
+            + section("OUTPUT", Name="forward", Match="ups", Upstream="upstream.conf",
+                      Require_ack_response="on", Retry_Limit="no_limits"))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    spawn(["-c", write(conf_dir / "send.conf", conf)], cwd=str(elsewhere))
+    _expect_all(tmp_path / "out", {"ups": {}})
+
+
 def test_fluent_logger_client(spawn, tmp_path):
     from fluent import sender
     recv = start_receiver(spawn, tmp_path)

@@ -10,7 +10,7 @@ import socket
 from edgeship import plugins
 from edgeship.core import backoff
 from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Variables,
-                                  dirname, join)
+                                  dirname)
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry, Option, Schema
 from edgeship.core.tagmatch import Matcher
@@ -51,13 +51,6 @@ SERVICE_OPTIONS = (
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
 
 
-def _find_file(path, main_dir):
-    """Relative paths: the current directory first, then the main config's directory."""
-    if os.path.isabs(path) or os.path.exists(path) or not main_dir:
-        return path
-    return join(main_dir, path)
-
-
 class Loader:
     def __init__(self, environ=None, log_stream=None):
         self.files = LocalFiles()
@@ -94,6 +87,9 @@ class Loader:
         from edgeship.engine.engine import Engine  # asyncio: only after cli chose about ssl
         engine = Engine(service, log)
         engine.config_dir = self.main_dir or "."
+        # The one reader of every config file (its @SET values, Fluent Bit's path rule):
+        # plugins read their own files (Upstream, Script) through it.
+        engine.config_files = self.reader
 
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
@@ -120,8 +116,7 @@ class Loader:
 
     # ------------------------------------------------------------------ parsers
     def _load_parsers(self, engine, entry):
-        located = _find_file(entry.value, self.main_dir)
-        sections = self.reader.read_other(located, PARSER_SECTIONS,
+        sections = self.reader.read_other(entry.value, PARSER_SECTIONS,
                                           (entry.file, entry.line, "parsers_file"))
         for section in sections:
             name = section.get("name")

@@ -154,13 +154,7 @@ class ForwardOutput(Output):
                          tls_context(conf, server=False), conf["tls.vhost"],
                          self._secure(conf, "username"), conf["self_hostname"],
                          conf["username"] or "", conf["password"] or "")]
-        from edgeship.core.config import ClassicReader, Variables
-        from edgeship.core.files import LocalFiles
-        path = conf["upstream"]
-        if not os.path.isabs(path) and not os.path.exists(path):
-            path = os.path.join(self.engine.config_dir, path)
-        reader = ClassicReader(LocalFiles(), Variables(os.environ))
-        _name, sections = read_upstream(path, reader)
+        _name, sections = read_upstream(conf["upstream"], self.engine.config_files)
         nodes = []
         for node in sections:
             merged = dict(conf)
