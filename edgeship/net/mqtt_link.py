@@ -10,19 +10,23 @@ thread while the loop leaves the client alone; the socket callbacks it triggers 
 back to the loop with ``call_soon_threadsafe``.
 
 Reconnecting is ours, not paho's: after a failed attempt or a lost connection the next try
-waits 0.5 s, 1 s, 2 s ... up to ``Reconnect_Max`` (with jitter), and plugins see
+waits between 0.5 s and 1 s, 2 s, 4 s ... up to ``Reconnect_Max`` (core.backoff's full
+jitter, the backoff of every retry and reconnect in edgeship), and plugins see
 ``connected`` go false at once so a flush can answer RETRY instead of waiting.
 """
 import asyncio
-import random
 import socket
 import threading
 
+from edgeship.core import backoff
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 PROTOCOLS = ("3.1.1", "5", "3.1")
+# The first reconnect waits 0.5-1 s, each next one up to twice as long, up to Reconnect_Max
+# (core.backoff, the one backoff).
+RECONNECT_BASE = 0.5
 
 
 def connection_options(clean_session="on", session_expiry="0"):
@@ -340,7 +344,6 @@ class Link:
 
     async def _keep_connected(self):
         conf = self.conf
-        delay = 0.5
         while self.state != CLOSED:
             if self.state == CONNECTED:
                 self._wake.clear()
@@ -362,12 +365,10 @@ class Link:
             if self.state == CLOSED:
                 return
             if ok:
-                delay = 0.5
                 continue
             self.state = DISCONNECTED
             self._failures += 1
-            wait = min(delay, conf["reconnect_max"]) * (0.5 + random.random() / 2)
-            delay = min(delay * 2, conf["reconnect_max"])
+            wait = backoff.jittered(self._failures, RECONNECT_BASE, conf["reconnect_max"])
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
