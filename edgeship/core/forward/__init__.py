@@ -9,6 +9,10 @@ Bytes in, bytes out: nothing here opens a socket. The package, by concern:
     server     ``ServerSession``: in_forward's side of a connection, frames in, events out
     client     ``ClientSession``: out_forward's side, the handshake and the acks
 
+Both sessions follow ``edgeship.core.session``: ``receive(data) -> Result(events, reply,
+close)`` and ``send(event) -> bytes``, their events named in ``messages`` (REQUEST, HELO,
+ACK, READY, FRAME).
+
 Every name is also here (``forward.Encoder``, ``forward.pack_str``...).
 
 msgpack: the frame envelopes Fluent Bit compares byte for byte (array/map/str/bin headers,
@@ -40,7 +44,8 @@ from edgeship.core.forward.client import ClientSession
 from edgeship.core.forward.digest import (chunk_id, password_digest, sha512, sha512_hex,
                                           shared_key_digest)
 from edgeship.core.forward.encode import Encoder, options_map
-from edgeship.core.forward.messages import ack_response, helo, ping, pong
+from edgeship.core.forward.messages import (ACK, FRAME, HELO, READY, REQUEST, ack_response,
+                                            helo, ping, pong)
 from edgeship.core.forward.server import Request, ServerSession, decode_entries
 from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, UNREADABLE, EventTime,
                                         Ext, ProtocolError, Unreadable, array_header,
@@ -48,7 +53,7 @@ from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, UNREADABL
                                         map_header, pack_bin, pack_bool, pack_event_time,
                                         pack_str, pack_uint)
 
-__all__ = ("ClientSession", "chunk_id", "password_digest", "sha512", "sha512_hex",
+__all__ = ("ACK", "FRAME", "HELO", "READY", "REQUEST", "ClientSession", "chunk_id", "password_digest", "sha512", "sha512_hex",
            "shared_key_digest", "Encoder", "options_map", "ack_response", "helo", "ping", "pong",
            "Request", "ServerSession", "decode_entries", "DEFAULT_PORT", "NS", "SIGNAL_LOGS",
            "UNREADABLE", "EventTime", "Ext", "ProtocolError", "Unreadable", "array_header",

@@ -1,13 +1,22 @@
-"""out_forward's side of one connection: the secure-forward handshake and the acks."""
+"""out_forward's side of one connection: the secure-forward handshake and the acks.
+``ClientSession`` follows the session convention of ``edgeship.core.session``."""
 from edgeship.core.forward.digest import password_digest, shared_key_digest
-from edgeship.core.forward.messages import ping
+from edgeship.core.forward.messages import ACK, FRAME, READY, ping
 from edgeship.core.forward.wire import ProtocolError, field_bytes, is_text
+from edgeship.core.session import Result
 
 
 class ClientSession:
-    """out_forward's side of one connection: the handshake (when a shared key is set) and
-    the acks. Feed everything received to ``receive(data)``; it returns bytes to send (the
-    PING) and raises ProtocolError on any failure: close the connection then."""
+    """out_forward's side of one connection (convention of ``edgeship.core.session``): the
+    handshake when a shared key is set, then frames out and acks in.
+
+    ``receive(data)`` -> Result: ``reply`` is the PING that answers the server's HELO;
+    ``events`` holds ``(READY,)`` once the server's PONG is checked (``ready`` is true from
+    the start without a shared key) and ``(ACK, chunk)`` per ack; ``close`` is why the
+    connection must be closed (a failed handshake, an ack for another chunk than the oldest
+    one sent, bytes that are not msgpack). ``send((FRAME, data, chunk))`` returns the
+    frame's bytes (an ``Encoder`` frame) and, when ``chunk`` is not None, awaits its ack.
+    """
 
     def __init__(self, codec, shared_key=None, hostname="localhost", salt=b"",
                  username="", password=""):
@@ -19,26 +28,44 @@ class ClientSession:
         self.password = password
         self.ready = shared_key is None
         self.nonce = None
-        self.acked = []
+        self.awaiting = []      # chunk ids of the frames sent, oldest first, not acked yet
+        self.closed = None
         self._sent_ping = False
 
+    def send(self, event):
+        if event[0] != FRAME:
+            raise ValueError("a forward client cannot send %r" % (event[0],))
+        if not self.ready:
+            raise ValueError("a frame sent before the handshake is done")
+        _, data, chunk = event
+        if chunk is not None:
+            self.awaiting.append(chunk)
+        return data
+
     def receive(self, data):
-        self.unpacker.feed(data)
-        out = []
-        while True:
+        events = []
+        replies = []
+        if self.closed is None:
+            self.unpacker.feed(data)
+        while self.closed is None:
             try:
                 obj = next(self.unpacker)
             except StopIteration:
                 break
             except Exception as exc:
-                raise ProtocolError("invalid msgpack from the server: %s" % exc)
-            if self.ready:
-                self._ack(obj)
-            elif not self._sent_ping:
-                out.append(self._helo(obj))
-            else:
-                self._pong(obj)
-        return b"".join(out)
+                self.closed = "invalid msgpack from the server: %s" % exc
+                break
+            try:
+                if self.ready:
+                    events.append((ACK, self._ack(obj)))
+                elif not self._sent_ping:
+                    replies.append(self._helo(obj))
+                else:
+                    self._pong(obj)
+                    events.append((READY,))
+            except ProtocolError as exc:
+                self.closed = str(exc)
+        return Result(events, b"".join(replies), self.closed)
 
     def _helo(self, obj):
         if type(obj) is not list or len(obj) != 2 or obj[0] != "HELO" or type(obj[1]) is not dict:
@@ -72,15 +99,12 @@ class ClientSession:
         self.ready = True
 
     def _ack(self, obj):
+        """The chunk id ``obj`` acks: the oldest one awaiting, else a ProtocolError."""
         if type(obj) is not dict or not is_text(obj.get("ack")):
             raise ProtocolError("unexpected reply from the server: %r" % (obj,))
-        self.acked.append(field_bytes(obj["ack"]).decode("utf-8", "replace"))
-
-    def take_ack(self, chunk):
-        """True when ``chunk`` was acked; an ack for another chunk is an error."""
-        while self.acked:
-            got = self.acked.pop(0)
-            if got != chunk:
-                raise ProtocolError("ACK: mismatch received=%s, expected=(%s)" % (got, chunk))
-            return True
-        return False
+        got = field_bytes(obj["ack"]).decode("utf-8", "replace")
+        expected = self.awaiting[0] if self.awaiting else ""
+        if got != expected:
+            raise ProtocolError("ACK: mismatch received=%s, expected=(%s)" % (got, expected))
+        self.awaiting.pop(0)
+        return got

@@ -1,6 +1,15 @@
 """The forward protocol's small messages: the server's HELO, PONG and ack, the client's
-PING, as Fluent Bit 5.1.1 packs them."""
+PING, as Fluent Bit 5.1.1 packs them; and the kinds of the sessions' events (the first item
+of each event tuple, see ``edgeship.core.session``)."""
 from edgeship.core.forward.wire import map_header, pack_bool, pack_str
+
+# Session events. Server: (REQUEST, Request) in; (HELO,) and (ACK, chunk) out.
+# Client: (READY,) and (ACK, chunk) in; (FRAME, bytes, chunk or None) out.
+REQUEST = "request"
+HELO = "HELO"
+ACK = "ack"
+READY = "ready"
+FRAME = "frame"
 
 
 def ack_response(chunk):

@@ -1,9 +1,11 @@
 """in_forward's side of one connection: frames in (Forward, PackedForward,
-CompressedPackedForward, Message), the secure-forward handshake, entries made into events."""
+CompressedPackedForward, Message), the secure-forward handshake, entries made into events.
+``ServerSession`` follows the session convention of ``edgeship.core.session``."""
 from edgeship.core.forward.digest import password_digest, shared_key_digest
-from edgeship.core.forward.messages import helo, pong
+from edgeship.core.forward.messages import ACK, HELO, REQUEST, ack_response, helo, pong
 from edgeship.core.forward.wire import (NS, SIGNAL_LOGS, UNREADABLE, EventTime, ProtocolError,
                                         field_bytes, gunzip, is_text)
+from edgeship.core.session import Result
 
 
 class Request:
@@ -72,13 +74,16 @@ def decode_entries(entries, events=None):
 
 
 class ServerSession:
-    """One in_forward connection.
+    """One in_forward connection (convention of ``edgeship.core.session``).
 
-    ``greeting()`` is the HELO to send on accept (b"" without a shared key). ``receive(data)``
-    returns the complete requests; afterwards ``error`` is set when the connection must be
-    closed (the requests returned are still good: Fluent Bit keeps the entries before a bad
-    one) and ``outgoing()`` holds bytes to send (PONG). ``nonce`` and ``auth`` are 16 random
-    bytes each, given by the caller (sans-IO: no randomness here).
+    ``receive(data)`` -> Result: ``events`` holds ``(REQUEST, Request)`` per complete frame;
+    ``reply`` the PONG that answers a PING (or refuses it); ``close`` why the connection must
+    be closed (the requests before the fault are still good: Fluent Bit keeps the entries
+    before a bad one). ``send((HELO,))`` is the HELO to write on accept (b"" without a shared
+    key); ``send((ACK, chunk))`` the ack of a request's chunk, once its records are safe.
+    ``dropped`` counts entries dropped so far (bad, or nested too deep); the caller may reset
+    it. ``nonce`` and ``auth`` are 16 random bytes each, given by the caller (sans-IO: no
+    randomness here).
     """
 
     def __init__(self, codec, max_buffer=6144000, shared_key=None, hostname="localhost",
@@ -98,15 +103,13 @@ class ServerSession:
         self.dropped = 0
         self._out = []
 
-    def greeting(self):
-        if self.shared_key is None:
-            return b""
-        return helo(self.nonce, self.auth)
-
-    def outgoing(self):
-        data = b"".join(self._out)
-        self._out = []
-        return data
+    def send(self, event):
+        kind = event[0]
+        if kind == HELO:
+            return b"" if self.shared_key is None else helo(self.nonce, self.auth)
+        if kind == ACK:
+            return ack_response(event[1])
+        raise ValueError("a forward server cannot send %r" % (kind,))
 
     def pending(self):
         """Bytes received that do not make a complete frame yet."""
@@ -115,7 +118,7 @@ class ServerSession:
     def receive(self, data):
         requests = []
         if self.error:
-            return requests
+            return Result(requests, b"", self.error)
         view = memoryview(data)
         while len(view) and not self.error:
             room = self.max_buffer - self.pending()
@@ -128,7 +131,9 @@ class ServerSession:
             self._drain(requests)
         if not self.error and self.pending() >= self.max_buffer:
             self.error = "incoming data exceed limit (%d bytes)" % self.max_buffer
-        return requests
+        reply = b"".join(self._out)
+        self._out = []
+        return Result(requests, reply, self.error)
 
     def _drain(self, requests):
         unpacker = self.unpacker
@@ -148,14 +153,14 @@ class ServerSession:
                     request = self._request(obj, self.consumed - start)
                     if request is not None:
                         self.dropped += request.dropped
-                        requests.append(request)
+                        requests.append((REQUEST, request))
             except ProtocolError as exc:
                 self.error = str(exc)
                 if exc.reply:
                     self._out.append(exc.reply)
             except _Partial as partial:
                 self.dropped += partial.request.dropped
-                requests.append(partial.request)
+                requests.append((REQUEST, partial.request))
                 self.error = partial.reason
             if self.error:
                 return
@@ -286,6 +291,6 @@ class _Partial(Exception):
     """A Forward frame whose entries are good up to a bad one."""
 
     def __init__(self, request, reason):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.request = request
         self.reason = reason

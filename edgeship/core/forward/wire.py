@@ -18,7 +18,7 @@ class ProtocolError(Exception):
     """The peer broke the protocol: close the connection. ``reply`` is sent first if any."""
 
     def __init__(self, message, reply=b""):
-        Exception.__init__(self, message)
+        super().__init__(message)   # MicroPython has no Exception.__init__ to call
         self.reply = reply
 
 

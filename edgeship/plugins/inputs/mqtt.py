@@ -67,13 +67,13 @@ class MqttInput(Input):
         return payload.first_json(data)
 
     def _records(self, messages, time_ns):
-        """Events for the (topic, payload) messages of one read; bad payloads are counted
-        and logged once per read. Nothing here may end the connection: the PUBACKs of the
-        read are sent after it."""
+        """Events for the (PUBLISH, topic, payload) messages of one read; bad payloads are
+        counted and logged once per read. Nothing here may end the connection: the PUBACKs
+        of the read are sent after it."""
         out = []
         not_decoded = not_map = too_deep = failed = 0
         error = None
-        for topic, data in messages:
+        for _, topic, data in messages:
             if not data.strip():
                 not_map += 1    # Fluent Bit drops an empty payload without a word
                 continue
@@ -118,7 +118,7 @@ class MqttInput(Input):
         peer = writer.get_extra_info("peername")
         self.log.debug("new TCP connection from %s", peer)
         self._writers.add(writer)
-        conn = mqtt.ServerConnection(self.conf["buffer_size"], self.credentials)
+        conn = mqtt.ServerSession(self.conf["buffer_size"], self.credentials)
         try:
             while not self.stopping:
                 await self.room()
@@ -126,9 +126,9 @@ class MqttInput(Input):
                 if not data:
                     break
                 result = conn.receive(data)
-                if result.messages:
-                    size = sum(len(p) for _, p in result.messages)
-                    batch = self._records(result.messages, ev.now_ns())
+                if result.events:
+                    size = sum(len(p) for _, _, p in result.events)
+                    batch = self._records(result.events, ev.now_ns())
                     if batch:
                         self.emit(self.tag, batch, size)
                 if result.reply:

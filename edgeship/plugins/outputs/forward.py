@@ -198,10 +198,12 @@ class ForwardOutput(Output):
                 data = await asyncio.wait_for(reader.read(65536), self.io_timeout)
                 if not data:
                     raise ConnectionError("server closed the connection during the handshake")
-                reply = session.receive(data)
-                if reply:
-                    writer.write(reply)
+                result = session.receive(data)
+                if result.reply:
+                    writer.write(result.reply)
                     await asyncio.wait_for(writer.drain(), self.io_timeout)
+                if result.close is not None:
+                    raise forward.ProtocolError(result.close)
         except BaseException:
             conn.close()
             raise
@@ -227,19 +229,23 @@ class ForwardOutput(Output):
             node.conn = None
 
     async def _send(self, conn, frame, chunk):
-        conn.writer.write(frame)
+        conn.writer.write(conn.session.send((forward.FRAME, frame, chunk)))
         await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
         if chunk is None:
             return
         deadline = time.monotonic() + self.io_timeout
-        while not conn.session.take_ack(chunk):
+        while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise asyncio.TimeoutError()
             data = await asyncio.wait_for(conn.reader.read(4096), left)
             if not data:
                 raise ConnectionError("server closed the connection before the ack")
-            conn.session.receive(data)
+            result = conn.session.receive(data)
+            if result.close is not None:
+                raise forward.ProtocolError(result.close)
+            if (forward.ACK, chunk) in result.events:
+                return
 
     # ------------------------------------------------------------------ flush
     def _frames(self, tag, events):
