@@ -70,3 +70,8 @@ def test_bad_rules_are_ignored_but_none_left_is_an_error(tmp_path):
     with pytest.raises(ConfigError) as err:
         plugin(tmp_path, section("type_converter", "str_key a b nosuch"))
     assert "no rules" in str(err.value)
+    # an invalid record accessor is a config error at its line, as in every option
+    with pytest.raises(ConfigError) as err:
+        plugin(tmp_path, section("type_converter", "str_key a b int", "str_key $a|$b c int"))
+    assert err.value.line == 7 and err.value.key == "str_key"
+    assert "invalid record accessor" in str(err.value)

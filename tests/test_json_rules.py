@@ -12,6 +12,7 @@ import json
 import pytest
 
 from edgeship.codecs import payload, untrusted
+from edgeship.core.mqtt_codec import PUBLISH
 from filter_helpers import load
 from test_stdin import out_file_events, run_stdin
 
@@ -48,8 +49,8 @@ def test_mqtt_input_payload_keys_and_the_topic_key(tmp_path):
     """in_mqtt on the real binary: payload {"a":1,"b":2,"a":3,"topic":"mine"} on topic s/1
     came out of its JSON output as {"b":2,"a":3,"topic":"mine"}."""
     plugin = load(tmp_path, "[INPUT]\n    Name mqtt\n    Port 0\n").inputs[0]
-    events = plugin._records([("s/1", b'{"a":1,"b":2,"a":3,"topic":"mine"}'),
-                              ("s/2", REPEATED.encode())], 7)
+    events = plugin._records([(PUBLISH, "s/1", b'{"a":1,"b":2,"a":3,"topic":"mine"}'),
+                              (PUBLISH, "s/2", REPEATED.encode())], 7)
     assert [items(record) for _, record in events] == [
         [("b", 2), ("a", 3), ("topic", "mine")], [("topic", "s/2")] + FLUENT_BIT]
 

@@ -7,6 +7,9 @@
   (any prefix of those names).
 - The copy is appended under DST (SRC stays); added keys come grouped by option: every
   str_key, then int_key, uint_key, float_key.
+- A rule that is not ``SRC DST TYPE`` with a known TYPE is logged and ignored, as Fluent Bit
+  does; an invalid record accessor as SRC is a config error naming file, line and key
+  (Fluent Bit logs it and ignores the rule), as in every option that takes one.
 - When the source has another type or does not convert, the original value is copied
   under DST and an error is logged. C conversions are kept (edgeship.codecs.cnumbers, the
   one place for them): "12abc" is 12, "0" as int is a failure (strtoimax gives 0), a float
@@ -14,10 +17,11 @@
   "%.1f" when whole and "%.16g" otherwise, float to int truncates.
 """
 from edgeship.codecs.cnumbers import INT64_MAX, UINT64_MAX, strtod, strtoll, strtoull
-from edgeship.core.accessor import MISSING, accessor
+from edgeship.core.accessor import MISSING
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._rules import rule_accessor
 from edgeship.plugins.filters._tokens import split_tokens
 
 TYPE_NAMES = ("int", "uint", "float", "hex", "string", "bool")
@@ -114,11 +118,8 @@ class TypeConverterFilter(Filter):
                     continue
                 words = split_tokens(value, 3)
                 to = type_name(words[2]) if len(words) == 3 else None
-                try:
-                    acc = accessor(words[0]) if len(words) == 3 else None
-                except ValueError:
-                    acc = None
-                if to is None or acc is None:
+                acc = rule_accessor("type_converter", words[0], entry) if to else None
+                if acc is None:
                     # Fluent Bit goes on without the bad rule; so do we, saying where it is.
                     self.log.error("invalid rule (%s:%s: %s %s), expects 'from_key to_key "
                                    "type' with type int, uint, float, hex, string or bool; "
