@@ -29,6 +29,7 @@ same values, duplicate keys included, with or without orjson.
 """
 import io
 import json
+import re
 from itertools import chain, compress
 
 import msgpack
@@ -154,8 +155,9 @@ def _count_keys(value):
     return 0
 
 
-_KEY_MARKS = {str: ('":', " ", " :", "\t", "\t:", "\r", "\r:", "\n", "\n:"),
-              bytes: (b'":', b" ", b" :", b"\t", b"\t:", b"\r", b"\r:", b"\n", b"\n:")}
+# Whitespace before a ':' hides a key from the count of '":' (one C-level pass to find any).
+_SPACED_COLON = re.compile(r"[ \t\r\n]:")
+_SPACED_COLON_BYTES = re.compile(rb"[ \t\r\n]:")
 
 
 def _may_repeat_a_key(text, value):
@@ -165,19 +167,21 @@ def _may_repeat_a_key(text, value):
     Every key is a string followed by ':'. Without whitespace before any ':', the count of
     '":' is the number of keys in the text (nested ones included) plus any '":' inside
     string values; when it equals the number of keys decoded, no key was lost to a repeat.
-    (Each whitespace is first looked for alone: a one-character search is a fast memchr.)
     """
-    if type(value) is not dict and type(value) is not list:
+    kind = type(value)
+    if kind is not dict and kind is not list:
         return False
-    mark, sp, sp_colon, tab, tab_colon, cr, cr_colon, lf, lf_colon = \
-        _KEY_MARKS[bytes if isinstance(text, (bytes, bytearray)) else str]
-    if (sp in text and sp_colon in text) or (tab in text and tab_colon in text) \
-            or (cr in text and cr_colon in text) or (lf in text and lf_colon in text):
-        return True
-    found = text.count(mark)
-    if found == 0:
+    if type(text) is str:
+        if _SPACED_COLON.search(text) is not None:
+            return True
+        found = text.count('":')
+    else:
+        if _SPACED_COLON_BYTES.search(text) is not None:
+            return True
+        found = text.count(b'":')
+    if kind is dict and found == len(value):
         return False
-    return (type(value) is not dict or found != len(value)) and found != _count_keys(value)
+    return found != _count_keys(value)
 
 
 def _stdlib(data):
@@ -196,10 +200,13 @@ def _settle(data, value):
         # orjson also refuses a few texts Python accepts (lone surrogate escapes): the
         # standard decoder decides, so the result never depends on orjson being installed.
         value = _stdlib(data)
-    elif not text_nests_deeper(data, value) and _may_repeat_a_key(data, value):
-        return _stdlib(data)
-    if text_nests_deeper(data, value):
+        if text_nests_deeper(data, value):
+            raise TooDeep()
+        return value
+    if text_nests_deeper(data, value):    # first: _may_repeat_a_key walks the value
         raise TooDeep()
+    if _may_repeat_a_key(data, value):
+        return _stdlib(data)
     return value
 
 
@@ -215,7 +222,13 @@ def _fast(data):
 def loads(data):
     """The JSON value all of ``data`` (str or bytes) holds, with Fluent Bit's rules. ValueError
     when it holds none, TooDeep when it nests too deep."""
-    return _settle(data, _fast(data))
+    if _fast_loads is None:
+        return _settle(data, _REFUSED)
+    try:
+        value = _fast_loads(data)
+    except ValueError:
+        value = _REFUSED
+    return _settle(data, value)
 
 
 def _object_from(text, value):
