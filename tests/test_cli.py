@@ -52,6 +52,24 @@ def test_plugin_help_comes_from_the_schema():
     assert run_edgeship(["-i", "nosuch", "-h"]).returncode == 1
 
 
+def test_every_plugin_declares_each_option_once():
+    """A schema refuses an option declared twice; forward's -h printed tls.verify_client_cert
+    twice (its own and the TLS options')."""
+    from edgeship import plugins
+    for kind in plugins.KINDS:
+        for name in plugins.names(kind):
+            plugins.find(kind, name).schema()
+    lines = run_edgeship(["-i", "forward", "-h"]).stdout.splitlines()
+    assert [line.split()[0] for line in lines if "verify_client_cert" in line] == \
+        ["tls.verify_client_cert"]
+
+
+def test_help_marks_options_accepted_for_compatibility_only():
+    lines = run_edgeship(["-i", "tail", "-h"]).stdout.splitlines()
+    compat = [line.split()[0] for line in lines if "compatibility only" in line]
+    assert "Inotify_Watcher" in compat and "Threaded" in compat and "Path" not in compat
+
+
 def test_dry_run_accepts_a_valid_config(tmp_path):
     conf = write(tmp_path / "ok.conf", """\
         [SERVICE]
@@ -83,6 +101,12 @@ BAD_CONFIGS = {
                                    3, "start_time_sec"),
     "bad retry limit": ("[OUTPUT]\n    Name null\n    Match *\n    Retry_Limit often\n", 4,
                         "retry_limit"),
+    "number out of range": ("[INPUT]\n    Name mqtt\n    Port 70000\n", 3, "port"),
+    "integer not a choice": ("[OUTPUT]\n    Name mqtt\n    Match *\n    QoS 3\n", 4, "qos"),
+    "invalid accessor in a topic": ("[OUTPUT]\n    Name mqtt\n    Match *\n    Topic t/$k[\n",
+                                    4, "topic"),
+    "invalid accessor in a tag": ("[OUTPUT]\n    Name forward\n    Match *\n    Tag x.$a|$b\n",
+                                  4, "tag"),
 }
 
 

@@ -57,3 +57,21 @@ def test_config_errors(tmp_path, files, call, words):
     with pytest.raises(ConfigError) as err:
         plugin(tmp_path, section("python", "Script f.py", "Call " + call), files=files)
     assert words in str(err.value)
+
+
+def test_a_relative_script_path_follows_fluent_bits_rule(tmp_path, monkeypatch):
+    """One rule for every relative path a config names (core.config.locate): the current
+    directory when the file is there, else the main config file's directory. The script
+    filters once only looked in the config's directory."""
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    (elsewhere / "f.py").write_text("def f(events):\n    return [(0, {'from': 'cwd'})]\n")
+    monkeypatch.chdir(elsewhere)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    files = {"f.py": "def f(events):\n    return [(0, {'from': 'conf'})]\n",
+             "g.py": "def g(events):\n    return [(0, {'from': 'conf'})]\n"}
+    flt = plugin(conf_dir, section("python", "Script f.py", "Call f"), files=files)
+    assert run(flt, [{}]) == [{"from": "cwd"}]
+    flt = plugin(conf_dir, section("python", "Script g.py", "Call g"), files=files)
+    assert run(flt, [{}]) == [{"from": "conf"}]

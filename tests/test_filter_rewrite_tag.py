@@ -56,7 +56,7 @@ def test_nested_key_and_tag_part(tmp_path):
     ("$a ^x$ newtag", "$KEY REGEX NEW_TAG KEEP"),
     ("$a (bad new true", "could not compile regex"),
     ("$a x new maybe", "KEEP must be true or false"),
-    ("$a-b x new true", "invalid record accessor"),
+    ("$a|$b x new true", "invalid record accessor"),
 ])
 def test_config_errors(tmp_path, rule, words):
     with pytest.raises(ConfigError) as err:

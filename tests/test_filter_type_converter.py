@@ -37,6 +37,22 @@ def test_failures(value, source, to):
         convert(value, source, to)
 
 
+def test_c_conversions_are_the_parsers_types_ones():
+    """type_converter and parser Types once had their own C conversions, which disagreed;
+    both use codecs/cnumbers now. What Fluent Bit 5.1.1 wrote (real binary) for str_key
+    float "0x1p3", int "\u00a012" (NBSP is no C space), uint of a huge negative, hex " 0x1f":
+    f2 8.0, i2 the original (convert error), u2 18446744073709551615, h2 31."""
+    from edgeship.plugins.parsers._base import CASTS
+    assert convert("0x1p3", "string", "float") == 8.0 == CASTS["float"]("0x1p3")
+    with pytest.raises(ConversionError):
+        convert("\u00a012", "string", "int")
+    assert CASTS["integer"]("\u00a012") == 0 and CASTS["integer"]("\v12") == 12
+    assert convert("-99999999999999999999999", "string", "uint") == (1 << 64) - 1
+    assert convert(" 0x1f", "string", "hex") == 31 == CASTS["hex"](" 0x1f")
+    assert convert("99999999999999999999", "string", "int") == (1 << 63) - 1 \
+        == CASTS["integer"]("99999999999999999999")
+
+
 def test_added_keys_grouped_by_option_and_failures_copy_original(tmp_path):
     flt = plugin(tmp_path, section("type_converter", "float_key avg avg_str string",
                                    "uint_key code code_str string", "str_key n n_int int",
@@ -54,3 +70,8 @@ def test_bad_rules_are_ignored_but_none_left_is_an_error(tmp_path):
     with pytest.raises(ConfigError) as err:
         plugin(tmp_path, section("type_converter", "str_key a b nosuch"))
     assert "no rules" in str(err.value)
+    # an invalid record accessor is a config error at its line, as in every option
+    with pytest.raises(ConfigError) as err:
+        plugin(tmp_path, section("type_converter", "str_key a b int", "str_key $a|$b c int"))
+    assert err.value.line == 7 and err.value.key == "str_key"
+    assert "invalid record accessor" in str(err.value)

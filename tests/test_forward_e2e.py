@@ -160,11 +160,15 @@ def test_every_mode_and_option_arrives_exactly(spawn, tmp_path, security):
 
 def test_tag_prefix_and_message_mode_record_accessor_tag(spawn, tmp_path):
     recv = start_receiver(spawn, tmp_path, Tag_Prefix="agg.")
+    # $TAG is the record's tag in every template (the forward output once read it as a
+    # record key named TAG); "dyn.$TAG.$n" is per record, so Message mode too.
     combos = {"msg": {"Tag": "per.$combo", "Require_ack_response": "on"},
-              "fixed": {"Tag": "fixed.tag"}}
+              "fixed": {"Tag": "fixed.tag"}, "tagged": {"Tag": "dyn.$TAG.$n"},
+              "static": {"Tag": "st.$TAG[0]"}}
+    want = {"msg": "agg.per.msg", "fixed": "agg.fixed.tag", "tagged": "agg.dyn.tagged.1",
+            "static": "agg.st.static"}
     spawn(["-c", _sender_conf(tmp_path, "send", recv.port, {}, combos)])
-    _expect_all(tmp_path / "out", combos,
-                lambda c: "agg.per.msg" if c == "msg" else "agg.fixed.tag")
+    _expect_all(tmp_path / "out", combos, want.get)
 
 
 def test_wrong_shared_key_or_password_is_refused_and_retried(spawn, tmp_path):
@@ -248,6 +252,25 @@ def test_unix_socket_and_upstream_failover(spawn, tmp_path):
     assert [r[2]["combo"] for r in rows] == ["ha"] * 6
     assert "could not deliver to node down (127.0.0.1:" in read(tmp_path / "send.log")
     assert recv_unix.proc.poll() is None
+
+
+def test_upstream_file_takes_set_variables_and_the_relative_path_rule(spawn, tmp_path):
+    """The upstream file is read by the config's own reader: ``@SET`` values of the main
+    file expand in it (they were empty there), and a relative Upstream path not found from
+    the current directory is taken from the main config's directory, as Fluent Bit does."""
+    recv = start_receiver(spawn, tmp_path)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    write(conf_dir / "upstream.conf", section("UPSTREAM", Name="aggregators")
+          + section("NODE", Name="${NODE_NAME}", Host="127.0.0.1", Port="${RECV_PORT}"))
+    conf = ("@SET RECV_PORT=%d\n@SET NODE_NAME=agg-1\n" % recv.port
+            + service(Log_File=str(tmp_path / "send.log")) + dummy("ups")
+            + section("OUTPUT", Name="forward", Match="ups", Upstream="upstream.conf",
+                      Require_ack_response="on", Retry_Limit="no_limits"))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    spawn(["-c", write(conf_dir / "send.conf", conf)], cwd=str(elsewhere))
+    _expect_all(tmp_path / "out", {"ups": {}})
 
 
 @pytest.mark.e2e

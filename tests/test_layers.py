@@ -52,7 +52,7 @@ PENDING_PLUGIN_CONTEXT = {
 # Modules MicroPython has (../shared/reference/micropython.md, "Modules present in the unix
 # port"; tests/core runs there), without the ones for the network, threads, the loop or the
 # board (socket, select, asyncio, ssl, _thread, machine): core's protocols stay sans-IO. A
-# module outside this list only inside ``try: ... except ImportError``, as core/forward.py
+# module outside this list only inside ``try: ... except ImportError``, as core/forward/wire.py
 # imports zlib.
 MICROPYTHON_MODULES = {"array", "binascii", "collections", "errno", "gc", "hashlib", "heapq",
                        "io", "json", "math", "micropython", "os", "random", "re", "struct",
@@ -216,7 +216,7 @@ def test_the_checks_see_what_they_must():
              for rel, module, is_package, tree in _modules()}
     assert {_own_layer(rel) for rel in found} == set(TABLE) | {"front"}
     assert ("edgeship.engine.plugin", False) in found["edgeship/plugins/outputs/null.py"]
-    assert ("zlib", True) in found["edgeship/core/forward.py"]
+    assert ("zlib", True) in found["edgeship/core/forward/wire.py"]
     assert ("edgeship.text.onigmo", False) in found["edgeship/engine/loader.py"]  # in a method
     tree = ast.parse("from ..core import files\nfrom . import upstream\nfrom .tls import x\n")
     assert [target for _, target, _ in _imports("edgeship.net.tls", False, tree)] == \

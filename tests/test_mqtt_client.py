@@ -100,6 +100,19 @@ def test_formats_and_topic_tags(tmp_path, broker, spawn):
         pub.disconnect()
 
 
+def test_topic_tags_are_record_accessor_templates(tmp_path):
+    """$TOPIC is rendered by the one record-accessor engine: it ends where any accessor
+    ends, and '-' belongs to a key name (it was a text replace of '$TOPIC' before)."""
+    from filter_helpers import load
+    tags = {}
+    for tag in ("dev.$TOPIC", "dev.$TOPIC.raw", "$TOPIC-raw", "$TOPIC"):
+        section = ("[INPUT]\n    Name mqtt_client\n    Topic x/#\n    Tag %s\n" % tag)
+        plugin = load(tmp_path, section).inputs[0]
+        tags[tag] = plugin._tag("/site/room1")
+    assert tags == {"dev.$TOPIC": "dev.site.room1", "dev.$TOPIC.raw": "dev.site.room1.raw",
+                    "$TOPIC-raw": "mqtt_client.0", "$TOPIC": "site.room1"}
+
+
 def test_undecodable_and_scalar_payloads_are_kept(tmp_path, broker, spawn):
     spawn(config(tmp_path, broker, Topic_Key="false", Key="value"))
     sub = Subscriber(broker, "out/#")

@@ -106,4 +106,4 @@ def test_open_pipe_does_not_block_shutdown(tmp_path, spawn):
 def test_buffer_size_below_minimum_is_a_config_error(tmp_path):
     proc, _ = run_stdin(tmp_path, "", ["-p", "buffer_size=1000"])
     assert proc.returncode == 1
-    assert "buffer_size '1000' must be at least 16000 bytes" in proc.stderr
+    assert "key 'buffer_size'" in proc.stderr and "expected 16000 or more, got '1000'" in proc.stderr

@@ -33,6 +33,8 @@ import time
 
 from json.encoder import encode_basestring_ascii as _escape_ascii
 
+from edgeship.core import accessor
+
 try:
     import orjson
 except ImportError:  # the "fast" extra is not installed
@@ -238,6 +240,17 @@ def _headed(events, body, needle, head_of, sep):
 def to_json(value):
     """Fluent Bit's JSON text (bytes) of one value: record, list, string or number."""
     return json_batch([value])[0]
+
+
+def _map_text(value):
+    return to_json(value).decode("ascii")
+
+
+def record_template(text):
+    """A record-accessor template (``edgeship.core.accessor.Template``) whose map values
+    are rendered as Fluent Bit renders them there (flb_msgpack_to_json_str): the way every
+    plugin builds one. ValueError for an invalid accessor."""
+    return accessor.Template(text, map_text=_map_text)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ of a payload (a JSON/CBOR/msgpack stream may hold several, as a json_lines batch
 above).
 Decoding is bounded by ``edgeship.codecs.untrusted`` (depth, size, linear time): a payload
 nested deeper than its ``MAX_DEPTH`` raises ``TooDeep``, a ValueError like any payload that
-does not decode. A key given twice keeps the last value at the first key's position (what
-Python's dict makes; the json parser instead moves it to the later position, as Fluent Bit).
+does not decode. JSON follows Fluent Bit's rules (untrusted.loads): a key given twice keeps
+the last value at the later position, as the json parser and every input has it.
+``with_topic`` puts the message topic first in a record the same way: a payload key of the
+same name wins, at its own position (what Fluent Bit's JSON outputs show for in_mqtt).
 cbor2 and msgpack are imported only when a payload needs them.
 """
 import io
 import itertools
-import json
 import operator
 
 from edgeship.codecs import formats
@@ -26,7 +27,6 @@ ENCODINGS = ("json", "json_lines", "cbor", "msgpack")
 DECODINGS = ("json", "cbor", "msgpack", "raw")
 BATCH_ENCODINGS = ("json_lines", "cbor", "msgpack")
 
-_json_decoder = json.JSONDecoder()
 _JSON_SPACE = " \t\n\r"
 
 
@@ -48,7 +48,7 @@ def first_json(data):
     except ValueError:
         pass
     text = _text(data).lstrip(_JSON_SPACE)
-    return untrusted.raw_decode(_json_decoder, text)[0]
+    return untrusted.raw_decode(text)[0]
 
 
 def json_values(data):
@@ -70,7 +70,7 @@ def json_values(data):
         if pos >= end:
             return out
         try:
-            value, pos = untrusted.raw_decode(_json_decoder, text, pos)
+            value, pos = untrusted.raw_decode(text, pos)
         except untrusted.TooDeep:
             raise
         except ValueError:
@@ -163,6 +163,16 @@ def raw_text(data):
     return _text(data)
 
 
+def with_topic(key, topic, body):
+    """``{key: topic}`` followed by the keys of ``body``; a key of ``body`` named ``key``
+    keeps its value at its own position (the later one), as every duplicate key does."""
+    if key in body:
+        return dict(body)
+    record = {key: topic}
+    record.update(body)
+    return record
+
+
 # ------------------------------------------------------------------------------- encoding
 def dated_maps(events, date_key, date_format):
     """Records with the date first under ``date_key`` (None: records as they are). A record
@@ -172,7 +182,7 @@ def dated_maps(events, date_key, date_format):
     maps = []
     # One date per run of events at the same time (a batch read from a file shares one).
     for time_ns, run in itertools.groupby(events, key=operator.itemgetter(0)):
-        date = json.loads(formats.date_json(time_ns, date_format))
+        date = untrusted.loads(formats.date_json(time_ns, date_format))
         maps.extend([record if date_key in record else {date_key: date, **record}
                      for _, record in run])
     return maps

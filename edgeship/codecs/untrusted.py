@@ -23,12 +23,13 @@ Time   linear in the input whatever it holds. JSON is decoded by orjson or the s
        level), so reading goes on after it. Decoded records are checked level by level,
        never recursively: a batch of flat records in one C-level pass over their values.
 
-Duplicate keys are not decided here: the json parser keeps Fluent Bit's rule (the last
-value, at the later position) with its own object hook; MQTT payloads keep what the
-decoder gives (the last value, at the first position).
+JSON is decoded here, and only here, with Fluent Bit's rules (see "JSON" below): every
+input (the json parser, stdin, the mqtt and mqtt_client payloads, dummy's record) gets the
+same values, duplicate keys included, with or without orjson.
 """
 import io
 import json
+import re
 from itertools import chain, compress
 
 import msgpack
@@ -36,7 +37,7 @@ import msgpack
 try:  # orjson is the fast extra; json gives the same values without it
     from orjson import loads as _fast_loads
 except ImportError:
-    _fast_loads = json.loads
+    _fast_loads = None
 
 MAX_DEPTH = 64
 
@@ -89,6 +90,49 @@ def too_deep(records, limit=MAX_DEPTH):
 
 
 # ------------------------------------------------------------------------------ JSON
+# Fluent Bit's rules (flb_pack_json; checked on 5.1.1 with the json parser, in_mqtt and
+# in_stdin): a key given twice keeps the last value at the later position, at every depth
+# (Fluent Bit's record holds both; each of its JSON outputs shows the last value at the
+# later position, which is what a dict can hold); integers beyond 64 bits become floats;
+# NaN, Infinity and numbers beyond a double (1e400) are refused; in_stdin alone (its own
+# tokenizer) takes 1e400 as infinity, hence ``raw_decode(..., overflow_ok=True)``.
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def _last_wins(pairs):
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            del record[key]     # the later position
+        record[key] = value
+    return record
+
+
+def _parse_int(text):
+    value = int(text)
+    if _INT64_MIN <= value <= _UINT64_MAX:
+        return value
+    return float(text)
+
+
+def _parse_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return value
+
+
+def _refuse_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_last_wins, parse_int=_parse_int,
+                           parse_float=_parse_float, parse_constant=_refuse_constant)
+_OVERFLOW_OK = json.JSONDecoder(object_pairs_hook=_last_wins, parse_int=_parse_int,
+                                parse_constant=_refuse_constant)
+_REFUSED = object()  # orjson raised: the standard decoder decides
+
+
 def _opening_brackets(text, start=0, end=None):
     if isinstance(text, str):
         return text.count("{", start, end) + text.count("[", start, end)
@@ -102,30 +146,157 @@ def text_nests_deeper(text, value, start=0, end=None, limit=MAX_DEPTH):
     return _opening_brackets(text, start, end) > limit and nests_deeper(value, limit)
 
 
-def loads(data):
-    """The JSON value all of ``data`` (str or bytes) holds. ValueError when it holds none,
-    TooDeep when it nests too deep."""
+def _count_keys(value):
+    """Keys in ``value`` and everything nested in it (called on values within MAX_DEPTH)."""
+    if isinstance(value, dict):
+        return len(value) + sum(_count_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_keys(v) for v in value)
+    return 0
+
+
+# Whitespace before a ':' hides a key from the count of '":' (one C-level pass to find any).
+_SPACED_COLON = re.compile(r"[ \t\r\n]:")
+_SPACED_COLON_BYTES = re.compile(rb"[ \t\r\n]:")
+
+
+def _may_repeat_a_key(text, value):
+    """False when ``text`` certainly has no repeated key (orjson keeps a repeat's last value
+    at the first position; only the standard decoder's hook moves it).
+
+    Every key is a string followed by ':'. Without whitespace before any ':', the count of
+    '":' is the number of keys in the text (nested ones included) plus any '":' inside
+    string values; when it equals the number of keys decoded, no key was lost to a repeat.
+    """
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return False
+    if type(text) is str:
+        if _SPACED_COLON.search(text) is not None:
+            return True
+        found = text.count('":')
+    else:
+        if _SPACED_COLON_BYTES.search(text) is not None:
+            return True
+        found = text.count(b'":')
+    if kind is dict and found == len(value):
+        return False
+    return found != _count_keys(value)
+
+
+def _stdlib(data):
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8")      # invalid UTF-8: a ValueError, as orjson's
     try:
-        value = _fast_loads(data)
-    except RecursionError:   # json.loads, without orjson
+        return _STRICT.decode(data)
+    except RecursionError:
         raise TooDeep()
-    except ValueError:
-        if _fast_loads is json.loads or _opening_brackets(data) <= MAX_DEPTH:
-            raise
-        # orjson gives up past 1024 levels with the error it gives for any invalid text;
-        # the standard decoder tells the two apart (and gives up early too).
-        try:
-            value = json.loads(data)
-        except RecursionError:
+
+
+def _settle(data, value):
+    """The value of ``data`` with Fluent Bit's rules, given what orjson made of it
+    (``_REFUSED`` when it raised, or is not installed)."""
+    if value is _REFUSED:
+        # orjson also refuses a few texts Python accepts (lone surrogate escapes): the
+        # standard decoder decides, so the result never depends on orjson being installed.
+        value = _stdlib(data)
+        if text_nests_deeper(data, value):
             raise TooDeep()
-    if text_nests_deeper(data, value):
+        return value
+    if text_nests_deeper(data, value):    # first: _may_repeat_a_key walks the value
         raise TooDeep()
+    if _may_repeat_a_key(data, value):
+        return _stdlib(data)
     return value
 
 
-def raw_decode(decoder, text, start=0):
-    """``(value, end)`` of the JSON value at ``text[start:]`` (``decoder`` a
-    json.JSONDecoder), for texts holding several values. ValueError or TooDeep."""
+def _fast(data):
+    if _fast_loads is None:
+        return _REFUSED
+    try:
+        return _fast_loads(data)
+    except ValueError:
+        return _REFUSED
+
+
+def loads(data):
+    """The JSON value all of ``data`` (str or bytes) holds, with Fluent Bit's rules. ValueError
+    when it holds none, TooDeep when it nests too deep."""
+    if _fast_loads is None:
+        return _settle(data, _REFUSED)
+    try:
+        value = _fast_loads(data)
+    except ValueError:
+        value = _REFUSED
+    return _settle(data, value)
+
+
+def _object_from(text, value):
+    if value is _REFUSED:
+        # Only an object can parse: other texts fail before the slower decoder runs.
+        if text[:1] != "{" and not text.lstrip(" \t\r\n").startswith("{"):
+            return None
+    elif type(value) is not dict:
+        return None
+    try:
+        value = _settle(text, value)
+    except ValueError:
+        return None
+    return value if type(value) is dict else None
+
+
+def loads_object(text):
+    """The JSON object in ``text`` as a dict, or None when ``text`` is not one object (or
+    nests too deep): what the json parser takes."""
+    return _object_from(text, _fast(text))
+
+
+def loads_objects(texts):
+    """``loads_object`` of each text, a batch at a time (the json parser's lines)."""
+    if _fast_loads is None:
+        return [loads_object(text) for text in texts]
+    fast = _fast_loads  # a local: this loop is hot
+    values = []
+    append = values.append
+    for text in texts:
+        try:
+            append(fast(text))
+        except ValueError:
+            append(_REFUSED)
+    if _flat_objects(texts, values):
+        return values
+    return [_object_from(text, value) for text, value in zip(texts, values)]
+
+
+def _flat_objects(texts, values):
+    """True when every value is an object, no text nests or repeats a key, and none can nest
+    too deep: the usual block of lines, settled by a few passes over all texts at once
+    instead of per text.
+
+    Without whitespace before a ':', a text holds at least as many '":' as its object has
+    keys (one per key written; nested keys and '":' inside strings add more), so equal
+    totals over the block mean equal counts in every text (see _may_repeat_a_key). The NUL
+    joining the texts forms neither '":' nor whitespace. Tab, CR and LF are one-character
+    (memchr) searches; " :" is only searched for when there is a space at all.
+
+    Equal totals also mean no nested key at all: a nested map is then empty, so only arrays
+    nest, and a text holds at most 2 + its '[' count levels (the object, the arrays, an
+    empty map inside). No '[' in the block (one memchr), or few, settles the depth bound.
+    """
+    if set(map(type, values)) != {dict}:
+        return False
+    joined = "\x00".join(texts)
+    return "\t" not in joined and "\r" not in joined and "\n" not in joined \
+        and (" " not in joined or " :" not in joined) \
+        and joined.count('":') == sum(map(len, values)) \
+        and ("[" not in joined or joined.count("[") <= MAX_DEPTH - 2)
+
+
+def raw_decode(text, start=0, overflow_ok=False):
+    """``(value, end)`` of the JSON value at ``text[start:]`` (a str), with Fluent Bit's
+    rules, for texts holding several values. ``overflow_ok``: a number beyond a double is
+    infinity (in_stdin) instead of an error. ValueError or TooDeep."""
+    decoder = _OVERFLOW_OK if overflow_ok else _STRICT
     try:
         value, end = decoder.raw_decode(text, start)
     except RecursionError:

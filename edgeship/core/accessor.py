@@ -1,19 +1,40 @@
-"""Fluent Bit record accessors (flb_record_accessor.c, ra.l, ra.y).
+"""Fluent Bit record accessors and templates (flb_record_accessor.c, flb_ra_key.c, ra.l,
+ra.y): the one engine behind every option that names a record value or renders text from
+one (grep/modify/expect/type_converter keys, parser Key_Name, rewrite_tag NEW_TAG, the
+forward output's Tag, the mqtt output's Topic, the mqtt_client input's ``$TOPIC`` tag).
 
 An accessor names a value inside a record: ``$key``, ``$key['sub']['subsub']``, ``$key[0]``.
 A template mixes literal text with accessors, ``$TAG``, ``$TAG[n]`` (the tag split on '.')
-and regex captures ``$0``..``$9``; rewrite_tag builds its new tag from one.
+and regex captures ``$0``..``$9``.
 
     acc = accessor("$kubernetes['labels']['app']")
     acc.get(record)                 # the value, or None when a step is missing
     acc.lookup(record)              # the value, or MISSING (tells a missing key from null)
     Template("review.$TAG.$svc").render(record, tag="app")   # "review.app.api"
 
-Quirks kept from Fluent Bit: text that does not start with ``$`` names one top-level key
-literally (``Key_exists user``); a key name stops at '.', ' ', ',' or '"' outside quotes, so
-``$log.level`` reads ``log`` followed by the text ``.level``; subkeys use single quotes only
-(a doubled '' is a quote); a character the lexer does not know is skipped, as flex does.
-Pure logic: runs on MicroPython too.
+Behaviour of Fluent Bit 5.1.1, checked on the real binary:
+- A key name is ``[_A-Za-z][A-Za-z0-9_.-/]*``: ``$my-key`` and ``$id/temp`` are one key
+  each. In a template a key stops at '.', ' ', ',' or '"' outside quotes, so ``$log.level``
+  reads ``log`` followed by the text ``.level``. Subkeys use single quotes (a doubled ''
+  is a quote); a character the lexer does not know is skipped, as flex does; anything
+  else (``$``, ``$a-$b``, ``$k[``) is an invalid accessor: a config error.
+- Text that does not start with ``$`` names one top-level key literally (``Key_exists
+  user``).
+- Subkeys apply only when the key's value is a map or an array; on any other value the
+  value itself is found (``$log['x']`` with ``log`` a string is that string). A missing
+  step, an index past the end, a map step on an array, is missing.
+- Rendered: strings as they are, true/false, null, integers ``%d``, floats ``%f``, maps as
+  their JSON, bytes as hex; an array, a missing key or capture adds nothing. ``$TAG[n]``
+  past the last part adds nothing; ``$TAG[0]`` of a tag without dots is the whole tag.
+  Callers decide what an empty result means (the forward output then keeps the record's
+  tag, the mqtt output writes ``_``, rewrite_tag keeps the record).
+- Parsing quirks kept so a template renders the same text: ``$10`` is capture 1 then
+  ``0``; ``$TAG[n`` without ``]`` is part n then the text ``[n``; one character left
+  after the last key (``app.$svc.``) is dropped; a ``$`` ending the text is dropped.
+
+Maps are rendered by ``map_text`` (default: the json module); CPython code builds its
+templates with ``edgeship.codecs.formats.record_template``, which renders them with Fluent
+Bit's JSON. Pure logic: runs on MicroPython too.
 """
 import json
 
@@ -34,9 +55,9 @@ class Accessor:
     def lookup(self, record):
         """The value, or MISSING when the key or a step of the path is absent."""
         value = record.get(self.key, MISSING) if isinstance(record, dict) else MISSING
+        if not self.path or not isinstance(value, (dict, list)):
+            return value            # flb_ra_key: subkeys only apply to maps and arrays
         for step in self.path:
-            if value is MISSING:
-                return MISSING
             if isinstance(step, int):
                 if not isinstance(value, list) or step >= len(value):
                     return MISSING
@@ -45,6 +66,8 @@ class Accessor:
                 if not isinstance(value, dict):
                     return MISSING
                 value = value.get(step, MISSING)
+                if value is MISSING:
+                    return MISSING
         return value
 
     def get(self, record, default=None):
@@ -61,7 +84,7 @@ def _is_ident_start(c):
 
 
 def _is_ident_char(c):
-    return _is_ident_start(c) or ("0" <= c <= "9") or c == "."
+    return _is_ident_start(c) or ("0" <= c <= "9") or c in ".-/"
 
 
 def _tokens(text):
@@ -150,53 +173,76 @@ def _key_end(text, start):
     return end
 
 
-def parse_template(text):
-    """Split ``text`` into parts (kind, value) as ra_parse_buffer does."""
-    parts = []
-    pre = 0
+def _atoi(text):
+    """C atoi: blanks, a sign, then digits; 0 when there are none."""
     i = 0
     n = len(text)
+    while i < n and text[i] in " \t\n\r\f\v":
+        i += 1
+    sign = 1
+    if i < n and text[i] in "+-":
+        sign = -1 if text[i] == "-" else 1
+        i += 1
+    j = i
+    while j < n and "0" <= text[j] <= "9":
+        j += 1
+    return sign * int(text[i:j]) if j > i else 0
+
+
+def parse_template(text):
+    """Split ``text`` into parts (kind, value) exactly as ra_parse_buffer does, including
+    where it resumes after a part (the character after ``$TAG`` or ``$TAG[n]`` is never
+    read as a new ``$``) and which tail text it keeps."""
+    parts = []
+    n = len(text)
+    pre = 0
+    end = 0         # ra_parse_buffer's 'end': it decides whether the tail text is kept
+    i = 0
     while i < n:
-        if text[i] != "$" or i + 1 >= n:
+        if text[i] != "$":
             i += 1
             continue
         if i > pre:
             parts.append((TEXT, text[pre:i]))
+        pre = i
         nxt = i + 1
+        if nxt >= n:
+            break           # a '$' ending the text
         if "0" <= text[nxt] <= "9":
-            j = nxt
-            while j < n and "0" <= text[j] <= "9":
-                j += 1
-            # atoi reads every digit, but only one character is consumed ($10 -> $10 + "0")
-            parts.append((CAPTURE, int(text[nxt:j])))
-            i = pre = nxt + 1
+            # atoi reads every digit, but only one character is consumed ($10 -> $1 + "0")
+            parts.append((CAPTURE, _atoi(text[nxt:])))
+            pre = nxt + 1
+            i = nxt + 1
             continue
         if text.startswith("TAG", nxt):
-            after = nxt + 3
-            if after < n and text[after] == "[":
-                close = text.find("]", after)
-                if close > after:
-                    digits = ""
-                    for c in text[after + 1:close]:
-                        if not ("0" <= c <= "9"):
-                            break
-                        digits += c
-                    parts.append((TAG_PART, int(digits) if digits else 0))
-                    i = pre = close + 1
+            if nxt + 4 < n:
+                end = -1
+                if text[nxt + 3] == "[":
+                    bracket = nxt + 3
+                    close = text.find("]", bracket)
+                    end = close - bracket if close >= 0 else -1
+                    parts.append((TAG_PART, _atoi(text[bracket + 1:])))
+                    pre = bracket + end + 1
+                    i = pre + 1
                     continue
             parts.append((TAG, None))
-            i = pre = after
+            pre = nxt + 3
+            i = pre + 1
             continue
         end = _key_end(text, i)
         parts.append((KEY, parse_key(text[i:end])))
-        i = pre = end
-    if pre < n:
+        pre = end
+        i = end + 1
+    # The tail: kept when it runs past the last key by more than one character (or the
+    # whole template is one character and a '$').
+    if ((i - 1 > end and pre < i) or i == 1) and pre < n:
         parts.append((TEXT, text[pre:]))
     return parts
 
 
-def to_text(value):
-    """A value as Fluent Bit writes it into a template (ra_translate_keymap)."""
+def to_text(value, map_text=None):
+    """A value as Fluent Bit writes it into a template (ra_translate_keymap), or None when
+    it writes nothing (an array)."""
     if isinstance(value, str):
         return value
     if value is True:
@@ -209,17 +255,25 @@ def to_text(value):
         return "%d" % value
     if isinstance(value, float):
         return "%f" % value
-    if isinstance(value, (dict, list)):
+    if isinstance(value, dict):
+        if map_text is not None:
+            return map_text(value)
         return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, (bytes, bytearray)):
+        return "".join(["%02x" % b for b in value])
+    if isinstance(value, list):
+        return None     # "[ra key] cannot process key value"
     return str(value)
 
 
 class Template:
-    """Text with accessors, $TAG, $TAG[n] and $0..$9 in it."""
+    """Text with accessors, $TAG, $TAG[n] and $0..$9 in it. ``map_text(dict) -> str``
+    renders a map value (see the module docstring)."""
 
-    def __init__(self, text):
+    def __init__(self, text, map_text=None):
         self.text = text
         self.parts = parse_template(text)
+        self.map_text = map_text
         self.is_static = True
         for kind, _ in self.parts:
             if kind in (KEY, CAPTURE):
@@ -234,7 +288,9 @@ class Template:
             elif kind == KEY:
                 found = value.lookup(record)
                 if found is not MISSING:
-                    out.append(to_text(found))
+                    found = to_text(found, self.map_text)
+                    if found is not None:
+                        out.append(found)
             elif kind == CAPTURE:
                 if match is not None:
                     try:
@@ -248,7 +304,7 @@ class Template:
                     out.append(tag)
                 else:
                     pieces = tag.split(".")
-                    if value < len(pieces):
+                    if 0 <= value < len(pieces):
                         out.append(pieces[value])
         return "".join(out)
 

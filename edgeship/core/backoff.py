@@ -1,4 +1,6 @@
-"""Retry waits and limits, as Fluent Bit's scheduler computes them (flb_scheduler.c)."""
+"""Retry waits and limits, as Fluent Bit's scheduler computes them (flb_scheduler.c): the one
+backoff of edgeship, for chunk retries, input restarts and every reconnect (MQTT link,
+firmware link and WiFi)."""
 import random
 
 UNLIMITED = None
@@ -22,13 +24,19 @@ def parse_retry_limit(text):
     return number if number >= 1 else 1
 
 
-def retry_wait(attempt, base=5, cap=2000, rand=random.random):
-    """Seconds before retry number ``attempt`` (1-based): uniform in
-    [base, min(cap, base * 2**attempt)], plus one, like Fluent Bit (first retry 6-11 s)."""
+def jittered(attempt, base, cap, rand=random.random):
+    """Seconds before attempt number ``attempt`` (1-based): uniform in
+    [base, min(cap, base * 2**attempt)] (backoff_full_jitter)."""
     high = min(cap, base * (2 ** attempt))
     if high < base:
         high = base
-    return base + (high - base) * rand() + 1
+    return base + (high - base) * rand()
+
+
+def retry_wait(attempt, base=5, cap=2000, rand=random.random):
+    """A chunk retry's wait: ``jittered`` plus the second Fluent Bit's scheduler adds
+    (flb_sched_request_create), so the first retry waits 6-11 s by default."""
+    return jittered(attempt, base, cap, rand) + 1
 
 
 def out_of_retries(attempt, limit):

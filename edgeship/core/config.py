@@ -12,7 +12,11 @@ Every such OSError becomes a ConfigError naming the file and the line that named
 a NUL byte anywhere in a file is refused at its line (no value may carry one further).
 
 Variables (``${VAR}``, ``${VAR:-default}``) are expanded after every file is read, because
-every ``@SET`` applies before any section, wherever it stands.
+every ``@SET`` applies before any section, wherever it stands. One reader (the loader's)
+reads every file of a config, the main file, parsers files, upstream files, so the main
+file's ``@SET`` values apply in all of them, as in Fluent Bit.
+
+Relative paths follow one rule, Fluent Bit's, for every file a config names (``locate``).
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry
@@ -72,6 +76,22 @@ def join(base, path):
     if not base or is_abs(path):
         return path
     return base.rstrip("/") + "/" + path
+
+
+def locate(files, path, main_dir):
+    """Where a path a config names is, by Fluent Bit's one rule for @INCLUDE, Parsers_File,
+    an Upstream file and a script (flb_cf_fluentbit.c, flb_parser.c, flb_upstream_ha.c,
+    lua_config.c): an absolute path is itself; a relative one is read from the current
+    directory when something is there, else from the main config file's directory
+    (``main_dir``). (An @INCLUDE glob pattern is always from the main config's directory.)
+    """
+    if is_abs(path) or not main_dir:
+        return path
+    try:
+        files.identity(path)
+        return path
+    except OSError:
+        return join(main_dir, path)
 
 
 # -------------------------------------------------------------------------------- variables
@@ -168,12 +188,18 @@ class ClassicReader:
         return self._read(path, MAIN_SECTIONS)
 
     def read_other(self, path, allowed, named_at=None):
-        """Sections of a parsers or upstream file (``allowed`` section kinds). ``named_at``
-        is (file, line, key) of the entry that names it, for the error when it is unreadable."""
-        return self._read(path, allowed, named_at)
+        """Sections of a parsers or upstream file (``allowed`` section kinds), ``path``
+        located by ``locate``. ``named_at`` is (file, line, key) of the entry that names it,
+        for the error when it is unreadable."""
+        return self._read(self.locate(path), allowed, named_at)
+
+    def locate(self, path):
+        """``path`` (relative or not) as the config names it, found by Fluent Bit's rule."""
+        return locate(self.files, path, self.main_dir)
 
     # -- internals
     def _read(self, path, allowed, named_at=None):
+        self.seen = set()       # a file read twice in one reading is an error, not across
         raw = _Raw()
         stack = [self._open(path, [], None, None, named_at)]
         while stack:
@@ -231,14 +257,7 @@ class ClassicReader:
             if not matches:
                 raise ConfigError("@INCLUDE glob '%s' has no match" % pattern, file, line)
             return matches
-        if is_abs(pattern):
-            return [pattern]
-        # Fluent Bit tries the current directory first, then the main config's directory.
-        try:
-            self.files.identity(pattern)
-            return [pattern]
-        except OSError:
-            return [join(self.main_dir, pattern)]
+        return [self.locate(pattern)]
 
     def _line(self, state, line, raw, allowed):
         path = state.path

@@ -1,10 +1,13 @@
 """The server side of Fluent Bit's ``mqtt`` listener, sans-IO (the packet codec it shares with
 the client session is ``edgeship.core.mqtt_codec``).
 
-``ServerConnection`` is one client connection of the listener: feed it the bytes read from
-the socket and it returns the bytes to answer, the PUBLISH messages to turn into records,
-and whether to close. It never touches a socket, so the engine and the
-MicroPython firmware can both drive it, and tests need nothing but byte strings.
+``ServerSession`` is one client connection of the listener, following the session convention
+of ``edgeship.core.session``: ``receive(data)`` returns a Result whose ``events`` are the
+PUBLISH messages to turn into records, ``(PUBLISH, topic, payload)``, whose ``reply`` holds
+the bytes to answer (CONNACK, PUBACK, PUBREC, PUBCOMP, PINGRESP) and whose ``close`` says
+why to close. The listener has nothing to send of its own (its answers are replies), so it
+has no ``send``. It never touches a socket, so the engine and the MicroPython firmware can
+both drive it, and tests need nothing but byte strings.
 
 Behaviour follows Fluent Bit 5.1.1's in_mqtt (reference/mqtt-listener.md) byte for byte for
 MQTT 3.1.1 clients: CONNACK ``20 02 01 00``, PUBACK/PUBREC at once, PINGRESP, SUBSCRIBE
@@ -17,6 +20,7 @@ the listener is given some.
 
 from edgeship.core.mqtt_codec import (CONNACK, CONNECT, DISCONNECT, PINGREQ, PUBACK, PUBLISH,
                                       Decoder, MalformedPacket, decode_varint, packet, read_u16)
+from edgeship.core.session import Result
 
 # The QoS 2 packet types, which only the listener handles.
 PUBREC = 5
@@ -136,18 +140,7 @@ def connack_refused(level, v4_code, v5_code):
     return packet(CONNACK, 0, bytes((0, v4_code)))
 
 
-class Result:
-    """What one ``ServerConnection.receive`` asks the caller to do, in this order:
-    ingest ``messages`` (a list of (topic, payload)), write ``reply``, then close when
-    ``close`` holds a reason (a str)."""
-
-    def __init__(self):
-        self.reply = b""
-        self.messages = []
-        self.close = None
-
-
-class ServerConnection:
+class ServerSession:
     """One client connection of the listener.
 
     ``credentials``: None accepts any login (as Fluent Bit), else a (username, password)
@@ -160,13 +153,17 @@ class ServerConnection:
         self.connected = False
         self.v5 = False
         self.awaiting_release = set()   # QoS 2 packet ids received, PUBREL not yet seen
+        self.closed = None
 
     def receive(self, data):
         result = Result()
         replies = []
+        if self.closed is not None:
+            result.close = self.closed
+            return result
         if not self.connected and not self.decoder.buffer and data and data[0] >> 4 != CONNECT:
             # Known from the first byte: no need to buffer a stranger's "packet".
-            result.close = "first packet is not CONNECT"
+            result.close = self.closed = "first packet is not CONNECT"
             return result
         # Like Fluent Bit, every complete packet before a broken one is still handled.
         packets = self.decoder.feed(data)
@@ -182,6 +179,7 @@ class ServerConnection:
                 break
         if result.close is None and self.decoder.error is not None:
             result.close = self.decoder.error
+        self.closed = result.close
         result.reply = b"".join(replies)
         return result
 
@@ -195,15 +193,15 @@ class ServerConnection:
         if kind == PUBLISH:
             topic, qos, packet_id, payload = parse_publish(flags, body, self.v5)
             if qos == 0:
-                result.messages.append((topic, payload))
+                result.events.append((PUBLISH, topic, payload))
                 return None
             if qos == 1:
-                result.messages.append((topic, payload))
+                result.events.append((PUBLISH, topic, payload))
                 return ack_packet(PUBACK, packet_id)
             # QoS 2: a PUBLISH re-sent before our PUBREC arrived is the same message.
             if packet_id not in self.awaiting_release:
                 self.awaiting_release.add(packet_id)
-                result.messages.append((topic, payload))
+                result.events.append((PUBLISH, topic, payload))
             return ack_packet(PUBREC, packet_id)
         if kind == PUBREL:
             packet_id = read_u16(body, 0)[0]

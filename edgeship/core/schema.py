@@ -2,7 +2,11 @@
 
 A plugin lists its options as ``Option`` objects. ``Schema.build`` checks the entries of a
 config section against them (unknown key, single-value key repeated, missing required key,
-bad value) and returns a plain dict of converted values keyed by lowercase option name.
+bad value, a number out of its ``min``/``max`` range, a value outside its ``choices``) and
+returns a ``Conf``: a plain dict of converted values keyed by lowercase option name, which
+``Conf.bind`` also sets as attributes of the plugin for the options that name one (``attr``).
+An option marked ``compat`` is accepted and does nothing; ``-h`` says so. A schema refuses
+an option declared twice (a name or alias given by two options).
 """
 from edgeship.core.errors import ConfigError
 
@@ -86,19 +90,35 @@ CONVERTERS = {
 }
 
 
+NUMBER_KINDS = ("int", "float", "size", "time")
+
+
+def _number_text(value):
+    if isinstance(value, float) and value == int(value):
+        return "%d" % value
+    return str(value)
+
+
 class Option:
     """One declared option.
 
-    ``kind`` is one of CONVERTERS; ``choices`` restricts the (lowercased) value; ``multiple``
-    makes a repeated key accumulate into a list instead of being an error; ``aliases`` are
-    other accepted spellings (Whitelist_key for Allowlist_key); ``last_wins`` lets a repeat
-    replace the earlier value.
+    ``kind`` is one of CONVERTERS; ``choices`` restricts the value (lowercased words, or
+    numbers for a number kind); ``min`` and ``max`` bound a number kind (inclusive), ``above``
+    from below (exclusive: "greater than 0" for intervals); ``multiple`` makes
+    a repeated key accumulate into a list instead of being an error; ``aliases`` are other
+    accepted spellings (Whitelist_key for Allowlist_key); ``last_wins`` lets a repeat
+    replace the earlier value; ``attr`` names the plugin attribute the value is bound to;
+    ``compat`` marks an option accepted for compatibility that has no effect.
     """
 
     def __init__(self, name, kind="str", default=None, help="", multiple=False,
-                 required=False, choices=None, aliases=(), last_wins=False):
+                 required=False, choices=None, aliases=(), last_wins=False, min=None,
+                 max=None, above=None, attr=None, compat=False):
         if kind not in CONVERTERS:
             raise ValueError("unknown option kind %r" % kind)
+        bounded = min is not None or max is not None or above is not None
+        if bounded and kind not in NUMBER_KINDS:
+            raise ValueError("option %s: min/max need a number kind, not %r" % (name, kind))
         self.name = name
         self.key = name.lower()
         self.kind = kind
@@ -106,19 +126,42 @@ class Option:
         self.help = help
         self.multiple = multiple
         self.required = required
-        self.choices = choices
+        self.choices = tuple(choices) if choices is not None else None
         self.aliases = tuple(a.lower() for a in aliases)
         # Generic instance keys (Match, Tag, Alias): a repeat replaces, as in Fluent Bit.
         self.last_wins = last_wins
+        self.min = min
+        self.max = max
+        self.above = above
+        self.attr = attr
+        self.compat = compat
 
     def convert(self, text):
         value = CONVERTERS[self.kind](text)
         if self.choices is not None:
             low = value.lower() if isinstance(value, str) else value
             if low not in self.choices:
-                raise ValueError("expected one of %s, got '%s'" % (", ".join(self.choices), text))
+                raise ValueError("expected one of %s, got '%s'"
+                                 % (", ".join([str(c) for c in self.choices]), text))
             value = low
+        if (self.min is not None and value < self.min) \
+                or (self.max is not None and value > self.max) \
+                or (self.above is not None and value <= self.above):
+            raise ValueError("expected %s, got '%s'" % (self.range_text(), text))
         return value
+
+    def range_text(self):
+        """The allowed range in words: "16 or more", "0 to 65535", "more than 0"."""
+        low = None if self.min is None else _number_text(self.min)
+        high = None if self.max is None else _number_text(self.max)
+        if self.above is not None:
+            words = "more than %s" % _number_text(self.above)
+            return words if high is None else "%s and at most %s" % (words, high)
+        if high is None:
+            return "%s or more" % low
+        if low is None:
+            return "%s or less" % high
+        return "%s to %s" % (low, high)
 
     def default_value(self):
         if self.multiple:
@@ -128,13 +171,23 @@ class Option:
         return self.default
 
     def describe(self, width=26):
-        """One help line: name (padded to ``width``), type, help, then the default and the
-        required/repeatable marks in brackets (help texts hold parentheses of their own)."""
-        default = "" if self.default is None else " [default: %s]" % self.default
-        multi = " [repeatable]" if self.multiple else ""
-        req = " [required]" if self.required else ""
+        """One help line: name (padded to ``width``), type, help, then the default, the
+        range and the required/repeatable/compatibility marks in brackets (help texts hold
+        parentheses of their own)."""
+        marks = []
+        if self.default is not None:
+            marks.append("default: %s" % self.default)
+        if self.min is not None or self.max is not None or self.above is not None:
+            marks.append(self.range_text())
+        if self.required:
+            marks.append("required")
+        if self.multiple:
+            marks.append("repeatable")
+        if self.compat:
+            marks.append("compatibility only: accepted, no effect")
         name = self.name + " " * (width - len(self.name))   # MicroPython: no ljust, no %*s
-        return "%s %-6s %s%s%s%s" % (name, self.kind, self.help, default, req, multi)
+        text = ("%s %-6s %s" % (name, self.kind, self.help)).rstrip()
+        return text + "".join([" [%s]" % mark for mark in marks])
 
 
 class Entry:
@@ -153,11 +206,18 @@ class Entry:
 class Conf(dict):
     """The converted values of a section, keyed by lowercase option name. ``ordered`` also
     lists every repeatable entry as (key, value, Entry) in config order, for plugins whose
-    rules interleave several keys (grep Regex/Exclude, modify operations)."""
+    rules interleave several keys (grep Regex/Exclude, modify operations). ``bindings``:
+    (attribute, key) of the options bound to attributes, set by ``bind``."""
 
     def __init__(self):
         super().__init__()
         self.ordered = []
+        self.bindings = ()
+
+    def bind(self, target):
+        """Set the bound options' values as attributes of ``target`` (the plugin)."""
+        for attr, key in self.bindings:
+            setattr(target, attr, self[key])
 
 
 class Schema:
@@ -168,9 +228,12 @@ class Schema:
         self.options = list(options)
         self.by_key = {}
         for opt in self.options:
-            self.by_key[opt.key] = opt
-            for alias in opt.aliases:
-                self.by_key[alias] = opt
+            for key in (opt.key,) + opt.aliases:
+                if key in self.by_key:
+                    # A plugin bug, found by the test that builds every plugin's schema.
+                    raise ValueError("%s: option '%s' is declared twice" % (owner, key))
+                self.by_key[key] = opt
+        self.bindings = tuple([(opt.attr, opt.key) for opt in self.options if opt.attr])
 
     def allowed(self):
         return ", ".join(sorted(o.key for o in self.options))
@@ -212,6 +275,7 @@ class Schema:
                     raise ConfigError("%s: missing required property '%s'" % (self.owner, opt.name),
                                       file, line, opt.key)
                 values[opt.key] = opt.default_value()
+        values.bindings = self.bindings
         return values
 
     def help_lines(self):

@@ -11,13 +11,15 @@ clock; its owner (the engine on CPython, the firmware on MicroPython) does the I
     data = session.send(event)       # the bytes that carry one outgoing event
 
 Events are tuples whose first item says what they are (for MQTT, the packet type number from
-``mqtt_codec``); each session's docstring lists its events both ways. A peer that breaks the
-protocol is not an exception: ``receive`` returns the events that came before the fault and
-the reason in ``close``. ``send`` raises ValueError for an event it cannot encode (a bug of
-the caller, not of the peer).
+``mqtt_codec``; for forward, the names in ``forward.messages``); each session's docstring
+lists its events both ways. A peer that breaks the protocol is not an exception: ``receive``
+returns the events that came before the fault and the reason in ``close``, and keeps
+returning that reason once closed. ``send`` raises ValueError for an event it cannot encode
+(a bug of the caller, not of the peer); a side with nothing of its own to send (the MQTT
+listener, whose answers are all replies) has no ``send``.
 
-Following it: ``mqtt_client.ClientSession``. The MQTT listener (``mqtt.ServerConnection``) and
-the forward sessions are to adopt it; their own result objects predate it.
+Following it: ``mqtt_client.ClientSession`` (the firmware's), ``mqtt.ServerSession`` (the
+mqtt input's listener), ``forward.ServerSession`` and ``forward.ClientSession``.
 """
 
 

@@ -10,7 +10,7 @@ import socket
 from edgeship import plugins
 from edgeship.core import backoff
 from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Variables,
-                                  dirname, join)
+                                  dirname)
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry, Option, Schema
 from edgeship.core.tagmatch import Matcher
@@ -18,14 +18,14 @@ from edgeship.core.files import LocalFiles
 from edgeship.engine.log import LEVELS, Log
 
 SERVICE_OPTIONS = (
-    Option("Flush", "float", "1", help="seconds between flushes of the output queues"),
+    Option("Flush", "float", "1", above=0, help="seconds between flushes of the output queues"),
     Option("Grace", "float", "5", help="seconds given to deliver queued data on shutdown"),
-    Option("Daemon", "bool", "off", help="accepted for compatibility; run under systemd instead"),
+    Option("Daemon", "bool", "off", compat=True, help="run under systemd instead"),
     Option("Log_Level", default="info", choices=tuple(LEVELS), help="engine log level"),
     Option("Log_File", help="write the log here instead of stderr"),
     Option("Parsers_File", multiple=True, help="file of [PARSER] and [MULTILINE_PARSER] sections"),
-    Option("Plugins_File", help="accepted for compatibility; edgeship has no .so plugins"),
-    Option("Streams_File", help="accepted for compatibility; no stream processor"),
+    Option("Plugins_File", compat=True, help="edgeship has no .so plugins"),
+    Option("Streams_File", compat=True, help="no stream processor"),
     Option("HTTP_Server", "bool", "off", help="monitoring HTTP server"),
     Option("HTTP_Listen", default="0.0.0.0", help="monitoring server address"),
     Option("HTTP_Port", "int", "2020", help="monitoring server port"),
@@ -36,27 +36,20 @@ SERVICE_OPTIONS = (
     Option("storage.path", help="spool directory for filesystem storage"),
     Option("storage.sync", default="normal", choices=("normal", "full"),
            help="full: fsync every spool write"),
-    Option("storage.checksum", "bool", "off", help="accepted; the spool always checksums"),
+    Option("storage.checksum", "bool", "off", compat=True, help="the spool always checksums"),
     Option("storage.backlog.mem_limit", "size", "100M", help="memory for replayed chunks"),
-    Option("storage.backlog.flush_on_shutdown", "bool", "off", help="accepted for compatibility"),
-    Option("storage.max_chunks_up", "int", "128", help="accepted for compatibility"),
+    Option("storage.backlog.flush_on_shutdown", "bool", "off", compat=True),
+    Option("storage.max_chunks_up", "int", "128", compat=True),
     Option("storage.metrics", "bool", "off", help="register /api/v1/storage"),
     Option("storage.delete_irrecoverable_chunks", "bool", "off",
            help="delete spool segments that cannot be read"),
     Option("scheduler.base", "float", "5", help="retry backoff base, seconds"),
     Option("scheduler.cap", "float", "2000", help="retry backoff cap, seconds"),
-    Option("Hot_Reload", "bool", "off", help="accepted for compatibility"),
-    Option("coro_stack_size", "int", "0", help="accepted for compatibility"),
+    Option("Hot_Reload", "bool", "off", compat=True),
+    Option("coro_stack_size", "int", "0", compat=True),
 )
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
 CONFIG_DIR_VARIABLE = "EDGESHIP_CONFIG_DIR"
-
-
-def _find_file(path, main_dir):
-    """Relative paths: the current directory first, then the main config's directory."""
-    if os.path.isabs(path) or os.path.exists(path) or not main_dir:
-        return path
-    return join(main_dir, path)
 
 
 class Loader:
@@ -92,9 +85,6 @@ class Loader:
         service_entries.extend(overrides or ())
         service_entries = _last_wins(service_entries)
         service = SERVICE_SCHEMA.build(service_entries)
-        if service["flush"] <= 0:
-            raise _at_key(ConfigError("invalid flush value, it must be greater than 0"),
-                          service_entries, "flush")
         level = os.environ.get("FLB_LOG_LEVEL") or service["log_level"]
         log = Log(level, self.log_stream)
         if service["log_file"]:
@@ -102,6 +92,9 @@ class Loader:
         from edgeship.engine.engine import Engine  # asyncio: only after cli chose about ssl
         engine = Engine(service, log)
         engine.config_dir = self.main_dir or "."
+        # The one reader of every config file (its @SET values, Fluent Bit's path rule):
+        # plugins read their own files (Upstream, Script) through it.
+        engine.config_files = self.reader
 
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
@@ -128,8 +121,7 @@ class Loader:
 
     # ------------------------------------------------------------------ parsers
     def _load_parsers(self, engine, entry):
-        located = _find_file(entry.value, self.main_dir)
-        sections = self.reader.read_other(located, PARSER_SECTIONS,
+        sections = self.reader.read_other(entry.value, PARSER_SECTIONS,
                                           (entry.file, entry.line, "parsers_file"))
         for section in sections:
             name = section.get("name")

@@ -2,7 +2,8 @@
 
 A plugin module defines one class with ``name``, ``description`` and ``options`` (a tuple of
 ``Option``) and exposes it as ``PLUGIN``. The engine builds ``self.conf`` (a dict keyed by
-lowercase option name) from the schema, so a plugin never parses a string itself.
+lowercase option name) from the schema, so a plugin never parses a string itself; options
+declared with ``attr=`` are also set as attributes before ``configure()`` runs.
 
 Inputs   ``async run()``; hand batches to ``self.emit(tag, events, size, ack)``.
 Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on.
@@ -20,7 +21,7 @@ def _common(*extra):
             Option("Alias", help="name used in logs and metrics instead of plugin.N",
                    last_wins=True),
             Option("Log_Level", help="log level of this instance", choices=_LOG_LEVELS),
-            Option("Log_Suppress_Interval", "time", "0", help="accepted for compatibility")) + extra
+            Option("Log_Suppress_Interval", "time", "0", compat=True)) + extra
 
 
 INPUT_COMMON = _common(
@@ -29,9 +30,9 @@ INPUT_COMMON = _common(
            help="pause the input while this many bytes wait in memory (0: engine budget)"),
     Option("storage.type", default="memory", choices=("memory", "filesystem", "memrb"),
            help="buffer chunks in memory only or also in the spool"),
-    Option("storage.pause_on_chunks_overlimit", "bool", "off", help="accepted for compatibility"),
-    Option("Threaded", "bool", "false", help="accepted for compatibility; edgeship runs one loop"),
-    Option("Routable", "bool", "true", help="accepted for compatibility"),
+    Option("storage.pause_on_chunks_overlimit", "bool", "off", compat=True),
+    Option("Threaded", "bool", "false", compat=True, help="edgeship runs one loop"),
+    Option("Routable", "bool", "true", compat=True),
 )
 
 FILTER_COMMON = _common(
@@ -66,6 +67,7 @@ class Plugin:
     def __init__(self, engine, conf, instance):
         self.engine = engine
         self.conf = conf
+        conf.bind(self)                   # options declared with attr= become attributes
         self.instance = instance          # "tail.0"
         self.display = conf.get("alias") or instance
         self.log = engine.log.child(self.display)

@@ -10,26 +10,30 @@ thread while the loop leaves the client alone; the socket callbacks it triggers 
 back to the loop with ``call_soon_threadsafe``.
 
 Reconnecting is ours, not paho's: after a failed attempt or a lost connection the next try
-waits 0.5 s, 1 s, 2 s ... up to ``Reconnect_Max`` (with jitter), and plugins see
+waits between 0.5 s and 1 s, 2 s, 4 s ... up to ``Reconnect_Max`` (core.backoff's full
+jitter, the backoff of every retry and reconnect in edgeship), and plugins see
 ``connected`` go false at once so a flush can answer RETRY instead of waiting.
 """
 import asyncio
-import random
 import socket
 import threading
 
+from edgeship.core import backoff
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 PROTOCOLS = ("3.1.1", "5", "3.1")
+# The first reconnect waits 0.5-1 s, each next one up to twice as long, up to Reconnect_Max
+# (core.backoff, the one backoff).
+RECONNECT_BASE = 0.5
 
 
 def connection_options(clean_session="on", session_expiry="0"):
     """The broker connection options; defaults differ between output and input."""
     return (
         Option("Host", default="127.0.0.1", help="broker host"),
-        Option("Port", "int", "1883", help="broker port"),
+        Option("Port", "int", "1883", min=1, max=65535, help="broker port"),
         Option("Client_Id", help="client id (default: edgeship-<hostname>-<instance>)"),
         Option("Username", help="user name"),
         Option("Password", help="password"),
@@ -53,8 +57,6 @@ def default_client_id(instance):
 
 def check_connection_conf(conf):
     """ConfigError for combinations paho would refuse later."""
-    if not 0 < conf["port"] <= 65535:
-        raise ConfigError("Port must be between 1 and 65535", key="port")
     if conf["password"] is not None and conf["username"] is None:
         raise ConfigError("Password needs a Username", key="password")
     if not conf["clean_session"] and conf["client_id"] == "":
@@ -342,7 +344,6 @@ class Link:
 
     async def _keep_connected(self):
         conf = self.conf
-        delay = 0.5
         while self.state != CLOSED:
             if self.state == CONNECTED:
                 self._wake.clear()
@@ -364,12 +365,10 @@ class Link:
             if self.state == CLOSED:
                 return
             if ok:
-                delay = 0.5
                 continue
             self.state = DISCONNECTED
             self._failures += 1
-            wait = min(delay, conf["reconnect_max"]) * (0.5 + random.random() / 2)
-            delay = min(delay * 2, conf["reconnect_max"])
+            wait = backoff.jittered(self._failures, RECONNECT_BASE, conf["reconnect_max"])
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)

@@ -21,7 +21,7 @@ TLS_OPTIONS = (
     Option("tls.key_passwd", help="password of the private key"),
     Option("tls.vhost", help="host name sent as SNI and, with tls.verify_hostname, looked "
            "for in the certificate (default: the host)"),
-    Option("tls.debug", "int", "1", help="accepted for compatibility"),
+    Option("tls.debug", "int", "1", compat=True),
     Option("tls.min_version", help="lowest TLS version (TLSv1.2, TLSv1.3)"),
     Option("tls.max_version", help="highest TLS version (TLSv1.2, TLSv1.3)"),
     Option("tls.ciphers", help="OpenSSL cipher list"),

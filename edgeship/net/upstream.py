@@ -1,5 +1,6 @@
 """Forward upstream files: Fluent Bit's classic ``[UPSTREAM]`` / ``[NODE]`` file naming the
-servers of a forward output (upstream_ha), read with the classic config reader (core/config.py).
+servers of a forward output (upstream_ha), read by the config's own reader (core/config.py):
+the main file's ``@SET`` variables apply, and a relative path follows Fluent Bit's rule.
 """
 from edgeship.core import forward
 from edgeship.core.config import UPSTREAM_SECTIONS
@@ -22,7 +23,8 @@ NODE_SCHEMA = Schema("upstream node", NODE_OPTIONS)
 
 def read_upstream(path, reader):
     """``(name, [node conf])`` from a classic upstream file: one ``[UPSTREAM]`` with a
-    Name, then one ``[NODE]`` per server. ``reader`` is the engine's ClassicReader."""
+    Name, then one ``[NODE]`` per server. ``reader`` is the loader's ClassicReader, the one
+    that read the main config file."""
     sections = reader.read_other(path, UPSTREAM_SECTIONS, (None, None, "upstream"))
     name = None
     nodes = []

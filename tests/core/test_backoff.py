@@ -18,3 +18,12 @@ def test_first_retry_waits_6_to_11_seconds_by_default():
     assert retry_wait(1, rand=lambda: 0.0) == 6
     assert retry_wait(1, rand=lambda: 1.0) == 11
     assert retry_wait(30, base=5, cap=2000, rand=lambda: 1.0) == 2001
+
+
+def test_reconnects_use_the_same_jittered_backoff_without_the_extra_second():
+    from edgeship.core.backoff import jittered
+    assert jittered(1, 0.5, 30, rand=lambda: 0.0) == 0.5
+    assert jittered(1, 0.5, 30, rand=lambda: 1.0) == 1.0
+    assert jittered(10, 0.5, 30, rand=lambda: 1.0) == 30
+    assert jittered(3, 0.5, 0.2, rand=lambda: 1.0) == 0.5     # a cap below the base
+    assert retry_wait(2, 5, 2000, rand=lambda: 0.5) == jittered(2, 5, 2000, lambda: 0.5) + 1

@@ -1,5 +1,6 @@
 """Classic config reader rules (reference section 1), with an in-memory file system."""
-from edgeship.core.config import MAIN_SECTIONS, PARSER_SECTIONS, ClassicReader, Variables, expand
+from edgeship.core.config import (MAIN_SECTIONS, PARSER_SECTIONS, UPSTREAM_SECTIONS,
+                                  ClassicReader, Variables, expand, locate)
 from edgeship.core.errors import ConfigError
 
 
@@ -153,6 +154,30 @@ def test_a_deep_include_chain_reads_without_recursion():
     sections = read(files)
     first = [s for s in sections if s.get("name") == "first"][0]
     assert first.get("tag") == "after" and first.entry("tag").line == 4
+
+
+def test_one_rule_for_relative_paths():
+    # Fluent Bit: as given when something is there (the current directory), else from the
+    # main config file's directory; absolute paths and configs without a directory as is.
+    files = MemFiles({"here.conf": "", "/etc/there.conf": ""})
+    assert locate(files, "here.conf", "/etc") == "here.conf"
+    assert locate(files, "there.conf", "/etc") == "/etc/there.conf"
+    assert locate(files, "/abs.conf", "/etc") == "/abs.conf"
+    assert locate(files, "there.conf", "") == "there.conf"
+
+
+def test_other_files_share_the_main_files_set_variables_and_path_rule():
+    """An upstream (or parsers) file is read by the reader of the main file: its @SET
+    values expand there, and its relative path follows the one rule."""
+    reader = ClassicReader(MemFiles({
+        "/etc/main.conf": "@SET PORT=24225\n[INPUT]\n    Name dummy\n",
+        "/etc/up.conf": "[UPSTREAM]\n    Name u\n[NODE]\n    Name n\n    Port ${PORT}\n",
+    }), Variables({}))
+    reader.read_main("/etc/main.conf")
+    sections = reader.read_other("up.conf", UPSTREAM_SECTIONS)
+    assert sections[1].get("port") == "24225" and sections[1].file == "/etc/up.conf"
+    # A second output naming the same file reads it again: no "included more than once".
+    assert reader.read_other("up.conf", UPSTREAM_SECTIONS)[1].get("port") == "24225"
 
 
 def test_too_many_included_files_is_an_error_at_the_line():

@@ -23,8 +23,14 @@ PUBLISH_V5_QOS1 = h("3214000876352f746f7069630005007b2276223a357d")
 RETAIN_DUP = h("3b120007666c6167732f7800047b2266223a317d")
 
 
+def published(result):
+    """(topic, payload) of the PUBLISH events of a receive's Result."""
+    assert all(event[0] == mqtt_codec.PUBLISH for event in result.events)
+    return [(topic, payload) for _, topic, payload in result.events]
+
+
 def connected(**kw):
-    conn = mqtt.ServerConnection(**kw)
+    conn = mqtt.ServerSession(**kw)
     result = conn.receive(CONNECT_V311)
     assert result.reply == h("20020100")
     return conn
@@ -50,7 +56,7 @@ def test_varint_round_trip():
 
 
 def test_connect_connack_disconnect():
-    conn = mqtt.ServerConnection()
+    conn = mqtt.ServerSession()
     result = conn.receive(CONNECT_V311)
     assert result.reply == h("20020100") and result.close is None
     result = conn.receive(h("e000"))
@@ -62,27 +68,27 @@ def test_publish_qos0_makes_a_message_and_no_reply():
     payload = b'{"temp":21.5,"unit":"C"}'
     result = conn.receive(publish(b"sensors/room1", payload))
     assert result.reply == b""
-    assert result.messages == [("sensors/room1", payload)]
+    assert published(result) == [("sensors/room1", payload)]
 
 
 def test_publish_qos1_puback_with_the_packet_id():
     result = connected().receive(PUBLISH_QOS1)
     assert result.reply == h("40021234")
-    assert result.messages == [("sensors/q1", b'{"q":1}')]
+    assert published(result) == [("sensors/q1", b'{"q":1}')]
 
 
 def test_qos2_pubrec_then_pubcomp_and_no_duplicate_record():
     conn = connected()
     result = conn.receive(PUBLISH_QOS2)
     assert result.reply == h("50020007")
-    assert result.messages == [("sensors/q2", b'{"q":2}')]
+    assert published(result) == [("sensors/q2", b'{"q":2}')]
     # The client re-sends the PUBLISH (DUP) before it saw our PUBREC: same message.
     again = conn.receive(bytes((PUBLISH_QOS2[0] | 0x08,)) + PUBLISH_QOS2[1:])
-    assert again.reply == h("50020007") and again.messages == []
+    assert again.reply == h("50020007") and published(again) == []
     # Fluent Bit never answers PUBREL; we complete the flow.
     assert conn.receive(PUBREL_7).reply == h("70020007")
     # After PUBREL the id is free again: a new message.
-    assert conn.receive(PUBLISH_QOS2).messages == [("sensors/q2", b'{"q":2}')]
+    assert published(conn.receive(PUBLISH_QOS2)) == [("sensors/q2", b'{"q":2}')]
 
 
 def test_pingreq_pingresp():
@@ -99,47 +105,66 @@ def test_subscribe_is_ignored_and_connection_stays():
 def test_two_publishes_in_one_read():
     result = connected().receive(TWO_PUBLISHES)
     assert result.reply == h("4002000140020002")
-    assert result.messages == [("multi/a", b'{"n":1}'), ("multi/b", b'{"n":2}')]
+    assert published(result) == [("multi/a", b'{"n":1}'), ("multi/b", b'{"n":2}')]
 
 
 def test_connect_and_publish_in_one_write():
-    conn = mqtt.ServerConnection()
+    conn = mqtt.ServerSession()
     data = h("101200044d5154540402003c000670792d7261773216000b706970656c696e65642f78000b"
              "7b2270223a317d")
     result = conn.receive(data)
     assert result.reply == h("200201004002000b")
-    assert result.messages == [("pipelined/x", b'{"p":1}')]
+    assert published(result) == [("pipelined/x", b'{"p":1}')]
 
 
 def test_packets_split_across_reads():
-    conn = mqtt.ServerConnection()
+    conn = mqtt.ServerSession()
     assert conn.receive(h("101200044d")).reply == b""
     result = conn.receive(h("5154540402003c000670792d7261773212000773706c69742f"))
-    assert result.reply == h("20020100") and result.messages == []
+    assert result.reply == h("20020100") and published(result) == []
     result = conn.receive(h("7800157b2273223a317d"))
     assert result.reply == h("40020015")
-    assert result.messages == [("split/x", b'{"s":1}')]
+    assert published(result) == [("split/x", b'{"s":1}')]
 
 
 def test_byte_by_byte():
-    conn = mqtt.ServerConnection()
+    conn = mqtt.ServerSession()
     replies = b""
     messages = []
     for i in range(len(CONNECT_V311 + PUBLISH_QOS1)):
         result = conn.receive((CONNECT_V311 + PUBLISH_QOS1)[i:i + 1])
         replies += result.reply
-        messages += result.messages
+        messages += published(result)
     assert replies == h("2002010040021234")
     assert messages == [("sensors/q1", b'{"q":1}')]
 
 
+def test_every_cut_of_a_session_gives_the_same_result():
+    """CONNECT, PUBLISH at QoS 0, 1 and 2, PUBREL, SUBSCRIBE (ignored), PINGREQ, DISCONNECT:
+    cut in two anywhere, the events, the replies and the close are those of the whole."""
+    qos0 = mqtt_codec.packet(mqtt_codec.PUBLISH, 0, h("000471302f78") + b'{"q":0}')
+    stream = (CONNECT_V311 + qos0 + PUBLISH_QOS1 + PUBLISH_QOS2 + PUBREL_7 + SUBSCRIBE
+              + h("c000") + h("e000"))
+    want_events = [(mqtt_codec.PUBLISH, "q0/x", b'{"q":0}'),
+                   (mqtt_codec.PUBLISH, "sensors/q1", b'{"q":1}'),
+                   (mqtt_codec.PUBLISH, "sensors/q2", b'{"q":2}')]
+    want_reply = h("20020100") + h("40021234") + h("50020007") + h("70020007") + h("d000")
+    for cut in range(len(stream) + 1):
+        conn = mqtt.ServerSession()
+        first, second = conn.receive(stream[:cut]), conn.receive(stream[cut:])
+        assert first.events + second.events == want_events, cut
+        assert first.reply + second.reply == want_reply, cut
+        assert second.close == "client disconnected", cut    # and stays closed
+        assert first.close is None or cut == len(stream), cut
+
+
 def test_publish_before_connect_closes_without_reply():
-    result = mqtt.ServerConnection().receive(h("300c0003782f797b2261223a317d"))
-    assert result.reply == b"" and result.close and result.messages == []
+    result = mqtt.ServerSession().receive(h("300c0003782f797b2261223a317d"))
+    assert result.reply == b"" and result.close and published(result) == []
 
 
 def test_a_stranger_is_closed_on_its_first_byte():
-    result = mqtt.ServerConnection().receive(b"GET / HTTP/1.1\r\n\r\n")
+    result = mqtt.ServerSession().receive(b"GET / HTTP/1.1\r\n\r\n")
     assert result.close and result.reply == b""
 
 
@@ -150,16 +175,16 @@ def test_second_connect_gets_another_connack():
 
 
 def test_any_credentials_accepted_by_default():
-    assert mqtt.ServerConnection().receive(CONNECT_WITH_LOGIN).reply == h("20020100")
+    assert mqtt.ServerSession().receive(CONNECT_WITH_LOGIN).reply == h("20020100")
 
 
 def test_credentials_checked_when_configured():
-    good = mqtt.ServerConnection(credentials=("bob", b"whatever"))
+    good = mqtt.ServerSession(credentials=("bob", b"whatever"))
     assert good.receive(CONNECT_WITH_LOGIN).reply == h("20020100")
-    bad = mqtt.ServerConnection(credentials=("bob", b"secret"))
+    bad = mqtt.ServerSession(credentials=("bob", b"secret"))
     result = bad.receive(CONNECT_WITH_LOGIN + PUBLISH_QOS1)
-    assert result.reply == h("20020004") and result.close and result.messages == []
-    anonymous = mqtt.ServerConnection(credentials=("bob", b"whatever"))
+    assert result.reply == h("20020004") and result.close and published(result) == []
+    anonymous = mqtt.ServerSession(credentials=("bob", b"whatever"))
     assert anonymous.receive(CONNECT_V311).reply == h("20020004")
 
 
@@ -172,29 +197,29 @@ def test_parse_connect_fields():
 
 
 def test_mqtt5_client_gets_v5_connack_and_its_publish_is_read():
-    conn = mqtt.ServerConnection()
+    conn = mqtt.ServerSession()
     assert conn.receive(CONNECT_V5).reply == h("2003000000")
     result = conn.receive(PUBLISH_V5_QOS1)
     assert result.reply == h("40020005")
-    assert result.messages == [("v5/topic", b'{"v":5}')]
+    assert published(result) == [("v5/topic", b'{"v":5}')]
 
 
 def test_mqtt5_refused_login_uses_a_reason_code():
-    conn = mqtt.ServerConnection(credentials=("u", b"p"))
+    conn = mqtt.ServerSession(credentials=("u", b"p"))
     assert conn.receive(CONNECT_V5).reply == h("2003008600")
 
 
 def test_retain_and_dup_flags_are_ignored():
     result = connected().receive(RETAIN_DUP)
     assert result.reply == h("40020004")
-    assert result.messages == [("flags/x", b'{"f":1}')]
+    assert published(result) == [("flags/x", b'{"f":1}')]
 
 
 def test_packet_exactly_buffer_size_is_accepted():
     data = publish(b"b/x", b'{"k":"' + b"x" * 2032 + b'"}')
     assert len(data) == 2048
     result = connected(max_packet=2048).receive(data)
-    assert result.close is None and len(result.messages) == 1
+    assert result.close is None and len(published(result)) == 1
 
 
 def test_packet_one_byte_over_buffer_size_closes():
@@ -204,14 +229,14 @@ def test_packet_one_byte_over_buffer_size_closes():
     conn = connected(max_packet=2048)
     # Refused from the header alone, before the body arrives.
     result = conn.receive(data[:10])
-    assert result.close and result.messages == []
-    assert conn.receive(data[10:]).messages == []
+    assert result.close and published(result) == []
+    assert published(conn.receive(data[10:])) == []
 
 
 def test_packets_before_an_oversized_one_are_kept():
     conn = connected(max_packet=100)
     result = conn.receive(PUBLISH_QOS1 + publish(b"big", b"y" * 200))
-    assert result.reply == h("40021234") and len(result.messages) == 1 and result.close
+    assert result.reply == h("40021234") and len(published(result)) == 1 and result.close
 
 
 def test_malformed_packets_close_the_connection():
@@ -229,14 +254,14 @@ def test_malformed_packets_close_the_connection():
 
 def test_odd_connect_accepted_like_fluent_bit():
     # Fluent Bit does not parse CONNECT: a body it cannot read still gets CONNACK.
-    assert mqtt.ServerConnection().receive(h("1001ff")).reply == h("20020100")
+    assert mqtt.ServerSession().receive(h("1001ff")).reply == h("20020100")
 
 
 def test_utf8_topic_and_bad_bytes():
     result = connected().receive(publish("ünï/côdé".encode("utf-8"), b"{}"))
-    assert result.messages[0][0] == "ünï/côdé"
+    assert published(result)[0][0] == "ünï/côdé"
     result = connected().receive(publish(b"a\xffb", b"{}"))
-    assert result.messages[0][0] == "a\ufffdb"
+    assert published(result)[0][0] == "a\ufffdb"
 
 
 def test_decoder_limits_and_rest_kept():

@@ -70,3 +70,80 @@ def test_help_lines_keep_one_column_for_long_names():
     assert [line[width:width + 6] for line in lines] == [" int  ", " bool ", " str  "]
     assert lines[0].endswith("per second [default: 1]")
     assert lines[2].endswith("topic [required] [repeatable]")
+
+
+def convert_error(option, text):
+    try:
+        option.convert(text)
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError("accepted %r" % text)
+
+
+def test_min_max_and_above_bound_numbers_and_say_the_range():
+    port = Option("Port", "int", "1883", min=1, max=65535)
+    assert port.convert("65535") == 65535 and port.convert("1") == 1
+    assert convert_error(port, "0") == "expected 1 to 65535, got '0'"
+    assert convert_error(port, "70000") == "expected 1 to 65535, got '70000'"
+    size = Option("Buffer_Size", "size", "16000", min=16000)
+    assert size.convert("16k") == 16000
+    assert convert_error(size, "1000") == "expected 16000 or more, got '1000'"
+    interval = Option("Interval", "time", "1", above=0)
+    assert interval.convert("0.5s") == 0.5
+    assert convert_error(interval, "0") == "expected more than 0, got '0'"
+    assert convert_error(Option("N", "int", max=9), "10") == "expected 9 or less, got '10'"
+
+
+def test_a_bound_is_checked_at_build_with_file_line_and_key():
+    schema = Schema("demo", (Option("Port", "int", "1883", min=1, max=65535),))
+    try:
+        schema.build([Entry("port", "0", "f.conf", 7)])
+    except ConfigError as exc:
+        assert exc.line == 7 and exc.key == "port" and "1 to 65535" in exc.message
+    else:
+        raise AssertionError("port 0 accepted")
+
+
+def test_bounds_only_for_numbers():
+    try:
+        Option("Name", min=1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a bounded str option was declared")
+
+
+def test_integer_choices():
+    qos = Option("QoS", "int", "1", choices=(0, 1, 2))
+    assert qos.convert("2") == 2 and qos.default_value() == 1
+    assert convert_error(qos, "3") == "expected one of 0, 1, 2, got '3'"
+
+
+def test_bound_options_become_attributes():
+    schema = Schema("demo", (Option("Interval", "time", "1", attr="interval"),
+                             Option("Rate", "int", "1")))
+    conf = schema.build([Entry("interval", "2m", "f.conf", 1)])
+
+    class Plugin:
+        pass
+    plugin = Plugin()
+    conf.bind(plugin)
+    assert plugin.interval == 120 and not hasattr(plugin, "rate")
+
+
+def test_compatibility_only_is_shown_in_help():
+    line = Option("Threaded", "bool", "false", compat=True).describe()
+    assert line.endswith("[default: false] [compatibility only: accepted, no effect]")
+    line = Option("Port", "int", "1883", min=1, max=65535, help="port").describe()
+    assert line.endswith("port [default: 1883] [1 to 65535]")
+
+
+def test_an_option_declared_twice_is_refused():
+    for options in ((Option("tls.verify", "bool"), Option("TLS.Verify", "bool")),
+                    (Option("Listen", aliases=("host",)), Option("Host"))):
+        try:
+            Schema("demo", options)
+        except ValueError as exc:
+            assert "declared twice" in str(exc)
+        else:
+            raise AssertionError("a duplicate option was accepted")

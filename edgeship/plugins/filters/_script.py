@@ -1,16 +1,13 @@
 """The script file of a scripting filter (lua, python)."""
-import os
-
 from edgeship.core.errors import ConfigError
 from edgeship.core.files import read_bytes
 
 
 def read_script(plugin):
-    """``(path, source)`` of the plugin's Script option. A relative path is taken from the
-    main config file's directory, as Fluent Bit does, so a config runs from any cwd."""
-    path = plugin.conf["script"]
-    if not os.path.isabs(path):
-        path = os.path.join(plugin.engine.config_dir or ".", path)
+    """``(path, source)`` of the plugin's Script option. A relative path follows Fluent
+    Bit's rule (core.config.locate): the current directory when the file is there, else the
+    main config file's directory, so a config runs from any cwd."""
+    path = plugin.engine.config_files.locate(plugin.conf["script"])
     try:
         data = read_bytes(path)
     except OSError as exc:

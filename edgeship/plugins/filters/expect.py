@@ -6,8 +6,7 @@ accessors (``$a['b']``, or a plain top-level name). On a failure:
 - action exit: log it and end the process with exit code 255, as Fluent Bit does;
 - action result_key: add ``Result_Key`` (default "matched") true/false to every record.
 """
-import json
-
+from edgeship.codecs import formats
 from edgeship.core.accessor import MISSING, to_text
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
@@ -72,7 +71,7 @@ class ExpectFilter(Filter):
             why = check(kind, acc.lookup(record), expected)
             if why is not None:
                 return "exception on rule #%d '%s', key '%s' %s. Record content:\n%s" % (
-                    number, kind, text, why, json.dumps(record, default=str))
+                    number, kind, text, why, formats.to_json(record).decode("ascii"))
         return None
 
     def filter(self, tag, events):

@@ -11,7 +11,7 @@
 """
 import copy
 
-from edgeship.core.accessor import Template
+from edgeship.codecs import formats
 from edgeship.core.schema import TRUE_WORDS, FALSE_WORDS, Option
 from edgeship.engine.plugin import Filter
 from edgeship.plugins.filters._rules import rule_accessor, rule_error, rule_regex
@@ -25,9 +25,9 @@ class RewriteTagFilter(Filter):
         Option("Rule", multiple=True, help="$KEY REGEX NEW_TAG KEEP"),
         Option("Emitter_Name", help="name of the internal emitter (default emitter_for_NAME)"),
         Option("Emitter_Storage.type", default="memory", choices=("memory", "filesystem"),
-               help="accepted for compatibility: re-emitted records join the output queues"),
+               compat=True, help="re-emitted records join the output queues"),
         Option("Emitter_Mem_Buf_Limit", "size", "10M",
-               help="accepted for compatibility: the engine's memory budget applies"),
+               compat=True, help="the engine's memory budget applies"),
     )
 
     def configure(self):
@@ -48,7 +48,7 @@ class RewriteTagFilter(Filter):
         acc = rule_accessor("rewrite_tag", key, entry)
         regex = rule_regex("rewrite_tag", pattern, entry)
         try:
-            template = Template(new_tag)
+            template = formats.record_template(new_tag)
         except ValueError as exc:
             raise rule_error("rewrite_tag", exc, entry)
         word = keep.strip().lower()

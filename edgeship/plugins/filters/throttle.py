@@ -8,7 +8,6 @@ means 1 and a Window not above 1 means 5.
 import math
 import time
 
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
 
@@ -21,7 +20,8 @@ class ThrottleFilter(Filter):
     options = (
         Option("Rate", "float", "1", help="records allowed per interval, on average"),
         Option("Window", "int", "5", help="number of intervals in the sliding window"),
-        Option("Interval", "time", "1", help="length of one pane: 1s, 0.5s, 2m, 1h, 1d"),
+        Option("Interval", "time", "1", above=0, attr="interval",
+               help="length of one pane: 1s, 0.5s, 2m, 1h, 1d"),
         Option("Print_Status", "bool", "false", help="log the current rate every interval"),
     )
 
@@ -29,9 +29,6 @@ class ThrottleFilter(Filter):
         rate, window = self.conf["rate"], self.conf["window"]
         self.rate = rate if rate > 1 else 1.0
         self.size = window if window > 1 else DEFAULT_WINDOW
-        self.interval = self.conf["interval"]
-        if self.interval <= 0:
-            raise ConfigError("throttle: Interval must be greater than 0", key="interval")
         self.panes = [0] * self.size
         self.newest = 0
         self.total = 0

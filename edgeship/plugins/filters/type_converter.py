@@ -7,29 +7,26 @@
   (any prefix of those names).
 - The copy is appended under DST (SRC stays); added keys come grouped by option: every
   str_key, then int_key, uint_key, float_key.
+- A rule that is not ``SRC DST TYPE`` with a known TYPE is logged and ignored, as Fluent Bit
+  does; an invalid record accessor as SRC is a config error naming file, line and key
+  (Fluent Bit logs it and ignores the rule), as in every option that takes one.
 - When the source has another type or does not convert, the original value is copied
-  under DST and an error is logged. C conversions are kept: "12abc" is 12, "0" as int is
-  a failure (strtoimax gives 0), a float string that is not a number is 0.0, a float to
-  string prints "%.1f" when whole and "%.16g" otherwise, float to int truncates.
+  under DST and an error is logged. C conversions are kept (edgeship.codecs.cnumbers, the
+  one place for them): "12abc" is 12, "0" as int is a failure (strtoimax gives 0), a float
+  string that is not a number is 0.0, "0x1p3" as float is 8.0, a float to string prints
+  "%.1f" when whole and "%.16g" otherwise, float to int truncates.
 """
-import re
-
-from edgeship.core.accessor import MISSING, accessor
+from edgeship.codecs.cnumbers import INT64_MAX, UINT64_MAX, strtod, strtoll, strtoull
+from edgeship.core.accessor import MISSING
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
+from edgeship.plugins.filters._rules import rule_accessor
 from edgeship.plugins.filters._tokens import split_tokens
 
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-UINT64_MASK = (1 << 64) - 1
 TYPE_NAMES = ("int", "uint", "float", "hex", "string", "bool")
 SOURCES = (("str_key", "string"), ("int_key", "int"), ("uint_key", "uint"),
            ("float_key", "float"))
-
-_INTEGER = re.compile(r"\s*([+-]?)(\d+)")
-_HEX = re.compile(r"\s*([+-]?)(?:0[xX])?([0-9a-fA-F]+)")
-_FLOAT = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)",
-                    re.IGNORECASE)
 
 
 class ConversionError(ValueError):
@@ -45,24 +42,13 @@ def type_name(text):
     return None
 
 
-def _c_integer(text, pattern, base):
-    """strtoimax/strtoumax: the leading number (sign and, for base 16, 0x allowed)."""
-    match = pattern.match(text)
-    if match is None:
-        return 0
-    value = int(match.group(2), base)
-    return -value if match.group(1) == "-" else value
-
-
 def from_string(text, to):
     if to == "int":
-        value = max(INT64_MIN, min(INT64_MAX, _c_integer(text, _INTEGER, 10)))
+        value = strtoll(text)                           # strtoimax
     elif to in ("uint", "hex"):
-        value = _c_integer(text, _INTEGER if to == "uint" else _HEX, 10 if to == "uint" else 16)
-        value = UINT64_MASK if value > UINT64_MASK else value & UINT64_MASK
+        value = strtoull(text, 10 if to == "uint" else 16)  # strtoumax
     elif to == "float":
-        match = _FLOAT.match(text)
-        return float(match.group(0)) if match else 0.0
+        return strtod(text)                             # atof
     elif to == "bool":
         low = text.lower()
         if low.startswith("true"):
@@ -79,13 +65,13 @@ def from_string(text, to):
 
 def from_integer(value, to, unsigned):
     if unsigned:
-        value &= UINT64_MASK
+        value &= UINT64_MAX
     if to == "string":
         return "%d" % value
     if to == "float":
         return float(value)
     if to == "uint" and not unsigned:
-        return value & UINT64_MASK
+        return value & UINT64_MAX
     if to == "int" and unsigned:
         return value - (1 << 64) if value > INT64_MAX else value
     raise ConversionError("type %s is not supported" % to)
@@ -99,7 +85,7 @@ def from_float(value, to):
         return "%.16g" % value
     if to in ("int", "uint"):
         whole = int(value)
-        return whole & UINT64_MASK if to == "uint" else whole
+        return whole & UINT64_MAX if to == "uint" else whole
     raise ConversionError("type %s is not supported" % to)
 
 
@@ -132,11 +118,8 @@ class TypeConverterFilter(Filter):
                     continue
                 words = split_tokens(value, 3)
                 to = type_name(words[2]) if len(words) == 3 else None
-                try:
-                    acc = accessor(words[0]) if len(words) == 3 else None
-                except ValueError:
-                    acc = None
-                if to is None or acc is None:
+                acc = rule_accessor("type_converter", words[0], entry) if to else None
+                if acc is None:
                     # Fluent Bit goes on without the bad rule; so do we, saying where it is.
                     self.log.error("invalid rule (%s:%s: %s %s), expects 'from_key to_key "
                                    "type' with type int, uint, float, hex, string or bool; "

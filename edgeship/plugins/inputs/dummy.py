@@ -1,7 +1,9 @@
-"""dummy input: emits a fixed JSON record at a rate (in_dummy)."""
+"""dummy input: emits a fixed JSON record at a rate (in_dummy). The record is decoded by the
+one JSON decoder of every input (edgeship.codecs.untrusted: a key given twice keeps the last
+value at the later position, as Fluent Bit's JSON outputs show it)."""
 import asyncio
-import json
 
+from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -13,7 +15,7 @@ class DummyInput(Input):
     description = "Generate dummy data"
     options = (
         Option("Dummy", default='{"message":"dummy"}', help="the record, as a JSON map"),
-        Option("Metadata", default="{}", help="accepted for compatibility: edgeship records carry no metadata"),
+        Option("Metadata", default="{}", compat=True, help="edgeship records carry no metadata"),
         Option("Rate", "int", "1", help="emissions per second"),
         Option("Interval_Sec", "int", "0", help="seconds between emissions (overrides Rate)"),
         Option("Interval_NSec", "int", "0", help="nanoseconds between emissions (with Interval_Sec)"),
@@ -27,7 +29,7 @@ class DummyInput(Input):
 
     def configure(self):
         try:
-            record = json.loads(self.conf["dummy"])
+            record = untrusted.loads(self.conf["dummy"])
         except ValueError as exc:
             raise ConfigError("dummy: 'Dummy' is not valid JSON: %s" % exc, key="dummy")
         if not isinstance(record, dict):
@@ -56,7 +58,7 @@ class DummyInput(Input):
         if self.start_ns is not None:
             now = self.start_ns if self.conf["fixed_timestamp"] else self.start_ns + (now - started_ns)
         # A fresh dict per record: filters may change records in place.
-        return [(now, json.loads(self.text)) for _ in range(self.conf["copies"])]
+        return [(now, untrusted.loads(self.text)) for _ in range(self.conf["copies"])]
 
     async def run(self):
         # Kept across runs: an input restarted after an error goes on with its Samples count

@@ -40,10 +40,9 @@ class ForwardInput(Input):
         Option("Buffer_Chunk_Size", "size", "1024000", help="bytes read at a time"),
         Option("Buffer_Max_Size", "size", "6144000",
                help="largest frame; a larger one closes its connection"),
-        Option("tls.verify_client_cert", "bool", "off", help="require a client certificate"),
         Option("net.backlog", "int", "128", help="listen backlog"),
-        Option("net.io_timeout", "time", "0", help="accepted for compatibility"),
-        Option("net.keepalive", "bool", "on", help="accepted for compatibility"),
+        Option("net.io_timeout", "time", "0", compat=True),
+        Option("net.keepalive", "bool", "on", compat=True),
         Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
     ) + TLS_OPTIONS
 
@@ -134,8 +133,9 @@ class ForwardInput(Input):
             self.codec, self.conf["buffer_max_size"], self.shared_key,
             self.conf["self_hostname"], self.users, os.urandom(16), os.urandom(16))
         chunk_size = self.conf["buffer_chunk_size"]
+        closing = None
         try:
-            greeting = session.greeting()
+            greeting = session.send((forward.HELO,))
             if greeting:
                 writer.write(greeting)
             while not self.stopping:
@@ -145,26 +145,27 @@ class ForwardInput(Input):
                     if session.pending():
                         self._closed(peer, "connection closed in the middle of a frame")
                     break
-                for request in session.receive(data):
-                    self._accept(request, writer)
-                reply = session.outgoing()
-                if reply:
-                    writer.write(reply)
+                result = session.receive(data)
+                for _, request in result.events:
+                    self._accept(request, session, writer)
+                if result.reply:
+                    writer.write(result.reply)
                 if session.dropped:
                     self.dropped_entries += session.dropped
                     self.log.warn("%s: dropped %d entries: invalid, or nested deeper than %d "
                                   "levels (%d so far)", peer, session.dropped,
                                   untrusted.MAX_DEPTH, self.dropped_entries)
                     session.dropped = 0
-                if session.error:
-                    self._closed(peer, session.error)
+                if result.close is not None:
+                    closing = result.close
+                    self._closed(peer, closing)
                     break
         except OSError as exc:
             self.log.debug("connection from %s ended: %s", peer, exc)
         finally:
             self.connections.discard(writer)
             try:
-                if session.error:
+                if closing is not None:
                     await asyncio.wait_for(writer.drain(), 1.0)
             except Exception:
                 pass
@@ -175,10 +176,10 @@ class ForwardInput(Input):
         self.log.warn("closing connection from %s: %s (%d so far)", peer, reason,
                       self.closed_on_error)
 
-    def _accept(self, request, writer):
+    def _accept(self, request, session, writer):
         ack = None
         if request.chunk is not None:
-            reply = forward.ack_response(request.chunk)
+            reply = session.send((forward.ACK, request.chunk))
 
             def confirmed():
                 if not writer.is_closing():

@@ -33,9 +33,9 @@ class MqttInput(Input):
     description = "MQTT, listen for Publish messages"
     options = (
         Option("Listen", default="0.0.0.0", help="address to listen on"),
-        Option("Port", "int", "1883", help="TCP port to listen on"),
+        Option("Port", "int", "1883", min=0, max=65535, help="TCP port to listen on"),
         Option("Payload_Key", help="put the payload map under this key"),
-        Option("Buffer_Size", "size", "2048",
+        Option("Buffer_Size", "size", "2048", min=16,
                help="largest MQTT packet accepted, fixed header included; a larger one "
                     "closes the connection"),
         Option("Format", default="json", choices=("json", "cbor", "auto"),
@@ -46,10 +46,6 @@ class MqttInput(Input):
     ) + TLS_OPTIONS
 
     def configure(self):
-        if self.conf["buffer_size"] < 16:
-            raise ConfigError("mqtt: Buffer_Size must be at least 16 bytes", key="buffer_size")
-        if not 0 <= self.conf["port"] <= 65535:
-            raise ConfigError("mqtt: Port must be between 0 and 65535", key="port")
         user, password = self.conf["username"], self.conf["password"]
         if (user is None) != (password is None):
             raise ConfigError("mqtt: Username and Password go together",
@@ -71,13 +67,13 @@ class MqttInput(Input):
         return payload.first_json(data)
 
     def _records(self, messages, time_ns):
-        """Events for the (topic, payload) messages of one read; bad payloads are counted
-        and logged once per read. Nothing here may end the connection: the PUBACKs of the
-        read are sent after it."""
+        """Events for the (PUBLISH, topic, payload) messages of one read; bad payloads are
+        counted and logged once per read. Nothing here may end the connection: the PUBACKs
+        of the read are sent after it."""
         out = []
         not_decoded = not_map = too_deep = failed = 0
         error = None
-        for topic, data in messages:
+        for _, topic, data in messages:
             if not data.strip():
                 not_map += 1    # Fluent Bit drops an empty payload without a word
                 continue
@@ -97,13 +93,8 @@ class MqttInput(Input):
                 not_map += 1
                 continue
             if self.payload_key is not None:
-                record = {"topic": topic, self.payload_key: value}
-            else:
-                # A payload key named "topic" takes the value of the payload, in first place:
-                # what Fluent Bit's JSON outputs show for its duplicated key.
-                record = {"topic": topic}
-                record.update(value)
-            out.append((time_ns, record))
+                value = {self.payload_key: value}
+            out.append((time_ns, payload.with_topic("topic", topic, value)))
         if not_decoded:
             self.dropped += not_decoded
             self.log.warn(NOT_JSON if self.format == "json" else
@@ -127,7 +118,7 @@ class MqttInput(Input):
         peer = writer.get_extra_info("peername")
         self.log.debug("new TCP connection from %s", peer)
         self._writers.add(writer)
-        conn = mqtt.ServerConnection(self.conf["buffer_size"], self.credentials)
+        conn = mqtt.ServerSession(self.conf["buffer_size"], self.credentials)
         try:
             while not self.stopping:
                 await self.room()
@@ -135,9 +126,9 @@ class MqttInput(Input):
                 if not data:
                     break
                 result = conn.receive(data)
-                if result.messages:
-                    size = sum(len(p) for _, p in result.messages)
-                    batch = self._records(result.messages, ev.now_ns())
+                if result.events:
+                    size = sum(len(p) for _, _, p in result.events)
+                    batch = self._records(result.events, ev.now_ns())
                     if batch:
                         self.emit(self.tag, batch, size)
                 if result.reply:

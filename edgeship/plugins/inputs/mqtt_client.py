@@ -8,6 +8,11 @@ payload that does not decode, nests deeper than ``untrusted.MAX_DEPTH`` levels, 
 map, is kept, not dropped: its text or value goes under ``Key``. A message that raises
 while being made into records is dropped, counted and acknowledged.
 
+``Tag`` may hold ``$TOPIC``, the message topic with '/' turned into '.' (``dev.$TOPIC``:
+``dev.sensors.t1``). The tag is a record-accessor template (edgeship.core.accessor) over
+``{"TOPIC": ...}``, so ``$TOPIC`` ends where any accessor ends (at '.', ' ', ',' or '"';
+``$TOPIC-raw`` names another key and adds nothing); an empty result is the instance name.
+
 Delivery: QoS 1/2 messages are acknowledged (PUBACK / PUBCOMP) only when their batch's
 ``Ack`` fires, that is once every output queue they were routed to holds them durably (or
 delivered them). With a persistent session (Clean_Session off, the default here) a message
@@ -16,7 +21,7 @@ messages published while edgeship was down wait for it in the broker.
 """
 import asyncio
 
-from edgeship.codecs import payload
+from edgeship.codecs import formats, payload
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
@@ -32,7 +37,7 @@ class MqttClientInput(Input):
     options = connection_options(clean_session="off", session_expiry="1d") + (
         Option("Topic", multiple=True, required=True,
                help="topic filter to subscribe to (wildcards + and # allowed)"),
-        Option("QoS", "int", "1", help="subscription QoS: 0, 1 or 2"),
+        Option("QoS", "int", "1", choices=(0, 1, 2), help="subscription QoS: 0, 1 or 2"),
         Option("Format", default="json", choices=payload.DECODINGS,
                help="payload encoding: json, cbor, msgpack, or raw (the text under Key)"),
         Option("Key", default="log", help="key of raw payloads and of values that are not maps"),
@@ -44,13 +49,16 @@ class MqttClientInput(Input):
     def configure(self):
         conf = self.conf
         check_connection_conf(conf)
-        if conf["qos"] not in (0, 1, 2):
-            raise ConfigError("mqtt_client: QoS must be 0, 1 or 2", key="qos")
         if not all(conf["topic"]):
             raise ConfigError("mqtt_client: Topic cannot be empty", key="topic")
         topic_key = conf["topic_key"]
         self.topic_key = None if topic_key.strip().lower() in FALSE_WORDS + ("",) else topic_key
-        self.tag_template = self.tag if "$TOPIC" in self.tag else None
+        self.tag_template = None
+        if "$" in self.tag:
+            try:
+                self.tag_template = formats.record_template(self.tag)
+            except ValueError as exc:
+                raise ConfigError("mqtt_client: Tag: %s" % exc, key="tag")
         self.link = Link(self, conf, on_connected=self._subscribe, on_message=self._received,
                          manual_ack=True)
         self.inbox = []
@@ -83,7 +91,8 @@ class MqttClientInput(Input):
     def _tag(self, topic):
         if self.tag_template is None:
             return self.tag
-        return self.tag_template.replace("$TOPIC", topic.replace("/", ".").strip("."))
+        dotted = topic.replace("/", ".").strip(".")
+        return self.tag_template.render({"TOPIC": dotted}) or self.instance
 
     def _records(self, topic, data):
         fmt = self.conf["format"]
@@ -110,11 +119,8 @@ class MqttClientInput(Input):
             if payload_key is not None and fmt != "raw":
                 body = {payload_key: body}
             if self.topic_key is not None:
-                record = {self.topic_key: topic}
-                record.update(body)
-            else:
-                record = body
-            out.append(record)
+                body = payload.with_topic(self.topic_key, topic, body)
+            out.append(body)
         return out
 
     def _drain(self):

@@ -5,9 +5,11 @@ Without a Parser the input is a stream of JSON values (several per line or one o
 lines): a map is a record stamped now, ``[time, map]`` or ``[[time, metadata], map]`` a record
 with its own time (one before 1970 or after 2106, which no event carries, is replaced by the
 arrival time, counted and logged once per read); anything else is skipped, counted and logged
-once per read (so is a value nested deeper than ``untrusted.MAX_DEPTH`` levels). With a
-Parser each line is parsed; a line it does not match (a JSON line too deep for the json
-parser included) is kept raw under ``log`` and counted.
+once per read (so is a value nested deeper than ``untrusted.MAX_DEPTH`` levels). The values
+follow Fluent Bit's JSON rules (edgeship.codecs.untrusted): a key given twice keeps the last
+value at the later position, NaN is refused, and a number beyond a double is infinity, as
+in_stdin's tokenizer reads it. With a Parser each line is parsed; a line it does not match (a
+JSON line too deep for the json parser included) is kept raw under ``log`` and counted.
 
 Differences from Fluent Bit, for safety: Fluent Bit drops its whole buffer at the first
 invalid JSON and parses partial lines with a Parser; edgeship skips only the bad line, waits
@@ -18,7 +20,6 @@ transport; a regular file (``< file``) is read directly, which does not block.
 """
 import asyncio
 import codecs
-import json
 import os
 import stat
 
@@ -29,7 +30,6 @@ from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
 
 DEFAULT_BUFFER = 16000
-_decoder = json.JSONDecoder()
 _SPACE = " \t\r\n"
 
 
@@ -52,7 +52,8 @@ class StdinInput(Input):
     description = "Standard Input"
     options = (
         Option("Parser", help="parser applied to each line (default: JSON values)"),
-        Option("Buffer_Size", "size", str(DEFAULT_BUFFER),
+        Option("Buffer_Size", "size", str(DEFAULT_BUFFER), min=DEFAULT_BUFFER,
+               attr="buffer_size",
                help="read size; also the largest JSON value accepted"),
     )
     exit_on_eof = True
@@ -65,10 +66,6 @@ class StdinInput(Input):
             except KeyError:
                 raise ConfigError("stdin: requested parser '%s' not found" % self.conf["parser"],
                                   key="parser")
-        self.buffer_size = self.conf["buffer_size"]
-        if self.buffer_size < DEFAULT_BUFFER:
-            raise ConfigError("stdin: buffer_size '%d' must be at least %d bytes"
-                              % (self.buffer_size, DEFAULT_BUFFER), key="buffer_size")
         self.text = ""
         self.invalid = 0
         self.reader = None
@@ -157,7 +154,7 @@ class StdinInput(Input):
             if pos >= end:
                 break
             try:
-                value, pos = untrusted.raw_decode(_decoder, text, pos)
+                value, pos = untrusted.raw_decode(text, pos, overflow_ok=True)
             except ValueError as exc:
                 deep = isinstance(exc, untrusted.TooDeep)
                 if deep and exc.end is not None:

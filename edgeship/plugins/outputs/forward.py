@@ -4,11 +4,17 @@ One frame per chunk (Forward mode, CompressedPackedForward with gzip) on a kept-
 connection per node. A flush is OK only once the frame is fully handed to the kernel, or,
 with Require_Ack_Response, once the server acked its chunk id; anything else is a RETRY
 (the connection is closed, so a failed handshake is never reused as Fluent Bit does).
+
+``Tag`` is a record-accessor template (edgeship.core.accessor): with ``$TAG``/``$TAG[n]``
+only it is one tag per chunk; with a record key (``app.$svc``) every record goes in its
+own Message-mode frame, as Fluent Bit sends it. A tag that renders empty is replaced by the
+record's own tag (Fluent Bit sends the empty tag, which its in_forward drops silently).
 """
 import asyncio
 import os
 import time
 
+from edgeship.codecs import formats
 from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
@@ -86,10 +92,10 @@ class ForwardOutput(Output):
         Option("Retain_metadata_in_forward_mode", "bool", "true",
                help="entries as [[time, metadata], record]; off for Fluentd"),
         Option("fluentd_compat", "bool", "off",
-               help="accepted for compatibility (only changes metrics/traces in Fluent Bit)"),
+               compat=True, help="only changes metrics/traces in Fluent Bit"),
         Option("Add_Option", multiple=True, help="'key value' added to the options map"),
         Option("net.connect_timeout", "time", "10", help="seconds to connect"),
-        Option("net.connect_timeout_log_error", "bool", "on", help="accepted for compatibility"),
+        Option("net.connect_timeout_log_error", "bool", "on", compat=True),
         Option("net.io_timeout", "time", "0",
                help="seconds to write a chunk or wait for its ack (0: %ds)" % DEFAULT_IO_TIMEOUT),
         Option("net.keepalive", "bool", "on", help="keep the connection between flushes"),
@@ -97,8 +103,8 @@ class ForwardOutput(Output):
                help="close a kept connection idle this long"),
         Option("net.keepalive_max_recycle", "int", "2000",
                help="reconnect after this many flushes on one connection"),
-        Option("net.source_address", help="accepted for compatibility"),
-        Option("net.dns.mode", help="accepted for compatibility"),
+        Option("net.source_address", compat=True),
+        Option("net.dns.mode", compat=True),
         Option("net.tcp_keepalive", "bool", "off", help="TCP keepalive probes"),
     ) + TLS_OPTIONS
 
@@ -120,7 +126,12 @@ class ForwardOutput(Output):
             time_as_integer=conf["time_as_integer"], compress=conf["compress"] == "gzip",
             send_options=conf["send_options"], require_ack=conf["require_ack_response"],
             extra_options=extra, pack_entries=self.codec.pack_entries)
-        self.tag_template = _TagTemplate(conf["tag"]) if conf["tag"] else None
+        self.tag_template = None
+        if conf["tag"]:
+            try:
+                self.tag_template = formats.record_template(conf["tag"])
+            except ValueError as exc:
+                raise ConfigError("forward: Tag: %s" % exc, key="tag")
         self.io_timeout = conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
         # One salt per instance, as Fluent Bit: the same on every connection.
         self.salt = os.urandom(16)
@@ -143,13 +154,7 @@ class ForwardOutput(Output):
                          tls_context(conf, server=False), conf["tls.vhost"],
                          self._secure(conf, "username"), conf["self_hostname"],
                          conf["username"] or "", conf["password"] or "")]
-        from edgeship.core.config import ClassicReader, Variables
-        from edgeship.core.files import LocalFiles
-        path = conf["upstream"]
-        if not os.path.isabs(path) and not os.path.exists(path):
-            path = os.path.join(self.engine.config_dir, path)
-        reader = ClassicReader(LocalFiles(), Variables(os.environ))
-        _name, sections = read_upstream(path, reader)
+        _name, sections = read_upstream(conf["upstream"], self.engine.config_files)
         nodes = []
         for node in sections:
             merged = dict(conf)
@@ -193,10 +198,12 @@ class ForwardOutput(Output):
                 data = await asyncio.wait_for(reader.read(65536), self.io_timeout)
                 if not data:
                     raise ConnectionError("server closed the connection during the handshake")
-                reply = session.receive(data)
-                if reply:
-                    writer.write(reply)
+                result = session.receive(data)
+                if result.reply:
+                    writer.write(result.reply)
                     await asyncio.wait_for(writer.drain(), self.io_timeout)
+                if result.close is not None:
+                    raise forward.ProtocolError(result.close)
         except BaseException:
             conn.close()
             raise
@@ -222,28 +229,34 @@ class ForwardOutput(Output):
             node.conn = None
 
     async def _send(self, conn, frame, chunk):
-        conn.writer.write(frame)
+        conn.writer.write(conn.session.send((forward.FRAME, frame, chunk)))
         await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
         if chunk is None:
             return
         deadline = time.monotonic() + self.io_timeout
-        while not conn.session.take_ack(chunk):
+        while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise asyncio.TimeoutError()
             data = await asyncio.wait_for(conn.reader.read(4096), left)
             if not data:
                 raise ConnectionError("server closed the connection before the ack")
-            conn.session.receive(data)
+            result = conn.session.receive(data)
+            if result.close is not None:
+                raise forward.ProtocolError(result.close)
+            if (forward.ACK, chunk) in result.events:
+                return
 
     # ------------------------------------------------------------------ flush
     def _frames(self, tag, events):
         if self.tag_template is None:
             return [self.encoder.frame(tag, events)]
-        if self.tag_template.static is not None:
-            return [self.encoder.frame(self.tag_template.static, events)]
+        # An empty tag would be dropped by the server: the record's own tag is sent instead.
         render = self.tag_template.render
-        return [self.encoder.message(render(record, tag), (t, record)) for t, record in events]
+        if self.tag_template.is_static:
+            return [self.encoder.frame(render({}, tag) or tag, events)]
+        return [self.encoder.message(render(record, tag) or tag, (t, record))
+                for t, record in events]
 
     async def flush(self, tag, events):
         frames = self._frames(tag, events)
@@ -275,50 +288,6 @@ class ForwardOutput(Output):
     async def stop(self):
         for node in self.nodes:
             self._drop(node)
-
-
-class _TagTemplate:
-    """``Tag``: a fixed string, or a template with ``$key`` / ``$key['sub']`` record
-    accessors (Fluent Bit then sends one Message-mode frame per record)."""
-
-    def __init__(self, text):
-        self.static = text if "$" not in text else None
-        self.parts = [] if self.static is not None else _parse_template(text)
-
-    def render(self, record, tag):
-        out = []
-        for literal, path in self.parts:
-            out.append(literal)
-            if path:
-                value = record
-                for key in path:
-                    value = value.get(key) if isinstance(value, dict) else None
-                if value is not None and not isinstance(value, (dict, list)):
-                    out.append(value if isinstance(value, str) else str(value))
-        return "".join(out) or tag
-
-
-def _parse_template(text):
-    parts = []
-    pos = 0
-    while True:
-        cut = text.find("$", pos)
-        if cut < 0:
-            parts.append((text[pos:], None))
-            return parts
-        literal = text[pos:cut]
-        end = cut + 1
-        while end < len(text) and (text[end].isalnum() or text[end] in "_-"):
-            end += 1
-        path = [text[cut + 1:end]]
-        while text.startswith("['", end):
-            close = text.find("']", end + 2)
-            if close < 0:
-                break
-            path.append(text[end + 2:close])
-            end = close + 2
-        parts.append((literal, path))
-        pos = end
 
 
 PLUGIN = ForwardOutput

@@ -15,7 +15,7 @@ publishing them again, so a broker restart does not double the traffic.
 import asyncio
 
 from edgeship.codecs import formats, payload
-from edgeship.core.accessor import MISSING, Template, accessor
+from edgeship.core.accessor import MISSING, accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
@@ -40,11 +40,12 @@ def split_levels(text):
 
 
 class TopicTemplate:
-    """A topic with $TAG, $TAG[n] and record accessors, rendered per level (a record
-    accessor ends at '.', so ``$id/temp`` would otherwise read a key named ``id/temp``)."""
+    """A topic with $TAG, $TAG[n] and record accessors, rendered per level: '/' separates
+    topic levels here (a record key name may hold '/', so ``$id/temp`` would otherwise
+    read a key named ``id/temp``); each level is a record-accessor template."""
 
     def __init__(self, text):
-        self.levels = [Template(level) for level in split_levels(text)]
+        self.levels = [formats.record_template(level) for level in split_levels(text)]
         self.per_record = any(not level.is_static for level in self.levels)
 
     def render(self, record, tag):
@@ -84,7 +85,7 @@ class MqttOutput(Output):
     options = connection_options() + (
         Option("Topic", default="$TAG",
                help="topic template: text, $TAG, $TAG[n], record accessors ($key, $key['sub'])"),
-        Option("QoS", "int", "1", help="0, 1 or 2"),
+        Option("QoS", "int", "1", choices=(0, 1, 2), help="0, 1 or 2"),
         Option("Retain", "bool", "off", help="ask the broker to retain the last message"),
         Option("Format", default="json", choices=payload.ENCODINGS,
                help="json: one message per record; json_lines, cbor, msgpack: one message "
@@ -93,29 +94,27 @@ class MqttOutput(Output):
         Option("json_date_key", default="date", help="key of the record time; false: none"),
         Option("json_date_format", default="double", choices=formats.DATE_FORMATS,
                help="double, epoch, epoch_ms, iso8601 or java_sql_timestamp"),
-        Option("Max_Inflight", "int", "0",
+        Option("Max_Inflight", "int", "0", min=0,
                help="unacknowledged messages allowed at once (0: no limit; MQTT 5: the "
                     "broker's Receive Maximum)"),
         Option("Ack_Timeout", "time", "30",
                help="seconds a flush waits for acknowledgements before it is retried"),
         Option("Will_Topic", help="Last Will topic"),
         Option("Will_Payload", default="", help="Last Will payload"),
-        Option("Will_QoS", "int", "0", help="Last Will QoS"),
+        Option("Will_QoS", "int", "0", choices=(0, 1, 2), help="Last Will QoS"),
         Option("Will_Retain", "bool", "off", help="retain the Last Will"),
     )
 
     def configure(self):
         conf = self.conf
         check_connection_conf(conf)
-        for key in ("qos", "will_qos"):
-            if conf[key] not in (0, 1, 2):
-                raise ConfigError("mqtt: %s must be 0, 1 or 2" % key, key=key)
-        if conf["max_inflight"] < 0:
-            raise ConfigError("mqtt: Max_Inflight cannot be negative", key="max_inflight")
         if "+" in conf["topic"] or "#" in conf["topic"] or not conf["topic"]:
             raise ConfigError("mqtt: Topic must be a topic name, not empty and without the "
                               "wildcards + and #", key="topic")
-        self.topic = TopicTemplate(conf["topic"])
+        try:
+            self.topic = TopicTemplate(conf["topic"])
+        except ValueError as exc:
+            raise ConfigError("mqtt: Topic: %s" % exc, key="topic")
         self.field = None
         if conf["payload_key"] is not None:
             if conf["format"] != "json":

@@ -22,12 +22,12 @@ Difference: a time before 1970 or past 2106 (Time_Strict off gives year 1900 to 
 cannot read) is handled as a time that does not parse, with its warning; Fluent Bit loses the
 record ("error packing event").
 """
-import re
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.events import in_range
 from edgeship.core.schema import Option, Schema
 from edgeship.engine.log import Log
+from edgeship.codecs.cnumbers import strtod, strtoll, strtoull
 from edgeship.codecs.strptime import TimeFormat
 
 COMMON = (
@@ -198,47 +198,8 @@ def parse_types(text):
     return types
 
 
-_C_INT = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
-_C_HEX = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)")
-_C_FLOAT = re.compile(
-    r"[ \t\n\v\f\r]*([+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
-    r"(?:[pP][+-]?[0-9]+)?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    r"|(?i:inf(?:inity)?|nan)))")
-_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
-
-
-def to_c_integer(text):
-    """C atoll(): leading digits, 0 when there are none, saturated to 64 bits."""
-    match = _C_INT.match(text)
-    if not match:
-        return 0
-    return max(_INT64_MIN, min(_INT64_MAX, int(match.group(1))))
-
-
 def to_c_hex(text):
-    """C strtoull(text, 16)."""
-    match = _C_HEX.match(text)
-    if not match:
-        return 0
-    value = int(match.group(2), 16)
-    if value > _UINT64_MAX:
-        return _UINT64_MAX
-    return (-value) & _UINT64_MAX if match.group(1) == "-" else value
-
-
-def to_c_float(text):
-    """C atof(): the longest leading number, 0.0 when there is none."""
-    match = _C_FLOAT.match(text)
-    if not match:
-        return 0.0
-    number = match.group(1)
-    body = number.lstrip("+-")
-    if body[:2] in ("0x", "0X"):
-        if "p" not in body.lower():
-            body += "p0"
-        value = float.fromhex(body)
-        return -value if number.startswith("-") else value
-    return float(number)
+    return strtoull(text, 16)
 
 
 def to_c_bool(text):
@@ -250,7 +211,8 @@ def to_c_bool(text):
     return None
 
 
-CASTS = {"integer": to_c_integer, "float": to_c_float, "hex": to_c_hex, "bool": to_c_bool,
+# atoll, atof and strtoull(16), as flb_parser.c converts Types (codecs/cnumbers).
+CASTS = {"integer": strtoll, "float": strtod, "hex": to_c_hex, "bool": to_c_bool,
          "string": lambda text: text}
 
 
@@ -363,7 +325,7 @@ def unescape_mysql(text):
 
 # ------------------------------------------------------------------------------ decoders
 def _decode_json(value):
-    from edgeship.plugins.parsers.json import loads_object
+    from edgeship.codecs.untrusted import loads_object
     unescaped = unescape_simple(value)
     if unescaped.startswith("{"):
         decoded = loads_object(unescaped)

@@ -42,8 +42,8 @@ class TailInput(Discovery, Reading, Offsets, Input):
         Option("read_newly_discovered_files_from_head", "bool", "true",
                help="read files that appear later from their beginning"),
         Option("Exit_On_Eof", "bool", "false", help="end the process once every file is read"),
-        Option("Refresh_Interval", "time", "60", help="seconds between rescans of Path"),
-        Option("Rotate_Wait", "time", "5", help="seconds a renamed file is still followed"),
+        Option("Refresh_Interval", "time", "60", above=0, help="seconds between rescans of Path"),
+        Option("Rotate_Wait", "time", "5", above=0, help="seconds a renamed file is still followed"),
         Option("Ignore_Older", "time", "0", help="skip files modified longer ago (e.g. 1h, 2d)"),
         Option("Buffer_Chunk_Size", "size", "32768", help="initial line buffer size"),
         Option("Buffer_Max_Size", "size", "32768",
@@ -61,17 +61,17 @@ class TailInput(Discovery, Reading, Offsets, Input):
         Option("db.compare_filename", "bool", "false",
                help="a DB row matches only when inode and file name both match"),
         Option("Inotify_Watcher", "bool", "true",
-               help="accepted; edgeship always polls (works on every filesystem)"),
+               compat=True, help="edgeship always polls (works on every filesystem)"),
         Option("Docker_Mode", "bool", "off",
                help="old docker mode, refused when on: use multiline.parser docker"),
         Option("Multiline", "bool", "off",
                help="old multiline mode, refused when on: use multiline.parser"),
         Option("Parser_Firstline", help="old multiline mode, refused: use multiline.parser"),
-        Option("static_batch_size", "size", "50M", help="accepted for compatibility"),
-        Option("event_batch_size", "size", "50M", help="accepted for compatibility"),
-        Option("watcher_interval", "time", "2", help="accepted for compatibility"),
-        Option("progress_check_interval", "time", "2", help="accepted for compatibility"),
-        Option("file_cache_advise", "bool", "on", help="accepted for compatibility"),
+        Option("static_batch_size", "size", "50M", compat=True),
+        Option("event_batch_size", "size", "50M", compat=True),
+        Option("watcher_interval", "time", "2", compat=True),
+        Option("progress_check_interval", "time", "2", compat=True),
+        Option("file_cache_advise", "bool", "on", compat=True),
     )
 
     def configure(self):
@@ -84,11 +84,6 @@ class TailInput(Discovery, Reading, Offsets, Input):
             raise ConfigError("tail: the old Docker_Mode/Multiline/Parser_Firstline keys are not "
                               "supported; use 'multiline.parser docker' (or cri, or a "
                               "[MULTILINE_PARSER])", key="multiline")
-        if conf["rotate_wait"] <= 0:
-            raise ConfigError("tail: invalid 'rotate_wait' config value", key="rotate_wait")
-        if conf["refresh_interval"] <= 0:
-            raise ConfigError("tail: invalid 'refresh_interval' config value",
-                              key="refresh_interval")
         if conf["buffer_chunk_size"] > conf["buffer_max_size"]:
             raise ConfigError("tail: buffer_max_size must be >= buffer_chunk_size",
                               key="buffer_max_size")
