@@ -26,6 +26,11 @@ codec, which MicroPython lacks, so the sessions take one as a parameter:
                                               as ``UNREADABLE``
     codec.too_deep(events) -> indexes         the events whose record nests deeper than
                                               the codec's bound
+    codec.packed_entries(data) -> p or None   the entries of a PackedForward payload kept
+                                              as bytes (a ``PackedEntries``) when the codec
+                                              checked them all good, else None; its
+                                              stream unpacker may give a Forward frame's
+                                              entries the same way
 
 On CPython ``edgeship.codecs.msgpack.MsgpackCodec`` wraps the msgpack package.
 """
@@ -345,16 +350,16 @@ class Encoder:
     """Frames for out_forward.
 
     ``entries(events)`` packs a batch the way Fluent Bit does: ``[[EventTime, {}], record]``
-    when metadata is retained (Fluent Bit 5.x default), ``[EventTime, record]`` as an array32
-    when not, ``[uint seconds, record]`` with ``time_as_integer``. ``frame(tag, events)`` is
-    one Forward frame (CompressedPackedForward with gzip) and its chunk id (None without ack).
+    when metadata is retained (Fluent Bit 5.x default; the chunk format, packed by the
+    codec's ``pack_entries``), ``[EventTime, record]`` as an array32 when not,
+    ``[uint seconds, record]`` with ``time_as_integer``. ``frame(tag, events)`` is one
+    Forward frame (CompressedPackedForward with gzip) and its chunk id (None without ack);
+    ``packed_frame(tag, entries, count)`` the same around entries already packed.
     """
 
     def __init__(self, packb, retain_metadata=True, time_as_integer=False, compress=False,
                  send_options=False, require_ack=False, extra_options=(), pack_entries=None):
         self.packb = packb
-        # Optional: packs a batch's ``[[EventTime, {}], record]`` entries at once, to the same
-        # bytes (a C packer does a batch in one call, far faster than record by record).
         self.pack_entries = pack_entries
         self.retain_metadata = retain_metadata
         self.time_as_integer = time_as_integer
@@ -367,26 +372,25 @@ class Encoder:
         packb = self.packb
         if self.time_as_integer:
             return b"".join([b"\x92" + pack_uint(t // NS) + packb(rec) for t, rec in events])
-        et = _et
         if self.retain_metadata:
-            if self.pack_entries is not None:
-                return self.pack_entries(events)
-            return b"".join([b"\x92\x92" + et(0xd700, t // NS, t % NS) + b"\x80" + packb(rec)
-                             for t, rec in events])
+            return self.pack_entries(events)
+        et = _et
         return b"".join([b"\xdd\x00\x00\x00\x02" + et(0xd700, t // NS, t % NS) + packb(rec)
                          for t, rec in events])
 
     def frame(self, tag, events):
-        payload = self.entries(events)
+        return self.packed_frame(tag, self.entries(events), len(events))
+
+    def packed_frame(self, tag, payload, count):
         chunk = chunk_id(payload) if self.require_ack else None
         if self.compress:
             return (b"\x93" + pack_str(tag) + pack_bin(gzip_compress(payload))
-                    + options_map(chunk, len(events), "gzip", extra=self.extra)), chunk
-        head = pack_str(tag) + array_header(len(events))
+                    + options_map(chunk, count, "gzip", extra=self.extra)), chunk
+        head = pack_str(tag) + array_header(count)
         if not self.with_options:
             return b"\x92" + head + payload, None
         return (b"\x93" + head + payload
-                + options_map(chunk, len(events), extra=self.extra)), chunk
+                + options_map(chunk, count, extra=self.extra)), chunk
 
     def message(self, tag, event):
         """One Message-mode frame ``[tag, time, record, options]`` and its chunk id."""
@@ -434,9 +438,15 @@ def _is_text(value):
 
 
 # ------------------------------------------------------------------ decoding (server)
+class PackedEntries:
+    """Entries a codec checked and kept as they came (``payload``, ``count``): their
+    records are decoded only if something needs them."""
+    __slots__ = ()
+
+
 class Request:
-    """One received frame: its tag, events ``(time_ns, record)``, chunk id (str or None),
-    byte size, and records dropped from it."""
+    """One received frame: its tag, events (``(time_ns, record)`` pairs, or
+    ``PackedEntries``), chunk id (str or None), byte size, and records dropped from it."""
     __slots__ = ("tag", "events", "chunk", "size", "dropped")
 
     def __init__(self, tag, events, chunk, size, dropped=0):
@@ -620,6 +630,9 @@ class ServerSession:
             raise ProtocolError("tag is not a str")
         body = obj[1]
         kind = type(body)
+        if isinstance(body, PackedEntries):                # Forward, entries kept packed
+            chunk, _signal = self._options(obj, 2, 3)
+            return Request(tag, body, chunk, size)
         if kind is list:                                   # Forward
             chunk, _signal = self._options(obj, 2, 3)
             entries = iter(body)
@@ -701,6 +714,9 @@ class ServerSession:
     def _packed(self, payload):
         """Entries of a PackedForward payload; bad ones are dropped and counted, as Fluent
         Bit drops them later without closing the connection. One pass, however many."""
+        packed = self.codec.packed_entries(payload)
+        if packed is not None:
+            return packed, 0
         entries = iter(self.codec.values(payload))
         events, error = decode_entries(entries)
         dropped = 0
