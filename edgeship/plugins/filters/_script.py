@@ -10,7 +10,7 @@ def read_script(plugin):
     main config file's directory, as Fluent Bit does, so a config runs from any cwd."""
     path = plugin.conf["script"]
     if not os.path.isabs(path):
-        path = os.path.join(plugin.engine.config_dir or ".", path)
+        path = os.path.join(plugin.context.config_dir, path)
     try:
         data = read_bytes(path)
     except OSError as exc:

@@ -139,7 +139,7 @@ class ForwardInput(Input):
             if greeting:
                 writer.write(greeting)
             while not self.stopping:
-                await self.room()
+                await self.context.room()
                 data = await reader.read(chunk_size)
                 if not data:
                     if session.pending():
@@ -185,7 +185,7 @@ class ForwardInput(Input):
                     writer.write(reply)
             ack = Ack(confirmed)
         if request.events:
-            self.emit(self._tag(request.tag), request.events, request.size, ack)
+            self.context.emit(self._tag(request.tag), request.events, request.size, ack)
         elif ack is not None:
             ack.seal()
 

@@ -1,9 +1,14 @@
 """forward output: Fluentd forward protocol to Fluentd / Fluent Bit / edgeship (out_forward).
 
-One frame per chunk (Forward mode, CompressedPackedForward with gzip) on a kept-alive
-connection per node. A flush is OK only once the frame is fully handed to the kernel, or,
-with Require_Ack_Response, once the server acked its chunk id; anything else is a RETRY
-(the connection is closed, so a failed handshake is never reused as Fluent Bit does).
+One frame per chunk: the chunk's bytes sent as they are (Forward mode: an array header, then
+the entries; CompressedPackedForward with gzip), as Fluent Bit's forward_format.c does; only
+Retain_Metadata_In_Forward_Mode off, Time_as_Integer or a per-record Tag re-encode records.
+A flush is OK only once the frame is fully handed to the kernel, or, with
+Require_Ack_Response, once the server acked its chunk id; anything else is a RETRY (the
+connection is closed, so a failed handshake is never reused as Fluent Bit does).
+
+Workers (default 2, as Fluent Bit): each flush in flight has a connection of its own, kept
+alive between flushes in a pool per node, so acks are awaited in parallel.
 """
 import asyncio
 import os
@@ -23,7 +28,7 @@ DEFAULT_IO_TIMEOUT = 30.0
 
 
 class Node:
-    """One server and its kept-alive connection."""
+    """One server and its kept-alive connections (one per flush in flight)."""
 
     def __init__(self, name, host, port, unix_path, ssl_ctx, vhost, shared_key, hostname,
                  username, password):
@@ -37,7 +42,7 @@ class Node:
         self.hostname = hostname
         self.username = username
         self.password = password
-        self.conn = None
+        self.idle = []      # kept-alive connections no flush is using
 
     def label(self):
         where = self.unix_path or "%s:%s" % (self.host, self.port)
@@ -66,6 +71,7 @@ class Connection:
 class ForwardOutput(Output):
     name = "forward"
     description = "Forward (Fluentd protocol)"
+    workers = 2
     options = (
         Option("Host", default="127.0.0.1", help="host of the forward server"),
         Option("Port", "int", str(forward.DEFAULT_PORT), help="TCP port of the server"),
@@ -147,7 +153,7 @@ class ForwardOutput(Output):
         from edgeship.core.files import LocalFiles
         path = conf["upstream"]
         if not os.path.isabs(path) and not os.path.exists(path):
-            path = os.path.join(self.engine.config_dir, path)
+            path = os.path.join(self.context.config_dir, path)
         reader = ClassicReader(LocalFiles(), Variables(os.environ))
         _name, sections = read_upstream(path, reader)
         nodes = []
@@ -203,23 +209,17 @@ class ForwardOutput(Output):
         return conn
 
     async def _connection(self, node):
-        conn = node.conn
-        keepalive = self.conf["net.keepalive"]
-        if conn is not None:
+        """A kept-alive connection of ``node`` no flush is using, or a new one."""
+        conf = self.conf
+        while node.idle:
+            conn = node.idle.pop()
             idle = time.monotonic() - conn.last_use
-            if (not keepalive or not conn.alive()
-                    or idle > self.conf["net.keepalive_idle_timeout"]
-                    or conn.used >= self.conf["net.keepalive_max_recycle"]):
-                conn.close()
-                node.conn = conn = None
-        if conn is None:
-            conn = node.conn = await self._open(node)
-        return conn
-
-    def _drop(self, node):
-        if node.conn is not None:
-            node.conn.close()
-            node.conn = None
+            if (conf["net.keepalive"] and conn.alive()
+                    and idle <= conf["net.keepalive_idle_timeout"]
+                    and conn.used < conf["net.keepalive_max_recycle"]):
+                return conn
+            conn.close()
+        return await self._open(node)
 
     async def _send(self, conn, frame, chunk):
         conn.writer.write(frame)
@@ -237,29 +237,34 @@ class ForwardOutput(Output):
             conn.session.receive(data)
 
     # ------------------------------------------------------------------ flush
-    def _frames(self, tag, events):
-        if self.tag_template is None:
-            return [self.encoder.frame(tag, events)]
-        if self.tag_template.static is not None:
-            return [self.encoder.frame(self.tag_template.static, events)]
-        render = self.tag_template.render
-        return [self.encoder.message(render(record, tag), (t, record)) for t, record in events]
+    def _frames(self, chunk):
+        template = self.tag_template
+        if template is None or template.static is not None:
+            tag = chunk.tag if template is None else template.static
+            if self.encoder.retain_metadata and not self.encoder.time_as_integer:
+                return [self.encoder.packed_frame(tag, chunk.payload, chunk.count)]
+            return [self.encoder.frame(tag, chunk.events())]
+        render = template.render
+        return [self.encoder.message(render(record, chunk.tag), (t, record))
+                for t, record in chunk.events()]
 
-    async def flush(self, tag, events):
-        frames = self._frames(tag, events)
+    async def flush(self, chunk):
+        frames = self._frames(chunk)
         count = len(self.nodes)
         start = self.next_node
         self.next_node = (start + 1) % count
         for step in range(count):
             node = self.nodes[(start + step) % count]
+            conn = None
             try:
                 conn = await self._connection(node)
-                for frame, chunk in frames:
-                    await self._send(conn, frame, chunk)
+                for frame, chunk_id in frames:
+                    await self._send(conn, frame, chunk_id)
                 conn.used += 1
                 conn.last_use = time.monotonic()
-                if not self.conf["net.keepalive"]:
-                    self._drop(node)
+                if self.conf["net.keepalive"]:
+                    node.idle.append(conn)
+                    conn = None
                 return OK
             except asyncio.TimeoutError:
                 self.log.error("%s: no answer within %ss%s", node.label(), self.io_timeout,
@@ -269,12 +274,16 @@ class ForwardOutput(Output):
             except (OSError, EOFError) as exc:
                 self.log.error("could not deliver to %s: %s", node.label(),
                                exc or type(exc).__name__)
-            self._drop(node)
+            finally:
+                if conn is not None:    # failed, cancelled, or not kept alive
+                    conn.close()
         return RETRY
 
     async def stop(self):
         for node in self.nodes:
-            self._drop(node)
+            for conn in node.idle:
+                conn.close()
+            node.idle = []
 
 
 class _TagTemplate:

@@ -6,7 +6,7 @@ class NullOutput(Output):
     name = "null"
     description = "Throws away events"
 
-    async def flush(self, tag, events):
+    async def flush(self, chunk):
         return OK
 
 

@@ -22,7 +22,6 @@ import re
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
-from edgeship.engine.log import Log
 from edgeship.codecs.strptime import TimeFormat
 
 COMMON = (
@@ -45,9 +44,6 @@ COMMON = (
     Option("Skip_Empty_Values", "bool", "true", help="regex: drop empty captures"),
 )
 
-_DEFAULT_LOG = Log("warn")
-
-
 class Parser:
     format = ""
     options = ()
@@ -56,10 +52,13 @@ class Parser:
     def schema(cls):
         return Schema("parser", COMMON + tuple(cls.options))
 
-    def __init__(self, conf):
+    def __init__(self, context, conf):
+        """``context``: the plugin context it was built through (``edgeship.engine.context``);
+        it logs through ``context.log``."""
+        self.context = context
+        self.log = context.log
         self.conf = conf
         self.name = conf["name"]
-        self.log = _DEFAULT_LOG.child("parser:%s" % self.name)
         self.failed = 0          # texts that did not parse
         self.time_failed = 0     # times that did not parse
         self.time_key = conf.get("time_key") or "time"
