@@ -162,9 +162,9 @@ def _time_at(payload, entry_start):
 
 
 class Entries(forward.PackedEntries):
-    """Packed entries, their count, and the events they hold, decoded on first use
-    (``len()`` is the count). ``first_ns``/``last_ns``: the times of the first and the
-    last entry, when known."""
+    """Packed entries, their count, and the events they hold, decoded on first use;
+    ``len()`` and iterating read it as the batch of events it is. ``first_ns``/``last_ns``:
+    the times of the first and the last entry, when known."""
 
     __slots__ = ("payload", "count", "_events", "first_ns", "last_ns")
 
@@ -177,6 +177,10 @@ class Entries(forward.PackedEntries):
 
     def __len__(self):
         return self.count
+
+    def __iter__(self):
+        """The events: packed entries read as the batch of events they are."""
+        return iter(self.events())
 
     def events(self):
         """``[(time_ns, record)]``, decoded once (the same list on every call: read it,
