@@ -27,11 +27,12 @@ def _input(storage, kind="filesystem", limit=0, name="in.0"):
 class Output:
     """What the engine's scheduler is to storage: a queue, and the chunks it was told about."""
 
-    def __init__(self, storage, name="out.0", limit=0):
+    def __init__(self, storage, name="out.0", limit=0, reads_records=True):
         self.storage = storage
         self.dropped = []
         self.queue = storage.add_output(name, limit, lambda: None,
-                                        lambda chunk, why, log: self.dropped.append(chunk))
+                                        lambda chunk, why, log: self.dropped.append(chunk),
+                                        reads_records)
 
     def deliver_all(self):
         """Flush every chunk: returns [(tag, events)] and confirms them."""
@@ -290,13 +291,14 @@ def test_a_keeping_up_output_gets_the_queued_objects_within_the_cache_budget(tmp
     from edgeship.storage import queue as queue_module
     storage = _storage(str(tmp_path))
     fast, failing = Output(storage, "fast.0"), Output(storage, "failing.0")
+    raw = Output(storage, "raw.0", reads_records=False)     # sends the bytes as they are
     storage.start()
     src = _input(storage, "memory", limit=1 << 30)
     batches = []
     queued = 0
     while queued < 2 * queue_module.CACHE_BYTES:  # twice what may be cached
         batches.append(_batch(len(batches) * 100, 100, width=200))
-        storage.put(src, "t", batches[-1], None, [fast.queue, failing.queue])
+        storage.put(src, "t", batches[-1], None, [fast.queue, failing.queue, raw.queue])
         queued = sum(c.size for c in fast.queue.pending()) + sum(
             c.size for c in fast.queue.open.values())
         if fast.queue.open and next(iter(fast.queue.open.values())).size > 64 * 1024:
@@ -307,6 +309,7 @@ def test_a_keeping_up_output_gets_the_queued_objects_within_the_cache_budget(tmp
     assert cached and len(cached) < len(chunks)  # bounded by CACHE_BYTES
     assert fast.queue.cached_bytes == sum(c.size for c in cached) <= \
         queue_module.CACHE_BYTES + 64 * 1024 + 30000
+    assert raw.queue.cached_bytes == 0 and all(c.events is None for c in raw.queue.pending())
     # A cached chunk's flush gets the very objects that were queued; an uncached one unpacks
     # equal records.
     assert asyncio.run(storage.load(cached[0])).events()[0] is batches[0][0]

@@ -34,8 +34,7 @@ import struct
 
 import msgpack
 
-from edgeship.codecs.msgpack import UNPACK_OPTIONS, pack_exact, packb
-from edgeship.codecs.untrusted import MAX_DEPTH
+from edgeship.codecs.msgpack import UNPACK_OPTIONS, packb
 from edgeship.core import forward
 
 NS = forward.NS
@@ -45,36 +44,48 @@ _ARRAY_HEADER_SIZE = {0xdc: 3, 0xdd: 5}  # array16 / array32; a fixarray header 
 _MAX_SECONDS = (1 << 32) - 1
 
 
-def _event_time(t):
-    """The ExtType of time ``t`` (ns), and whether it holds ``t`` exactly."""
+def _time_data(t):
+    """The 8 bytes of EventTime ``t`` (ns), and whether they hold ``t`` exactly."""
     sec, nsec = divmod(int(t), NS)
     if 0 <= sec <= _MAX_SECONDS:
-        return msgpack.ExtType(0, _SEC_NSEC(sec, nsec)), True
+        return _SEC_NSEC(sec, nsec), True
     sec = 0 if sec < 0 else _MAX_SECONDS
-    return msgpack.ExtType(0, _SEC_NSEC(sec, 0 if sec == 0 else NS - 1)), False
+    return _SEC_NSEC(sec, 0 if sec == 0 else NS - 1), False
 
 
 def pack_entries(events):
-    """``(bytes, exact)``: the entries of ``events`` packed in one call (each time's header
-    built once: a batch mostly shares one time), and whether they unpack to the very same
-    values (False when the packer rule had to change one, or a time was out of range)."""
-    heads = {}
-    items = []
-    append = items.append
+    """``(bytes, exact)``: the entries of ``events``, and whether they unpack to the very
+    same values (False when the packer rule had to change one, or a time was out of
+    range). One packer fills one buffer; each time's 8 bytes are made once (a batch mostly
+    shares one time)."""
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    array, ext, metadata, pack = (packer.pack_array_header, packer.pack_ext_type,
+                                  packer.pack_map_header, packer.pack)
+    times = {}
     exact = True
-    for t, record in events:
-        head = heads.get(t)
-        if head is None:
-            ext, held = _event_time(t)
-            exact = exact and held
-            head = heads[t] = (ext, _NO_METADATA)
-        append((head, record))
     try:
-        packed = pack_exact(items)
+        for t, record in events:
+            data = times.get(t)
+            if data is None:
+                data, held = _time_data(t)
+                times[t] = data
+                exact = exact and held
+            array(2)
+            array(2)
+            ext(0, data)
+            metadata(0)
+            pack(record)
     except (UnicodeEncodeError, TypeError, OverflowError):
-        packed = packb(items)
-        exact = False
-    return packed[_ARRAY_HEADER_SIZE.get(packed[0], 1):], exact
+        return _pack_by_the_rule(events), False
+    return packer.bytes(), exact
+
+
+def _pack_by_the_rule(events):
+    """Entries with what msgpack cannot hold as it is turned by the packer rule."""
+    items = [((msgpack.ExtType(0, _time_data(t)[0]), _NO_METADATA), record)
+             for t, record in events]
+    packed = packb(items)
+    return packed[_ARRAY_HEADER_SIZE.get(packed[0], 1):]
 
 
 def array_header(count):
@@ -145,6 +156,7 @@ def checked(payload, count=None):
     # different head is checked once.
     if not all(map(_good_head, {payload[a:a + 16] for a in found[:-1]})):
         return None
+    from edgeship.codecs.untrusted import MAX_DEPTH  # (only inputs check: see msgpack.py)
     marks = payload.translate(_CONTAINER_BYTES).count
     limit = MAX_DEPTH + 3   # the entry and header arrays and the metadata map
     if marks(1) > limit:

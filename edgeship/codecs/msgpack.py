@@ -23,8 +23,11 @@ from operator import itemgetter
 
 import msgpack
 
-from edgeship.codecs import untrusted
 from edgeship.core import forward
+
+# ``edgeship.codecs.untrusted`` (and orjson with it) is imported where the forward codec
+# uses it: storage packs and reads chunks with this module in every process, and an idle
+# edgeship should not carry a JSON library it does not use.
 
 RAW_BYTES = "edgeship.raw_bytes"
 
@@ -107,9 +110,11 @@ class MsgpackCodec:
         return FrameUnpacker(limit)
 
     def values(self, data):
+        from edgeship.codecs import untrusted
         return untrusted.msgpack_values(data, forward.UNREADABLE, **_UNPACK_OPTIONS)
 
     def too_deep(self, events):
+        from edgeship.codecs import untrusted
         return untrusted.too_deep(list(map(_RECORD, events)))
 
     @staticmethod
@@ -159,6 +164,7 @@ class FrameUnpacker:
             except msgpack.OutOfData:
                 raise StopIteration
             except msgpack.StackError:
+                from edgeship.codecs import untrusted
                 self.deep = untrusted.Scanner(self.start)
             else:
                 return self._frame(self.origin + self.scanner.tell() - self.base, False)
@@ -234,6 +240,7 @@ def _deep_frame(data):
     """A frame msgpack cannot decode whole: its elements one by one, and the entries of a
     Forward-mode array one by one, so that only the part too deep (an entry, a message's
     record) becomes UNREADABLE and the rest, options included, still serves."""
+    from edgeship.codecs import untrusted
     spans = untrusted.array_items(data)
     if spans is None:
         return forward.UNREADABLE          # not a frame: the session refuses it

@@ -37,10 +37,6 @@ On CPython ``edgeship.codecs.msgpack.MsgpackCodec`` wraps the msgpack package.
 import struct
 
 try:
-    import hashlib
-except ImportError:  # pragma: no cover - every port has it, the fallback is below
-    hashlib = None
-try:
     import zlib
 except ImportError:  # MicroPython: gzip is not available there
     zlib = None
@@ -266,6 +262,12 @@ def _sha512_pure(data):
 
 
 def sha512(data):
+    # Imported here: hashlib loads libcrypto (megabytes of RSS), which only acks and
+    # shared keys need.
+    try:
+        import hashlib
+    except ImportError:  # pragma: no cover - every port has it, the fallback is below
+        hashlib = None
     if hashlib is not None and hasattr(hashlib, "sha512"):
         return hashlib.sha512(data).digest()
     return _sha512_pure(data)

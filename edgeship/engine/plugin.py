@@ -120,6 +120,9 @@ class Output(Plugin):
     common = OUTPUT_COMMON
     # Chunks flushed at once when the config sets no Workers (Fluent Bit's per plugin).
     workers = 1
+    # False (set by configure) for an output that only sends or writes ``chunk.payload``:
+    # storage then keeps no record objects for it.
+    reads_records = True
 
     async def start(self):
         """Open connections or files; called once before the first flush."""

@@ -79,7 +79,7 @@ class Scheduler:
         self.cap = service["scheduler.cap"]
         self.clock = clock or Clock()
         self.queue = storage.add_output(plugin.display, plugin.conf.get("storage.total_limit_size"),
-                                        self.ready, self.dropped)
+                                        self.ready, self.dropped, plugin.reads_records)
         self.deliveries = {}    # queued chunk -> _Delivery
         self.in_flight = {}     # queued chunk -> its flush task
         self.failing = False
@@ -134,18 +134,26 @@ class Scheduler:
     def _dispatch(self):
         """Start the flushes that are due: in queue order, up to ``workers`` at once; while
         failing, only the oldest chunk, alone, at its retry time."""
-        now = self.clock.now()
-        for chunk in self.queue.pending():
+        while True:
+            chunk = self._next_due()
+            if chunk is None:
+                return
+            task = asyncio.ensure_future(self._work(chunk, probe=self.failing))
+            self.in_flight[chunk] = task
+
+    def _next_due(self):
+        """The chunk a worker may flush now, or None."""
+        if len(self.in_flight) >= self.workers or (self.failing and self.in_flight):
+            return None
+        for chunk in self.queue.oldest():
             if chunk.gone or chunk in self.in_flight:
                 continue
             if self.failing:
                 delivery = self.deliveries.get(chunk)
-                if not self.in_flight and (delivery is None or delivery.retry_at <= now):
-                    self._start(chunk, probe=True)
-                return
-            if len(self.in_flight) >= self.workers:
-                return
-            self._start(chunk, probe=False)
+                if delivery is not None and delivery.retry_at > self.clock.now():
+                    return None
+            return chunk
+        return None
 
     def _next_wait(self):
         wait = self.flush_interval
@@ -158,23 +166,29 @@ class Scheduler:
             wait = min(wait, self.DRAIN_WAIT)
         return wait
 
-    def _start(self, chunk, probe):
-        self.in_flight[chunk] = asyncio.ensure_future(self._flight(chunk, probe))
-
-    async def _flight(self, chunk, probe):
-        try:
-            result = await self._deliver(chunk)
-        except Exception as exc:  # a bug must not lose the chunk: it stays queued
-            self.plugin.log.error("delivery error, the chunk stays queued: %r", exc)
-            self.storage.put_back(chunk)
-            result = None
-        finally:
-            del self.in_flight[chunk]
-            self.wake.set()
-        if result == RETRY and not chunk.gone:
-            self._set_failing(True)
-        elif result == OK and probe:
-            self._set_failing(False)
+    async def _work(self, chunk, probe):
+        """A worker: flush ``chunk``, then, while the output works, the next chunk due,
+        without waiting for the scheduler's loop (a flush that does not wait, like null's,
+        drains the queue in one go)."""
+        task = self.in_flight[chunk]
+        while chunk is not None:
+            try:
+                result = await self._deliver(chunk)
+            except Exception as exc:  # a bug must not lose the chunk: it stays queued
+                self.plugin.log.error("delivery error, the chunk stays queued: %r", exc)
+                self.storage.put_back(chunk)
+                result = None
+            finally:
+                del self.in_flight[chunk]
+            if result == RETRY and not chunk.gone:
+                self._set_failing(True)
+            elif result == OK and probe:
+                self._set_failing(False)
+            probe = False
+            chunk = self._next_due() if result == OK else None
+            if chunk is not None:
+                self.in_flight[chunk] = task
+        self.wake.set()
 
     def _set_failing(self, failing):
         """The output stopped or started working again. When it works again every chunk

@@ -82,14 +82,16 @@ class Storage:
         self.budgets.append(budget)
         return budget
 
-    def add_output(self, name, total_limit, on_ready, on_dropped):
+    def add_output(self, name, total_limit, on_ready, on_dropped, reads_records=True):
         """The queue of an output. ``on_ready()``: a chunk closed; ``on_dropped(chunk,
-        reason, log)``: storage gave a chunk up (memrb, storage.total_limit_size)."""
+        reason, log)``: storage gave a chunk up (memrb, storage.total_limit_size).
+        ``reads_records``: False for an output that only sends or writes the chunks' bytes
+        (no events are kept for it)."""
         spool = None
         if self.path:
             spool = Spool(os.path.join(self.path, _dir_name(name)), self.log,
                           total_limit or 0, self.delete_damaged, self.sync_full)
-        queue = OutputQueue(name, self.log, spool)
+        queue = OutputQueue(name, self.log, spool, reads_records)
         queue.on_ready, queue.on_dropped = on_ready, on_dropped
         self.queues.append(queue)
         return queue

@@ -16,9 +16,9 @@ against the input's budget, and its payload stays in RAM only while the engine-w
 has room (otherwise it is read back from disk for its flush). Memory chunks stay in RAM and
 release their acks on confirm or drop, as Fluent Bit does.
 
-While an output keeps up, its first chunks also keep the events they were packed from
-(``QueuedChunk.events``), so an output that renders records (file, stdout, mqtt) gets them
-without decoding: rebuilding records from msgpack costs about a microsecond per record, the
+While an output that renders records (file, stdout, mqtt) keeps up, its first chunks also
+keep the events they were packed from (``QueuedChunk.events``), so it gets them without
+decoding: rebuilding records from msgpack costs about a microsecond per record, the
 largest cost on that path. That cache is bounded (CACHE_BYTES of packed records per output)
 and dropped as soon as the chunk leaves RAM, the output starts failing, or the chunk is
 done: the bytes stay the truth.
@@ -34,7 +34,7 @@ CHUNK_BYTES = 256 * 1024
 # spool is tried again.
 SPOOL_RETRY_SECONDS = 10.0
 # Packed bytes per output whose events are also kept as objects (several times larger).
-CACHE_BYTES = 1024 * 1024
+CACHE_BYTES = 2560 * 1024
 
 
 class QueuedChunk:
@@ -72,10 +72,11 @@ class QueuedChunk:
 
 
 class OutputQueue:
-    def __init__(self, name, log, spool=None):
+    def __init__(self, name, log, spool=None, cache=True):
         self.name = name
         self.log = log
         self.spool = spool
+        self.cache = cache              # its output reads records: keep their objects
         self.open = {}                  # (budget, tag) -> open QueuedChunk
         self.queued = {}                # offset -> closed QueuedChunk, oldest first
         self.next_seq = 0
@@ -120,7 +121,7 @@ class OutputQueue:
         if chunk is None:
             chunk = self.open[key] = QueuedChunk(self, tag, budget)
             chunk.first_ns = first_ns
-            if not self.failing and self.cached_bytes < CACHE_BYTES:
+            if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
                 chunk.events = []
         if events is None:
             self.uncache(chunk)
@@ -201,6 +202,11 @@ class OutputQueue:
     def pending(self):
         """The closed chunks, oldest first (a copy: the queue may change during flushes)."""
         return list(self.queued.values())
+
+    def oldest(self):
+        """The closed chunks, oldest first, as an iterator: read it at once, before the
+        queue can change (without copying a long backlog for a look at its head)."""
+        return iter(self.queued.values())
 
     def read(self, chunk):
         """The spool copy of ``chunk``'s frame payload (blocking: run it in a thread).

@@ -15,6 +15,7 @@ from edgeship.plugins.outputs.stdout import write_stdout
 class CounterOutput(Output):
     name = "counter"
     description = "Records counter"
+    reads_records = False
 
     async def flush(self, chunk):
         count = chunk.count

@@ -136,6 +136,7 @@ class FileOutput(Output):
 
     def configure(self):
         self.format = self.conf["format"]
+        self.reads_records = self.format != "msgpack"
         self.delimiter = {"csv": ",", "ltsv": "\t"}.get(self.format)
         self.label_delimiter = ":" if self.format == "ltsv" else None
         for key, name in (("delimiter", "Delimiter"), ("label_delimiter", "Label_Delimiter")):

@@ -127,6 +127,11 @@ class ForwardOutput(Output):
             send_options=conf["send_options"], require_ack=conf["require_ack_response"],
             extra_options=extra, pack_entries=self.codec.pack_entries)
         self.tag_template = _TagTemplate(conf["tag"]) if conf["tag"] else None
+        # Only a per-record Tag or re-encoded entries read the records.
+        self.reads_records = (not conf["retain_metadata_in_forward_mode"]
+                              or conf["time_as_integer"]
+                              or (self.tag_template is not None
+                                  and self.tag_template.static is None))
         self.io_timeout = conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
         # One salt per instance, as Fluent Bit: the same on every connection.
         self.salt = os.urandom(16)

@@ -5,6 +5,7 @@ from edgeship.engine.plugin import OK, Output
 class NullOutput(Output):
     name = "null"
     description = "Throws away events"
+    reads_records = False
 
     async def flush(self, chunk):
         return OK
