@@ -5,9 +5,9 @@ the README's performance table.
 Every row gives events/s and the CPU time per event: user + system time of every process
 of the pipeline (all their threads), from ``os.wait4`` once a process has ended (killed or
 not), minus what it used before the measured window when it was started earlier (read from
-``/proc/PID/stat``). Peak RSS is each process's own (``ru_maxrss``). edgeship runs from
-compiled bytecode, as installed (``compile_edgeship``), whatever PYTHONDONTWRITEBYTECODE
-says: compiling every module at each start would count in both.
+``/proc/PID/stat``). Peak RSS is each process's own VmHWM, read until it ends. edgeship
+runs from compiled bytecode, as installed (``compile_edgeship``), whatever
+PYTHONDONTWRITEBYTECODE says: compiling every module at each start would count in both.
 """
 import contextlib
 import os
@@ -103,6 +103,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def peak_rss_mb(pid, known=0.0):
+    """VmHWM of a running process in MB (``known`` once it has exited). Read from /proc,
+    not from ``ru_maxrss``: that one starts from the forking parent's size."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return max(known, int(line.split()[1]) / 1024.0)
+    except OSError:
+        pass
+    return known
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds a running process used so far (all its threads)."""
     with open("/proc/%d/stat" % pid) as f:
@@ -114,6 +127,7 @@ class Measured:
     """A child process whose CPU time and peak RSS are measured: ``window()`` marks the
     start of the measured time (default: its start), ``finish()`` ends it (a kill unless it
     exits by itself) and returns (CPU seconds in the window, peak RSS in MB)."""
+    POLL = 0.01
 
     def __init__(self, args, stdout=None, stderr=None, cwd=None):
         self.proc = subprocess.Popen(args, stdout=stdout or subprocess.DEVNULL,
@@ -128,21 +142,24 @@ class Measured:
 
     def finish(self, kill=True, timeout=None):
         ended = 0
+        peak = 0.0
         if not kill and timeout is not None:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
+                peak = peak_rss_mb(self.pid, peak)
                 ended, status, usage = os.wait4(self.pid, os.WNOHANG)
                 if ended:
                     break
-                time.sleep(0.02)
+                time.sleep(self.POLL)
             else:
                 kill = True     # out of time
         if kill:
+            peak = peak_rss_mb(self.pid, peak)
             os.kill(self.pid, signal.SIGKILL)
         if not ended:
             _, status, usage = os.wait4(self.pid, 0)
         self.proc.returncode = self.returncode = os.waitstatus_to_exitcode(status)
-        return usage.ru_utime + usage.ru_stime - self.before, usage.ru_maxrss / 1024.0
+        return usage.ru_utime + usage.ru_stime - self.before, peak
 
 
 def run_timed(args, cwd=None, timeout=600):
