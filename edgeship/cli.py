@@ -151,17 +151,7 @@ def _roff(value):
 
 def _man_option(option):
     """A tagged paragraph for one schema Option: name, type and marks, then the help."""
-    marks = [option.kind]
-    if option.default not in (None, ""):
-        marks.append("default: %s" % option.default)
-    if option.choices:
-        marks.append("one of: %s" % ", ".join(option.choices))
-    if option.required:
-        marks.append("required")
-    if option.multiple:
-        marks.append("repeatable")
-    if option.aliases:
-        marks.append("also: %s" % ", ".join(option.aliases))
+    marks = [option.kind] + option.marks()
     return [".TP", "\\fB%s\\fR (%s)" % (_roff(option.name), _roff("; ".join(marks))),
             _roff(option.help or "")]
 

@@ -26,6 +26,13 @@ def load(tmp_path, filters, outputs="[OUTPUT]\n    Name null\n    Match *\n", pa
     return loader.build(loader.read(str(conf)))
 
 
+def emit(engine, tag, events):
+    """Records into the pipeline as an input hands them over, through an input's context."""
+    source = engine.context("test.0")
+    source.budget = engine.storage.add_input("test.0")
+    source.emit(tag, events)
+
+
 def plugin(tmp_path, filters, **kw):
     """The first filter of the config."""
     return load(tmp_path, filters, **kw).filters[0].plugin

@@ -29,7 +29,8 @@ class FlakyOutput(Output):
         Option("Dead_File", help="flushes answer RETRY while this file exists"),
     )
 
-    async def flush(self, tag, events):
+    async def flush(self, chunk):
+        events = chunk.events()
         if self.conf["delay"]:
             await asyncio.sleep(self.conf["delay"])
         dead = self.conf["dead_file"]

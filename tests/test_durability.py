@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from edgeship.storage import records
+from edgeship.codecs.entries import unpack_entries
 from edgeship.storage.queue import CHUNK_BYTES
 from edgeship.storage.segment import Segment, base_of
 from conftest import wait_for
@@ -114,7 +114,8 @@ class Setup:
             except FileNotFoundError:
                 continue  # the running edgeship deleted it (confirmed or over the limit)
             for frame in frames:
-                numbers = [int(r["log"][5:12]) for _, r in records.unpack(frame.payload)]
+                numbers = [int(r["log"][5:12])
+                           for _, r in unpack_entries(frame.payload, frame.count)]
                 chunks.append((segment, frame.position, frame.size, numbers))
         return chunks
 

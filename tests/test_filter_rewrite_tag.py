@@ -3,7 +3,7 @@ filters, the loop guard, and configuration errors."""
 import pytest
 
 from edgeship.core.errors import ConfigError
-from filter_helpers import T0, capture, captured, load, section
+from filter_helpers import T0, capture, captured, emit, load, section
 
 
 def records_of(rows):
@@ -18,7 +18,7 @@ def test_rules_keep_and_templates(tmp_path):
         + capture(tmp_path, "review.*"))
     records = [{"level": "info"}, {"level": "error", "svc": "api"},
                {"level": "warn", "svc": "web"}, {"svc": "db"}, {"level": 3}]
-    engine.ingest(None, "app", [(T0 + i, r) for i, r in enumerate(records)])
+    emit(engine, "app", [(T0 + i, r) for i, r in enumerate(records)])
     got = captured(engine)
     assert records_of(got["app"]) == [("app", r) for r in (records[0], records[2],
                                                             records[3], records[4])]
@@ -30,7 +30,7 @@ def test_kept_record_and_copy_are_independent(tmp_path):
     engine = load(tmp_path, section("rewrite_tag", "Rule $a ^x$ copy true", match="app")
                   + section("record_modifier", "Record marked yes", match="copy")
                   + capture(tmp_path, "*"))
-    engine.ingest(None, "app", [(T0, {"a": "x"})])
+    emit(engine, "app", [(T0, {"a": "x"})])
     # the copy (original time kept) goes through first, then the original goes on
     assert captured(engine)["*"] == [("copy", (T0, {"a": "x", "marked": "yes"})),
                                      ("app", (T0, {"a": "x"}))]
@@ -41,14 +41,14 @@ def test_rule_matching_its_own_output_does_not_loop(tmp_path):
     engine = load(tmp_path, section("rewrite_tag", "Rule $a .* $TAG false", match="*")
                   + section("record_modifier", "Record seen yes", match="*")
                   + capture(tmp_path, "*"))
-    engine.ingest(None, "app", [(T0, {"a": "x"})])
+    emit(engine, "app", [(T0, {"a": "x"})])
     assert captured(engine)["*"] == [("app", (T0, {"a": "x", "seen": "yes"}))]
 
 
 def test_nested_key_and_tag_part(tmp_path):
     engine = load(tmp_path, section("rewrite_tag", "Rule $k['lvl'] ^(e)rr $TAG[1].$0.$1 false",
                                     match="a.b") + capture(tmp_path, "*"))
-    engine.ingest(None, "a.b", [(T0, {"k": {"lvl": "error"}})])
+    emit(engine, "a.b", [(T0, {"k": {"lvl": "error"}})])
     assert [tag for tag, _ in captured(engine)["*"]] == ["b.err.e"]
 
 

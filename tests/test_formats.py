@@ -1,6 +1,5 @@
 """edgeship.codecs.formats against the bytes Fluent Bit 5.1.1 wrote in the conformance corpus, and
 the fast JSON path against a plain reference encoder of Fluent Bit's rules."""
-import datetime
 import importlib.util
 import json
 import math
@@ -340,14 +339,3 @@ def test_check_delimiter():
     assert [formats.check_delimiter(v) for v in ("tab", "\\t", "TAB", "space", "Comma", ";",
                                                  "\t", None)] == \
         ["\t", "\t", "\t", " ", ",", None, None, None]
-
-
-def test_msgpack_format_is_fluent_bit_chunk_encoding():
-    data = formats.render_msgpack([(T0 + 7, {"a": 1}), (T0, {"b": b"\x00"})])
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(data)
-    items = list(unpacker)
-    assert items[0][0][0] == msgpack.ExtType(0, b"\x66\x01\x4b\x21\x00\x00\x00\x07")
-    assert items[0][0][1] == {} and items[0][1] == {"a": 1}
-    assert items[1][1] == {"b": b"\x00"}
-    assert datetime.datetime.fromtimestamp(0x66014B21, datetime.timezone.utc).year == 2024

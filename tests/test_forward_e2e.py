@@ -305,8 +305,8 @@ def test_ack_is_sent_only_once_the_output_confirmed(spawn, tmp_path):
     spawn(["-c", conf])
     wait_for(lambda: accepts_connections(port))
     codec = MsgpackCodec()
-    frame, chunk = forward.Encoder(codec.packb, require_ack=True).frame(
-        "t", [(START_SEC * forward.NS, {"a": 1})])
+    encoder = forward.Encoder(codec.packb, require_ack=True, pack_entries=codec.pack_entries)
+    frame, chunk = encoder.frame("t", [(START_SEC * forward.NS, {"a": 1})])
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(frame)
         conn.settimeout(1.5)

@@ -19,9 +19,10 @@ LIMIT = 64 * 1024
 
 
 def _good_frames():
-    enc = forward.Encoder(CODEC.packb, require_ack=True)
+    enc = forward.Encoder(CODEC.packb, require_ack=True, pack_entries=CODEC.pack_entries)
     frame, _ = enc.frame("app", [(T, {"msg": "x" * 50, "n": i}) for i in range(20)])
-    gz, _ = forward.Encoder(CODEC.packb, compress=True).frame("app", [(T, {"a": 1})] * 5)
+    gz, _ = forward.Encoder(CODEC.packb, compress=True, pack_entries=CODEC.pack_entries).frame(
+        "app", [(T, {"a": 1})] * 5)
     msg, _ = enc.message("app", (T, {"k": "v"}))
     return [frame, gz, msg]
 

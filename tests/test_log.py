@@ -46,3 +46,23 @@ def test_a_file_of_bad_times_gives_a_few_warnings_and_every_record(tmp_path):
     assert [r["n"] for r in records] == list(range(2000))
     warnings = [line for line in proc.stderr.splitlines() if "invalid time format" in line]
     assert 1 <= len(warnings) < 20
+
+
+def test_builtin_multiline_pre_parsers_log_through_the_instance_log(tmp_path):
+    """docker's JSON pre-parser warns through the log of the tail that uses it: into
+    Log_File, under the tail's name, at the tail's Log_Level; never straight to stderr."""
+    (tmp_path / "in.log").write_text('{"log":"x\\n","stream":"stdout","time":12}\n')
+    for level, shown in (("info", True), ("error", False)):
+        log_file = tmp_path / ("edgeship-%s.log" % level)
+        (tmp_path / "fluent-bit.conf").write_text(
+            "[SERVICE]\n    Flush 0.2\n    Log_File %s\n"
+            "[INPUT]\n    Name tail\n    Path %s\n    Read_From_Head on\n    Exit_On_Eof on\n"
+            "    multiline.parser docker\n    Log_Level %s\n"
+            "[OUTPUT]\n    Name stdout\n    Match *\n    Format json_lines\n"
+            % (log_file, tmp_path / "in.log", level))
+        proc = run_edgeship(["-c", str(tmp_path / "fluent-bit.conf")])
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["log"] == "x\n"     # the record went through
+        assert proc.stderr == ""
+        text = log_file.read_text()
+        assert ("[ warn] [tail.0] invalid non-string time" in text) is shown, text

@@ -3,6 +3,7 @@
 The expectations come from the conformance corpus (../shared/conformance) and from Fluent
 Bit's parser sources; each test states the rule it checks.
 """
+import io
 import json
 import os
 
@@ -21,20 +22,27 @@ CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STANDARD = os.path.join(CASES, "parser_cri", "parsers.conf")  # Fluent Bit's parsers.conf
 
 
+def _engine():
+    """A real engine with no plugins, logging to a string: what parsers are built with."""
+    return Loader(log_stream=io.StringIO()).build([])
+
+
 def make(fmt, **keys):
-    """A parser of format ``fmt`` built through its schema, as the loader does."""
+    """A parser of format ``fmt`` built through its schema and a context, as the loader
+    does."""
     cls = find("parser", fmt)
     entries = [Entry("name", "test"), Entry("format", fmt)]
     for key, value in keys.items():
         for one in (value if isinstance(value, list) else [value]):
             entries.append(Entry(key, one, "parsers.conf", 1))
-    return cls(cls.schema().build(entries))
+    return cls(_engine().context("parser:test"), cls.schema().build(entries))
 
 
 def load_file(path):
-    loader = Loader()
+    loader = Loader(log_stream=io.StringIO())
+    engine = loader.build([])
     sections = loader.reader.read_other(path, PARSER_SECTIONS)
-    return {s.get("name"): loader._parser(s) for s in sections if s.kind == "PARSER"}
+    return {s.get("name"): loader._parser(engine, s) for s in sections if s.kind == "PARSER"}
 
 
 def case_lines(case, name):

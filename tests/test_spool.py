@@ -23,30 +23,27 @@ def _storage(path, log=None, backlog=1 << 20, sync="normal", default_budget=1 <<
     return Storage(service, Log("debug", log or io.StringIO()), default_budget, lambda: None)
 
 
-class _Input:
-    """What the storage reads of an input plugin."""
-
-    def __init__(self, kind, limit, name):
-        self.conf = {"storage.type": kind, "mem_buf_limit": limit}
-        self.display = name
-
-
-def _input(kind="filesystem", limit=0, name="in.0"):
-    return _Input(kind, limit, name)
+def _input(storage, kind="filesystem", limit=0, name="in.0"):
+    """The budget of an input, as the engine makes one."""
+    return storage.add_input(name, kind, limit)
 
 
 class Output:
-    def __init__(self, storage, name="out.0", limit=0):
+    """What the engine's scheduler is to storage: a queue, and the chunks it was told about."""
+
+    def __init__(self, storage, name="out.0", limit=0, reads_records=True):
+        self.storage = storage
         self.dropped = []
-        self.queue = storage.queue_for(name, limit, None,
-                                       lambda chunk, why, log=True: self.dropped.append(chunk))
+        self.queue = storage.add_output(name, limit, lambda: None,
+                                        lambda chunk, why, log: self.dropped.append(chunk),
+                                        reads_records)
 
     def deliver_all(self):
         """Flush every chunk: returns [(tag, events)] and confirms them."""
         got = []
         for chunk in self.queue.pending():
-            got.append((chunk.tag, asyncio.run(self.queue.load(chunk))))
-            self.queue.confirm(chunk)
+            got.append((chunk.tag, asyncio.run(self.storage.load(chunk)).events()))
+            self.storage.confirm(chunk)
         return got
 
 
@@ -69,19 +66,19 @@ def _started(path, **storage_options):
 
 def _queue_chunks(storage, out, count):
     """``count`` closed chunks of 10 records (n = 0 .. 10*count-1) from one filesystem input."""
-    src = _input()
+    src = _input(storage)
     for i in range(count):
-        storage.put(src, "t", _batch(i * 10, 10), None, [out])
+        storage.put(src, "t", _batch(i * 10, 10), None, [out.queue])
         storage.tick()
 
 
 def test_chunks_survive_a_restart_with_tags_records_and_order(tmp_path):
     storage, out = _started(str(tmp_path))
-    src = _input()
-    storage.put(src, "a", _batch(0, 10), None, [out])
-    storage.put(src, "b", _batch(10, 5), None, [out])
+    src = _input(storage)
+    storage.put(src, "a", _batch(0, 10), None, [out.queue])
+    storage.put(src, "b", _batch(10, 5), None, [out.queue])
     storage.tick()
-    storage.put(src, "a", _batch(15, 3), None, [out])
+    storage.put(src, "a", _batch(15, 3), None, [out.queue])
     storage.tick()
     # A new process: the same records come back, per chunk, in the order they were queued.
     _, out2 = _started(str(tmp_path))
@@ -100,7 +97,7 @@ def test_confirmed_chunks_are_not_replayed(tmp_path):
     _queue_chunks(storage, out, 6)
     chunks = out.queue.pending()
     for chunk in chunks[1::2]:          # out of order, as retries make it
-        out.queue.confirm(chunk)
+        storage.confirm(chunk)
     _, out2 = _started(str(tmp_path))
     assert [e[1]["n"] for e in _events(out2.deliver_all())] == \
         [n for start in (0, 20, 40) for n in range(start, start + 10)]
@@ -111,7 +108,7 @@ def test_acks_fire_when_spooled_for_filesystem_and_when_confirmed_for_memory(tmp
     fired = []
     for name, kind in (("fs", "filesystem"), ("mem", "memory")):
         ack = Ack(lambda name=name: fired.append(name))
-        storage.put(_input(kind, name=name), "t", _batch(0, 3), ack, [out])
+        storage.put(_input(storage, kind, name=name), "t", _batch(0, 3), ack, [out.queue])
         ack.seal()
     assert fired == []                    # open chunks: nothing durable yet
     storage.tick()
@@ -123,21 +120,21 @@ def test_acks_fire_when_spooled_for_filesystem_and_when_confirmed_for_memory(tmp
 def test_memory_budget_and_memrb_ring():
     storage = _storage(None, default_budget=2000)
     out = Output(storage)
-    mem = _input("memory", name="mem.0")
-    storage.put(mem, "t", _batch(0, 10), None, [out])
+    mem = _input(storage, "memory", name="mem.0")
+    storage.put(mem, "t", _batch(0, 10), None, [out.queue])
     assert not storage.over(mem)
-    storage.put(mem, "t", _batch(10, 40), None, [out])
+    storage.put(mem, "t", _batch(10, 40), None, [out.queue])
     assert storage.over(mem)
     storage.tick()
     out.deliver_all()
-    assert not storage.over(mem) and storage.budget(mem).bytes == 0
+    assert not storage.over(mem) and mem.bytes == 0
     # memrb: never over, the oldest chunks go instead, and are counted.
-    ring = _input("memrb", limit=3000, name="rb.0")
+    ring = _input(storage, "memrb", limit=3000, name="rb.0")
     for i in range(10):
-        storage.put(ring, "t", _batch(i * 10, 10), None, [out])
+        storage.put(ring, "t", _batch(i * 10, 10), None, [out.queue])
         storage.tick()
         assert not storage.over(ring)
-    budget = storage.budget(ring)
+    budget = ring
     assert budget.bytes <= 3000
     kept = [e[1]["n"] for e in _events(out.deliver_all())]
     assert kept == list(range(100 - len(kept), 100))
@@ -161,11 +158,11 @@ def test_total_limit_size_drops_the_oldest_and_counts_them_exactly(tmp_path):
     storage = _storage(str(tmp_path), log=log)
     out = Output(storage, limit=limit)
     storage.start()
-    src = _input()
+    src = _input(storage)
     spool_dir = str(tmp_path / "out.0")
     biggest = 0
     for i in range(200):
-        storage.put(src, "t", _batch(i * 20, 20, width=200), None, [out])
+        storage.put(src, "t", _batch(i * 20, 20, width=200), None, [out.queue])
         storage.tick()
         on_disk = sum(os.path.getsize(os.path.join(spool_dir, f)) for f in os.listdir(spool_dir))
         assert on_disk == out.queue.spool.disk_bytes
@@ -207,12 +204,12 @@ def test_replay_skips_damage_and_delivers_every_intact_chunk(tmp_path):
 
 def test_dump_and_check(tmp_path):
     storage, out = _started(str(tmp_path))
-    src = _input()
-    storage.put(src, "app", _batch(0, 2), None, [out])
+    src = _input(storage)
+    storage.put(src, "app", _batch(0, 2), None, [out.queue])
     storage.tick()
-    storage.put(src, "app", _batch(2, 2), None, [out])
+    storage.put(src, "app", _batch(2, 2), None, [out.queue])
     storage.tick()
-    out.queue.confirm(out.queue.pending()[0])
+    storage.confirm(out.queue.pending()[0])
     text = io.StringIO()
     assert tool.main(["dump", str(tmp_path), "--records"], text) == 0
     dump = text.getvalue()
@@ -236,7 +233,7 @@ def test_dump_and_check(tmp_path):
 def test_dump_into_a_closed_pipe_ends_quietly(tmp_path):
     # `edgeship spool dump PATH --records | head` printed a BrokenPipeError traceback.
     storage, out = _started(str(tmp_path))
-    storage.put(_input(), "app", _batch(0, 50), None, [out])
+    storage.put(_input(storage), "app", _batch(0, 50), None, [out.queue])
     storage.tick()
     for command in (["dump", str(tmp_path), "--records"], ["check", str(tmp_path)]):
         proc = run_edgeship_into_a_closed_pipe(["spool"] + command)
@@ -250,7 +247,7 @@ def test_full_sync_releases_acks_after_fsync(tmp_path):
         storage.start()
         fired = []
         ack = Ack(lambda: fired.append(True))
-        storage.put(_input(), "t", _batch(0, 3), ack, [out])
+        storage.put(_input(storage), "t", _batch(0, 3), ack, [out.queue])
         ack.seal()
         storage.tick()
         assert fired == []            # written, not yet synced
@@ -263,28 +260,29 @@ def test_full_sync_releases_acks_after_fsync(tmp_path):
     assert asyncio.run(scenario()) == [True]
 
 
-def test_records_msgpack_cannot_carry_are_kept_as_text(tmp_path):
+def test_records_msgpack_cannot_carry_are_kept_by_the_packer_rule(tmp_path):
     storage, out = _started(str(tmp_path))
-    storage.put(_input(), "t", [(1, {"big": 1 << 70, "set": {1}, "ok": [1, "\udcff"]})],
-                None, [out])
+    storage.put(_input(storage), "t", [(1, {"big": 1 << 70, "set": {1}, "ok": [1, "\udcff"],
+                                            "lone": "\ud800"})], None, [out.queue])
     storage.tick()
     events = _events(out.deliver_all())
-    assert events == [(1, {"big": str(1 << 70), "set": "{1}", "ok": [1, "\udcff"]})]
+    assert events == [(1, {"big": str(1 << 70), "set": [1], "ok": [1, "\udcff"],
+                           "lone": "\ufffd"})]
 
 
 def test_a_failing_output_keeps_its_backlog_on_disk_only(tmp_path):
     storage, out = _started(str(tmp_path))
-    src = _input()
-    storage.put(src, "t", _batch(0, 10), None, [out])
+    src = _input(storage)
+    storage.put(src, "t", _batch(0, 10), None, [out.queue])
     storage.tick()
     assert out.queue.metrics()["fs_chunks_up"] == 1
-    out.queue.set_failing(True)
-    storage.put(src, "t", _batch(10, 10), None, [out])
+    storage.failing(out.queue, True)
+    storage.put(src, "t", _batch(10, 10), None, [out.queue])
     storage.tick()
     metrics = out.queue.metrics()
     assert metrics["fs_chunks"] == 2 and metrics["fs_chunks_up"] == 0
     assert storage.ram.bytes == 0
-    out.queue.set_failing(False)
+    storage.failing(out.queue, False)
     assert [e[1]["n"] for e in _events(out.deliver_all())] == list(range(20))
 
 
@@ -296,7 +294,6 @@ def test_engine_reports_storage_metrics_per_output_and_input(tmp_path):
                     "    storage.total_limit_size 1M\n" % (tmp_path / "spool"))
     loader = Loader(log_stream=io.StringIO())
     engine = loader.build(loader.read(str(conf)))
-    engine.storage.budget(engine.inputs[0])
     metrics = engine.storage_metrics()
     out = metrics["outputs"]["null.0"]
     assert out["total_chunks"] == 0 and out["fs_bytes"] == 0 and out["dropped_records"] == 0
@@ -309,13 +306,14 @@ def test_a_keeping_up_output_gets_the_queued_objects_within_the_cache_budget(tmp
     from edgeship.storage import queue as queue_module
     storage = _storage(str(tmp_path))
     fast, failing = Output(storage, "fast.0"), Output(storage, "failing.0")
+    raw = Output(storage, "raw.0", reads_records=False)     # sends the bytes as they are
     storage.start()
-    src = _input("memory", limit=1 << 30)
+    src = _input(storage, "memory", limit=1 << 30)
     batches = []
     queued = 0
     while queued < 2 * queue_module.CACHE_BYTES:  # twice what may be cached
         batches.append(_batch(len(batches) * 100, 100, width=200))
-        storage.put(src, "t", batches[-1], None, [fast, failing])
+        storage.put(src, "t", batches[-1], None, [fast.queue, failing.queue, raw.queue])
         queued = sum(c.size for c in fast.queue.pending()) + sum(
             c.size for c in fast.queue.open.values())
         if fast.queue.open and next(iter(fast.queue.open.values())).size > 64 * 1024:
@@ -326,13 +324,14 @@ def test_a_keeping_up_output_gets_the_queued_objects_within_the_cache_budget(tmp
     assert cached and len(cached) < len(chunks)  # bounded by CACHE_BYTES
     assert fast.queue.cached_bytes == sum(c.size for c in cached) <= \
         queue_module.CACHE_BYTES + 64 * 1024 + 30000
+    assert raw.queue.cached_bytes == 0 and all(c.events is None for c in raw.queue.pending())
     # A cached chunk's flush gets the very objects that were queued; an uncached one unpacks
     # equal records.
-    assert asyncio.run(fast.queue.load(cached[0]))[0] is batches[0][0]
+    assert asyncio.run(storage.load(cached[0])).events()[0] is batches[0][0]
     assert _events(fast.deliver_all()) == [e for b in batches for e in b]
     assert fast.queue.cached_bytes == 0
     # An output that starts failing lets go of its objects at once.
-    failing.queue.set_failing(True)
+    storage.failing(failing.queue, True)
     assert failing.queue.cached_bytes == 0
     assert all(c.events is None for c in failing.queue.pending())
     assert _events(failing.deliver_all()) == [e for b in batches for e in b]
@@ -404,7 +403,7 @@ def test_replay_and_check_agree_on_every_lost_chunk(tmp_path):
         storage, out = _started(root)
         _queue_chunks(storage, out, 8)
         chunks = out.queue.pending()
-        out.queue.confirm(chunks[1])
+        storage.confirm(chunks[1])
         segment = chunks[0].segment
         positions = [c.position for c in chunks]
         storage.queues[0].spool.close()
@@ -461,7 +460,7 @@ def test_a_crash_in_the_middle_of_a_delete_is_no_loss(tmp_path):
     _queue_chunks(storage, out, 3)
     chunks = out.queue.pending()
     for chunk in chunks[:2]:
-        out.queue.confirm(chunk)
+        storage.confirm(chunk)
     segment = chunks[0].segment
     # The last confirm is written before the delete starts; the crash leaves .idx and .ack.
     segment.confirm(chunks[2].seq)
@@ -490,3 +489,40 @@ def test_sidecar_files_that_are_no_files_do_not_block_the_replay(tmp_path):
     report = io.StringIO()
     assert tool.main(["check", str(tmp_path)], report) == 1
     assert "set aside" in report.getvalue()
+
+
+# ---------------------------------------------------------------------------- format 1
+def test_a_spool_written_by_format_1_is_delivered_after_the_upgrade(tmp_path):
+    """Segments edgeship wrote before chunks became Fluent Bit's entries (chunkframe
+    version 1: one msgpack array of [time_ns, record], strings packed with surrogatepass)
+    are replayed and delivered with the same records, beside chunks written since."""
+    import msgpack
+    from edgeship.core import chunkframe as cf
+    from edgeship.storage.spool import Spool
+
+    old = [_batch(0, 10), _batch(10, 5)]
+    old[1][0][1]["raw"] = "b\udcff"           # raw bytes an input kept
+    spool = Spool(str(tmp_path / "out.0"), Log("debug", io.StringIO()))
+    spool.replay()
+    positions = []
+    for offset, events in enumerate(old):
+        payload = msgpack.packb([[t, r] for t, r in events], use_bin_type=True,
+                                unicode_errors="surrogatepass")
+        segment, position, _ = spool.append(offset, "app", payload, len(events),
+                                            events[0][0], events[-1][0], 1)
+        positions.append(position)
+    spool.close()
+    with open(segment.path, "r+b") as f:          # the version byte format 1 wrote
+        for position in positions:
+            f.seek(position + 3)
+            f.write(b"\x01")
+    assert [f.version for f in segment.scan()] == [1, 1]
+
+    storage, out = _started(str(tmp_path))
+    storage.put(_input(storage), "app", _batch(15, 3), None, [out.queue])   # format 2
+    storage.tick()
+    assert [c.version for c in out.queue.pending()] == [1, 1, cf.VERSION]
+    text = io.StringIO()
+    assert tool.main(["dump", str(tmp_path), "--records"], text) == 0
+    assert '"raw": "b\udcff"' in text.getvalue() and '"log": "line 16 ' in text.getvalue()
+    assert _events(out.deliver_all()) == old[0] + old[1] + _batch(15, 3)

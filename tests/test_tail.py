@@ -450,7 +450,7 @@ def test_offsets_commit_only_up_to_contiguous_confirmed_batches(tmp_path):
     tail._scan(startup=True)
     (f,) = tail.files.values()
     acks = []
-    tail.emit = lambda tag, events, size=0, ack=None: acks.append(ack)
+    tail.context.emit = lambda tag, events, size=0, ack=None: acks.append(ack)
     for end in (10, 20, 30):
         tail._emit(f, [(0, {"log": "x"})], end, 2)
     for ack in acks:            # routed to two outputs

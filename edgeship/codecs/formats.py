@@ -518,13 +518,3 @@ class Template:
     def render(self, events):
         return _encode("".join([self._line(t, record) for t, record in events]))
 
-
-def render_msgpack(events):
-    """Fluent Bit's chunk encoding: ``[[EventTime, {}], record]`` per event (EventTime is
-    msgpack ext type 0 holding big-endian seconds and nanoseconds)."""
-    import msgpack  # only this format needs it
-
-    packer = msgpack.Packer(unicode_errors="surrogateescape")
-    ext, pack = msgpack.ExtType, struct.pack
-    return b"".join([packer.pack([[ext(0, pack(">II", t // NS, t % NS)), {}], record])
-                     for t, record in events])

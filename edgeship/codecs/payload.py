@@ -197,13 +197,8 @@ def encode_batch(fmt, events, date_key=None, date_format="double"):
         import cbor2
         return cbor2.dumps(maps)
     if fmt == "msgpack":
-        import msgpack
-        try:
-            # Strict UTF-8 is msgpack's fast path; an error handler makes it encode every
-            # string through the codec machinery, about twice as slow.
-            return msgpack.packb(maps, use_bin_type=True)
-        except UnicodeEncodeError:  # a lone surrogate: raw bytes an input kept
-            return msgpack.packb(maps, use_bin_type=True, unicode_errors="surrogateescape")
+        from edgeship.codecs.msgpack import packb
+        return packb(maps)
     raise ValueError("unknown batch format '%s'" % fmt)
 
 

@@ -2,14 +2,16 @@
 
 A spool segment is a run of frames. A frame is one chunk (one tag, many records):
 
-    0   4  magic  b"\\xedES\\x01" (the last byte is the format version)
+    0   4  magic  b"\\xedES" and the format version (one byte)
     4   4  body length N, little-endian
     8   4  CRC32 of the body
     12  N  body:  offset u64 | created ns i64 | first time ns i64 | last time ns i64 |
                   record count u32 | tag length u16 | tag (UTF-8) | payload
 
-The payload is opaque here (the engine puts msgpack records in it). The CRC covers every body
-byte, so a flipped bit anywhere in a chunk is caught; the length is checked against the CRC
+The payload is opaque here; its format is the version's. Version 2 (written now): Fluent Bit's
+chunk bytes, ``[[EventTime, {}], record]`` entries back to back. Version 1 (read, never
+written): one msgpack array of ``[time_ns, record]`` pairs. ``Frame.version`` says which.
+The CRC covers every body byte, so a flipped bit anywhere in a chunk is caught; the length is checked against the CRC
 too, because a body read with a wrong length fails it.
 
 ``Decoder`` takes the bytes of a segment in pieces of any size and returns ``Frame`` and
@@ -22,7 +24,10 @@ Index and confirm records (the sidecar files of a segment) are fixed-size entrie
 import binascii
 import struct
 
-MAGIC = b"\xedES\x01"
+MAGIC_PREFIX = b"\xedES"
+VERSION = 2
+MAGIC = MAGIC_PREFIX + bytes((VERSION,))
+VERSIONS = (1, 2)                         # the versions decode_at reads
 _PREFIX = "<4sII"                         # magic, body length, crc32
 _HEAD = "<QqqqIH"                         # offset, created, first, last, count, tag length
 PREFIX_SIZE = struct.calcsize(_PREFIX)    # 12
@@ -40,7 +45,8 @@ class Frame:
     whole frame's bytes (prefix included)."""
 
     def __init__(self, offset, created_ns, first_ns, last_ns, count, tag, payload,
-                 position=0, size=0):
+                 position=0, size=0, version=VERSION):
+        self.version = version
         self.offset = offset
         self.created_ns = created_ns
         self.first_ns = first_ns
@@ -87,7 +93,7 @@ def decode_at(data, start=0, position=None):
     if len(data) - start < PREFIX_SIZE:
         return None
     magic, length, crc = struct.unpack_from(_PREFIX, data, start)
-    if magic != MAGIC:
+    if magic[:3] != MAGIC_PREFIX or magic[3] not in VERSIONS:
         return BAD_MAGIC
     if length < HEAD_SIZE or length > MAX_BODY:
         return BAD_LENGTH
@@ -108,7 +114,7 @@ def decode_at(data, start=0, position=None):
         return BAD_CRC  # CRC-valid but unreadable: treat as damage all the same
     payload = bytes(data[tag_at + tag_len:end])
     return Frame(offset, created, first, last, count, tag, payload,
-                 start if position is None else position, end - start)
+                 start if position is None else position, end - start, magic[3])
 
 
 class Decoder:
@@ -167,7 +173,7 @@ class Decoder:
                 # length was false and real frames follow; look for them.
                 found = TORN_TAIL
             self._mark_bad(i, found)
-            nxt = buf.find(MAGIC, i + 1)
+            nxt = buf.find(MAGIC_PREFIX, i + 1)
             if nxt < 0:
                 # Keep a few bytes: they may be the start of a magic cut by the feed.
                 keep = 0 if final else min(len(buf) - i - 1, len(MAGIC) - 1)

@@ -170,21 +170,30 @@ class Option:
             return self.convert(self.default)
         return self.default
 
-    def describe(self, width=26):
-        """One help line: name (padded to ``width``), type, help, then the default, the
-        range and the required/repeatable/compatibility marks in brackets (help texts hold
-        parentheses of their own)."""
+    def marks(self):
+        """What ``-h`` and the man page say of the option beside its help: the default, the
+        choices, the range, the aliases and the required/repeatable/compatibility marks."""
         marks = []
-        if self.default is not None:
+        if self.default not in (None, ""):
             marks.append("default: %s" % self.default)
+        if self.choices:
+            marks.append("one of: %s" % ", ".join([str(c) for c in self.choices]))
         if self.min is not None or self.max is not None or self.above is not None:
             marks.append(self.range_text())
+        if self.aliases:
+            marks.append("also: %s" % ", ".join(self.aliases))
         if self.required:
             marks.append("required")
         if self.multiple:
             marks.append("repeatable")
         if self.compat:
             marks.append("compatibility only: accepted, no effect")
+        return marks
+
+    def describe(self, width=26):
+        """One help line: name (padded to ``width``), type, help, then the marks in
+        brackets (help texts hold parentheses of their own)."""
+        marks = self.marks()
         name = self.name + " " * (width - len(self.name))   # MicroPython: no ljust, no %*s
         text = ("%s %-6s %s" % (name, self.kind, self.help)).rstrip()
         return text + "".join([" [%s]" % mark for mark in marks])

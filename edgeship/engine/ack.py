@@ -1,26 +1,16 @@
-"""The confirm contract between inputs, the per-output queues and the outputs.
+"""The confirm contract between inputs, storage and the outputs.
 
-The queues themselves are ``edgeship.storage.queue.OutputQueue`` (RAM ring + spool); the
-engine uses them through:
+The engine hands each routed batch to ``edgeship.storage.manager.Storage.put`` with the
+batch's ``Ack``; storage releases it when its chunk is confirmed by the output (memory
+storage) or durably written to the spool (filesystem storage), or dropped. A chunk leaves
+storage only through ``confirm`` or ``drop``; a RETRY puts it back.
 
-    put(budget, tag, body, count, first_ns, last_ns, ack)   a routed, packed batch; chunks
-                                  group the batches of one input and tag
-    close_open()                  the flush tick: open chunks close (and are spooled)
-    pending()                     the closed chunks, oldest first
-    await load(chunk)             its events, for a flush (read back from disk if needed)
-    confirm(chunk)                the output said OK: forget it, tell its acks
-    drop(chunk, reason)           given up (ERROR, out of retries, limits): forget it, count it
-    chunks, empty()               what is queued
-
-A chunk leaves the queue only through confirm() or drop(); a RETRY keeps it queued.
-
-An ``Ack`` is released by a queue when its batch is confirmed by the output (memory storage)
-or durably written to the spool (filesystem storage); it fires once every output the batch
-was routed to has released it. tail commits its DB offset then, in_forward sends its ack.
+An ``Ack`` fires once every output the batch was routed to has released it: tail commits
+its DB offset then, in_forward sends its ack, mqtt_client its PUBACK.
 
 ``Ack`` is part of the engine's plugin API: inputs make one per batch and the engine counts
-its outputs on it. Storage only calls ``release()`` on the object it is given and imports
-nothing from here, so it stays out of core (the firmware has no use for it).
+its outputs on it. Storage only calls ``add()`` and ``release()`` on the object it is given
+and imports nothing from here, so it stays out of core (the firmware has no use for it).
 """
 
 

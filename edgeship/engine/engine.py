@@ -1,5 +1,7 @@
-"""The engine: one asyncio loop moving batches from inputs through filters to output queues,
-and one flush task per output that delivers chunks and retries them with backoff."""
+"""The engine: one asyncio loop moving batches from inputs through filters to the output
+queues (storage), and one scheduler per output (``edgeship.engine.scheduler``) that flushes
+them with retries and Workers. Plugins see it only through their context
+(``edgeship.engine.context``)."""
 import asyncio
 import gc
 import os
@@ -7,42 +9,11 @@ import signal
 import time
 
 from edgeship.core import backoff
+from edgeship.core.schema import Entry
 from edgeship.core.tagmatch import RouteCache
-from edgeship.engine.plugin import ERROR, OK, RETRY
+from edgeship.engine.context import Context
+from edgeship.engine.scheduler import Scheduler
 from edgeship.storage.manager import Storage
-
-
-class OutputState:
-    """What the engine keeps per output instance: its queue, counters and wake-up event."""
-
-    def __init__(self, plugin, matcher, retry_limit, queue):
-        self.plugin = plugin
-        self.matcher = matcher
-        self.retry_limit = retry_limit
-        self.queue = queue
-        # Made by Engine.run: an asyncio.Event made before the loop runs belongs to another
-        # loop on Python 3.9, and waiting on it fails.
-        self.wake = None
-        self.proc_records = 0
-        self.errors = 0
-        self.retries = 0
-        self.retries_failed = 0
-        self.dropped_records = 0
-        self.retried_records = 0
-
-    def ready(self):
-        """A chunk is ready for a flush."""
-        if self.wake is not None:
-            self.wake.set()
-
-
-class _Isolation:
-    """What isolating the records of a raising flush found."""
-
-    def __init__(self, error):
-        self.error = error      # the last exception a flush raised
-        self.raised = 0         # single records the flush still raised on
-        self.refused = 0        # records of parts the output answered ERROR for
 
 
 class FilterState:
@@ -56,18 +27,22 @@ class Engine:
     # when it has no Mem_Buf_Limit.
     DEFAULT_MEM_BUDGET = 2 * 1000 * 1000
 
-    def __init__(self, service, log):
+    def __init__(self, service, log, config_dir=".", clock=None, config_files=None):
+        """``clock``: the schedulers' time (``scheduler.Clock``; tests bring their own);
+        ``config_files``: the config's reader (``core.config``), for files plugins name."""
         self.service = service
         self.log = log
+        self.config_dir = config_dir
+        self.config_files = config_files
+        self.clock = clock
         self.flush_interval = service["flush"]
         self.grace = service["grace"]
         self.inputs = []
         self.filters = []
-        self.outputs = []
+        self.outputs = []       # a Scheduler per output
         self.parsers = {}
         self.multiline_parsers = {}
         self.stopping = False
-        self.draining = False
         # Process exit code; a plugin that must fail the run (expect action exit) sets it.
         self.exit_code = 0
         self.storage = Storage(service, log, self.DEFAULT_MEM_BUDGET, self._released)
@@ -76,22 +51,40 @@ class Engine:
         self.input_restarts = {}  # input plugin -> times it died and was started again
 
     # ------------------------------------------------------------------ building
+    def context(self, name, level=None):
+        """A new plugin context, logging as ``name`` (at ``level``, else the engine's)."""
+        return Context(self, self.log.child(name, level))
+
     def add_input(self, plugin):
+        conf = plugin.conf
+        plugin.context.plugin = plugin
+        plugin.context.budget = self.storage.add_input(
+            plugin.display, conf.get("storage.type") or "memory", conf.get("mem_buf_limit") or 0)
         self.inputs.append(plugin)
 
     def add_filter(self, plugin, matcher):
+        plugin.context.plugin = plugin
         self.filters.append(FilterState(plugin, matcher))
 
-    def add_output(self, plugin, matcher, retry_limit):
-        state = OutputState(plugin, matcher, retry_limit, None)
-        state.queue = self.storage.queue_for(
-            plugin.display, plugin.conf.get("storage.total_limit_size"), state.ready,
-            lambda chunk, why, log=True: self._count_drop(state, chunk, why, log))
-        self.outputs.append(state)
+    def add_output(self, plugin, matcher, retry_limit, workers):
+        plugin.context.plugin = plugin
+        self.outputs.append(Scheduler(plugin, matcher, self.storage, retry_limit, workers,
+                                      self.service, self.clock))
 
-    def parser(self, name):
-        """The [PARSER] called ``name``; raises KeyError when there is none."""
-        return self.parsers[name]
+    def multiline(self, name, log):
+        """The multiline parser called ``name`` for a plugin logging to ``log``: a built-in
+        (its pre-parser logs there, like the plugin) or a [MULTILINE_PARSER]; KeyError when
+        there is none."""
+        from edgeship.text import multiline
+
+        def pre_parser(fmt, keys):
+            from edgeship import plugins
+            cls = plugins.find("parser", fmt)
+            entries = [Entry("name", "_ml_" + fmt), Entry("format", fmt)]
+            entries.extend(Entry(key, value) for key, value in keys)
+            return cls(Context(self, log), cls.schema().build(entries))
+
+        return multiline.get(name, self.multiline_parsers, self.parsers, pre_parser)
 
     def seal(self):
         self.filter_routes = RouteCache(self.filters)
@@ -101,11 +94,16 @@ class Engine:
                 self.log.warn("[router] NO match for %s output instance", out.plugin.display)
 
     # ------------------------------------------------------------------ the record path
-    def ingest(self, source, tag, events, size=0, ack=None, skip=None):
-        """Run ``events`` through the filters matching ``tag`` and queue them for every output
-        whose Match accepts the tag. ``skip`` is a filter the batch must not pass through
-        again (records re-emitted by rewrite_tag)."""
-        for state in self.filter_routes.resolve(tag):
+    def ingest(self, source, tag, events, ack=None, skip=None):
+        """Run ``events`` from ``source`` (a plugin context) through the filters matching
+        ``tag`` and queue them for every output whose Match accepts the tag. ``skip`` is a
+        filter the batch must not pass through again (records re-emitted by rewrite_tag).
+        ``events`` may be packed entries (``codecs.entries.Entries``): they are decoded only
+        when a filter matches the tag, else stored as they are."""
+        filters = self.filter_routes.resolve(tag)
+        if filters and not isinstance(events, list):
+            events = self._decoded(source, tag, events)
+        for state in filters:
             if state.plugin is skip:
                 continue
             try:
@@ -118,13 +116,29 @@ class Engine:
         if events:
             outputs = self.output_routes.resolve(tag)
             if outputs:
-                self.storage.put(source, tag, events, ack, outputs)
+                self.storage.put(self.budget_of(source), tag, events, ack,
+                                 [out.queue for out in outputs])
         if ack is not None:
             ack.seal()
 
+    def _decoded(self, source, tag, entries):
+        """The events of packed entries, for the filters (checked entries decode)."""
+        try:
+            return entries.events()
+        except ValueError as exc:
+            source.log.error("%d records (tag %s) dropped: %s", len(entries), tag, exc)
+            return []
+
+    def budget_of(self, source):
+        """The storage budget of a context: its input's, or a memory one for a filter that
+        re-emits records."""
+        if source.budget is None:
+            source.budget = self.storage.add_input(source.plugin.display)
+        return source.budget
+
     async def room(self, source):
         """Wait while ``source`` is over its memory budget (Mem_Buf_Limit)."""
-        budget = self.storage.budget(source)
+        budget = self.budget_of(source)
         if not budget.over() or self.stopping:
             return
         budget.paused = True
@@ -152,172 +166,6 @@ class Engine:
                 self.log.debug("every exit-on-eof input is done, shutting down")
                 self.shutdown()
 
-    # ------------------------------------------------------------------ delivery
-    async def _deliver(self, out, chunk):
-        """One flush of what is left of ``chunk``; returns OK, RETRY or ERROR."""
-        plugin = out.plugin
-        out.queue.busy = chunk
-        try:
-            try:
-                events = await out.queue.load(chunk)
-            except (OSError, ValueError) as exc:
-                out.errors += 1
-                out.queue.drop(chunk, "cannot be read back from the spool: %s" % exc)
-                return ERROR
-            try:
-                result = await self._flush(out, chunk, events)
-                delivered = len(events)
-            except Exception as exc:
-                # An exception is about records (one the output cannot render, say), not
-                # a passing failure (the output answers RETRY for those): retrying would
-                # block every later chunk behind it forever.
-                result = await self._isolate(out, chunk, events, exc)
-                delivered = 0  # counted part by part
-        finally:
-            out.queue.busy = None
-        if chunk.gone:
-            return result  # dropped while in flight (memrb): nothing left to account for
-        if result == OK:
-            out.proc_records += delivered
-            if chunk.attempts:
-                plugin.log.info("flush chunk succeeded at retry %d", chunk.attempts)
-            out.queue.confirm(chunk)
-            return OK
-        if result == ERROR:
-            out.errors += 1
-            out.queue.drop(chunk, "the output reported an error")
-            return ERROR
-        chunk.attempts += 1
-        if backoff.out_of_retries(chunk.attempts, out.retry_limit):
-            out.retries_failed += 1
-            out.queue.drop(chunk, "cannot be retried (retry limit reached)")
-            return RETRY
-        out.retries += 1
-        out.retried_records += chunk.left
-        if self.stopping:
-            wait = 1.0
-        else:
-            wait = backoff.retry_wait(chunk.attempts, self.service["scheduler.base"],
-                                      self.service["scheduler.cap"])
-        chunk.retry_at = time.monotonic() + wait
-        plugin.log.warn("failed to flush chunk of %d records (tag %s), retry in %d seconds",
-                        chunk.left, chunk.tag, wait)
-        return RETRY
-
-    async def _flush(self, out, chunk, events):
-        """The output's flush of ``events``: what is left of ``chunk``, or a part of it that
-        starts at its first unsettled record."""
-        plugin = out.plugin
-        if not plugin.takes_chunk_id:
-            return await plugin.flush(chunk.tag, events)
-        # The same id on every retry of the same records (the output may still be completing
-        # an earlier attempt); a part of the chunk is other records, so it has its own.
-        part_id = chunk.seq
-        if chunk.settled or len(events) != chunk.count:
-            part_id = (chunk.seq, chunk.settled, len(events))
-        return await plugin.flush(chunk.tag, events, part_id)
-
-    async def _isolate(self, out, chunk, events, error):
-        """The flush of ``events`` (what is left of ``chunk``) raised ``error``. Flush halves,
-        recursively, down to the single records that still raise; drop those, deliver the
-        rest in order. Returns OK once every record is delivered or dropped, RETRY when the
-        output asked for a retry on the way: ``chunk.settled`` then says where the next
-        attempt starts, so what was delivered is not sent again."""
-        found = _Isolation(error)
-        result = await self._split(out, chunk, events, found)
-        if found.raised or found.refused:
-            out.errors += 1
-            out.dropped_records += found.raised + found.refused
-            refused = ""
-            if found.refused:
-                refused = "; %d more refused by the output" % found.refused
-            out.plugin.log.error(
-                "%d of %d records of a chunk (tag %s) dropped: the flush raises on each (%r)%s;"
-                " the rest %s", found.raised, chunk.count, chunk.tag, found.error, refused,
-                "delivered" if result == OK else "delivered up to a retry")
-        else:
-            out.plugin.log.warn("the flush of a chunk of %d records (tag %s) raised %r; its "
-                                "parts did not", chunk.count, chunk.tag, error)
-        return result
-
-    async def _split(self, out, chunk, events, found):
-        if len(events) == 1:
-            found.raised += 1
-            chunk.settled += 1
-            return OK
-        half = len(events) // 2
-        for part in (events[:half], events[half:]):
-            if chunk.gone:
-                return RETRY
-            try:
-                result = await self._flush(out, chunk, part)
-            except Exception as exc:
-                found.error = exc
-                result = await self._split(out, chunk, part, found)
-                if result != OK:
-                    return result
-                continue
-            if result == RETRY:
-                return RETRY
-            if result == OK:
-                out.proc_records += len(part)
-            else:
-                found.refused += len(part)
-            chunk.settled += len(part)
-        return OK
-
-    def _count_drop(self, out, chunk, why, log=True):
-        """Every chunk an output gives up passes here (errors, retries, storage limits)."""
-        out.dropped_records += chunk.left
-        if log:
-            out.plugin.log.error("chunk of %d records (tag %s) dropped: %s",
-                                 chunk.left, chunk.tag, why)
-
-    async def _flush_pass(self, out):
-        """Deliver the due chunks of ``out``, oldest first. Returns True when the pass should
-        run again at once (the output just came back).
-
-        While the output fails, only its oldest chunk is retried (at its backoff time); the
-        others wait behind it instead of each hammering a dead output. When it succeeds the
-        whole backlog follows at once, in order. A chunk out of retries is dropped and the
-        next one becomes the oldest."""
-        queue = out.queue
-        for chunk in queue.pending():
-            if chunk.gone:
-                continue
-            if chunk.retry_at > time.monotonic():
-                return False  # the oldest waits for its retry; the rest keep their order
-            result = await self._deliver(out, chunk)
-            if result == RETRY and not chunk.gone:
-                queue.set_failing(True)
-                return False
-            if result == OK and queue.failing:
-                queue.set_failing(False)
-                return True
-        return False
-
-    async def _output_loop(self, out):
-        queue = out.queue
-        while True:
-            out.wake.clear()
-            try:
-                while await self._flush_pass(out):
-                    pass
-            except Exception as exc:  # a bug must not silently stop this output for good
-                out.plugin.log.error("delivery loop error, continuing: %r", exc)
-            if self.draining and queue.empty():
-                return
-            wait = self.flush_interval
-            head = queue.head()
-            if queue.failing and head is not None:
-                wait = min(wait, max(0.0, head.retry_at - time.monotonic()))
-            if self.draining:
-                wait = min(wait, 0.05)
-            try:
-                await asyncio.wait_for(out.wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
-
     async def _collect_loop(self):
         """Cycles (asyncio futures and tracebacks make some) are collected here, not per
         allocation count: a bounded, predictable pause every GC_INTERVAL seconds."""
@@ -333,18 +181,15 @@ class Engine:
 
     def storage_metrics(self):
         """Per output: chunks and bytes in RAM and on disk, records delivered and dropped,
-        errors and retries; per input: its memory budget, records it could not store and
-        how often it died and was restarted."""
+        errors and retries; per input: its memory budget, records it could not store, its
+        counters and how often it died and was restarted."""
         metrics = self.storage.metrics()
         for plugin in self.inputs:
             entry = metrics["inputs"].setdefault(plugin.display, {})
+            entry.update(plugin.context.counters)
             entry["restarts"] = self.input_restarts.get(plugin, 0)
         for out in self.outputs:
-            entry = metrics["outputs"][out.plugin.display]
-            entry.update(proc_records=out.proc_records, errors=out.errors,
-                         dropped_records=out.dropped_records, retries=out.retries,
-                         retried_records=out.retried_records,
-                         retries_failed=out.retries_failed)
+            metrics["outputs"][out.plugin.display].update(out.metrics())
         return metrics
 
     # ------------------------------------------------------------------ running
@@ -353,6 +198,8 @@ class Engine:
         if self.stopping:
             return
         self.stopping = True
+        for out in self.outputs:
+            out.stopping = True
         for plugin in self.inputs:
             plugin.stop()
         self._room.set()
@@ -402,8 +249,6 @@ class Engine:
         loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
         self._stop_requested = asyncio.Event()
-        for out in self.outputs:
-            out.wake = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         if early_signals is not None and early_signals.caught is not None:
@@ -413,7 +258,7 @@ class Engine:
         self.storage.start()
         for out in self.outputs:
             await out.plugin.start()
-        output_tasks = [asyncio.ensure_future(self._output_loop(out)) for out in self.outputs]
+        output_tasks = [asyncio.ensure_future(out.run()) for out in self.outputs]
         tick_task = asyncio.ensure_future(self._tick_loop())
         collect_task = asyncio.ensure_future(self._collect_loop())
         input_tasks = []
@@ -429,17 +274,18 @@ class Engine:
         for task in input_tasks:
             task.cancel()
         # ... then the outputs deliver what is queued, until it is all out or time is up.
-        self.draining = True
         tick_task.cancel()
         self.storage.tick()
         for out in self.outputs:
-            out.wake.set()
+            out.draining = True
+            out.ready()
         if output_tasks:
             await asyncio.wait(output_tasks, timeout=max(0.1, deadline - loop.time()))
+        flights = [task for out in self.outputs for task in out.flights()]
         for task in output_tasks:
             task.cancel()
         collect_task.cancel()
-        await asyncio.gather(*(input_tasks + output_tasks + [tick_task, collect_task]),
+        await asyncio.gather(*(input_tasks + output_tasks + flights + [tick_task, collect_task]),
                              return_exceptions=True)
         for out in self.outputs:
             try:

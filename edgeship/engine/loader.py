@@ -73,9 +73,10 @@ class Loader:
         self.variables.fallbacks[CONFIG_DIR_VARIABLE] = os.path.abspath(self.main_dir or ".")
         return self.reader.read_main(config_path)
 
-    def build(self, sections, overrides=None, extra_parsers=()):
+    def build(self, sections, overrides=None, extra_parsers=(), clock=None):
         """An Engine for ``sections``; ``overrides`` are service keys and ``extra_parsers``
-        parsers files (-R), as Entry, from the command line."""
+        parsers files (-R), as Entry, from the command line; ``clock`` the schedulers' time
+        (``edgeship.engine.scheduler.Clock`` when None)."""
         service_entries = []
         for section in sections:
             if section.kind == "SERVICE":
@@ -90,11 +91,9 @@ class Loader:
         if service["log_file"]:
             log = self._log_file(log, level, _entry(service_entries, "log_file"))
         from edgeship.engine.engine import Engine  # asyncio: only after cli chose about ssl
-        engine = Engine(service, log)
-        engine.config_dir = self.main_dir or "."
         # The one reader of every config file (its @SET values, Fluent Bit's path rule):
         # plugins read their own files (Upstream, Script) through it.
-        engine.config_files = self.reader
+        engine = Engine(service, log, self.main_dir or ".", clock, self.reader)
 
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
@@ -133,14 +132,12 @@ class Loader:
                 raise ConfigError("parser named '%s' already exists" % name, section.file,
                                   section.line, "name")
             if section.kind == "PARSER":
-                parser = self._parser(section)
-                parser.log = engine.log.child("parser:%s" % name)  # warnings obey Log_Level
-                table[name] = parser
+                table[name] = self._parser(engine, section)
             else:
                 from edgeship.text import multiline
-                table[name] = multiline.from_section(section, engine)
+                table[name] = multiline.from_section(section)
 
-    def _parser(self, section):
+    def _parser(self, engine, section):
         fmt_entry = section.entry("format")
         if fmt_entry is None:
             raise ConfigError("parser '%s' has no Format" % section.get("name"),
@@ -152,7 +149,7 @@ class Loader:
                               fmt_entry.file, fmt_entry.line, "format")
         conf = cls.schema().build(section.entries, (section.file, section.line))
         try:
-            return cls(conf)
+            return cls(engine.context("parser:%s" % section.get("name")), conf)
         except ConfigError as exc:
             raise _at_key(exc, section.entries, exc.key, section)
 
@@ -172,8 +169,9 @@ class Loader:
         number = counters.get(name, 0)
         counters[name] = number + 1
         instance = "%s.%d" % (cls.name, number)
+        context = engine.context(conf.get("alias") or instance, conf.get("log_level"))
         try:
-            plugin = cls(engine, conf, instance)
+            plugin = cls(context, conf, instance)
         except ConfigError as exc:
             raise _at_key(exc, section.entries, exc.key, section)
         if kind == "input":
@@ -197,7 +195,15 @@ class Loader:
         except ValueError as exc:
             entry = section.entry("retry_limit")
             raise ConfigError(str(exc), entry.file, entry.line, "retry_limit")
-        engine.add_output(plugin, matcher, retry_limit)
+        workers = conf["workers"]
+        if workers is None:
+            workers = cls.workers
+        elif workers < 0:
+            entry = section.entry("workers")
+            raise ConfigError("Workers cannot be negative: %d" % workers, entry.file,
+                              entry.line, "workers")
+        # Fluent Bit's 0 flushes on its engine thread, one at a time.
+        engine.add_output(plugin, matcher, retry_limit, max(1, workers))
 
     def _matcher(self, conf, section):
         regex = None

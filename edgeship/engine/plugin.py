@@ -5,9 +5,17 @@ A plugin module defines one class with ``name``, ``description`` and ``options``
 lowercase option name) from the schema, so a plugin never parses a string itself; options
 declared with ``attr=`` are also set as attributes before ``configure()`` runs.
 
-Inputs   ``async run()``; hand batches to ``self.emit(tag, events, size, ack)``.
+A plugin sees the engine only through ``self.context`` (``edgeship.engine.context``): its
+log (also ``self.log``), the config directory, ``parser(name)``, ``multiline(name)``,
+``emit``, ``reemit``, ``room``, ``finished``, ``request_exit`` and metrics counters.
+
+Inputs   ``async run()``; hand batches to ``self.context.emit(tag, events, size, ack)``.
 Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on.
-Outputs  ``async flush(tag, events) -> OK | RETRY | ERROR`` for one chunk of one tag.
+Outputs  ``async flush(chunk) -> OK | RETRY | ERROR`` for one chunk of one tag: ``chunk.tag``,
+         ``chunk.payload`` (Fluent Bit's entries, ``edgeship.codecs.entries``),
+         ``chunk.count``, ``chunk.events()`` (decoded on first use) and ``chunk.id`` (the
+         same on every retry of these records). Up to ``Workers`` flushes run at once.
+Parsers  built with a context too (``edgeship.plugins.parsers._base.Parser``).
 """
 from edgeship.core.schema import Option, Schema
 
@@ -49,7 +57,9 @@ OUTPUT_COMMON = _common(
            help="retries before a chunk is dropped: N, no_limits/false/off, or no_retries"),
     Option("storage.total_limit_size", "size", "0",
            help="cap on spooled bytes for this output; the oldest chunks are dropped"),
-    Option("Workers", "int", "1", help="accepted for compatibility; one flush runs at a time"),
+    Option("Workers", "int",
+           help="chunks flushed at once (default: the plugin's, as in Fluent Bit: forward 2, "
+                "others 1)"),
 )
 
 
@@ -64,13 +74,13 @@ class Plugin:
     def schema(cls):
         return Schema(cls.name, cls.common + tuple(cls.options))
 
-    def __init__(self, engine, conf, instance):
-        self.engine = engine
+    def __init__(self, context, conf, instance):
+        self.context = context
         self.conf = conf
         conf.bind(self)                   # options declared with attr= become attributes
         self.instance = instance          # "tail.0"
         self.display = conf.get("alias") or instance
-        self.log = engine.log.child(self.display)
+        self.log = context.log
         self.configure()
 
     def configure(self):
@@ -81,26 +91,9 @@ class Input(Plugin):
     kind = "input"
     common = INPUT_COMMON
 
-    def __init__(self, engine, conf, instance):
+    def __init__(self, context, conf, instance):
         self.tag = conf.get("tag") or instance
-        self.records = 0
-        self.bytes = 0
-        Plugin.__init__(self, engine, conf, instance)
-
-    def emit(self, tag, events, size=0, ack=None):
-        """Hand a batch to the pipeline. ``size`` is its raw byte size (for budgets and
-        metrics); ``ack``, an ``Ack``, is told when every output has confirmed it."""
-        self.records += len(events)
-        self.bytes += size
-        self.engine.ingest(self, tag, events, size, ack)
-
-    async def room(self):
-        """Wait while the outputs this input feeds are over their memory budget."""
-        await self.engine.room(self)
-
-    def has_room(self):
-        """Would room() return at once? (For an input with work to do while it waits.)"""
-        return not self.engine.storage.over(self)
+        Plugin.__init__(self, context, conf, instance)
 
     async def run(self):
         raise NotImplementedError
@@ -127,15 +120,16 @@ class Filter(Plugin):
 class Output(Plugin):
     kind = "output"
     common = OUTPUT_COMMON
-    # True: flush is called as flush(tag, events, chunk_id), chunk_id being the same on every
-    # retry of a chunk, for outputs that keep per-chunk state across a RETRY (MQTT messages
-    # the client library is still delivering).
-    takes_chunk_id = False
+    # Chunks flushed at once when the config sets no Workers (Fluent Bit's per plugin).
+    workers = 1
+    # False (set by configure) for an output that only sends or writes ``chunk.payload``:
+    # storage then keeps no record objects for it.
+    reads_records = True
 
     async def start(self):
         """Open connections or files; called once before the first flush."""
 
-    async def flush(self, tag, events):
+    async def flush(self, chunk):
         raise NotImplementedError
 
     async def stop(self):

@@ -1,4 +1,8 @@
-"""Storage: the engine-wide side of the queues.
+"""Storage: the chunk life cycle, and the engine-wide side of the queues. The engine uses
+storage only through ``Storage`` (``add_input``, ``add_output``, ``put``, ``tick``, ``load``,
+``confirm``, ``drop``, ``put_back``, ``failing``, ``metrics``) and hears back through the
+callbacks it gives (a chunk is ready, a chunk was dropped, a budget has room again);
+``OutputQueue`` is called only from here.
 
 - a ``Budget`` per input: the bytes of its chunks that are only in RAM (open, memory storage,
   or not written yet) against its limit. ``memory``: the input pauses over ``Mem_Buf_Limit``
@@ -15,9 +19,10 @@ import asyncio
 import os
 import re
 
+from edgeship.codecs.entries import Chunk, Entries, pack_entries
 from edgeship.core.ring import ByteRing
-from edgeship.storage import records
-from edgeship.storage.queue import OutputQueue
+from edgeship.storage import legacy
+from edgeship.storage.queue import CHUNK_BYTES, OutputQueue
 from edgeship.storage.spool import Spool, fsync_all
 
 
@@ -61,35 +66,35 @@ class Storage:
         self.default_budget = default_budget
         self.on_release = on_release      # bytes left a budget: paused inputs may resume
         self.ram = ByteRing(self.backlog_limit)
-        self.budgets = {}
+        self.budgets = []
         self.queues = []
         self._unsynced = []
         self._sync_wake = None
         self._sync_task = None
 
     # ------------------------------------------------------------------ building
-    def queue_for(self, name, total_limit, on_ready, on_dropped):
+    def add_input(self, name, storage_type="memory", mem_buf_limit=0):
+        """The Budget of a source of records (an input; a filter re-emitting records)."""
+        limit = mem_buf_limit
+        if not limit:
+            limit = self.backlog_limit if storage_type == "filesystem" else self.default_budget
+        budget = Budget(name, storage_type, limit, bool(mem_buf_limit))
+        self.budgets.append(budget)
+        return budget
+
+    def add_output(self, name, total_limit, on_ready, on_dropped, reads_records=True):
+        """The queue of an output. ``on_ready()``: a chunk closed; ``on_dropped(chunk,
+        reason, log)``: storage gave a chunk up (memrb, storage.total_limit_size).
+        ``reads_records``: False for an output that only sends or writes the chunks' bytes
+        (no events are kept for it)."""
         spool = None
         if self.path:
             spool = Spool(os.path.join(self.path, _dir_name(name)), self.log,
                           total_limit or 0, self.delete_damaged, self.sync_full)
-        queue = OutputQueue(name, self, spool, on_ready, on_dropped)
+        queue = OutputQueue(name, self.log, spool, reads_records)
+        queue.on_ready, queue.on_dropped = on_ready, on_dropped
         self.queues.append(queue)
         return queue
-
-    def budget(self, source):
-        """The Budget of an input (filters re-emitting records get a memory one)."""
-        budget = self.budgets.get(source)
-        if budget is None:
-            conf = getattr(source, "conf", None) or {}
-            kind = conf.get("storage.type") or "memory"
-            configured = conf.get("mem_buf_limit") or 0
-            limit = configured
-            if not limit:
-                limit = self.backlog_limit if kind == "filesystem" else self.default_budget
-            name = getattr(source, "display", None) or "engine"
-            budget = self.budgets[source] = Budget(name, kind, limit, bool(configured))
-        return budget
 
     # ------------------------------------------------------------------ running
     def start(self):
@@ -123,19 +128,36 @@ class Storage:
                 self.log.warn("spool %s belongs to no configured output; left untouched",
                               os.path.join(self.path, name))
 
-    def put(self, source, tag, events, ack, outputs):
-        """Queue a batch for each output it was routed to (packed once for all)."""
-        budget = self.budget(source)
-        try:
-            body, exact = records.pack_batch(events)
-        except Exception as exc:  # RecursionError: nested deeper than even its text form
-            events = self._storable(budget, tag, events, exc)
-            if not events:
-                return
-            body, exact = records.pack_batch(events)
-        first, last = events[0][0], events[-1][0]
-        for out in outputs:
-            out.queue.put(budget, tag, body, events, exact, first, last, ack)
+    def put(self, budget, tag, events, ack, queues):
+        """Queue a batch for each output queue it was routed to (packed once for all).
+        ``events``: a list, or entries already packed (``codecs.entries.Entries``)."""
+        if isinstance(events, Entries):
+            body, cached = events.payload, events.decoded()
+            first, last = events.first_ns, events.last_ns
+        else:
+            try:
+                body, exact = pack_entries(events)
+            except Exception as exc:  # ValueError, RecursionError: deeper than msgpack goes
+                events = self._storable(budget, tag, events, exc)
+                if not events:
+                    return
+                body, exact = pack_entries(events)
+            cached = events if exact else None
+            first, last = events[0][0], events[-1][0]
+        for queue in queues:
+            chunk = queue.put(budget, tag, body, cached, len(events), first, last)
+            budget.bytes += len(body)
+            if ack is not None:
+                ack.add()
+                chunk.acks.append(ack)
+            if budget.ring is not None:
+                if chunk not in budget.ring:
+                    budget.ring.add(chunk)
+                budget.ring.grow(chunk, len(body))
+                self._evict_memrb(budget, chunk)
+            if chunk.size >= CHUNK_BYTES and not chunk.gone:
+                self._close(queue, chunk)
+                queue.on_ready()
 
     def _storable(self, budget, tag, events, error):
         """The records of a batch that can be packed; the others are dropped, counted and
@@ -143,7 +165,7 @@ class Storage:
         kept = []
         for event in events:
             try:
-                records.pack_batch([event])
+                pack_entries([event])
             except Exception as exc:
                 error = exc
             else:
@@ -155,36 +177,92 @@ class Storage:
         return kept
 
     def tick(self):
+        """The flush tick: every open chunk closes and goes to its output."""
         for queue in self.queues:
-            queue.close_open()
+            chunks = list(queue.open.values())
+            for chunk in chunks:
+                self._close(queue, chunk)
+            if chunks:
+                queue.on_ready()
 
-    def over(self, source):
-        return self.budget(source).over()
+    def over(self, budget):
+        return budget.over()
 
-    # ------------------------------------------------------------------ chunk events
-    def stored(self, chunk):
+    def _close(self, queue, chunk):
+        for old in queue.close(chunk):
+            self._forget(old)
+            queue.on_dropped(old, "storage.total_limit_size reached", False)
+        if chunk.durable:
+            self._stored(chunk)
+
+    # ------------------------------------------------------------------ flushes
+    async def load(self, chunk):
+        """The ``Chunk`` an output flushes for ``chunk``: its entries from RAM, else read
+        back from the spool (in a thread), with its cached events when it has them. Marks it
+        in flight until ``confirm``, ``drop`` or ``put_back``. Raises OSError or ValueError
+        when the spool copy is unreadable or damaged."""
+        chunk.busy = True
+        payload = chunk.payload
+        if payload is None:
+            payload = await asyncio.get_running_loop().run_in_executor(None, _read, chunk)
+        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events)
+
+    def confirm(self, chunk):
+        """The output has ``chunk``: it is forgotten, its acks released."""
+        if not chunk.gone:
+            chunk.queue.remove(chunk)
+            self._forget(chunk)
+
+    def drop(self, chunk, reason="", log=True):
+        """``chunk`` is given up; its queue's ``on_dropped`` hears of it."""
+        if chunk.gone:
+            return
+        chunk.queue.remove(chunk)
+        self._forget(chunk)
+        chunk.queue.on_dropped(chunk, reason, log)
+
+    def put_back(self, chunk):
+        """The flush of ``chunk`` ended without it being delivered; it stays queued."""
+        chunk.busy = False
+
+    def failing(self, queue, failing):
+        """Its output stopped or started working again. While it fails, its spooled
+        backlog stays on disk only (RAM is for what is about to be flushed) and no events
+        are cached."""
+        if failing == queue.failing:
+            return
+        queue.failing = failing
+        if failing:
+            for chunk in queue.all():
+                queue.uncache(chunk)
+            for chunk in queue.pending():
+                self._to_disk_only(chunk)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _stored(self, chunk):
         """``chunk`` is in the spool: it leaves its input's budget and joins the RAM ring."""
         self._unpin(chunk)
         if chunk.queue.failing:
             chunk.payload = None  # its turn may be far away: read back from disk
+            chunk.queue.uncache(chunk)
         else:
             self.ram.add(chunk, chunk.size)
             for old in self.ram.victims():
-                self.to_disk_only(old)
+                self._to_disk_only(old)
         if self.sync_full:
             self._unsynced.append(chunk)
             self._sync_wake.set()
         else:
             _release(chunk)
 
-    def to_disk_only(self, chunk):
+    def _to_disk_only(self, chunk):
         """Free the RAM copy of a spooled chunk; its flush reads it back."""
         if self.ram.remove(chunk) is not None:
             chunk.payload = None
             chunk.queue.uncache(chunk)
 
-    def forget(self, chunk):
-        """``chunk`` was confirmed or dropped."""
+    def _forget(self, chunk):
+        """``chunk`` left its queue (confirmed or dropped)."""
         self._unpin(chunk)
         self.ram.remove(chunk)
         if chunk.source is not None and chunk.source.ring is not None:
@@ -198,14 +276,13 @@ class Storage:
                 chunk.source.bytes -= chunk.size
             self.on_release()
 
-    def evict_memrb(self, budget, newest):
+    def _evict_memrb(self, budget, newest):
         """memrb: drop the oldest chunks of the input until its ring fits again."""
-        victims = budget.ring.victims(
-            keep=lambda c: c is newest or c.queue.busy is c)
+        victims = budget.ring.victims(keep=lambda c: c is newest or c.busy)
         for chunk in victims:
             budget.memrb_dropped_chunks += 1
             budget.memrb_dropped_bytes += chunk.size
-            chunk.queue.drop(chunk, "memrb: %s is over its Mem_Buf_Limit" % budget.name)
+            self.drop(chunk, "memrb: %s is over its Mem_Buf_Limit" % budget.name)
 
     async def _sync_loop(self):
         while True:
@@ -238,9 +315,17 @@ class Storage:
                 queue.spool.close()
 
     def metrics(self):
-        return {"inputs": {b.name: b.metrics() for b in self.budgets.values()},
+        return {"inputs": {b.name: b.metrics() for b in self.budgets},
                 "outputs": {q.name: q.metrics() for q in self.queues},
                 "ram_bytes": self.ram.bytes, "ram_limit": self.backlog_limit}
+
+
+def _read(chunk):
+    """The entries of a chunk read back from the spool (a version 1 frame converted)."""
+    payload = chunk.queue.read(chunk)
+    if chunk.version == 1:
+        return legacy.to_entries(payload)
+    return payload
 
 
 def _release(chunk):

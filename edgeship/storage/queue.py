@@ -1,9 +1,13 @@
 """OutputQueue: the chunks waiting for one output, in RAM and, for filesystem inputs, in its
-spool. See ``edgeship.engine.ack`` for the contract the engine relies on.
+spool. Only ``edgeship.storage.manager.Storage`` calls it; it calls nothing back: each
+method returns what happened (a chunk closed, chunks dropped to make room) and the manager
+does the engine-wide bookkeeping (budgets, the RAM ring, acks, the engine's callbacks).
 
-Chunks hold msgpack bytes, never Python objects: bytes are what the budgets count, so RAM is
-bounded by the budgets however large the backlog (objects would take 5-10 times more), and
-the spool write is the same bytes. A chunk is turned back into events only for its flush.
+Chunks hold bytes, never Python objects: Fluent Bit's own chunk format
+(``edgeship.codecs.entries``). Bytes are what the budgets count, so RAM is bounded by the
+budgets however large the backlog (objects would take 5-10 times more), the spool write is
+the same bytes, and outputs that send or write the chunk as it is (forward, file msgpack)
+never decode it.
 
 Life of a chunk: *open* (per input and tag, taking batches) -> *closed* (full, or at the flush
 tick): it gets its offset, and a filesystem input's chunk is written to the spool. From then
@@ -12,23 +16,16 @@ against the input's budget, and its payload stays in RAM only while the engine-w
 has room (otherwise it is read back from disk for its flush). Memory chunks stay in RAM and
 release their acks on confirm or drop, as Fluent Bit does.
 
-While an output keeps up, its first chunks also keep the events they were packed from
-(``Chunk.events``), so their flush needs no unpacking: rebuilding records from msgpack costs
-more than a microsecond per record, the largest cost on the path. That cache is bounded
-(CACHE_BYTES of packed records per output) and dropped as soon as the chunk leaves RAM, the
-output starts failing, or the chunk is done: the msgpack bytes stay the truth.
-
-A chunk whose flush stopped part way (the engine isolating records an output cannot take,
-then a RETRY) keeps all its records; ``Chunk.settled`` counts those at its head already
-delivered or dropped, and ``load`` returns only the rest. Its acks wait for the whole chunk.
-After a crash the spool copy is replayed whole: the settled head is sent again (at least
-once, never lost).
+While an output that renders records (file, stdout, mqtt) keeps up, its first chunks also
+keep the events they were packed from (``QueuedChunk.events``), so it gets them without
+decoding: rebuilding records from msgpack costs about a microsecond per record, the
+largest cost on that path. That cache is bounded (CACHE_BYTES of packed records per output)
+and dropped as soon as the chunk leaves RAM, the output starts failing, or the chunk is
+done: the bytes stay the truth.
 """
-import asyncio
 import time
 
 from edgeship.core import chunkframe as cf
-from edgeship.storage import records
 
 # Fluent Bit closes a chunk around 2 MB; a smaller chunk keeps the objects of one flush
 # (several times the msgpack bytes) small on a Pi.
@@ -37,13 +34,16 @@ CHUNK_BYTES = 256 * 1024
 # spool is tried again.
 SPOOL_RETRY_SECONDS = 10.0
 # Packed bytes per output whose events are also kept as objects (several times larger).
-CACHE_BYTES = 1024 * 1024
+CACHE_BYTES = 2560 * 1024
 
 
-class Chunk:
+class QueuedChunk:
+    """A chunk in a queue. The engine reads ``seq``, ``tag``, ``count``, ``durable`` and
+    ``gone``; the rest is storage's."""
+
     __slots__ = ("queue", "seq", "tag", "source", "bodies", "payload", "events", "count",
-                 "size", "first_ns", "last_ns", "acks", "attempts", "retry_at", "segment",
-                 "position", "frame_size", "pinned", "gone", "settled")
+                 "size", "first_ns", "last_ns", "acks", "segment", "position", "frame_size",
+                 "version", "pinned", "gone", "busy")
 
     def __init__(self, queue, tag, source):
         self.queue = queue
@@ -51,48 +51,44 @@ class Chunk:
         self.tag = tag
         self.source = source    # the input's Budget; None for chunks replayed from the spool
         self.bodies = []        # packed batches while open
-        self.payload = None     # msgpack bytes once closed; None when only on disk
+        self.payload = None     # entries once closed; None when only on disk
         self.events = None      # the same records as objects, while cached (see above)
         self.count = 0
-        self.size = 0           # msgpack bytes of its records
+        self.size = 0           # bytes of its entries
         self.first_ns = 0
         self.last_ns = 0
         self.acks = []
-        self.attempts = 0
-        self.retry_at = 0.0
         self.segment = None     # where it is in the spool, once written
         self.position = 0
         self.frame_size = 0
+        self.version = cf.VERSION   # of its spool frame (replayed chunks may be older)
         self.pinned = True      # counts against its input's budget (not durable yet)
         self.gone = False       # confirmed or dropped
-        self.settled = 0        # records at the head already delivered or dropped
+        self.busy = False       # an output is flushing it
 
     @property
     def durable(self):
         return self.segment is not None
 
-    @property
-    def left(self):
-        """Records still to deliver."""
-        return self.count - self.settled
-
 
 class OutputQueue:
-    def __init__(self, name, storage, spool=None, on_ready=None, on_dropped=None):
+    def __init__(self, name, log, spool=None, cache=True):
         self.name = name
-        self.storage = storage
+        self.log = log
         self.spool = spool
-        self.on_ready = on_ready        # a chunk is ready for a flush
-        self.on_dropped = on_dropped    # (chunk, reason, log) when a chunk is given up
-        self.open = {}                  # (budget, tag) -> open Chunk
-        self.queued = {}                # offset -> closed Chunk, oldest first
+        self.cache = cache              # its output reads records: keep their objects
+        self.open = {}                  # (budget, tag) -> open QueuedChunk
+        self.queued = {}                # offset -> closed QueuedChunk, oldest first
         self.next_seq = 0
-        self.busy = None                # the chunk being flushed
-        self.failing = False            # the oldest chunk waits for a retry
+        self.failing = False            # its output fails: cache nothing (see Storage.failing)
         self.spool_down_until = 0.0
         self.spool_failed = False
         self.limit_dropped_chunks = 0
         self.cached_bytes = 0           # packed size of the chunks holding their events
+        # Set by Storage.add_output: a chunk is ready for a flush; (chunk, reason, log) when
+        # a chunk is given up.
+        self.on_ready = None
+        self.on_dropped = None
 
     # ------------------------------------------------------------------ start
     def replay(self):
@@ -102,11 +98,12 @@ class OutputQueue:
         records_total = 0
         found = self.spool.replay()
         for segment, frame in found:
-            chunk = Chunk(self, frame.tag, None)
+            chunk = QueuedChunk(self, frame.tag, None)
             chunk.seq = frame.offset
             chunk.count, chunk.first_ns, chunk.last_ns = frame.count, frame.first_ns, frame.last_ns
             chunk.bodies = None
             chunk.segment, chunk.position, chunk.frame_size = segment, frame.position, frame.size
+            chunk.version = frame.version
             chunk.size = frame.size
             chunk.pinned = False
             self.queued[chunk.seq] = chunk
@@ -115,67 +112,49 @@ class OutputQueue:
         return len(found), records_total
 
     # ------------------------------------------------------------------ in
-    def put(self, budget, tag, body, events, exact, first_ns, last_ns, ack):
-        """Append one batch, ``events`` and their packed form ``body``
-        (``records.pack_batch``), to the open chunk of its input and tag. When the packed
-        form is not ``exact`` the chunk stops caching objects: its flush must see the values
-        the spool holds."""
+    def put(self, budget, tag, body, events, count, first_ns, last_ns):
+        """Append a batch, its packed entries ``body`` and, when they unpack to exactly
+        these values, its ``events`` (else None), to the open chunk of its input and tag;
+        returns that chunk."""
         key = (budget, tag)
         chunk = self.open.get(key)
         if chunk is None:
-            chunk = self.open[key] = Chunk(self, tag, budget)
+            chunk = self.open[key] = QueuedChunk(self, tag, budget)
             chunk.first_ns = first_ns
-            if not self.failing and self.cached_bytes < CACHE_BYTES:
+            if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
                 chunk.events = []
-            if budget.ring is not None:
-                budget.ring.add(chunk)
-        count = len(events)
-        if not exact:
+        if events is None:
             self.uncache(chunk)
-        if chunk.events is not None:
+        elif chunk.events is not None:
             chunk.events.extend(events)
             self.cached_bytes += len(body)
         chunk.bodies.append(body)
         chunk.count += count
         chunk.size += len(body)
         chunk.last_ns = last_ns
-        budget.bytes += len(body)
-        if ack is not None:
-            ack.add()
-            chunk.acks.append(ack)
-        if budget.ring is not None:
-            budget.ring.grow(chunk, len(body))
-            self.storage.evict_memrb(budget, chunk)
-        if chunk.size >= CHUNK_BYTES and not chunk.gone:
-            self._close(chunk)
-            if self.on_ready is not None:
-                self.on_ready()
+        return chunk
 
-    def close_open(self):
-        """The flush tick: every open chunk closes; True when any did."""
-        chunks = list(self.open.values())
-        for chunk in chunks:
-            self._close(chunk)
-        if chunks and self.on_ready is not None:
-            self.on_ready()
-        return bool(chunks)
-
-    def _close(self, chunk):
+    def close(self, chunk):
+        """Close an open chunk: it gets its offset and, from a filesystem input, goes to the
+        spool (``chunk.durable`` tells whether it did). Returns the chunks removed to make
+        room for it (storage.total_limit_size)."""
         del self.open[(chunk.source, chunk.tag)]
-        chunk.payload = records.payload(chunk.count, chunk.bodies)
+        chunk.payload = b"".join(chunk.bodies)
         chunk.bodies = None
         chunk.seq = self.next_seq
         self.next_seq += 1
         self.queued[chunk.seq] = chunk
         if self.spool is not None and chunk.source.type == "filesystem":
-            self._write(chunk)
+            return self._write(chunk)
+        return []
 
     def _write(self, chunk):
         now = time.monotonic()
         if now < self.spool_down_until:
-            return  # memory only for now
+            return []  # memory only for now
+        dropped = []
         try:
-            self._make_room(chunk)
+            dropped = self._make_room(chunk)
             chunk.segment, chunk.position, chunk.frame_size = self.spool.append(
                 chunk.seq, chunk.tag, chunk.payload, chunk.count, chunk.first_ns,
                 chunk.last_ns, time.time_ns())
@@ -183,108 +162,75 @@ class OutputQueue:
             self.spool_down_until = now + SPOOL_RETRY_SECONDS
             if not self.spool_failed:
                 self.spool_failed = True
-                self.storage.log.error(
+                self.log.error(
                     "output %s: cannot write the spool in %s (%s): chunks are kept IN MEMORY "
                     "ONLY, not durable, until it is writable again", self.name, self.spool.dir,
                     exc.strerror or exc)
-            return
+            return dropped
         if self.spool_failed:
             self.spool_failed = False
-            self.storage.log.info("output %s: the spool in %s is writable again",
-                                  self.name, self.spool.dir)
-        self.storage.stored(chunk)
+            self.log.info("output %s: the spool in %s is writable again", self.name,
+                          self.spool.dir)
+        return dropped
 
     def _make_room(self, chunk):
-        """storage.total_limit_size: drop this output's oldest chunks, a segment at a time
-        (what frees disk space), until the new chunk fits. The chunk being flushed stays."""
+        """storage.total_limit_size: this output's oldest chunks, a segment at a time (what
+        frees disk space), until the new chunk fits; chunks being flushed stay. They leave
+        the queue and the spool here, before the write; returns them (the manager does the
+        rest of dropping them)."""
         extra = cf.frame_size(chunk.tag, chunk.payload) + cf.ENTRY_SIZE  # + its index entry
-        victims = self.spool.segments.victims(
-            extra, keep=lambda seg: self.busy is not None and self.busy.segment is seg)
-        chunks = records_total = 0
+        busy = {c.segment for c in self.queued.values() if c.busy}
+        victims = self.spool.segments.victims(extra, keep=busy.__contains__)
+        dropped = []
         for segment in victims:
             for seq in sorted(segment.live):
                 old = self.queued.get(seq)
                 if old is None:
                     self.spool.done(segment, seq)
-                    continue
-                chunks += 1
-                records_total += old.left
-                self.drop(old, "storage.total_limit_size reached", log=False)
-        if chunks:
-            self.limit_dropped_chunks += chunks
-            self.storage.log.warn(
+                else:
+                    self.remove(old)
+                    dropped.append(old)
+        if dropped:
+            self.limit_dropped_chunks += len(dropped)
+            self.log.warn(
                 "output %s: storage.total_limit_size (%d bytes) reached: dropped the %d oldest "
-                "chunks (%d records)", self.name, self.spool.segments.limit, chunks,
-                records_total)
+                "chunks (%d records)", self.name, self.spool.segments.limit, len(dropped),
+                sum(c.count for c in dropped))
+        return dropped
 
     # ------------------------------------------------------------------ out
     def pending(self):
         """The closed chunks, oldest first (a copy: the queue may change during flushes)."""
         return list(self.queued.values())
 
-    async def load(self, chunk):
-        """The events of ``chunk`` still to deliver (all but its settled head) for its
-        flush: the cached objects, else unpacked from RAM or read back from the spool.
-        Raises ValueError or OSError when the spool copy is damaged or unreadable."""
-        if chunk.events is not None:
-            events = chunk.events
-        else:
-            data = chunk.payload
-            if data is None:
-                data = await asyncio.get_running_loop().run_in_executor(
-                    None, self.spool.read, chunk.segment, chunk.position, chunk.frame_size,
-                    chunk.seq)
-            try:
-                events = records.unpack(data)
-            except Exception as exc:  # msgpack raises several types for bad bytes
-                raise ValueError("undecodable records: %r" % exc)
-        return events[chunk.settled:] if chunk.settled else events
+    def oldest(self):
+        """The closed chunks, oldest first, as an iterator: read it at once, before the
+        queue can change (without copying a long backlog for a look at its head)."""
+        return iter(self.queued.values())
 
-    def confirm(self, chunk):
-        self._forget(chunk)
+    def read(self, chunk):
+        """The spool copy of ``chunk``'s frame payload (blocking: run it in a thread).
+        Raises ValueError or OSError when it is damaged or unreadable."""
+        return self.spool.read(chunk.segment, chunk.position, chunk.frame_size, chunk.seq)
 
-    def drop(self, chunk, reason="", log=True):
-        if chunk.gone:
-            return
-        self._forget(chunk)
-        if self.on_dropped is not None:
-            self.on_dropped(chunk, reason, log)
-
-    def _forget(self, chunk):
-        if chunk.gone:
-            return
+    def remove(self, chunk):
+        """``chunk`` was confirmed or dropped: out of the queue and, once done, the spool."""
         chunk.gone = True
+        chunk.busy = False
         if chunk.seq >= 0:
             self.queued.pop(chunk.seq, None)
         else:
             del self.open[(chunk.source, chunk.tag)]
-        self.storage.forget(chunk)
         if chunk.segment is not None:
             self.spool.done(chunk.segment, chunk.seq)
         self.uncache(chunk)
         chunk.payload = chunk.bodies = None
 
     def uncache(self, chunk):
-        """Let go of the objects of ``chunk``; its flush will unpack its bytes."""
+        """Let go of the objects of ``chunk``; its flush will decode its bytes."""
         if chunk.events is not None:
             chunk.events = None
             self.cached_bytes -= chunk.size
-
-    def set_failing(self, failing):
-        """The output stopped or started working again. While it fails, the others wait
-        behind the oldest chunk and its spooled backlog stays on disk only (RAM is for what
-        is about to be flushed); when it works again they may all go at once, in order."""
-        if failing == self.failing:
-            return
-        self.failing = failing
-        if failing:
-            for chunk in list(self.open.values()) + list(self.queued.values()):
-                self.uncache(chunk)
-            for chunk in self.queued.values():
-                self.storage.to_disk_only(chunk)
-        else:
-            for chunk in self.queued.values():
-                chunk.retry_at = 0.0
 
     def head(self):
         """The oldest closed chunk, or None."""
@@ -299,10 +245,13 @@ class OutputQueue:
     def chunks(self):
         return len(self.open) + len(self.queued)
 
+    def all(self):
+        return list(self.open.values()) + list(self.queued.values())
+
     def metrics(self):
         """Chunks and bytes in RAM and on disk (Fluent Bit's storage_layer names)."""
         mem_chunks = mem_bytes = fs_chunks = fs_up = 0
-        for chunk in list(self.open.values()) + list(self.queued.values()):
+        for chunk in self.all():
             in_ram = chunk.payload is not None or chunk.bodies is not None
             if in_ram:
                 mem_chunks += 1

@@ -12,7 +12,8 @@ import os
 import sys
 import time
 
-from edgeship.storage import records
+from edgeship.codecs.entries import unpack_entries
+from edgeship.storage import legacy
 from edgeship.storage.segment import IDX, SEG, SET_ASIDE, Segment, base_of
 
 USAGE = """usage: edgeship spool dump PATH [--records]
@@ -101,7 +102,11 @@ class Report:
                              item.count, _stamp(item.first_ns), _stamp(item.last_ns),
                              item.size, output, state))
             if self.with_records:
-                for time_ns, record in records.unpack(item.payload):
+                if item.version == 1:
+                    events = legacy.events(item.payload)
+                else:
+                    events = unpack_entries(item.payload, item.count)
+                for time_ns, record in events:
                     self.line("| [%d.%09d, %s]" % (time_ns // 10 ** 9, time_ns % 10 ** 9,
                                                    json.dumps(record, default=repr,
                                                               ensure_ascii=False)))

@@ -2,7 +2,8 @@
 
 Interface (used by the tail input and the multiline filter):
 
-    parser = multiline.get("python", engine)     # built-in docker, cri, python, java, go,
+    parser = context.multiline("python")         # (a plugin's context; engine: get())
+                                                 # built-in docker, cri, python, java, go,
                                                  # ruby, or a [MULTILINE_PARSER] name;
                                                  # KeyError when the name is unknown
     parser = multiline.group([p1, p2])           # several, tried in turn on each line
@@ -34,7 +35,7 @@ Fluent Bit behaviour (src/multiline/*.c, 5.1.1):
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.events import now_ns
-from edgeship.core.schema import Entry, Option, Schema
+from edgeship.core.schema import Option, Schema
 from edgeship.text.onigmo import compile_onigmo
 
 FLUSH_TIMEOUT_MS = 4000
@@ -326,7 +327,7 @@ def _rule(name, states, pattern, to_state):
     return Rule([s.strip() for s in states.split(",") if s.strip()], regex, to_state)
 
 
-def from_section(section, engine):
+def from_section(section):
     """A MultilineParser from a [MULTILINE_PARSER] section (its Parser is resolved by get)."""
     conf = SCHEMA.build(section.entries, (section.file, section.line))
     name = conf["name"]
@@ -354,14 +355,6 @@ def from_section(section, engine):
 
 
 # ------------------------------------------------------------------------ built-ins
-def _pre_parser(fmt, **keys):
-    from edgeship import plugins
-    cls = plugins.find("parser", fmt)
-    entries = [Entry("name", "_ml_" + fmt), Entry("format", fmt)]
-    entries.extend(Entry(key, value) for key, value in keys.items())
-    return cls(cls.schema().build(entries))
-
-
 def _regex_rules(name, specs):
     return [_rule(name, states, pattern, to_state) for states, pattern, to_state in specs]
 
@@ -407,54 +400,51 @@ _BUILTIN_RULES = {
 }
 
 
-def _builtin(name):
+def _builtin(name, pre_parser):
     if name in _BUILTIN_RULES:
         return MultilineParser(name, "regex", _regex_rules(name, _BUILTIN_RULES[name]))
     if name == "docker":
         return MultilineParser("docker", "endswith", match_string="\n", key_content="log",
                                key_group="stream",
-                               parser=_pre_parser("json", time_key="time",
-                                                  time_format="%Y-%m-%dT%H:%M:%S.%L",
-                                                  time_keep="on", time_strict="off"))
+                               parser=pre_parser("json", (
+                                   ("time_key", "time"), ("time_format", "%Y-%m-%dT%H:%M:%S.%L"),
+                                   ("time_keep", "on"), ("time_strict", "off"))))
     if name == "cri":
         return MultilineParser("cri", "equal", match_string="F", key_content="log",
                                key_group="stream", key_pattern="_p",
-                               parser=_pre_parser(
-                                   "regex",
-                                   regex=r"^(?<time>.+?) (?<stream>stdout|stderr) (?<_p>F|P) "
-                                         r"(?<log>.*)$",
-                                   skip_empty_values="off", time_key="time",
-                                   time_format="%Y-%m-%dT%H:%M:%S.%L%z", time_keep="on",
-                                   time_strict="off"))
+                               parser=pre_parser("regex", (
+                                   ("regex", r"^(?<time>.+?) (?<stream>stdout|stderr) (?<_p>F|P) "
+                                             r"(?<log>.*)$"),
+                                   ("skip_empty_values", "off"), ("time_key", "time"),
+                                   ("time_format", "%Y-%m-%dT%H:%M:%S.%L%z"), ("time_keep", "on"),
+                                   ("time_strict", "off"))))
     return None
 
 
 BUILTINS = ("docker", "cri", "python", "java", "go", "ruby")
 
 
-def get(name, engine):
-    """The multiline parser called ``name``: a built-in or a [MULTILINE_PARSER] of
-    ``engine``; KeyError when there is none."""
-    return _lookup(name.strip(), engine)
+def get(name, custom, parsers, pre_parser):
+    """The multiline parser called ``name``: a built-in, or ``custom[name]`` (a
+    [MULTILINE_PARSER]) with its Parser taken from ``parsers`` ([PARSER]s by name); KeyError
+    when there is none. ``pre_parser(format, ((key, value), ...))`` builds the Parser a
+    built-in reads its lines with (docker, cri), logging where the caller logs."""
+    name = name.strip()
+    parser = _builtin(name, pre_parser)
+    if parser is not None:
+        return parser
+    found = custom.get(name)
+    if found is None:
+        raise KeyError(name)
+    if found.parser_name and found.parser is None:
+        try:
+            found.parser = parsers[found.parser_name]
+        except KeyError:
+            raise ConfigError("multiline parser '%s' points to an undefined parser '%s'"
+                              % (name, found.parser_name), key="parser")
+    return found
 
 
 def group(parsers):
     """Several parsers tried in turn on each line (``multiline.parser python, java``)."""
     return parsers[0] if len(parsers) == 1 else MultilineParserList(parsers)
-
-
-def _lookup(name, engine):
-    parser = _builtin(name)
-    if parser is not None:
-        return parser
-    custom = getattr(engine, "multiline_parsers", {}).get(name)
-    if custom is None:
-        raise KeyError(name)
-    if custom.parser_name and custom.parser is None:
-        try:
-            custom.parser = engine.parser(custom.parser_name)
-        except KeyError:
-            raise ConfigError("multiline parser '%s' points to an undefined parser '%s'"
-                              % (name, custom.parser_name), key="parser")
-    return custom
-

@@ -134,3 +134,15 @@ def test_confirm_entries_skip_damage():
     broken = bytearray(data)
     broken[8] ^= 0x04   # 9 becomes 13: its checksum no longer matches
     assert cf.confirmed_offsets(bytes(broken)) == {3}
+
+
+def test_format_versions_one_and_two_are_read_another_is_damage():
+    frame = bytearray(cf.encode(3, "t", b"payload", 1, 1, 2, 3))
+    assert frame[:4] == cf.MAGIC and cf.decode_at(bytes(frame)).version == cf.VERSION == 2
+    frame[3] = 1            # the magic's last byte is the version; the CRC leaves it out
+    assert cf.decode_at(bytes(frame)).version == 1
+    frame[3] = 3
+    assert cf.decode_at(bytes(frame)) == cf.BAD_MAGIC
+    # A frame of a version this reader does not know is skipped, the next one found.
+    items = _decode(bytes(frame) + _frame(4))
+    assert [f.offset for f in _frames(items)] == [4] and len(_damage(items)) == 1

@@ -35,12 +35,12 @@ class CrashingInput(Input):
         self.runs += 1
         first, self.next_number = self.next_number, self.next_number + self.conf["records"]
         now = ev.now_ns()
-        self.emit(self.tag, [(now, {"n": n, "run": self.runs})
+        self.context.emit(self.tag, [(now, {"n": n, "run": self.runs})
                              for n in range(first, self.next_number)])
         if self.runs <= self.conf["crashes"]:
             raise RuntimeError("crash number %d" % self.runs)
         if self.exit_on_eof:
-            self.engine.input_finished(self)
+            self.context.finished()
             return
         while not self.stopping:
             await asyncio.sleep(0.05)

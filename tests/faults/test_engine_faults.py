@@ -1,9 +1,9 @@
 """Engine faults: records an output cannot take (poison records), inputs that die, signals
 during start-up, SIGKILLs of a forwarding edge.
 
-In-process: the engine's isolation of the records a flush raises on, with a scripted output
-(which records raise, which parts answer RETRY) over memory chunks, chunks unpacked from RAM
-and chunks read back from the spool. Real child processes: a python filter making records
+In-process: the scheduler's isolation of the records a flush raises on, with a scripted
+output (which records raise, which parts answer RETRY) over memory chunks, chunks decoded
+from RAM and chunks read back from the spool. Real child processes: a python filter making records
 too deep to render among many (tail -> file), an input that dies on its first runs
 (engine_child.py), SIGTERM the moment the process can catch it and during a spool replay,
 and tools/kill_relay.py's SIGKILLs of tail -> forward -> receiver.
@@ -38,18 +38,18 @@ class ScriptedOutput(Output):
     is in ``retry_once``; else delivers."""
     name = "scripted"
     description = "test output"
-    takes_chunk_id = True
     options = (Option("Unused", help="no option needed"),)
 
     def configure(self):
         self.delivered = []
-        self.calls = []          # (chunk_id, [n...], acks done before this flush)
+        self.calls = []          # (chunk id, [n...], acks done before this flush)
         self.retry_once = set()
         self.acks_done = []
 
-    async def flush(self, tag, events, chunk_id):
+    async def flush(self, chunk):
+        events = chunk.events()
         numbers = [record["n"] for _, record in events]
-        self.calls.append((chunk_id, numbers, len(self.acks_done)))
+        self.calls.append((chunk.id, numbers, len(self.acks_done)))
         if any(record.get("bad") for _, record in events):
             raise RecursionError("maximum recursion depth exceeded")
         hit = self.retry_once.intersection(numbers)
@@ -58,12 +58,6 @@ class ScriptedOutput(Output):
             return RETRY
         self.delivered.extend(numbers)
         return OK
-
-
-class _Source:
-    def __init__(self, storage_type):
-        self.conf = {"storage.type": storage_type, "mem_buf_limit": 0}
-        self.display = "src.0"
 
 
 def _engine(tmp_path, retry_limit="no_limits"):
@@ -81,11 +75,18 @@ def _engine(tmp_path, retry_limit="no_limits"):
     return engine, engine.outputs[0]
 
 
+def _source(engine, storage_type):
+    """The context of an input emitting with ``storage_type`` storage."""
+    source = engine.context("src.0")
+    source.budget = engine.storage.add_input("src.0", storage_type)
+    return source
+
+
 def _queue_one_chunk(engine, out, count, bad, storage_type):
     """One chunk of ``count`` records (``bad`` ones marked), behind one Ack; returns the
     chunk. ``storage_type``: ``memory`` (the flush gets the queued objects), ``payload``
-    (unpacked from RAM) or ``filesystem`` (read back from the spool)."""
-    source = _Source("filesystem" if storage_type == "filesystem" else "memory")
+    (decoded from RAM) or ``filesystem`` (read back from the spool)."""
+    source = _source(engine, "filesystem" if storage_type == "filesystem" else "memory")
     events = [(1000 + n, {"n": n, "bad": n in bad}) for n in range(count)]
     ack = Ack(lambda: out.plugin.acks_done.append(True))
     engine.ingest(source, "t", events, ack=ack)
@@ -95,15 +96,10 @@ def _queue_one_chunk(engine, out, count, bad, storage_type):
         out.queue.uncache(chunk)
     elif storage_type == "filesystem":
         assert chunk.durable
-        engine.storage.to_disk_only(chunk)
+        engine.storage.failing(out.queue, True)     # the backlog of a failing output: on
+        engine.storage.failing(out.queue, False)    # disk only
         assert chunk.payload is None and chunk.events is None
     return chunk
-
-
-async def _start(engine):
-    engine._room = asyncio.Event()
-    engine._stop_requested = asyncio.Event()
-    engine.storage.start()
 
 
 @pytest.mark.parametrize("storage_type", ["memory", "payload", "filesystem"])
@@ -113,9 +109,9 @@ def test_records_a_flush_raises_on_are_dropped_and_the_rest_delivered_in_order(
     bad = {0, 37, 38, 99}
 
     async def scenario():
-        await _start(engine)
+        engine.storage.start()
         chunk = _queue_one_chunk(engine, out, 100, bad, storage_type)
-        assert await engine._deliver(out, chunk) == OK
+        assert await out._deliver(chunk) == OK
         await engine.storage.close()
 
     asyncio.run(scenario())
@@ -144,17 +140,17 @@ def test_a_retry_during_isolation_resumes_after_what_was_delivered(tmp_path, sto
     plugin.retry_once = {60}
 
     async def scenario():
-        await _start(engine)
+        engine.storage.start()
         chunk = _queue_one_chunk(engine, out, 100, {10}, storage_type)
-        assert await engine._deliver(out, chunk) == RETRY
+        assert await out._deliver(chunk) == RETRY
         # Records 0-49 are out (10 dropped), 50-99 wait for the retry; the ack waits too.
         assert plugin.delivered == [n for n in range(50) if n != 10]
-        assert chunk.settled == 50 and chunk.left == 50
+        assert out.deliveries[chunk].settled == 50
         assert plugin.acks_done == ([True] if storage_type == "filesystem" else [])
         assert out.queue.pending() == [chunk] and out.retried_records == 50
         if storage_type != "memory":
-            out.queue.set_failing(True)   # the retry unpacks or reads the chunk back
-        assert await engine._deliver(out, chunk) == OK
+            engine.storage.failing(out.queue, True)   # the retry decodes or reads it back
+        assert await out._deliver(chunk) == OK
         await engine.storage.close()
 
     asyncio.run(scenario())
@@ -180,9 +176,9 @@ def test_out_of_retries_after_a_partial_delivery_drops_only_the_rest(tmp_path):
     plugin.retry_once = {70}
 
     async def scenario():
-        await _start(engine)
+        engine.storage.start()
         chunk = _queue_one_chunk(engine, out, 100, {3}, "memory")
-        assert await engine._deliver(out, chunk) == RETRY
+        assert await out._deliver(chunk) == RETRY
         await engine.storage.close()
 
     asyncio.run(scenario())
@@ -203,14 +199,13 @@ def test_a_record_too_deep_to_store_is_dropped_and_its_batch_goes_on(tmp_path):
         level = level["a"]
     events = [(1, {"n": 0}), (2, deep), (3, {"n": 2})]
     fired = []
-    source = _Source("memory")
-    engine.ingest(source, "t", events, ack=Ack(lambda: fired.append(True)))
+    engine.ingest(_source(engine, "memory"), "t", events, ack=Ack(lambda: fired.append(True)))
     engine.storage.tick()
 
     async def scenario():
-        await _start(engine)
+        engine.storage.start()
         for chunk in out.queue.pending():
-            assert await engine._deliver(out, chunk) == OK
+            assert await out._deliver(chunk) == OK
 
     asyncio.run(scenario())
     assert out.plugin.delivered == [0, 2] and fired == [True]
@@ -423,7 +418,7 @@ def test_tail_restarted_after_an_error_goes_on_where_it_was(tmp_path):
     engine = loader.build(loader.read(conf))
     plugin = engine.inputs[0]
     got = []
-    engine.ingest = lambda source, tag, events, size=0, ack=None: got.extend(
+    engine.ingest = lambda source, tag, events, ack=None: got.extend(
         record["log"] for _, record in events)
     scans = []
     scan = plugin._scan
@@ -482,7 +477,7 @@ def test_mqtt_client_restarted_after_an_error_reconnects_and_gets_its_messages_a
         plugin = engine.inputs[0]
         got = []
 
-        def ingest(source, tag, events, size=0, ack=None):
+        def ingest(source, tag, events, ack=None):
             got.extend(record["n"] for _, record in events)
             if ack is not None:
                 ack.seal()  # delivered at once: PUBACK
@@ -543,7 +538,7 @@ def test_dummy_restarted_after_an_error_keeps_its_samples_count(tmp_path):
     plugin = engine.inputs[0]
     batches = []
 
-    def ingest(source, tag, events, size=0, ack=None):
+    def ingest(source, tag, events, ack=None):
         batches.append(events)
         if len(batches) == 2:
             raise RuntimeError("pipeline bug")
@@ -702,14 +697,14 @@ def test_sigkills_of_a_forwarding_edge_lose_nothing_and_resend_at_most_one_chunk
     lines, or one tail read block of them while the edge catches up after a restart."""
     sys.path.insert(0, ROOT)
     from edgeship.plugins.inputs.tail.reading import BLOCK
-    from edgeship.storage import records
+    from edgeship.codecs.entries import pack_entries
     from edgeship.storage.queue import CHUNK_BYTES
     from tools.kill_relay import PAD, measure
 
     figures = measure(kills=4, rate=2000, flush=0.5, seed=5, folder=str(tmp_path))
     assert figures["lines"] >= 4 * 2000 and figures["lost"] == 0
     line = "line-%09d %s" % (0, PAD)
-    packed = len(records.pack_batch([(time.time_ns(), {"log": line})])[0])
+    packed = len(pack_entries([(time.time_ns(), {"log": line})])[0])
     one_chunk = CHUNK_BYTES // packed + BLOCK // (len(line) + 1) + 1
     assert len(figures["duplicates_per_kill"]) == 4
     assert max(figures["duplicates_per_kill"]) <= one_chunk, figures

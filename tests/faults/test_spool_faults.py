@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from edgeship.storage import records
+from edgeship.codecs.entries import unpack_entries
 from edgeship.storage.segment import Segment, base_of
 from test_durability import CHILD, Setup
 
@@ -82,7 +82,7 @@ def _chunks(spool):
         segment = Segment(directory, base)
         confirmed = segment.confirmed()
         found[base] = [Chunk(base, f, ["line-%07d" % int(r["log"][5:12])
-                                       for _, r in records.unpack(f.payload)],
+                                       for _, r in unpack_entries(f.payload, f.count)],
                              f.offset in confirmed)
                        for f in segment.scan(keep_payload=True)]
     return found

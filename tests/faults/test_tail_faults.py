@@ -299,7 +299,7 @@ class Model:
                             Entry("read_from_head", "on"), Entry("rotate_wait", "1000")]
         self.tail = Loader().build([section]).inputs[0]
         self.held = []                  # (ack, line numbers) emitted, not yet confirmed
-        self.tail.emit = self.emit
+        self.tail.context.emit = self.emit
         assert self.tail._open_db()
         self.tail._scan(startup=True)
 

@@ -6,19 +6,21 @@ Each row times from edgeship's start until the subscriber (a paho client in this
 on its own thread, counting records inside the payloads) holds every record. Batched rows
 send one message per chunk (json_lines, cbor); per-record rows one JSON message per record.
 The last rows are paho alone publishing the same per-record messages, the ceiling for the
-per-record rows. Prints markdown rows for the README's performance table.
+per-record rows. CPU per event: edgeship's and the broker's (the paho rows: this process's,
+publisher and subscriber, and the broker's). Prints markdown rows for the README's
+performance table.
 """
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, ROOT, generate_lines, row,  # noqa: E402
-                                tail_args, workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, ROOT, Measured,  # noqa: E402
+                                cpu_seconds, generate_lines, row, tail_args, workdir,
+                                write_parsers)
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from mosquitto import Broker  # noqa: E402
@@ -71,18 +73,18 @@ def edgeship_row(name, log, parsers, lines, fmt, qos, folder):
     args = ["-f", "0.2"] + tail_args(log, parsers, exit_on_eof=False) + [
             "-o", "mqtt", "-m", "*", "-p", "port=%d" % broker.port, "-p", "topic=bench/$TAG",
             "-p", "qos=%d" % qos, "-p", "format=%s" % fmt, "-p", "retry_limit=no_limits"]
+    broker_before = cpu_seconds(broker.proc.pid)
     start = time.perf_counter()
-    child = subprocess.Popen(EDGESHIP + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = Measured(EDGESHIP + args)
     finished = counter.done.wait(300)
     elapsed = time.perf_counter() - start
-    child.terminate()
-    err = child.communicate(timeout=30)[1].decode()
+    broker_cpu = cpu_seconds(broker.proc.pid) - broker_before
+    cpu, rss = child.finish()
     counter.close()
     broker.kill()
     if not finished:
-        raise SystemExit("%s: only %d of %d records arrived\n%s" % (name, counter.records,
-                                                                   lines, err[-2000:]))
-    return row(name, lines, elapsed)
+        raise SystemExit("%s: only %d of %d records arrived" % (name, counter.records, lines))
+    return row(name, lines, elapsed, cpu + broker_cpu, rss)
 
 
 def paho_row(folder, count, qos, sample):
@@ -98,16 +100,19 @@ def paho_row(folder, count, qos, sample):
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
+    broker_before = cpu_seconds(broker.proc.pid)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     for _ in range(count):
         client.publish("bench/paho", sample, qos=qos)
     counter.done.wait(300)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start + cpu_seconds(broker.proc.pid) - broker_before
     client.disconnect()
     client.loop_stop()
     counter.close()
     broker.kill()
-    return row("paho alone, QoS %d, one message per record" % qos, count, elapsed)
+    return row("paho alone, QoS %d, one message per record" % qos, count, elapsed, cpu)
 
 
 def main():
@@ -124,8 +129,7 @@ def main():
         generate_lines(small, opts.per_record_lines)
         with open(small) as f:
             sample = json.dumps(dict(json.loads(f.readline()), date=1711360800.123456))
-        print("| row | records | time | rate |")
-        print("| --- | --- | --- | --- |")
+        print(HEADER)
         for fmt, qos in (("json_lines", 0), ("json_lines", 1), ("cbor", 1)):
             edgeship_row("tail -> mqtt %s batched, QoS %d" % (fmt, qos), big, parsers, opts.lines,
                          fmt, qos, folder)

@@ -2,8 +2,8 @@
 
     python tools/bench/bench_pipeline.py [--lines 1000000]
 
-Each measured run is a separate child process, so peak RSS is per run. Prints markdown rows
-for the README's performance table.
+Each measured run is a separate child process (its own peak RSS and CPU time, see
+common.py). Prints markdown rows for the README's performance table.
 """
 import argparse
 import os
@@ -12,27 +12,30 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, count_lines, generate_lines, row,  # noqa: E402
-                                run_in_child, run_timed, tail_args, workdir, write_parsers)
+from tools.bench.common import (CHILD_ENV, EDGESHIP, HEADER, count_lines,  # noqa: E402
+                                generate_lines, row, run_timed, tail_args, workdir,
+                                write_parsers)
 
 
 def one(kind, lines, log, parsers, out_dir):
-    """One row (run by main in its own interpreter, for a per-row peak RSS)."""
     source = ["-f", "0.2"] + tail_args(log, parsers)
     if kind == "null":
-        secs, rss, _ = run_timed(source + ["-o", "null", "-m", "*"])
-        row("tail + json -> null", lines, secs, rss)
+        secs, cpu, rss, _ = run_timed(source + ["-o", "null", "-m", "*"])
+        row("tail + json -> null", lines, secs, cpu, rss)
     else:
-        secs, rss, _ = run_timed(source + [
+        out = os.path.join(out_dir, "out.jsonl")
+        if os.path.exists(out):
+            os.unlink(out)
+        secs, cpu, rss, _ = run_timed(source + [
             "-o", "file", "-m", "*", "-p", "path=" + out_dir, "-p", "file=out.jsonl",
             "-p", "format=plain"])
-        written = count_lines(os.path.join(out_dir, "out.jsonl"))
+        written = count_lines(out)
         assert written == lines, "file output has %d of %d lines" % (written, lines)
-        row("tail + json -> file (plain)", lines, secs, rss)
+        row("tail + json -> file (plain)", lines, secs, cpu, rss)
 
 
 def idle_rss():
-    proc = subprocess.Popen(EDGESHIP + ["-i", "dummy", "-o", "null", "-q"])
+    proc = subprocess.Popen(EDGESHIP + ["-i", "dummy", "-o", "null", "-q"], env=CHILD_ENV)
     time.sleep(3)
     with open("/proc/%d/status" % proc.pid) as f:
         status = dict(line.split(":", 1) for line in f)
@@ -46,7 +49,7 @@ def startup():
     best = None
     for _ in range(10):
         start = time.perf_counter()
-        subprocess.run(EDGESHIP + ["--version"], check=True, capture_output=True)
+        subprocess.run(EDGESHIP + ["--version"], check=True, capture_output=True, env=CHILD_ENV)
         took = time.perf_counter() - start
         best = took if best is None else min(best, took)
     print("| `edgeship --version` | best of 10: %.0f ms |" % (best * 1000))
@@ -60,8 +63,9 @@ def main():
         log = os.path.join(tmp, "movies.log")
         parsers = write_parsers(tmp)
         generate_lines(log, args.lines)
+        print(HEADER)
         for kind in ("null", "file"):
-            run_in_child("tools.bench.bench_pipeline", "one", kind, args.lines, log, parsers, tmp)
+            one(kind, args.lines, log, parsers, tmp)
         idle_rss()
         startup()
 

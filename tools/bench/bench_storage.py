@@ -5,7 +5,7 @@ budget.
 
     python tools/bench/bench_storage.py [--lines 1000000] [--budget-mb 8]
 
-Each row is a separate child process, so peak RSS is per run. Prints markdown rows.
+Each row is a separate child process (its own peak RSS and CPU time). Prints markdown rows.
 """
 import argparse
 import os
@@ -13,7 +13,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (generate_lines, row, run_in_child, run_timed,  # noqa: E402
+from tools.bench.common import (HEADER, generate_lines, row, run_timed,  # noqa: E402
                                 tail_args, workdir)
 
 ROWS = ("memory", "filesystem", "filesystem-full", "dead-output")
@@ -32,18 +32,17 @@ def args_for(kind, log, spool, budget):
 
 
 def one(kind, lines, log, spool, budget):
-    """One row (run by main in its own interpreter, for a per-row peak RSS)."""
     shutil.rmtree(spool, ignore_errors=True)
     conf = os.path.join(os.path.dirname(log), "service.conf")
     with open(conf, "w") as f:
         f.write("[SERVICE]\n    Grace 1\n    storage.backlog.mem_limit %d\n    storage.sync %s\n"
                 % (budget, "full" if kind == "filesystem-full" else "normal"))
-    secs, rss, _ = run_timed(["-c", conf] + args_for(kind, log, spool, budget))
+    secs, cpu, rss, _ = run_timed(["-c", conf] + args_for(kind, log, spool, budget))
     name = {"memory": "tail -> null, memory storage",
             "filesystem": "tail -> null, filesystem storage (sync normal)",
             "filesystem-full": "tail -> null, filesystem storage (sync full)",
             "dead-output": "tail -> dead forward, filesystem storage (all spooled)"}[kind]
-    row(name + ", budget %d MB" % (budget // 1000000), lines, secs, rss)
+    row(name + ", budget %d MB" % (budget // 1000000), lines, secs, cpu, rss)
 
 
 def main():
@@ -55,9 +54,9 @@ def main():
     with workdir() as tmp:
         log = os.path.join(tmp, "movies.log")
         generate_lines(log, args.lines)
+        print(HEADER)
         for kind in args.rows.split(","):
-            run_in_child("tools.bench.bench_storage", "one", kind, args.lines, log,
-                         os.path.join(tmp, "spool"), args.budget_mb * 1000 * 1000)
+            one(kind, args.lines, log, os.path.join(tmp, "spool"), args.budget_mb * 1000 * 1000)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ codec, which MicroPython lacks, so the sessions take one as a parameter:
                                               as ``UNREADABLE``
     codec.too_deep(events) -> indexes         the events whose record nests deeper than
                                               the codec's bound
+    codec.packed_entries(data) -> p or None   the entries of a PackedForward payload kept
+                                              as bytes (a ``PackedEntries``) when the codec
+                                              checked them all good, else None; its
+                                              stream unpacker may give a Forward frame's
+                                              entries the same way
 
 On CPython ``edgeship.codecs.msgpack.MsgpackCodec`` wraps the msgpack package.
 """
@@ -46,7 +51,7 @@ from edgeship.core.forward.digest import (chunk_id, password_digest, sha512, sha
 from edgeship.core.forward.encode import Encoder, options_map
 from edgeship.core.forward.messages import (ACK, FRAME, HELO, READY, REQUEST, ack_response,
                                             helo, ping, pong)
-from edgeship.core.forward.server import Request, ServerSession, decode_entries
+from edgeship.core.forward.server import PackedEntries, Request, ServerSession, decode_entries
 from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, UNREADABLE, EventTime,
                                         Ext, ProtocolError, Unreadable, array_header,
                                         ext_hook, gunzip, gzip_compress, map32_header,
@@ -55,7 +60,7 @@ from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, UNREADABL
 
 __all__ = ("ACK", "FRAME", "HELO", "READY", "REQUEST", "ClientSession", "chunk_id", "password_digest", "sha512", "sha512_hex",
            "shared_key_digest", "Encoder", "options_map", "ack_response", "helo", "ping", "pong",
-           "Request", "ServerSession", "decode_entries", "DEFAULT_PORT", "NS", "SIGNAL_LOGS",
+           "PackedEntries", "Request", "ServerSession", "decode_entries", "DEFAULT_PORT", "NS", "SIGNAL_LOGS",
            "UNREADABLE", "EventTime", "Ext", "ProtocolError", "Unreadable", "array_header",
            "ext_hook", "gunzip", "gzip_compress", "map32_header", "map_header", "pack_bin",
            "pack_bool", "pack_event_time", "pack_str", "pack_uint")

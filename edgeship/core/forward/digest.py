@@ -3,11 +3,6 @@
 import binascii
 import struct
 
-try:
-    import hashlib
-except ImportError:  # pragma: no cover - every port has it, the fallback is below
-    hashlib = None
-
 from edgeship.core.forward.wire import utf8_bytes
 
 
@@ -83,6 +78,12 @@ def _sha512_pure(data):
 
 
 def sha512(data):
+    # Imported here: hashlib loads libcrypto (megabytes of RSS), which only acks and
+    # shared keys need.
+    try:
+        import hashlib
+    except ImportError:  # pragma: no cover - every port has it, the fallback is below
+        hashlib = None
     if hashlib is not None and hasattr(hashlib, "sha512"):
         return hashlib.sha512(data).digest()
     return _sha512_pure(data)

@@ -25,16 +25,16 @@ class Encoder:
     """Frames for out_forward.
 
     ``entries(events)`` packs a batch the way Fluent Bit does: ``[[EventTime, {}], record]``
-    when metadata is retained (Fluent Bit 5.x default), ``[EventTime, record]`` as an array32
-    when not, ``[uint seconds, record]`` with ``time_as_integer``. ``frame(tag, events)`` is
-    one Forward frame (CompressedPackedForward with gzip) and its chunk id (None without ack).
+    when metadata is retained (Fluent Bit 5.x default; the chunk format, packed by the
+    codec's ``pack_entries``), ``[EventTime, record]`` as an array32 when not,
+    ``[uint seconds, record]`` with ``time_as_integer``. ``frame(tag, events)`` is one
+    Forward frame (CompressedPackedForward with gzip) and its chunk id (None without ack);
+    ``packed_frame(tag, entries, count)`` the same around entries already packed.
     """
 
     def __init__(self, packb, retain_metadata=True, time_as_integer=False, compress=False,
                  send_options=False, require_ack=False, extra_options=(), pack_entries=None):
         self.packb = packb
-        # Optional: packs a batch's ``[[EventTime, {}], record]`` entries at once, to the same
-        # bytes (a C packer does a batch in one call, far faster than record by record).
         self.pack_entries = pack_entries
         self.retain_metadata = retain_metadata
         self.time_as_integer = time_as_integer
@@ -49,24 +49,27 @@ class Encoder:
             return b"".join([b"\x92" + pack_uint(t // NS) + packb(rec) for t, rec in events])
         et = pack_time_words
         if self.retain_metadata:
-            if self.pack_entries is not None:
+            if self.pack_entries is not None:   # the codec's one entry encoder (CPython)
                 return self.pack_entries(events)
+            # A runtime without the codecs layer (MicroPython): the same bytes, by hand.
             return b"".join([b"\x92\x92" + et(0xd700, t // NS, t % NS) + b"\x80" + packb(rec)
                              for t, rec in events])
         return b"".join([b"\xdd\x00\x00\x00\x02" + et(0xd700, t // NS, t % NS) + packb(rec)
                          for t, rec in events])
 
     def frame(self, tag, events):
-        payload = self.entries(events)
+        return self.packed_frame(tag, self.entries(events), len(events))
+
+    def packed_frame(self, tag, payload, count):
         chunk = chunk_id(payload) if self.require_ack else None
         if self.compress:
             return (b"\x93" + pack_str(tag) + pack_bin(gzip_compress(payload))
-                    + options_map(chunk, len(events), "gzip", extra=self.extra)), chunk
-        head = pack_str(tag) + array_header(len(events))
+                    + options_map(chunk, count, "gzip", extra=self.extra)), chunk
+        head = pack_str(tag) + array_header(count)
         if not self.with_options:
             return b"\x92" + head + payload, None
         return (b"\x93" + head + payload
-                + options_map(chunk, len(events), extra=self.extra)), chunk
+                + options_map(chunk, count, extra=self.extra)), chunk
 
     def message(self, tag, event):
         """One Message-mode frame ``[tag, time, record, options]`` and its chunk id."""

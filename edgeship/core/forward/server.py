@@ -9,9 +9,15 @@ from edgeship.core.forward.wire import (SIGNAL_LOGS, UNREADABLE, EventTime, Prot
 from edgeship.core.session import Result
 
 
+class PackedEntries:
+    """Entries a codec checked and kept as they came (``payload``, ``count``): their
+    records are decoded only if something needs them."""
+    __slots__ = ()
+
+
 class Request:
-    """One received frame: its tag, events ``(time_ns, record)``, chunk id (str or None),
-    byte size, and records dropped from it."""
+    """One received frame: its tag, events (``(time_ns, record)`` pairs, or
+    ``PackedEntries``), chunk id (str or None), byte size, and records dropped from it."""
     __slots__ = ("tag", "events", "chunk", "size", "dropped")
 
     def __init__(self, tag, events, chunk, size, dropped=0):
@@ -198,6 +204,9 @@ class ServerSession:
             raise ProtocolError("tag is not a str")
         body = obj[1]
         kind = type(body)
+        if isinstance(body, PackedEntries):                # Forward, entries kept packed
+            chunk, _signal = self._options(obj, 2, 3)
+            return Request(tag, body, chunk, size)
         if kind is list:                                   # Forward
             chunk, _signal = self._options(obj, 2, 3)
             entries = iter(body)
@@ -279,6 +288,9 @@ class ServerSession:
     def _packed(self, payload):
         """Entries of a PackedForward payload; bad ones are dropped and counted, as Fluent
         Bit drops them later without closing the connection. One pass, however many."""
+        packed = self.codec.packed_entries(payload)
+        if packed is not None:
+            return packed, 0
         entries = iter(self.codec.values(payload))
         events, error = decode_entries(entries)
         dropped = 0

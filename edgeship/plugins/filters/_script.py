@@ -7,7 +7,7 @@ def read_script(plugin):
     """``(path, source)`` of the plugin's Script option. A relative path follows Fluent
     Bit's rule (core.config.locate): the current directory when the file is there, else the
     main config file's directory, so a config runs from any cwd."""
-    path = plugin.engine.config_files.locate(plugin.conf["script"])
+    path = plugin.context.config_files.locate(plugin.conf["script"])
     try:
         data = read_bytes(path)
     except OSError as exc:

@@ -89,8 +89,7 @@ class ExpectFilter(Filter):
                 self.log.warn("expect check failed: %s", failure)
             else:
                 self.log.error("expect check failed, exiting: %s", failure)
-                self.engine.exit_code = EXIT_CODE
-                self.engine.shutdown()
+                self.context.request_exit(EXIT_CODE)
             break
         return events
 

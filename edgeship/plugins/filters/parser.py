@@ -46,7 +46,7 @@ class ParserFilter(Filter):
         self.parsers = []
         for name in self.conf["parser"]:
             try:
-                self.parsers.append(self.engine.parser(name))
+                self.parsers.append(self.context.parser(name))
             except KeyError:
                 self.log.error("requested parser '%s' not found", name)
         if not self.parsers:

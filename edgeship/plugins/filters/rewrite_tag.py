@@ -92,7 +92,7 @@ class RewriteTagFilter(Filter):
         self.dropped += len(events) - len(passed)
         for new_tag, batch in emitted.items():
             self.added += len(batch)
-            self.engine.ingest(self, new_tag, batch, 0, None, skip=self)
+            self.context.reemit(new_tag, batch)
         return passed
 
 

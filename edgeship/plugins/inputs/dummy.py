@@ -69,9 +69,9 @@ class DummyInput(Input):
             if not self.conf["flush_on_startup"]:
                 await asyncio.sleep(self.interval)
         while not self.stopping and (samples <= 0 or self.sent < samples):
-            await self.room()
+            await self.context.room()
             batch = self._batch(self.started_ns)
-            self.emit(self.tag, batch, self.size * len(batch))
+            self.context.emit(self.tag, batch, self.size * len(batch))
             self.sent += 1
             await asyncio.sleep(self.interval)
 

@@ -5,6 +5,11 @@ sent only when the pipeline confirms its records (``Ack``): with memory storage 
 outputs delivered them, with filesystem storage once the spool holds them. A protocol error
 or a frame over Buffer_Max_Size closes that connection only, and is counted.
 
+Entries in the form edgeship's own forward output sends (``codecs.entries.checked``: Fluent
+Bit's entries with the smallest headers, records nested within ``untrusted.MAX_DEPTH``) are
+handed on as bytes: the engine decodes them only for a filter or an output that renders
+records, so a relay forwards or writes them without building a record.
+
 Entries that cannot make a record (a bad PackedForward entry, a record nested deeper than
 ``untrusted.MAX_DEPTH`` levels, in any mode) are dropped, counted and logged once per read;
 their frame is still acked. Fluent Bit closes the connection on a Forward-mode frame nested
@@ -139,7 +144,7 @@ class ForwardInput(Input):
             if greeting:
                 writer.write(greeting)
             while not self.stopping:
-                await self.room()
+                await self.context.room()
                 data = await reader.read(chunk_size)
                 if not data:
                     if session.pending():
@@ -186,7 +191,7 @@ class ForwardInput(Input):
                     writer.write(reply)
             ack = Ack(confirmed)
         if request.events:
-            self.emit(self._tag(request.tag), request.events, request.size, ack)
+            self.context.emit(self._tag(request.tag), request.events, request.size, ack)
         elif ack is not None:
             ack.seal()
 

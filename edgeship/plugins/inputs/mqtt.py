@@ -121,7 +121,7 @@ class MqttInput(Input):
         conn = mqtt.ServerSession(self.conf["buffer_size"], self.credentials)
         try:
             while not self.stopping:
-                await self.room()
+                await self.context.room()
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
@@ -130,7 +130,7 @@ class MqttInput(Input):
                     size = sum(len(p) for _, _, p in result.events)
                     batch = self._records(result.events, ev.now_ns())
                     if batch:
-                        self.emit(self.tag, batch, size)
+                        self.context.emit(self.tag, batch, size)
                 if result.reply:
                     # PUBACK after the record is queued (Fluent Bit acks before parsing).
                     writer.write(result.reply)

@@ -168,7 +168,7 @@ class MqttClientInput(Input):
             ack = None
             if acks:
                 ack = Ack(lambda acks=acks: self._acknowledge(acks, generation))
-            self.emit(tag, events, size[0], ack)
+            self.context.emit(tag, events, size[0], ack)
 
     async def run(self):
         self._wake = asyncio.Event()
@@ -182,7 +182,7 @@ class MqttClientInput(Input):
                     # Memory budget: stop reading the socket (the broker then holds the
                     # messages) until the outputs have made room.
                     self.link.pause_reading()
-                    await self.room()
+                    await self.context.room()
                     self.link.resume_reading()
         finally:
             await self.link.stop()

@@ -62,7 +62,7 @@ class StdinInput(Input):
         self.parser = None
         if self.conf["parser"]:
             try:
-                self.parser = self.engine.parser(self.conf["parser"])
+                self.parser = self.context.parser(self.conf["parser"])
             except KeyError:
                 raise ConfigError("stdin: requested parser '%s' not found" % self.conf["parser"],
                                   key="parser")
@@ -98,14 +98,14 @@ class StdinInput(Input):
         # two reads is decoded whole.
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while not self.stopping:
-            await self.room()
+            await self.context.room()
             data = await read()
             if self.stopping:
                 return
             if not data:
                 self.log.warn("end of file (stdin closed by remote end)")
                 self._take(decoder.decode(b"", True), 0, at_eof=True)
-                self.engine.input_finished(self)
+                self.context.finished()
                 return
             self._take(decoder.decode(data), len(data), at_eof=False)
 
@@ -122,7 +122,7 @@ class StdinInput(Input):
         else:
             events = self._json_values(at_eof)
         if events:
-            self.emit(self.tag, events, size)
+            self.context.emit(self.tag, events, size)
 
     def _parse_lines(self, at_eof):
         lines = self.text.split("\n")

@@ -1,7 +1,9 @@
 """file output: appends records to a file per tag (out_file).
 
 The file is ``Path/File`` (File defaults to the tag, made safe for a file name as Fluent Bit
-does). Formats and their exact bytes are in ``edgeship.codecs.formats``.
+does). Formats and their exact bytes are in ``edgeship.codecs.formats``; ``msgpack`` writes
+the chunk's bytes as they are (Fluent Bit writes each record's bytes from its chunk), so that
+format never decodes a record.
 
 Delivery is durable: a chunk is confirmed (OK) only after its bytes are written and
 fsync'd. Any failure (missing directory without Mkdir, disk full, permission) is a RETRY
@@ -134,6 +136,7 @@ class FileOutput(Output):
 
     def configure(self):
         self.format = self.conf["format"]
+        self.reads_records = self.format != "msgpack"
         self.delimiter = {"csv": ",", "ltsv": "\t"}.get(self.format)
         self.label_delimiter = ":" if self.format == "ltsv" else None
         for key, name in (("delimiter", "Delimiter"), ("label_delimiter", "Label_Delimiter")):
@@ -153,9 +156,12 @@ class FileOutput(Output):
         path = self.conf["path"]
         return os.path.join(path, name) if path else name
 
-    def render(self, tag, events):
+    def render(self, chunk):
         """(bytes, header for an empty file) of a chunk in the configured format."""
         fmt = self.format
+        if fmt == "msgpack":
+            return chunk.payload, b""  # Fluent Bit writes its chunk's bytes as they are
+        tag, events = chunk.tag, chunk.events()
         if fmt == "out_file":
             return formats.render_out_file(tag, events), b""
         if fmt == "plain":
@@ -169,15 +175,13 @@ class FileOutput(Output):
             return formats.render_csv(events, self.delimiter), header
         if fmt == "ltsv":
             return formats.render_ltsv(events, self.delimiter, self.label_delimiter), b""
-        if fmt == "template":
-            return self.template.render(events), b""
-        return formats.render_msgpack(events), b""
+        return self.template.render(events), b""
 
-    async def flush(self, tag, events):
-        data, header = self.render(tag, events)
+    async def flush(self, chunk):
+        data, header = self.render(chunk)
         if not data:
             return OK
-        path = self.target(tag)
+        path = self.target(chunk.tag)
         handle = self.files.pop(path, None) or OpenFile(path, self.conf["mkdir"])
         self.files[path] = handle
         evicted = list(self.files.values())[:-MAX_OPEN_FILES]
@@ -187,7 +191,7 @@ class FileOutput(Output):
             await self._in_writer(self._append, handle, data, header, evicted)
         except OSError as exc:
             self.log.error("cannot write %d records to %s: %s; will retry",
-                           len(events), path, exc.strerror or exc)
+                           chunk.count, path, exc.strerror or exc)
             return RETRY
         return OK
 

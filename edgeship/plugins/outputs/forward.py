@@ -1,9 +1,14 @@
 """forward output: Fluentd forward protocol to Fluentd / Fluent Bit / edgeship (out_forward).
 
-One frame per chunk (Forward mode, CompressedPackedForward with gzip) on a kept-alive
-connection per node. A flush is OK only once the frame is fully handed to the kernel, or,
-with Require_Ack_Response, once the server acked its chunk id; anything else is a RETRY
-(the connection is closed, so a failed handshake is never reused as Fluent Bit does).
+One frame per chunk: the chunk's bytes sent as they are (Forward mode: an array header, then
+the entries; CompressedPackedForward with gzip), as Fluent Bit's forward_format.c does; only
+Retain_Metadata_In_Forward_Mode off, Time_as_Integer or a per-record Tag re-encode records.
+A flush is OK only once the frame is fully handed to the kernel, or, with
+Require_Ack_Response, once the server acked its chunk id; anything else is a RETRY (the
+connection is closed, so a failed handshake is never reused as Fluent Bit does).
+
+Workers (default 2, as Fluent Bit): each flush in flight has a connection of its own, kept
+alive between flushes in a pool per node, so acks are awaited in parallel.
 
 ``Tag`` is a record-accessor template (edgeship.core.accessor): with ``$TAG``/``$TAG[n]``
 only it is one tag per chunk; with a record key (``app.$svc``) every record goes in its
@@ -29,7 +34,7 @@ DEFAULT_IO_TIMEOUT = 30.0
 
 
 class Node:
-    """One server and its kept-alive connection."""
+    """One server and its kept-alive connections (one per flush in flight)."""
 
     def __init__(self, name, host, port, unix_path, ssl_ctx, vhost, shared_key, hostname,
                  username, password):
@@ -43,7 +48,7 @@ class Node:
         self.hostname = hostname
         self.username = username
         self.password = password
-        self.conn = None
+        self.idle = []      # kept-alive connections no flush is using
 
     def label(self):
         where = self.unix_path or "%s:%s" % (self.host, self.port)
@@ -72,6 +77,7 @@ class Connection:
 class ForwardOutput(Output):
     name = "forward"
     description = "Forward (Fluentd protocol)"
+    workers = 2
     options = (
         Option("Host", default="127.0.0.1", help="host of the forward server"),
         Option("Port", "int", str(forward.DEFAULT_PORT), help="TCP port of the server"),
@@ -132,6 +138,11 @@ class ForwardOutput(Output):
                 self.tag_template = formats.record_template(conf["tag"])
             except ValueError as exc:
                 raise ConfigError("forward: Tag: %s" % exc, key="tag")
+        # Only a per-record Tag or re-encoded entries read the records.
+        self.reads_records = (not conf["retain_metadata_in_forward_mode"]
+                              or conf["time_as_integer"]
+                              or (self.tag_template is not None
+                                  and not self.tag_template.is_static))
         self.io_timeout = conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
         # One salt per instance, as Fluent Bit: the same on every connection.
         self.salt = os.urandom(16)
@@ -154,7 +165,7 @@ class ForwardOutput(Output):
                          tls_context(conf, server=False), conf["tls.vhost"],
                          self._secure(conf, "username"), conf["self_hostname"],
                          conf["username"] or "", conf["password"] or "")]
-        _name, sections = read_upstream(conf["upstream"], self.engine.config_files)
+        _name, sections = read_upstream(conf["upstream"], self.context.config_files)
         nodes = []
         for node in sections:
             merged = dict(conf)
@@ -210,23 +221,17 @@ class ForwardOutput(Output):
         return conn
 
     async def _connection(self, node):
-        conn = node.conn
-        keepalive = self.conf["net.keepalive"]
-        if conn is not None:
+        """A kept-alive connection of ``node`` no flush is using, or a new one."""
+        conf = self.conf
+        while node.idle:
+            conn = node.idle.pop()
             idle = time.monotonic() - conn.last_use
-            if (not keepalive or not conn.alive()
-                    or idle > self.conf["net.keepalive_idle_timeout"]
-                    or conn.used >= self.conf["net.keepalive_max_recycle"]):
-                conn.close()
-                node.conn = conn = None
-        if conn is None:
-            conn = node.conn = await self._open(node)
-        return conn
-
-    def _drop(self, node):
-        if node.conn is not None:
-            node.conn.close()
-            node.conn = None
+            if (conf["net.keepalive"] and conn.alive()
+                    and idle <= conf["net.keepalive_idle_timeout"]
+                    and conn.used < conf["net.keepalive_max_recycle"]):
+                return conn
+            conn.close()
+        return await self._open(node)
 
     async def _send(self, conn, frame, chunk):
         conn.writer.write(conn.session.send((forward.FRAME, frame, chunk)))
@@ -248,31 +253,36 @@ class ForwardOutput(Output):
                 return
 
     # ------------------------------------------------------------------ flush
-    def _frames(self, tag, events):
-        if self.tag_template is None:
-            return [self.encoder.frame(tag, events)]
+    def _frames(self, chunk):
         # An empty tag would be dropped by the server: the record's own tag is sent instead.
-        render = self.tag_template.render
-        if self.tag_template.is_static:
-            return [self.encoder.frame(render({}, tag) or tag, events)]
-        return [self.encoder.message(render(record, tag) or tag, (t, record))
-                for t, record in events]
+        template = self.tag_template
+        if template is None or template.is_static:
+            tag = chunk.tag if template is None else (template.render({}, chunk.tag)
+                                                      or chunk.tag)
+            if self.encoder.retain_metadata and not self.encoder.time_as_integer:
+                return [self.encoder.packed_frame(tag, chunk.payload, chunk.count)]
+            return [self.encoder.frame(tag, chunk.events())]
+        render = template.render
+        return [self.encoder.message(render(record, chunk.tag) or chunk.tag, (t, record))
+                for t, record in chunk.events()]
 
-    async def flush(self, tag, events):
-        frames = self._frames(tag, events)
+    async def flush(self, chunk):
+        frames = self._frames(chunk)
         count = len(self.nodes)
         start = self.next_node
         self.next_node = (start + 1) % count
         for step in range(count):
             node = self.nodes[(start + step) % count]
+            conn = None
             try:
                 conn = await self._connection(node)
-                for frame, chunk in frames:
-                    await self._send(conn, frame, chunk)
+                for frame, chunk_id in frames:
+                    await self._send(conn, frame, chunk_id)
                 conn.used += 1
                 conn.last_use = time.monotonic()
-                if not self.conf["net.keepalive"]:
-                    self._drop(node)
+                if self.conf["net.keepalive"]:
+                    node.idle.append(conn)
+                    conn = None
                 return OK
             except asyncio.TimeoutError:
                 self.log.error("%s: no answer within %ss%s", node.label(), self.io_timeout,
@@ -282,12 +292,16 @@ class ForwardOutput(Output):
             except (OSError, EOFError) as exc:
                 self.log.error("could not deliver to %s: %s", node.label(),
                                exc or type(exc).__name__)
-            self._drop(node)
+            finally:
+                if conn is not None:    # failed, cancelled, or not kept alive
+                    conn.close()
         return RETRY
 
     async def stop(self):
         for node in self.nodes:
-            self._drop(node)
+            for conn in node.idle:
+                conn.close()
+            node.idle = []
 
 
 PLUGIN = ForwardOutput

@@ -79,9 +79,6 @@ class Delivery:
 class MqttOutput(Output):
     name = "mqtt"
     description = "Publish records to an MQTT broker"
-    # A retried chunk resumes the delivery paho is still completing instead of publishing
-    # its messages a second time.
-    takes_chunk_id = True
     options = connection_options() + (
         Option("Topic", default="$TAG",
                help="topic template: text, $TAG, $TAG[n], record accessors ($key, $key['sub'])"),
@@ -208,7 +205,10 @@ class MqttOutput(Output):
                 del self._by_mid[mid]
                 self._inflight -= 1
 
-    async def flush(self, tag, events, chunk_id):
+    async def flush(self, chunk):
+        # A retried chunk (the same id) resumes the delivery paho is still completing
+        # instead of publishing its messages a second time.
+        chunk_id = chunk.id
         delivery = self._pending.get(chunk_id)
         if delivery is not None and \
                 self.link.loop.time() - delivery.started > self.conf["ack_timeout"]:
@@ -219,7 +219,7 @@ class MqttOutput(Output):
         if not self.link.connected:
             return RETRY
         if delivery is None:
-            messages = self._messages(tag, events)
+            messages = self._messages(chunk.tag, chunk.events())
             if not messages:
                 return OK
             delivery = Delivery(chunk_id, messages, self.link.loop)

@@ -5,8 +5,9 @@ from edgeship.engine.plugin import OK, Output
 class NullOutput(Output):
     name = "null"
     description = "Throws away events"
+    reads_records = False
 
-    async def flush(self, tag, events):
+    async def flush(self, chunk):
         return OK
 
 

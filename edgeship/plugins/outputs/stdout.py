@@ -74,13 +74,13 @@ class StdoutOutput(Output):
         # Fluent Bit ends json and json_stream chunks with a newline; json_lines has its own.
         return data if self.format == "json_lines" else data + b"\n"
 
-    async def flush(self, tag, events):
-        data = self.render(tag, events)
+    async def flush(self, chunk):
+        data = self.render(chunk.tag, chunk.events())
         try:
             # A slow reader of a pipe must not stall the loop.
             written = await asyncio.to_thread(write_stdout, data)
         except OSError as exc:
-            self.log.error("cannot write %d records to stdout: %s", len(events), exc)
+            self.log.error("cannot write %d records to stdout: %s", chunk.count, exc)
             return ERROR
         if not written:
             warn_stdout_closed(self)

@@ -26,7 +26,6 @@ record ("error packing event").
 from edgeship.core.errors import ConfigError
 from edgeship.core.events import in_range
 from edgeship.core.schema import Option, Schema
-from edgeship.engine.log import Log
 from edgeship.codecs.cnumbers import strtod, strtoll, strtoull
 from edgeship.codecs.strptime import TimeFormat
 
@@ -50,9 +49,6 @@ COMMON = (
     Option("Skip_Empty_Values", "bool", "true", help="regex: drop empty captures"),
 )
 
-_DEFAULT_LOG = Log("warn")
-
-
 class Parser:
     format = ""
     options = ()
@@ -61,10 +57,13 @@ class Parser:
     def schema(cls):
         return Schema("parser", COMMON + tuple(cls.options))
 
-    def __init__(self, conf):
+    def __init__(self, context, conf):
+        """``context``: the plugin context it was built through (``edgeship.engine.context``);
+        it logs through ``context.log``."""
+        self.context = context
+        self.log = context.log
         self.conf = conf
         self.name = conf["name"]
-        self.log = _DEFAULT_LOG.child("parser:%s" % self.name)
         self.failed = 0          # texts that did not parse
         self.time_failed = 0     # times that did not parse
         self.time_key = conf.get("time_key") or "time"

@@ -25,8 +25,8 @@ class LogfmtParser(Parser):
     options = (Option("logfmt_no_bare_keys", "bool", "false",
                       help="a text holding a key without '=value' does not parse"),)
 
-    def __init__(self, conf):
-        Parser.__init__(self, conf)
+    def __init__(self, context, conf):
+        Parser.__init__(self, context, conf)
         self.no_bare_keys = conf.get("logfmt_no_bare_keys", False)
 
     def parse(self, text):

@@ -18,8 +18,8 @@ class RegexParser(Parser):
     format = "regex"
     options = (Option("Regex", required=True, help="Onigmo/Ruby regex with (?<name>...) groups"),)
 
-    def __init__(self, conf):
-        Parser.__init__(self, conf)
+    def __init__(self, context, conf):
+        Parser.__init__(self, context, conf)
         try:
             self.regex = compile_onigmo(conf["regex"])
         except ValueError as exc:

@@ -96,7 +96,7 @@ class TailInput(Discovery, Reading, Offsets, Input):
         self.parser = None
         if conf["parser"]:
             try:
-                self.parser = self.engine.parser(conf["parser"])
+                self.parser = self.context.parser(conf["parser"])
             except KeyError:
                 raise ConfigError("tail: parser '%s' is not registered" % conf["parser"],
                                   key="parser")
@@ -132,7 +132,7 @@ class TailInput(Discovery, Reading, Offsets, Input):
         parsers = []
         for name in names:
             try:
-                parsers.append(multiline.get(name, self.engine))
+                parsers.append(self.context.multiline(name))
             except KeyError:
                 raise ConfigError("tail: multiline parser '%s' is not registered" % name,
                                   key="multiline.parser")
@@ -145,7 +145,7 @@ class TailInput(Discovery, Reading, Offsets, Input):
         if not self.started:
             self.started = True
             if self.conf["db"] and not self._open_db():
-                self.engine.input_finished(self)
+                self.context.finished()
                 return
             self._scan(startup=True)
             if self.db is not None:
@@ -196,9 +196,9 @@ class TailInput(Discovery, Reading, Offsets, Input):
         a rename, a new file or a truncation during a long pause is seen when it happens and
         the new file is held open, so a generation rotated away during the pause is not
         missed. Nothing is read until there is room."""
-        if self.has_room():
+        if self.context.has_room():
             return
-        waiter = asyncio.ensure_future(self.room())
+        waiter = asyncio.ensure_future(self.context.room())
         try:
             while not waiter.done():
                 await asyncio.wait((waiter,), timeout=POLL)
@@ -213,7 +213,7 @@ class TailInput(Discovery, Reading, Offsets, Input):
         without a newline stays unread, as in Fluent Bit."""
         for f in self.files.values():
             self._flush_stream(f)
-        self.engine.input_finished(self)
+        self.context.finished()
 
 
 PLUGIN = TailInput

@@ -20,14 +20,14 @@ class Offsets:
     def _emit(self, f, events, offset, size):
         if self.db is None or f.db_id is None:
             if events:
-                self.emit(f.tag, events, size)
+                self.context.emit(f.tag, events, size)
             return
         if not events:
             self._advance(f, offset)
             return
         entry = [offset, False, self._bytes_before(f, offset)]
         f.inflight.append(entry)
-        self.emit(f.tag, events, size, Ack(lambda: self._confirmed(f, entry)))
+        self.context.emit(f.tag, events, size, Ack(lambda: self._confirmed(f, entry)))
 
     def _bytes_before(self, f, offset):
         """The bytes before ``offset`` that its DB marker hashes, as they were read (the

@@ -1,0 +1,66 @@
+"""The plugin context: all a plugin (input, filter, output, parser) sees of the engine.
+
+One per plugin instance, made by the loader before the plugin (so ``configure`` can use it):
+
+    log                     the instance's log (its Log_Level, the service's Log_File)
+    config_dir              the main config file's directory (relative paths start there)
+    config_files            the config's reader: ``locate(path)`` by Fluent Bit's path rule,
+                            ``read(...)`` a file it names (Upstream), with its @SET values
+    parser(name)            the [PARSER] called ``name``; KeyError when there is none
+    multiline(name)         a built-in or [MULTILINE_PARSER] multiline parser; KeyError
+    emit(tag, events, size, ack)   an input hands a batch to the pipeline
+    reemit(tag, events)     a filter sends records through the pipeline again under a new
+                            tag, past every filter but itself (rewrite_tag)
+    await room(), has_room()       wait while the input is over its memory budget
+    finished()              an input reached its end (Exit_On_Eof)
+    request_exit(code)      stop the process with this exit code (expect's action exit)
+    counters                the instance's metrics (``count(name, n)``; inputs: records,
+                            bytes)
+
+It never hands out the engine, the storage or another plugin.
+"""
+
+
+class Context:
+    def __init__(self, engine, log):
+        self._engine = engine
+        self.log = log
+        self.config_dir = engine.config_dir
+        self.config_files = engine.config_files
+        self.counters = {}
+        self.plugin = None      # the instance it serves, set when the engine adds it
+        self.budget = None      # the storage budget of what it emits, made on first use
+
+    def parser(self, name):
+        return self._engine.parsers[name]
+
+    def multiline(self, name):
+        return self._engine.multiline(name, self.log)
+
+    def count(self, name, n=1):
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def emit(self, tag, events, size=0, ack=None):
+        """Hand a batch to the pipeline. ``size`` is its raw byte size (for metrics);
+        ``ack``, an ``Ack``, is told when every output has confirmed it."""
+        self.count("records", len(events))
+        self.count("bytes", size)
+        self._engine.ingest(self, tag, events, ack)
+
+    def reemit(self, tag, events):
+        self._engine.ingest(self, tag, events, None, skip=self.plugin)
+
+    async def room(self):
+        """Wait while the outputs this input feeds are over its memory budget."""
+        await self._engine.room(self)
+
+    def has_room(self):
+        """Would room() return at once? (For an input with work to do while it waits.)"""
+        return not self._engine.budget_of(self).over()
+
+    def finished(self):
+        self._engine.input_finished(self.plugin)
+
+    def request_exit(self, code):
+        self._engine.exit_code = code
+        self._engine.shutdown()
