@@ -1,0 +1,99 @@
+"""tcp input: records from TCP connections (in_tcp), JSON values or separated text.
+
+Fluent Bit behaviour kept (5.1.1): listens on 0.0.0.0:5170; ``Format json`` (the default) reads
+a stream of JSON values, a map per record, an array as ``{"msg": [...]}`` (see
+``_sockets.JsonStream``); ``Format none`` splits on ``Separator`` (default ``\\n``, escapes
+such as ``\\t`` unescaped) and makes ``{"log": piece}`` of each piece, a ``\\r`` before the
+separator kept; ``Parser`` forces ``none`` (with a warning) and parses each piece, a piece it
+does not match becoming ``{"log": piece}``; ``Source_Address_Key`` appends
+``"tcp://IP:PORT"``; ``Chunk_Size`` and ``Buffer_Size`` are in KiB (default 32, the buffer
+size defaulting to the chunk size); nothing is ever sent back; the record time is the
+arrival time.
+
+Differences, for safety (README "Where edgeship differs"): Fluent Bit stops splitting a read
+at an empty piece (with a separator other than ``\\n`` the connection then never emits
+again), and closes the connection when a piece outgrows Buffer_Size; edgeship skips empty
+pieces and hands a longer piece on in Buffer_Size pieces (logged once per read). A bad JSON
+text skips to the end of its line instead of dropping the whole buffer. Source_Address_Key
+also applies to ``Format none`` without a Parser (Fluent Bit ignores it there).
+"""
+import asyncio
+
+from edgeship.core.schema import Option
+from edgeship.engine.plugin import Input
+from edgeship.net.tls import TLS_OPTIONS, tls_context
+from edgeship.plugins.inputs._sockets import (SocketText, socket_text_options, source_address,
+                                              stream_server)
+
+DEFAULT_PORT = 5170
+
+
+class TcpInput(SocketText, Input):
+    name = "tcp"
+    description = "TCP"
+    options = socket_text_options(DEFAULT_PORT) + (
+        Option("net.backlog", "int", "128", help="listen backlog"),
+        Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
+        Option("net.io_timeout", "time", "0", compat=True),
+        Option("net.keepalive", "bool", "on", compat=True),
+        Option("net.accept_timeout", "time", "10s", compat=True),
+        Option("net.accept_timeout_log_error", "bool", "true", compat=True),
+    ) + TLS_OPTIONS
+
+    def configure(self):
+        self.configure_text()
+        self.ssl_ctx = tls_context(self.conf, server=True)
+        self.connections = set()
+        self._stop = None
+
+    def stop(self):
+        Input.stop(self)
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self):
+        self._stop = asyncio.Event()
+        conf = self.conf
+        where = "%s:%s" % (conf["listen"], conf["port"])
+        try:
+            server = await stream_server(self._serve, conf["listen"], conf["port"],
+                                         ssl=self.ssl_ctx, backlog=conf["net.backlog"],
+                                         reuse_port=conf["net.share_port"])
+        except OSError as exc:
+            self.log.error("could not listen on %s: %s", where, exc)
+            return
+        self.log.info("listening on %s", where)
+        try:
+            if not self.stopping:
+                await self._stop.wait()
+        finally:
+            server.close()
+            for writer in list(self.connections):
+                writer.close()
+            await server.wait_closed()
+
+    async def _serve(self, reader, writer):
+        self.connections.add(writer)
+        peer = writer.get_extra_info("peername")
+        address = source_address("tcp", peer)
+        state = self.new_state()
+        try:
+            while not self.stopping:
+                await self.context.room()
+                data = await reader.read(self.chunk_size)
+                events = self.records(state, data, final=not data)
+                self.report()
+                if events:
+                    if self.source_key:
+                        self.add_source(events, address)
+                    self.context.emit(self.tag, events, len(data))
+                if not data:
+                    break
+        except OSError as exc:
+            self.log.debug("connection from %s ended: %s", address, exc)
+        finally:
+            self.connections.discard(writer)
+            writer.close()
+
+
+PLUGIN = TcpInput
