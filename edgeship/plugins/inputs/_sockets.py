@@ -23,6 +23,18 @@ from edgeship.plugins.parsers._base import unescape_simple
 _SPACE = " \t\r\n"
 
 
+# ------------------------------------------------------------------------ options
+# Fluent Bit's networking keys of a listening input.
+NET_OPTIONS = (
+    Option("net.backlog", "int", "128", help="listen backlog"),
+    Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
+    Option("net.io_timeout", "time", "0", compat=True),
+    Option("net.keepalive", "bool", "on", compat=True),
+    Option("net.accept_timeout", "time", "10s", compat=True),
+    Option("net.accept_timeout_log_error", "bool", "true", compat=True),
+)
+
+
 # ------------------------------------------------------------------------ tcp and udp
 DEFAULT_CHUNK_KIB = 32
 
@@ -285,7 +297,7 @@ class DatagramSocket:
 
 
 def datagram_socket(host=None, port=None, path=None, perm=None, receive_buffer=None,
-                    size=65536):
+                    size=65536, reuse_port=False):
     """A ``DatagramSocket``: UDP on host:port, or a Unix datagram socket at ``path`` (an old
     socket file there is replaced; ``perm`` applied). ``receive_buffer``: SO_RCVBUF;
     ``size``: the largest datagram read whole. Raises OSError."""
@@ -300,6 +312,8 @@ def datagram_socket(host=None, port=None, path=None, perm=None, receive_buffer=N
     try:
         if receive_buffer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.setblocking(False)
     except OSError:

@@ -19,11 +19,10 @@ also applies to ``Format none`` without a Parser (Fluent Bit ignores it there).
 """
 import asyncio
 
-from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
 from edgeship.net.tls import TLS_OPTIONS, tls_context
-from edgeship.plugins.inputs._sockets import (SocketText, socket_text_options, source_address,
-                                              stream_server)
+from edgeship.plugins.inputs._sockets import (NET_OPTIONS, SocketText, socket_text_options,
+                                              source_address, stream_server)
 
 DEFAULT_PORT = 5170
 
@@ -31,14 +30,7 @@ DEFAULT_PORT = 5170
 class TcpInput(SocketText, Input):
     name = "tcp"
     description = "TCP"
-    options = socket_text_options(DEFAULT_PORT) + (
-        Option("net.backlog", "int", "128", help="listen backlog"),
-        Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
-        Option("net.io_timeout", "time", "0", compat=True),
-        Option("net.keepalive", "bool", "on", compat=True),
-        Option("net.accept_timeout", "time", "10s", compat=True),
-        Option("net.accept_timeout_log_error", "bool", "true", compat=True),
-    ) + TLS_OPTIONS
+    options = socket_text_options(DEFAULT_PORT) + NET_OPTIONS + TLS_OPTIONS
 
     def configure(self):
         self.configure_text()

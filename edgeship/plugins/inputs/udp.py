@@ -13,9 +13,8 @@ input waits for room (Mem_Buf_Limit) nothing is read, as Fluent Bit's paused col
 """
 import asyncio
 
-from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
-from edgeship.plugins.inputs._sockets import (SocketText, datagram_socket,
+from edgeship.plugins.inputs._sockets import (NET_OPTIONS, SocketText, datagram_socket,
                                               socket_text_options, source_address)
 
 DEFAULT_PORT = 5170
@@ -24,9 +23,7 @@ DEFAULT_PORT = 5170
 class UdpInput(SocketText, Input):
     name = "udp"
     description = "UDP"
-    options = socket_text_options(DEFAULT_PORT) + (
-        Option("net.share_port", "bool", "off", compat=True),
-    )
+    options = socket_text_options(DEFAULT_PORT) + NET_OPTIONS
 
     def configure(self):
         self.configure_text()
@@ -41,8 +38,9 @@ class UdpInput(SocketText, Input):
         conf = self.conf
         where = "%s:%s" % (conf["listen"], conf["port"])
         try:
-            sock = datagram_socket(conf["listen"], conf["port"], size=max(self.buffer_size,
-                                                                          65536))
+            sock = datagram_socket(conf["listen"], conf["port"],
+                                   size=max(self.buffer_size, 65536),
+                                   reuse_port=conf["net.share_port"])
         except OSError as exc:
             self.log.error("could not listen on %s: %s", where, exc)
             return
