@@ -48,7 +48,9 @@ class Listener:
         except FileNotFoundError:
             return ""
 
-    def events(self):
+    def events(self, by_time=False):
+        """``by_time``: in time order (the file output writes a file per tag); else file by
+        file, each in the order written."""
         found = []
         if not self.out.exists():
             return found
@@ -60,11 +62,14 @@ class Listener:
                     tag, _, rest = line.rstrip("\n").partition(": [")
                     stamp, _, record = rest[:-1].partition(", ")
                     found.append((tag, stamp, json.loads(record)))
+        if by_time:
+            found.sort(key=lambda event: tuple(map(int, event[1].split("."))))
         return found
 
-    def records(self):
-        return [event[2] for event in self.events()]
+    def records(self, by_time=False):
+        return [event[2] for event in self.events(by_time)]
 
-    def wait_records(self, count, timeout=20):
+    def wait_records(self, count, timeout=20, by_time=False):
         """The records once at least ``count`` arrived."""
-        return wait_for(lambda: len(self.records()) >= count and self.records(), timeout)
+        return wait_for(lambda: len(self.records()) >= count and self.records(by_time),
+                        timeout)

@@ -162,6 +162,19 @@ class JsonStream:
         self.example = None
 
     def take(self, text, final):
+        records = []
+        for value in self.values(text, final):
+            if type(value) is dict:
+                records.append(value)
+            elif type(value) is list:
+                records.append({"msg": value})
+            else:
+                self._bad(repr(value))
+        return records
+
+    def values(self, text, final):
+        """The JSON values of the stream so far, whatever their type (the http input shapes
+        its own records); what cannot be read is counted in ``invalid`` and ``too_deep``."""
         text = self.rest + text if self.rest else text
         self.invalid = self.too_deep = 0
         self.example = None
@@ -207,15 +220,7 @@ class JsonStream:
                 continue
             values.append(value)
         self.rest = text[pos:] if not final else ""
-        records = []
-        for value in values:
-            if type(value) is dict:
-                records.append(value)
-            elif type(value) is list:
-                records.append({"msg": value})
-            else:
-                self._bad(repr(value))
-        return records
+        return values
 
     def _bad(self, text):
         self.invalid += 1
