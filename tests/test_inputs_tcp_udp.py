@@ -72,6 +72,15 @@ def test_tcp_malformed_json_is_logged_once_per_read_and_the_connection_stays(spa
     sock.close()
 
 
+def test_tcp_a_character_cut_between_two_reads_is_decoded_whole(spawn, tmp_path):
+    listener = tcp_listener(spawn, tmp_path)
+    text = '{"u":"\u2713 h\u00e9"}\n'.encode("utf-8")
+    cut = text.index(b"\xe2") + 1
+    sock = send_tcp(listener.port, [text[:cut], text[cut:]], pause=0.3)
+    assert listener.wait_records(1) == [{"u": "\u2713 h\u00e9"}]
+    sock.close()
+
+
 def test_tcp_source_address_key(spawn, tmp_path):
     listener = tcp_listener(spawn, tmp_path, Source_Address_Key="src")
     sock = send_tcp(listener.port, [b'{"a":1}\n[1,2]\n'])

@@ -10,6 +10,7 @@ invalid text and loses any scalar; edgeship skips only up to the end of the line
 text is on, and counts scalars as invalid too (both logged once per read).
 """
 import asyncio
+import codecs
 import os
 import socket
 
@@ -98,7 +99,7 @@ class SocketText:
         """The events of ``data`` (bytes; ``final``: nothing follows), stamped now. What
         was bad is counted for ``report()``, called once per read or batch."""
         if self.json:
-            records = state.take(data.decode("utf-8", "replace"), final)
+            records = state.take(data, final)
             if state.invalid or state.too_deep:
                 self.bad_json += state.invalid
                 self.too_deep += state.too_deep
@@ -149,21 +150,23 @@ class SocketText:
 
 # ------------------------------------------------------------------------ JSON streams
 class JsonStream:
-    """The records of a stream of JSON text. ``take(text, final)`` returns the records of
-    the whole values so far and keeps an unfinished one for the next call (``final``: the
-    stream or datagram ends here). A value still unfinished after ``limit`` characters is
-    invalid. ``invalid``, ``too_deep`` and ``example`` describe the last call."""
+    """The records of a stream of JSON text. ``take(data, final)`` returns the records of
+    the whole values in ``data`` (bytes, UTF-8; invalid bytes become U+FFFD, a character cut
+    by a read is decoded whole) and keeps an unfinished value for the next call (``final``:
+    the stream or datagram ends here). A value still unfinished after ``limit`` characters
+    is invalid. ``invalid``, ``too_deep`` and ``example`` describe the last call."""
 
     def __init__(self, limit):
         self.limit = limit
         self.rest = ""
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.invalid = 0
         self.too_deep = 0
         self.example = None
 
-    def take(self, text, final):
+    def take(self, data, final):
         records = []
-        for value in self.values(text, final):
+        for value in self.values(data, final):
             if type(value) is dict:
                 records.append(value)
             elif type(value) is list:
@@ -172,9 +175,10 @@ class JsonStream:
                 self._bad(repr(value))
         return records
 
-    def values(self, text, final):
+    def values(self, data, final):
         """The JSON values of the stream so far, whatever their type (the http input shapes
         its own records); what cannot be read is counted in ``invalid`` and ``too_deep``."""
+        text = self.decoder.decode(data, final)
         text = self.rest + text if self.rest else text
         self.invalid = self.too_deep = 0
         self.example = None

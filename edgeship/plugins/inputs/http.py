@@ -201,7 +201,7 @@ class HttpInput(Input):
     def _json_records(self, body):
         """(records, why none could be made)."""
         stream = JsonStream(len(body) + 1)
-        values = stream.values(body.decode("utf-8", "replace"), final=True)
+        values = stream.values(body, final=True)
         if stream.invalid or stream.too_deep:
             return [], "invalid or too deep JSON: %r" % stream.example
         records = []
