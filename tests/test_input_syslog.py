@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import free_port, run_edgeship, wait_for
 from listener import Listener
+from mosquitto import Certs
 from test_inputs_tcp_udp import printed_records, vector
 
 pytestmark = pytest.mark.e2e
@@ -235,3 +237,14 @@ def test_config_errors_name_the_key(tmp_path):
     proc = run_edgeship(["-i", "syslog", "-p", "path=/tmp/x", "-p", "unix_perm=9z",
                          "-o", "null", "--dry-run"])
     assert proc.returncode != 0 and "Unix_Perm must be octal" in proc.stderr
+
+
+def test_tcp_over_tls(spawn, tmp_path):
+    certs = Certs(str(tmp_path / "certs"))
+    listener = syslog_listener(spawn, tmp_path, Mode="tcp", **{
+        "tls": "on", "tls.crt_file": certs.server_crt, "tls.key_file": certs.server_key})
+    context = ssl.create_default_context(cafile=certs.ca)
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(b"<13>1 2024-01-02T03:04:05.5Z h app 7 - - over tls\n")
+            assert listener.wait_records(1)[0]["message"] == "over tls"
