@@ -149,6 +149,13 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(running):
     assert conn.getresponse().status == 200
 
 
+def test_a_client_still_sending_a_large_body_gets_the_413_not_a_reset(running):
+    server = running(max_body=1000)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("POST", "/big", body=b"x" * (8 * 1024 * 1024))
+    assert conn.getresponse().status == 413
+
+
 def test_a_chunked_body_growing_over_the_limit_is_refused(running):
     server = running(max_body=100)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)

@@ -10,8 +10,10 @@ connections run side by side.
 What the handler never sees:
 - a request h11 cannot parse: answered 400 (431 for headers over ``max_header_size``), then
   the connection is closed;
-- a body over ``max_body`` bytes, declared or counted as it arrives: answered 413 and closed,
-  so a sender cannot make the server hold more than ``max_body`` bytes per connection;
+- a body over ``max_body`` bytes, declared or counted as it arrives: answered 413 and closed
+  (after reading and dropping what the client still sends, for up to 2 s, so it sees the
+  answer rather than a reset), so a sender cannot make the server hold more than
+  ``max_body`` bytes per connection;
 - a handler that raises: answered 500, logged, the connection stays up.
 
 A connection idle for ``idle_timeout`` seconds (None: no limit) between or inside requests is
@@ -24,6 +26,9 @@ from http import HTTPStatus
 import h11
 
 _NO_BODY_STATUS = frozenset((204, 304))
+# After refusing a request, what is still read and dropped before closing (see _discard_rest).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
 
 
 class Request:
@@ -126,6 +131,8 @@ class HttpServer:
                                       refused.status, refused)
                     await self._answer(conn, writer, Response.text(
                         refused.status, "%s\n" % refused), close=True)
+                    if refused.status == 413:
+                        await self._discard_rest(reader, writer)
                     break
                 if request is None:
                     break
@@ -187,6 +194,25 @@ class HttpServer:
         if self.idle_timeout is None:
             return await reader.read(self.read_size)
         return await asyncio.wait_for(reader.read(self.read_size), self.idle_timeout)
+
+    async def _discard_rest(self, reader, writer):
+        """Read (and drop) what the client still sends, for a while, before closing: a
+        close with unread data resets the connection, and a client still sending its body
+        would then see a reset instead of the answer."""
+        if writer.can_write_eof():
+            writer.write_eof()      # a client that waits for the close sees it now
+        try:
+            await asyncio.wait_for(self._drain(reader), LINGER_SECONDS)
+        except (asyncio.TimeoutError, OSError):
+            pass
+
+    async def _drain(self, reader):
+        left = LINGER_BYTES
+        while left > 0:
+            data = await reader.read(min(left, 65536))
+            if not data:
+                return
+            left -= len(data)
 
     async def _respond(self, request):
         try:
