@@ -146,6 +146,14 @@ def test_tcp_unknown_parser_and_bad_options_are_config_errors(tmp_path):
     assert proc.returncode != 0 and "format" in proc.stderr.lower()
 
 
+def test_udp_with_a_stock_parser_and_no_parsers_file(spawn, tmp_path):
+    listener = udp_listener(spawn, tmp_path, Parser="syslog-rfc3164")
+    send_udp(listener.port, [b"<13>Jan  2 03:04:05 host1 app[42]: via udp\n"])
+    assert listener.wait_records(1) == [{"pri": "13", "time": "Jan  2 03:04:05",
+                                         "host": "host1", "ident": "app", "pid": "42",
+                                         "message": "via udp"}]
+
+
 def udp_listener(spawn, tmp_path, **keys):
     port = free_port()
     input_keys = {"Name": "udp", "Listen": "127.0.0.1", "Port": port, "Tag": "udp.in"}

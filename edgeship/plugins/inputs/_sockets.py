@@ -19,6 +19,7 @@ from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.framing import SeparatorFrames
 from edgeship.core.schema import Option
+from edgeship.plugins.parsers import _stock
 from edgeship.plugins.parsers._base import unescape_simple
 
 _SPACE = " \t\r\n"
@@ -73,7 +74,7 @@ class SocketText:
         self.json = conf["format"] == "json"
         if conf["parser"]:
             try:
-                self.parser = self.context.parser(conf["parser"])
+                self.parser = _stock.parser(self.context, conf["parser"])
             except KeyError:
                 raise ConfigError("requested parser '%s' not found" % conf["parser"],
                                   key="parser")

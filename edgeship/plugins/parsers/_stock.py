@@ -5,7 +5,7 @@ Only the three the syslog input defaults to are here so far (``syslog-rfc5424`` 
 ``syslog-rfc3164-local`` for the unix modes, and ``syslog-rfc3164``), each exactly as
 parsers.conf defines it (shared/reference/vectors/parsers_conf_v5.1.1.json). Fluent Bit
 needs parsers.conf loaded (``-R``) for the syslog input to start ("parser not set"); edgeship
-also starts without it.
+also starts without it. The syslog, tcp and udp inputs look parsers up through ``parser()``.
 """
 from edgeship import plugins
 from edgeship.core.schema import Entry
