@@ -19,10 +19,11 @@ class Journal:
     """A folder of journal files; ``write`` appends entries (lists of (field, value) pairs,
     realtime from 1704164645 s on, one second apart) through systemd-journal-remote."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, create=True):
         self.folder = folder
         self.written = 0
-        folder.mkdir(exist_ok=True)
+        if create:
+            folder.mkdir(exist_ok=True)
 
     def write(self, *entries, name="x.journal"):
         text = ""
@@ -232,10 +233,25 @@ def test_options_and_config_errors(tmp_path, journal):
     assert proc.returncode == 1 and "fluent-bit.conf:9" in proc.stderr
     (tmp_path / "fluent-bit.conf").write_text(
         "[INPUT]\n    Name systemd\n    Path %s\n[OUTPUT]\n    Name null\n    Match *\n"
-        % (tmp_path / "missing"))
+        % (journal.folder / "x.journal"))
     proc = run_edgeship(["--dry-run", "-c", str(tmp_path / "fluent-bit.conf")])
     assert proc.returncode == 1 and "fluent-bit.conf:3" in proc.stderr
-    assert "invalid" in proc.stderr
+    assert "not a directory" in proc.stderr
+
+
+def test_a_path_not_there_yet_is_waited_for(tmp_path, spawn):
+    journal = Journal(tmp_path / "later", create=False)
+    conf = write_config(tmp_path, journal, ("Tag", "j"))
+    # --dry-run accepts it, as Fluent Bit's does.
+    assert run_edgeship(["--dry-run", "-c", conf]).returncode == 0
+    child = spawn(["-c", conf])
+    wait_for(lambda: log_lines(tmp_path, "could not open the journal"))
+    journal.folder.mkdir()
+    journal.write(message("at last"))
+    out = tmp_path / "out" / "j"
+    wait_for(lambda: messages(out) == ["at last"], timeout=90)
+    assert len(log_lines(tmp_path, "could not open the journal")) == 1
+    assert child.proc.poll() is None
 
 
 def test_a_missing_reader_is_a_config_error_naming_the_package(tmp_path, journal):

@@ -33,6 +33,8 @@ Differences from Fluent Bit, for safety:
 - A cursor the journal no longer has (files vacuumed) is logged and reading starts as
   configured; an unknown ``DB.Sync`` or ``Systemd_Filter_Type`` and an invalid filter are
   config errors (Fluent Bit logs the first and goes on).
+- A ``Path`` that is not there (yet) is waited for with backoff and one error line; Fluent
+  Bit does not start. ``--dry-run`` accepts it, as Fluent Bit's does.
 - A field repeated in one entry is an array at the place of its first value (the reader
   hands the values together); Fluent Bit moves it to the place of its second value, which
   differs only when another field came between them.
@@ -43,9 +45,11 @@ Differences from Fluent Bit, for safety:
 """
 import asyncio
 import os
+import re
 import time
 from collections import deque
 
+from edgeship.core import backoff
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -55,6 +59,10 @@ from edgeship.engine.plugin import Input
 UNKNOWN_UNIT = "unknown"
 TAIL_SKIP = 350         # Fluent Bit's workaround for systemd#9934
 POLL = 1.0
+REOPEN_CAP = 60.0
+# What sd_journal_add_match accepts: a field name of A-Z, 0-9 and _ (not starting with
+# "__"), then "=" and any value.
+MATCH = re.compile(r"(?!__)[A-Z0-9_]+=")
 SYNC_MODES = {"extra": 3, "full": 2, "normal": 1, "off": 0}
 INSTALL = ("install it with 'sudo apt install python3-systemd' and run edgeship from "
            "Debian's python3 with that package visible (a virtualenv made with "
@@ -96,41 +104,56 @@ class SystemdInput(Input):
     def configure(self):
         self.reader_module = _load_reader()
         path = self.conf["path"]
-        if path is not None and not os.path.isdir(path):
-            raise ConfigError("systemd: given path %s is %s" % (
-                path, "not a directory" if os.path.exists(path) else "invalid"), key="path")
+        if path is not None and os.path.exists(path) and not os.path.isdir(path):
+            raise ConfigError("systemd: given path is not a directory: %s" % path, key="path")
+        for rule in self.conf["systemd_filter"]:
+            if not MATCH.match(rule):
+                raise ConfigError("systemd: systemd_filter error: invalid input '%s' (a "
+                                  "journal match is FIELD=value, FIELD in A-Z, 0-9 and _)"
+                                  % rule, key="systemd_filter")
         self.dynamic_tag = "*" in self.tag
         self.db = None
         self.inflight = deque()     # [cursor, confirmed] per batch, in reading order
         self.committed = None
-        self.reader = None
         self.wake = None
-        # Open the journal and add the filters now, as Fluent Bit does at start: a bad
-        # filter is an error at --dry-run.
-        self._open().close()
 
     def _open(self):
+        """The journal with the filters added, as Fluent Bit adds them; OSError or
+        ValueError when it cannot be opened."""
         module = self.reader_module
-        try:
-            if self.conf["path"] is not None:
-                reader = module._Reader(0, self.conf["path"])
-            else:
-                reader = module._Reader(module.LOCAL_ONLY)
-        except (OSError, ValueError) as exc:
-            raise ConfigError("systemd: could not open the journal: %s" % exc, key="path")
+        if self.conf["path"] is not None:
+            reader = module._Reader(0, self.conf["path"])
+        else:
+            reader = module._Reader(module.LOCAL_ONLY)
         conjunction = self.conf["systemd_filter_type"] == "and"
-        for rule in self.conf["systemd_filter"]:
-            try:
+        try:
+            for rule in self.conf["systemd_filter"]:
                 reader.add_match(rule.encode())
                 if conjunction:
                     reader.add_conjunction()
                 else:
                     reader.add_disjunction()
-            except (OSError, ValueError) as exc:
-                reader.close()
-                raise ConfigError("systemd: systemd_filter error: invalid input '%s' (%s)"
-                                  % (rule, exc), key="systemd_filter")
+        except BaseException:
+            reader.close()
+            raise
         return reader
+
+    async def _open_when_there(self):
+        """Opens the journal, waiting with backoff (one log line) while it cannot be: a
+        Path that is not there yet (journald makes /var/log/journal when it first writes
+        there)."""
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            try:
+                return await loop.run_in_executor(None, self._open)
+            except (OSError, ValueError) as exc:
+                if attempt == 0:
+                    self.log.error("could not open the journal%s (%s); retrying until it "
+                                   "can be", " in %s" % self.conf["path"]
+                                   if self.conf["path"] else "", exc)
+                attempt += 1
+                await asyncio.sleep(backoff.jittered(attempt, 1.0, REOPEN_CAP))
 
     # ------------------------------------------------------------------ where to start
     def _position(self, reader, cursor):
@@ -180,7 +203,7 @@ class SystemdInput(Input):
     # ------------------------------------------------------------------ reading
     async def run(self):
         loop = asyncio.get_running_loop()
-        reader = self.reader = self._open()
+        reader = await self._open_when_there()
         pending = None
         try:
             cursor = self._saved_cursor()
@@ -195,7 +218,6 @@ class SystemdInput(Input):
                 if not full and not self.stopping:
                     await self._changed(loop, reader)
         finally:
-            self.reader = None
             if pending is not None and not pending.done():
                 # The worker thread still uses the reader: it closes it when done.
                 pending.add_done_callback(lambda _: reader.close())
