@@ -23,12 +23,12 @@ def messages(path):
     return [r["msg"] for r in records(path)]
 
 
-def write_config(tmp_path, device, *entries):
+def write_config(tmp_path, device, *entries, bitrate=9600):
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
     text = ("[SERVICE]\n    Flush 0.1\n    Grace 2\n    Log_Level info\n"
             + "    Log_File %s\n" % (tmp_path / "edgeship.log")
-            + "[INPUT]\n    Name serial\n    Tag dev\n    File %s\n    Bitrate 9600\n" % device
+            + "[INPUT]\n    Name serial\n    Tag dev\n    File %s\n    Bitrate %d\n" % (device, bitrate)
             + "".join("    %s %s\n" % kv for kv in entries)
             + "[OUTPUT]\n    Name file\n    Match *\n    Path %s\n    Format plain\n" % out)
     (tmp_path / "fluent-bit.conf").write_text(text)
@@ -96,7 +96,8 @@ def test_format_json_nests_values_under_msg_and_skips_invalid(tmp_path, spawn, p
 
 def test_without_separator_each_read_is_a_record(tmp_path, spawn, pty_pair):
     master, device = pty_pair
-    conf = write_config(tmp_path, device)
+    # A rate outside the kernel's table (a 3D printer's) is set as given.
+    conf = write_config(tmp_path, device, bitrate=250000)
     spawn(["-c", conf])
     out = tmp_path / "out" / "dev"
     synced(master, out, b"ready", b"sync")
@@ -191,7 +192,7 @@ def test_options_and_config_errors(tmp_path):
     proc = run_edgeship(["--dry-run", "-c", conf])
     assert proc.returncode == 1 and "format" in proc.stderr.lower()
     (tmp_path / "fluent-bit.conf").write_text(
-        "[INPUT]\n    Name serial\n    File /dev/ttyS0\n    Bitrate 12345\n"
+        "[INPUT]\n    Name serial\n    File /dev/ttyS0\n    Bitrate 0\n"
         "[OUTPUT]\n    Name null\n    Match *\n")
     proc = run_edgeship(["--dry-run", "-c", str(tmp_path / "fluent-bit.conf")])
     assert proc.returncode == 1 and "fluent-bit.conf:4" in proc.stderr, proc.stderr

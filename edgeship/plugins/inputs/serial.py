@@ -22,8 +22,10 @@ Differences from Fluent Bit, for safety:
   Fluent Bit discards them.
 - Invalid JSON skips to the end of its line, counted and logged once per read (Fluent Bit
   stops parsing that buffer).
-- ``Bitrate`` must be a rate the kernel has (Fluent Bit silently uses 9600 for one it does
-  not know, and knows none above 230400); ``Format`` must be json or none.
+- ``Bitrate`` is used as given, whatever the rate (pyserial sets a non-standard one, such as
+  250000, through the kernel's custom-rate call); Fluent Bit silently uses 9600 for a rate
+  outside its list (none above 230400). ``Format`` must be json or none (Fluent Bit reads
+  any other word as none).
 - ``Min_Bytes`` is VMIN, as in Fluent Bit (0 or less means 1), and at most 255 (the byte
   termios holds; Fluent Bit cuts a larger number silently). Both read non-blocking, where
   it delays no read; it makes a read of an empty device fail with EAGAIN, so a read of 0
@@ -49,10 +51,6 @@ from edgeship.engine.plugin import Input
 
 BUFFER = 8191                 # Fluent Bit's buffer (8192 with its NUL)
 REOPEN_BASE, REOPEN_CAP = 1.0, 30.0
-# Fluent Bit's rates (flb_serial_speed, without 0: hang up) and Linux's higher ones.
-RATES = (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400,
-         57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
-         2000000, 2500000, 3000000, 3500000, 4000000)
 
 
 class DeviceGone(Exception):
@@ -64,7 +62,8 @@ class SerialInput(Input):
     description = "Serial input"
     options = (
         Option("File", required=True, help="the serial character device (/dev/ttyUSB0)"),
-        Option("Bitrate", "int", required=True, choices=RATES, help="bitrate (baud)"),
+        Option("Bitrate", "int", required=True, min=1,
+               help="bitrate (baud); any rate the device takes"),
         Option("Separator", help="record separator, taken as written (no escapes)"),
         Option("Format", choices=("json", "none"),
                help="json: each JSON value read becomes a record's msg"),
