@@ -91,7 +91,7 @@ def test_records_times_and_tags_from_the_unit(tmp_path, spawn, journal):
          ("FOO", "a"), ("BAR", "x"), ("FOO", "b"), ("FOO", "c")],
         message("no unit here"),
         message("second nginx", "nginx.service"))
-    conf = write_config(tmp_path, journal, ("Tag", "host.*.log"))
+    conf = write_config(tmp_path, journal, ("Tag", "host.*.log"), ("Max_Entries", "1"))
     spawn(["-c", conf])
     nginx = tmp_path / "out" / "host.nginx.service.log"
     unknown = tmp_path / "out" / "host.unknown.log"

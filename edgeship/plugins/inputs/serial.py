@@ -31,6 +31,8 @@ Differences from Fluent Bit, for safety:
   it delays no read; it makes a read of an empty device fail with EAGAIN, so a read of 0
   bytes means the device hung up.
 - Invalid UTF-8 becomes U+FFFD (a record holds text).
+- Without Separator or Format, a read left empty by the head clean-up (a lone LF after a CR
+  that came in the read before) is no record; Fluent Bit emits ``{"msg": ""}``.
 
 Reading: the device is opened non-blocking (as Fluent Bit does) and watched with the event
 loop's ``add_reader``: a read never blocks, so a thread would only add a hand-off per read

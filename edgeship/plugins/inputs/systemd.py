@@ -23,7 +23,7 @@ Kept from Fluent Bit 5.1.1 (plugins/in_systemd):
 - ``Path``: a directory of journal files (else the local journal); ``Read_From_Tail``: only
   entries written after the start (Fluent Bit's skip of the last 350 entries included);
   ``Max_Entries`` per read; ``DB``: the cursor in Fluent Bit's table ``in_systemd_cursor``
-  (an existing Fluent Bit DB resumes), ``DB.Sync``. A saved cursor wins over Read_From_Tail,
+  (an existing Fluent Bit DB resumes), ``DB.Sync``. A read also ends past 1,024,000 bytes. A saved cursor wins over Read_From_Tail,
   and reading resumes after it.
 
 Differences from Fluent Bit, for safety:
@@ -59,6 +59,7 @@ from edgeship.engine.plugin import Input
 UNKNOWN_UNIT = "unknown"
 TAIL_SKIP = 350         # Fluent Bit's workaround for systemd#9934
 POLL = 1.0
+BATCH_BYTES = 1024000   # Fluent Bit's pause point: a read ends past this many bytes
 REOPEN_CAP = 60.0
 # What sd_journal_add_match accepts: a field name of A-Z, 0-9 and _ (not starting with
 # "__"), then "=" and any value.
@@ -249,11 +250,12 @@ class SystemdInput(Input):
         batches = []
         events = []
         tag = None
-        size = 0
+        size = batch_size = 0
         count = 0
         limit = self.conf["max_entries"]
+        want_cursor = self.db is not None
         cursor = None
-        while count < limit and reader._next():
+        while count < limit and batch_size < BATCH_BYTES and reader._next():
             fields = reader._get_all()
             entry_tag = self.tag
             if self.dynamic_tag:
@@ -272,11 +274,13 @@ class SystemdInput(Input):
                 time_ns = ev.now_ns()
             events.append((time_ns, record))
             size += entry_size
-            cursor = reader._get_cursor()
+            batch_size += entry_size
+            if want_cursor:
+                cursor = reader._get_cursor()
             count += 1
         if events:
             batches.append((tag, events, size, cursor))
-        return batches, count >= limit
+        return batches, count >= limit or batch_size >= BATCH_BYTES
 
     def _record(self, fields):
         strip = self.conf["strip_underscores"]
