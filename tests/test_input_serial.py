@@ -78,7 +78,7 @@ def test_separator_records_and_fluent_bit_head_cleanup(tmp_path, spawn, pty_pair
 def test_format_json_nests_values_under_msg_and_skips_invalid(tmp_path, spawn, pty_pair):
     master, device = pty_pair
     conf = write_config(tmp_path, device, ("Format", "json"))
-    child = spawn(["-c", conf])
+    spawn(["-c", conf])
     out = tmp_path / "out" / "dev"
     synced(master, out, b'"ready"\n', b'"sync"\n')
     before = len(messages(out))
