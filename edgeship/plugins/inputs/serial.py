@@ -1,6 +1,6 @@
 """serial input: records from a serial device (in_serial), opened with pyserial.
 
-Kept from Fluent Bit 5.1.1: the options ``File``, ``Bitrate`` (8N1, no flow control),
+Kept from Fluent Bit 5.1.1 (records checked against its binary through a pty): the options ``File``, ``Bitrate`` (8N1, no flow control),
 ``Separator``, ``Format json``, ``Min_Bytes``; ``Format`` and ``Separator`` together are an
 error. Every record is ``{"msg": ...}`` stamped with the time it was read. At each read a
 leading NUL (an FTDI handshake) and then a leading CR or LF of the buffer are dropped.
@@ -20,8 +20,9 @@ Differences from Fluent Bit, for safety:
   incomplete JSON value is counted as invalid.
 - A separator missing for 8191 bytes (Fluent Bit's buffer) emits those bytes as a record;
   Fluent Bit discards them.
-- Invalid JSON skips to the end of its line, counted and logged once per read (Fluent Bit
-  stops parsing that buffer).
+- Invalid JSON skips to the end of its line, counted and logged once per batch; Fluent Bit
+  5.1.1 keeps the invalid bytes at the head of its buffer and emits nothing more from the
+  device (checked on the binary through a pty).
 - ``Bitrate`` is used as given, whatever the rate (pyserial sets a non-standard one, such as
   250000, through the kernel's custom-rate call); Fluent Bit silently uses 9600 for a rate
   outside its list (none above 230400). ``Format`` must be json or none (Fluent Bit reads
@@ -83,7 +84,7 @@ class SerialInput(Input):
         self.json = self.conf["format"] == "json"
         self.separator = self.conf["separator"]
         self.text = ""
-        self.invalid = 0
+        self.invalid, self.example = 0, None     # invalid JSON values of the batch at hand
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.wake = None        # set while a read waits, so stop() is not left waiting
 
@@ -127,6 +128,7 @@ class SerialInput(Input):
         events = self._take(b"", at_end=True)
         if events:
             self.context.emit(self.tag, events, 0)
+        self._report()
 
     def _open(self, serial):
         port = serial.Serial(self.conf["file"], self.conf["bitrate"], timeout=0)
@@ -173,6 +175,7 @@ class SerialInput(Input):
             events.extend(self._take(data, at_end=False))
         if events:
             self.context.emit(self.tag, events, size)
+        self._report()
         if gone is not None:
             raise DeviceGone(gone)
 
@@ -209,14 +212,19 @@ class SerialInput(Input):
     def _json(self, text, at_end):
         scan = untrusted.scan_values(text, at_end, BUFFER)
         self.text = text[scan.end:]
-        bad = scan.invalid + scan.too_deep
-        if bad:
-            self.invalid += bad
-            self.context.count("invalid", bad)
-            self.log.warn("invalid JSON message, skipping: %r (%d in this read)",
-                          scan.example if scan.example is not None else "(nested deeper "
-                          "than %d levels)" % untrusted.MAX_DEPTH, bad)
+        self.invalid += scan.invalid + scan.too_deep
+        if self.example is None:
+            self.example = scan.example
         return scan.values
+
+    def _report(self):
+        """One line per batch for its invalid JSON values, not one per value."""
+        if self.invalid:
+            self.context.count("invalid", self.invalid)
+            self.log.warn("invalid JSON message, skipping: %r (%d in this read)",
+                          self.example if self.example is not None else "(nested deeper "
+                          "than %d levels)" % untrusted.MAX_DEPTH, self.invalid)
+        self.invalid, self.example = 0, None
 
 
 PLUGIN = SerialInput

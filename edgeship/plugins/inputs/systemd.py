@@ -207,8 +207,8 @@ class SystemdInput(Input):
         reader = await self._open_when_there()
         pending = None
         try:
-            cursor = self._saved_cursor()
-            await loop.run_in_executor(None, self._position, reader, cursor)
+            pending = loop.run_in_executor(None, self._position, reader, self._saved_cursor())
+            await pending
             while not self.stopping:
                 await self.context.room()
                 pending = loop.run_in_executor(None, self._read_batch, reader)
