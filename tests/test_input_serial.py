@@ -73,6 +73,11 @@ def test_separator_records_and_fluent_bit_head_cleanup(tmp_path, spawn, pty_pair
     got = messages(out)[before:]
     assert got == ["hello", "world", "partial \u2713", "end"]
     assert records(out)[-1] == {"msg": "end"}
+    # 8191 bytes (Fluent Bit's buffer) without a separator go out as they are, not dropped.
+    os.write(master, b"A" * 9000 + b";")
+    wait_for(lambda: messages(out)[-1].startswith("A") and sum(
+        len(m) for m in messages(out) if m.startswith("A")) == 9000)
+    assert [len(m) for m in messages(out) if m.startswith("A")] == [8191, 809]
 
 
 def test_format_json_nests_values_under_msg_and_skips_invalid(tmp_path, spawn, pty_pair):
