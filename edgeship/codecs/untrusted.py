@@ -306,6 +306,64 @@ def raw_decode(text, start=0, overflow_ok=False):
     return value, end
 
 
+_SPACE = " \t\r\n"
+
+
+class Scan:
+    """What ``scan_values`` found in a text: ``values`` in order, ``end`` (where the text
+    not yet taken starts), ``invalid`` and ``too_deep`` (values skipped) and ``example``
+    (the start of the first invalid one, for the log line)."""
+
+    __slots__ = ("values", "end", "invalid", "too_deep", "example")
+
+    def __init__(self):
+        self.values = []
+        self.end = 0
+        self.invalid = self.too_deep = 0
+        self.example = None
+
+
+def scan_values(text, at_eof=False, max_pending=None, overflow_ok=False):
+    """The JSON values written one after another in ``text``, whitespace between them
+    optional (stdin, the serial input's Format json). A value that is not complete waits for
+    more text (``end`` stops before it) unless ``at_eof`` or ``max_pending`` characters of it
+    are at hand; an invalid one is skipped to the end of its line, so the rest is kept; a
+    value nested too deep is skipped whole when its end is known."""
+    scan = Scan()
+    append = scan.values.append
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in _SPACE:
+            pos += 1
+        if pos >= end:
+            break
+        try:
+            value, pos = raw_decode(text, pos, overflow_ok)
+        except ValueError as exc:
+            deep = isinstance(exc, TooDeep)
+            if deep and exc.end is not None:
+                scan.too_deep += 1
+                pos = exc.end
+                continue
+            newline = text.find("\n", getattr(exc, "pos", pos))
+            complete = newline >= 0 or at_eof or (max_pending is not None
+                                                 and end - pos >= max_pending)
+            if not complete:
+                break
+            skip_to = newline + 1 if newline >= 0 else end
+            if deep:
+                scan.too_deep += 1
+            else:
+                scan.invalid += 1
+                if scan.example is None:
+                    scan.example = text[pos:skip_to][:80]
+            pos = skip_to
+            continue
+        append(value)
+    scan.end = pos
+    return scan
+
+
 # ------------------------------------------------------------------------------ msgpack
 _ATOM, _FIXED_ITEMS, _ITEMS, _SIZED = range(4)
 

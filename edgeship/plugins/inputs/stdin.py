@@ -30,7 +30,6 @@ from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
 
 DEFAULT_BUFFER = 16000
-_SPACE = " \t\r\n"
 
 
 def _event(value, now):
@@ -142,40 +141,12 @@ class StdinInput(Input):
         return events
 
     def _json_values(self, at_eof):
-        text = self.text
         now = ev.now_ns()
+        scan = untrusted.scan_values(self.text, at_eof, self.buffer_size, overflow_ok=True)
+        self.text = self.text[scan.end:]
         events = []
-        invalid = not_map = too_deep = bad_time = 0
-        example = None
-        pos, end = 0, len(text)
-        while True:
-            while pos < end and text[pos] in _SPACE:
-                pos += 1
-            if pos >= end:
-                break
-            try:
-                value, pos = untrusted.raw_decode(text, pos, overflow_ok=True)
-            except ValueError as exc:
-                deep = isinstance(exc, untrusted.TooDeep)
-                if deep and exc.end is not None:
-                    too_deep += 1       # read whole: skip just that value
-                    pos = exc.end
-                    continue
-                error_at = getattr(exc, "pos", pos)
-                newline = text.find("\n", error_at)
-                complete = newline >= 0 or at_eof or end - pos >= self.buffer_size
-                if not complete:
-                    break       # the value continues in the next read
-                # Invalid: skip to the end of the line it is on, keep the rest.
-                skip_to = newline + 1 if newline >= 0 else end
-                if deep:
-                    too_deep += 1
-                else:
-                    invalid += 1
-                    if example is None:
-                        example = text[pos:skip_to][:80]
-                pos = skip_to
-                continue
+        not_map = bad_time = 0
+        for value in scan.values:
             event = _event(value, now)
             if event is None:
                 not_map += 1
@@ -184,9 +155,8 @@ class StdinInput(Input):
                 bad_time += 1
                 event = (now, event[1])
             events.append(event)
-        self.text = text[pos:]
-        if invalid or not_map or too_deep or bad_time:
-            self._report(invalid, example, not_map, too_deep, bad_time)
+        if scan.invalid or not_map or scan.too_deep or bad_time:
+            self._report(scan.invalid, scan.example, not_map, scan.too_deep, bad_time)
         return events
 
     def _report(self, invalid, example, not_map, too_deep, bad_time):
