@@ -9,6 +9,8 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
     parser(name)            the [PARSER] called ``name``; KeyError when there is none
     multiline(name)         a built-in or [MULTILINE_PARSER] multiline parser; KeyError
     emit(tag, events, size, ack)   an input hands a batch to the pipeline
+    emit_metrics(tag, payload, ack)   an input hands an encoded cmetrics context
+                            (``codecs.cmetrics.Context.encode()``) to the pipeline
     reemit(tag, events)     a filter sends records through the pipeline again under a new
                             tag, past every filter but itself (rewrite_tag)
     await room(), has_room()       wait while the input is over its memory budget
@@ -46,6 +48,13 @@ class Context:
         self.count("records", len(events))
         self.count("bytes", size)
         self._engine.ingest(self, tag, events, ack)
+
+    def emit_metrics(self, tag, payload, ack=None):
+        """Hand one encoded metrics context to the pipeline; Fluent Bit counts it as one
+        record of its size."""
+        self.count("records", 1)
+        self.count("bytes", len(payload))
+        self._engine.ingest_metrics(self, tag, payload, ack)
 
     def reemit(self, tag, events):
         self._engine.ingest(self, tag, events, None, skip=self.plugin)

@@ -9,6 +9,7 @@ import signal
 import time
 
 from edgeship.core import backoff
+from edgeship.core.forward.wire import SIGNAL_LOGS as LOGS, SIGNAL_METRICS as METRICS
 from edgeship.core.schema import Entry
 from edgeship.core.tagmatch import RouteCache
 from edgeship.engine.context import Context
@@ -88,7 +89,10 @@ class Engine:
 
     def seal(self):
         self.filter_routes = RouteCache(self.filters)
-        self.output_routes = RouteCache(self.outputs)
+        # Each output gets the signals it takes (Fluent Bit's event_type): logs, metrics.
+        self.output_routes = RouteCache([o for o in self.outputs if LOGS in o.plugin.signals])
+        self.metric_routes = RouteCache([o for o in self.outputs
+                                         if METRICS in o.plugin.signals])
         for out in self.outputs:
             if out.matcher.is_empty():
                 self.log.warn("[router] NO match for %s output instance", out.plugin.display)
@@ -118,6 +122,17 @@ class Engine:
             if outputs:
                 self.storage.put(self.budget_of(source), tag, events, ack,
                                  [out.queue for out in outputs])
+        if ack is not None:
+            ack.seal()
+
+    def ingest_metrics(self, source, tag, payload, ack=None):
+        """Queue an encoded cmetrics context for every output that takes metrics and
+        matches ``tag``. Filters are for logs: metrics pass them untouched, as in Fluent
+        Bit (whose metrics processors edgeship does not have)."""
+        outputs = self.metric_routes.resolve(tag)
+        if outputs:
+            self.storage.put_metrics(self.budget_of(source), tag, payload, ack,
+                                     [out.queue for out in outputs])
         if ack is not None:
             ack.seal()
 
