@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import wait_for
 from forward_capture import Capture
 from edgeship.codecs import cmetrics
 from edgeship.engine.log import Log
