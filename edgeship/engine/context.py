@@ -18,6 +18,7 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
     request_exit(code)      stop the process with this exit code (expect's action exit)
     counters                the instance's metrics (``count(name, n)``; inputs: records,
                             bytes)
+    engine_metrics()        what edgeship counts about itself (``Engine.metrics_snapshot``)
 
 It never hands out the engine, the storage or another plugin.
 """
@@ -55,6 +56,9 @@ class Context:
         self.count("records", 1)
         self.count("bytes", len(payload))
         self._engine.ingest_metrics(self, tag, payload, ack)
+
+    def engine_metrics(self):
+        return self._engine.metrics_snapshot()
 
     def reemit(self, tag, events):
         self._engine.ingest(self, tag, events, None, skip=self.plugin)

@@ -50,6 +50,8 @@ class Engine:
         self._room = None
         self._eof_inputs = set()
         self.input_restarts = {}  # input plugin -> times it died and was started again
+        self.started_ns = time.time_ns()
+        self.reloads = 0        # hot reloads done (fluentbit_hot_reloaded_times)
 
     # ------------------------------------------------------------------ building
     def context(self, name, level=None):
@@ -206,6 +208,25 @@ class Engine:
         for out in self.outputs:
             metrics["outputs"][out.plugin.display].update(out.metrics())
         return metrics
+
+    def metrics_snapshot(self):
+        """Everything edgeship counts about itself, as plain data (the fluentbit_metrics
+        input and the monitoring API render it with ``codecs.engine_metrics``)."""
+        metrics = self.storage_metrics()
+        outputs = metrics["outputs"]
+        storage = {"chunks": sum(o.get("total_chunks", 0) for o in outputs.values()),
+                   "mem_chunks": sum(o.get("mem_chunks", 0) for o in outputs.values()),
+                   "fs_chunks": sum(o.get("fs_chunks", 0) for o in outputs.values()),
+                   "fs_chunks_up": sum(o.get("fs_chunks_up", 0) for o in outputs.values()),
+                   "fs_chunks_down": sum(o.get("fs_chunks_down", 0) for o in outputs.values())}
+        return {"start_ns": self.started_ns, "hostname": os.uname().nodename,
+                "reloads": self.reloads, "storage": storage,
+                "inputs": {p.display: metrics["inputs"].get(p.display, {}) for p in self.inputs},
+                "filters": {f.plugin.display: {"add_records": f.plugin.added,
+                                               "drop_records": f.plugin.dropped}
+                            for f in self.filters},
+                "outputs": {o.plugin.display: outputs.get(o.plugin.display, {})
+                            for o in self.outputs}}
 
     # ------------------------------------------------------------------ running
     def shutdown(self):
