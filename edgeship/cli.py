@@ -152,7 +152,12 @@ def _roff(value):
 def _man_option(option):
     """A tagged paragraph for one schema Option: name, type and marks, then the help."""
     marks = [option.kind] + option.marks()
-    return [".TP", "\\fB%s\\fR (%s)" % (_roff(option.name), _roff("; ".join(marks))),
+    # A default may be a long regex or list: let a line break after | / , (\\: is groff's
+    # optional break point).
+    marks_text = _roff("; ".join(marks))
+    for mark in "|/,":
+        marks_text = marks_text.replace(mark, mark + "\\:")
+    return [".TP", "\\fB%s\\fR (%s)" % (_roff(option.name), marks_text),
             _roff(option.help or "")]
 
 
@@ -208,6 +213,10 @@ def man_page():
     from edgeship.engine.loader import CONFIG_DIR_VARIABLE, SERVICE_OPTIONS
     lines = [
         '.TH EDGESHIP 1 "" "edgeship %s" "User Commands"' % _roff(__version__),
+        # Ragged right, no hyphenation: option defaults hold long regexes with no space to
+        # stretch, which a justified line cannot fit.
+        ".ad l",
+        ".nh",
         ".SH NAME",
         "edgeship \\- log and telemetry forwarder for edge devices, running Fluent Bit "
         "classic configurations",
