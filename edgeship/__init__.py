@@ -1,4 +1,4 @@
 """edgeship: a log and telemetry forwarder for edge devices, compatible with Fluent Bit."""
-from edgeship.core.version import VERSION as __version__
+from edgeship.core import VERSION as __version__
 
 __all__ = ("__version__",)

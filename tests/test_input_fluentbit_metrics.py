@@ -5,7 +5,7 @@ import pytest
 from conftest import wait_for
 from forward_capture import Capture
 from edgeship.codecs import cmetrics
-from edgeship.core.version import VERSION
+from edgeship.core import VERSION
 
 
 def _series(context):

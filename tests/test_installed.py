@@ -74,7 +74,7 @@ def test_the_wheel_holds_the_examples_the_license_and_the_core_dependencies(inst
     requires = [line.split(b":", 1)[1].strip() for line in metadata.splitlines()
                 if line.startswith(b"Requires-Dist:") and b"extra ==" not in line]
     assert {r.split(b">")[0] for r in requires} == {b"msgpack", b"xxhash", b"paho-mqtt",
-                                                     b"cbor2", b"pyserial"}
+                                                     b"cbor2", b"pyserial", b"h11"}
     # What MQTT and serial need came with the install; the extras did not.
     python = os.path.join(bindir, "python")
     check = subprocess.run([python, "-c", "import paho.mqtt.client, cbor2, serial, msgpack, "

@@ -9,7 +9,7 @@ fresh context is emitted as one metrics chunk (one record of its size); with
 import asyncio
 import time
 
-from edgeship.core.version import VERSION
+from edgeship.core import VERSION
 from edgeship.codecs import engine_metrics
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input

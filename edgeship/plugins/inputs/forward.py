@@ -151,12 +151,13 @@ class ForwardInput(Input):
                         self._closed(peer, "connection closed in the middle of a frame")
                     break
                 result = session.receive(data)
+                refused = None
                 for _, request in result.events:
                     refused = self._accept(request, session, writer)
                     if refused is not None:
                         result.close = refused   # no ack, as Fluent Bit
                         break
-                if result.reply and result.close is None:
+                if result.reply and refused is None:
                     writer.write(result.reply)
                 if session.dropped:
                     self.dropped_entries += session.dropped
