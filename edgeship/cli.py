@@ -413,6 +413,11 @@ def examples_command(args):
     return 0
 
 
+# Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
+# by default), prometheus_scrape (prometheus_client imports ssl).
+PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape")
+
+
 def _load_tls_only_if_used(sections):
     """Keep the ssl module (and libcrypto: ~4.5 MB of RSS, a quarter of the idle budget on a
     Pi) out of the process unless some section turns TLS on. asyncio binds ssl when it is
@@ -421,6 +426,8 @@ def _load_tls_only_if_used(sections):
     for section in sections:
         for entry in section.entries:
             if entry.key == "upstream":  # upstream nodes may use TLS: decided in that file
+                return
+            if entry.key == "name" and entry.value.strip().lower() in PLUGINS_NEEDING_SSL:
                 return
             if (entry.key == "tls" or entry.key.startswith("tls.")) and \
                     entry.value.strip().lower() in TRUE_WORDS:
