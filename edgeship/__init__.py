@@ -1,2 +1,4 @@
 """edgeship: a log and telemetry forwarder for edge devices, compatible with Fluent Bit."""
-__version__ = "0.1.0"
+from edgeship.core import VERSION as __version__
+
+__all__ = ("__version__",)

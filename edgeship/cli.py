@@ -152,7 +152,12 @@ def _roff(value):
 def _man_option(option):
     """A tagged paragraph for one schema Option: name, type and marks, then the help."""
     marks = [option.kind] + option.marks()
-    return [".TP", "\\fB%s\\fR (%s)" % (_roff(option.name), _roff("; ".join(marks))),
+    # A default may be a long regex or list: let a line break after | / , (\\: is groff's
+    # optional break point).
+    marks_text = _roff("; ".join(marks))
+    for mark in "|/,":
+        marks_text = marks_text.replace(mark, mark + "\\:")
+    return [".TP", "\\fB%s\\fR (%s)" % (_roff(option.name), marks_text),
             _roff(option.help or "")]
 
 
@@ -208,6 +213,10 @@ def man_page():
     from edgeship.engine.loader import CONFIG_DIR_VARIABLE, SERVICE_OPTIONS
     lines = [
         '.TH EDGESHIP 1 "" "edgeship %s" "User Commands"' % _roff(__version__),
+        # Ragged right, no hyphenation: option defaults hold long regexes with no space to
+        # stretch, which a justified line cannot fit.
+        ".ad l",
+        ".nh",
         ".SH NAME",
         "edgeship \\- log and telemetry forwarder for edge devices, running Fluent Bit "
         "classic configurations",
@@ -404,6 +413,11 @@ def examples_command(args):
     return 0
 
 
+# Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
+# by default), prometheus_scrape (prometheus_client imports ssl).
+PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape")
+
+
 def _load_tls_only_if_used(sections):
     """Keep the ssl module (and libcrypto: ~4.5 MB of RSS, a quarter of the idle budget on a
     Pi) out of the process unless some section turns TLS on. asyncio binds ssl when it is
@@ -412,6 +426,8 @@ def _load_tls_only_if_used(sections):
     for section in sections:
         for entry in section.entries:
             if entry.key == "upstream":  # upstream nodes may use TLS: decided in that file
+                return
+            if entry.key == "name" and entry.value.strip().lower() in PLUGINS_NEEDING_SSL:
                 return
             if (entry.key == "tls" or entry.key.startswith("tls.")) and \
                     entry.value.strip().lower() in TRUE_WORDS:

@@ -11,6 +11,7 @@ import msgpack
 import pytest
 
 from conftest import SHARED
+from edgeship.codecs import cmetrics
 from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
 
@@ -106,7 +107,15 @@ def test_in_forward_answers_as_fluent_bit(name):
             for i in range(0, len(data), 7):
                 result = session.receive(data[i:i + 7])
                 for _, req in result.events:
-                    got.extend((_tag(props, req.tag), t, r) for t, r in req.events)
+                    if isinstance(req.events, forward.MetricsPayload):
+                        # What the input does with metrics (inputs/forward.py _accept).
+                        try:
+                            cmetrics.decode(req.events.payload, first_only=True)
+                        except cmetrics.MetricsError as exc:
+                            result.close = "cmt_decode_msgpack_create failed: %s" % exc
+                            break
+                    else:
+                        got.extend((_tag(props, req.tag), t, r) for t, r in req.events)
                     if req.chunk is not None:
                         sent.append(session.send((forward.ACK, req.chunk)))
                 sent.append(result.reply)

@@ -46,7 +46,8 @@ def firmware_files():
 def core_closure(sources):
     """Paths (relative to ROOT) of the edgeship.core modules ``sources`` need, transitively."""
     needed = {"edgeship/__init__.py", "edgeship/core/__init__.py"}
-    todo = list(sources)
+    # The package's own __init__ is imported first on the board: what it imports goes too.
+    todo = list(sources) + [os.path.join(ROOT, "edgeship", "__init__.py")]
     while todo:
         with open(todo.pop()) as f:
             tree = ast.parse(f.read())

@@ -38,6 +38,8 @@ from edgeship.codecs.msgpack import UNPACK_OPTIONS, packb
 from edgeship.core import forward
 
 NS = forward.NS
+LOGS = forward.SIGNAL_LOGS          # what a chunk holds (forward's fluent_signal numbers)
+METRICS = forward.SIGNAL_METRICS
 _SEC_NSEC = struct.Struct(">II").pack
 _NO_METADATA = {}       # shared by every entry; never changed
 _ARRAY_HEADER_SIZE = {0xdc: 3, 0xdd: 5}  # array16 / array32; a fixarray header is 1 byte
@@ -208,21 +210,25 @@ class Entries(forward.PackedEntries):
 
 class Chunk(Entries):
     """What an output's ``flush`` gets: ``tag``, ``payload`` (the entries), ``count``,
-    ``events()``, and ``id``, the same on every retry of these records."""
+    ``events()``, and ``id``, the same on every retry of these records. ``signal`` is
+    ``METRICS`` for a metrics chunk: its payload is cmetrics contexts
+    (``codecs.cmetrics.decode``), its count 1, and it has no events."""
 
-    __slots__ = ("tag", "id", "_offsets")
+    __slots__ = ("tag", "id", "_offsets", "signal")
 
-    def __init__(self, tag, payload, count, chunk_id, events=None):
+    def __init__(self, tag, payload, count, chunk_id, events=None, signal=LOGS):
         Entries.__init__(self, payload, count, events)
         self.tag = tag
         self.id = chunk_id
         self._offsets = None
+        self.signal = signal
 
     def part(self, start, end, chunk_id):
         """The chunk of entries ``start`` to ``end`` (exclusive) of this one: their own
         bytes, and their events when this chunk has them decoded."""
         if start == 0 and end == self.count:
-            return Chunk(self.tag, self.payload, self.count, chunk_id, self._events)
+            return Chunk(self.tag, self.payload, self.count, chunk_id, self._events,
+                         self.signal)
         if self._offsets is None:
             found = offsets(self.payload)
             if len(found) != self.count + 1:

@@ -8,11 +8,15 @@ A spool segment is a run of frames. A frame is one chunk (one tag, many records)
     12  N  body:  offset u64 | created ns i64 | first time ns i64 | last time ns i64 |
                   record count u32 | tag length u16 | tag (UTF-8) | payload
 
-The payload is opaque here; its format is the version's. Version 2 (written now): Fluent Bit's
-chunk bytes, ``[[EventTime, {}], record]`` entries back to back. Version 1 (read, never
-written): one msgpack array of ``[time_ns, record]`` pairs. ``Frame.version`` says which.
+The payload is opaque here; its format is the version's. Version 2 (``LOGS``): Fluent Bit's
+chunk bytes, ``[[EventTime, {}], record]`` entries back to back. Version 3 (``METRICS``):
+cmetrics contexts back to back, Fluent Bit's metrics chunk (its record count is 1).
+Version 1 (read, never written): one msgpack array of ``[time_ns, record]`` pairs.
+``Frame.version`` says which.
 The CRC covers every body byte, so a flipped bit anywhere in a chunk is caught; the length is checked against the CRC
-too, because a body read with a wrong length fails it.
+too, because a body read with a wrong length fails it. From version 3 on the CRC also covers
+the version byte (it starts from the CRC of that byte), so a flipped bit there cannot turn a
+chunk of one kind into a valid chunk of another.
 
 ``Decoder`` takes the bytes of a segment in pieces of any size and returns ``Frame`` and
 ``Damage`` items in file order. After damage (bad magic, impossible length, CRC mismatch) it
@@ -25,9 +29,10 @@ import binascii
 import struct
 
 MAGIC_PREFIX = b"\xedES"
-VERSION = 2
+LOGS = VERSION = 2                        # what a chunk holds, by its frame's version byte
+METRICS = 3
 MAGIC = MAGIC_PREFIX + bytes((VERSION,))
-VERSIONS = (1, 2)                         # the versions decode_at reads
+VERSIONS = (1, LOGS, METRICS)             # the versions decode_at reads
 _PREFIX = "<4sII"                         # magic, body length, crc32
 _HEAD = "<QqqqIH"                         # offset, created, first, last, count, tag length
 PREFIX_SIZE = struct.calcsize(_PREFIX)    # 12
@@ -71,16 +76,23 @@ class Damage:
         return "Damage(%d, %d, %r)" % (self.position, self.length, self.reason)
 
 
-def header(offset, tag, payload, count, first_ns, last_ns, created_ns):
+def header(offset, tag, payload, count, first_ns, last_ns, created_ns, version=VERSION):
     """The bytes that go before ``payload`` in the frame (write both, e.g. with writev)."""
     tag_bytes = tag.encode("utf-8")
     head = struct.pack(_HEAD, offset, created_ns, first_ns, last_ns, count, len(tag_bytes)) + tag_bytes
-    crc = binascii.crc32(payload, binascii.crc32(head)) & 0xFFFFFFFF
-    return struct.pack(_PREFIX, MAGIC, len(head) + len(payload), crc) + head
+    crc = binascii.crc32(payload, binascii.crc32(head, _crc_seed(version))) & 0xFFFFFFFF
+    magic = MAGIC_PREFIX + bytes((version,))
+    return struct.pack(_PREFIX, magic, len(head) + len(payload), crc) + head
 
 
-def encode(offset, tag, payload, count, first_ns, last_ns, created_ns):
-    return header(offset, tag, payload, count, first_ns, last_ns, created_ns) + payload
+def _crc_seed(version):
+    """Where a frame's CRC starts: 0 for the versions before 3 (as they were written)."""
+    return binascii.crc32(bytes((version,))) if version >= METRICS else 0
+
+
+def encode(offset, tag, payload, count, first_ns, last_ns, created_ns, version=VERSION):
+    return header(offset, tag, payload, count, first_ns, last_ns, created_ns,
+                  version) + payload
 
 
 def frame_size(tag, payload):
@@ -102,7 +114,7 @@ def decode_at(data, start=0, position=None):
         return None
     body_at = start + PREFIX_SIZE
     body = memoryview(data)[body_at:end]
-    if binascii.crc32(body) & 0xFFFFFFFF != crc:
+    if binascii.crc32(body, _crc_seed(magic[3])) & 0xFFFFFFFF != crc:
         return BAD_CRC
     offset, created, first, last, count, tag_len = struct.unpack_from(_HEAD, data, body_at)
     tag_at = body_at + HEAD_SIZE

@@ -9,6 +9,8 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
     parser(name)            the [PARSER] called ``name``; KeyError when there is none
     multiline(name)         a built-in or [MULTILINE_PARSER] multiline parser; KeyError
     emit(tag, events, size, ack)   an input hands a batch to the pipeline
+    emit_metrics(tag, payload, ack)   an input hands an encoded cmetrics context
+                            (``codecs.cmetrics.Context.encode()``) to the pipeline
     reemit(tag, events)     a filter sends records through the pipeline again under a new
                             tag, past every filter but itself (rewrite_tag)
     await room(), has_room()       wait while the input is over its memory budget
@@ -16,6 +18,7 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
     request_exit(code)      stop the process with this exit code (expect's action exit)
     counters                the instance's metrics (``count(name, n)``; inputs: records,
                             bytes)
+    engine_metrics()        what edgeship counts about itself (``Engine.metrics_snapshot``)
 
 It never hands out the engine, the storage or another plugin.
 """
@@ -46,6 +49,16 @@ class Context:
         self.count("records", len(events))
         self.count("bytes", size)
         self._engine.ingest(self, tag, events, ack)
+
+    def emit_metrics(self, tag, payload, ack=None):
+        """Hand one encoded metrics context to the pipeline; Fluent Bit counts it as one
+        record of its size."""
+        self.count("records", 1)
+        self.count("bytes", len(payload))
+        self._engine.ingest_metrics(self, tag, payload, ack)
+
+    def engine_metrics(self):
+        return self._engine.metrics_snapshot()
 
     def reemit(self, tag, events):
         self._engine.ingest(self, tag, events, None, skip=self.plugin)

@@ -9,6 +9,7 @@ import signal
 import time
 
 from edgeship.core import backoff
+from edgeship.core.forward.wire import SIGNAL_LOGS as LOGS, SIGNAL_METRICS as METRICS
 from edgeship.core.schema import Entry
 from edgeship.core.tagmatch import RouteCache
 from edgeship.engine.context import Context
@@ -49,6 +50,8 @@ class Engine:
         self._room = None
         self._eof_inputs = set()
         self.input_restarts = {}  # input plugin -> times it died and was started again
+        self.started_ns = time.time_ns()
+        self.reloads = 0        # hot reloads done (fluentbit_hot_reloaded_times)
 
     # ------------------------------------------------------------------ building
     def context(self, name, level=None):
@@ -88,7 +91,10 @@ class Engine:
 
     def seal(self):
         self.filter_routes = RouteCache(self.filters)
-        self.output_routes = RouteCache(self.outputs)
+        # Each output gets the signals it takes (Fluent Bit's event_type): logs, metrics.
+        self.output_routes = RouteCache([o for o in self.outputs if LOGS in o.plugin.signals])
+        self.metric_routes = RouteCache([o for o in self.outputs
+                                         if METRICS in o.plugin.signals])
         for out in self.outputs:
             if out.matcher.is_empty():
                 self.log.warn("[router] NO match for %s output instance", out.plugin.display)
@@ -118,6 +124,17 @@ class Engine:
             if outputs:
                 self.storage.put(self.budget_of(source), tag, events, ack,
                                  [out.queue for out in outputs])
+        if ack is not None:
+            ack.seal()
+
+    def ingest_metrics(self, source, tag, payload, ack=None):
+        """Queue an encoded cmetrics context for every output that takes metrics and
+        matches ``tag``. Filters are for logs: metrics pass them untouched, as in Fluent
+        Bit (whose metrics processors edgeship does not have)."""
+        outputs = self.metric_routes.resolve(tag)
+        if outputs:
+            self.storage.put_metrics(self.budget_of(source), tag, payload, ack,
+                                     [out.queue for out in outputs])
         if ack is not None:
             ack.seal()
 
@@ -191,6 +208,25 @@ class Engine:
         for out in self.outputs:
             metrics["outputs"][out.plugin.display].update(out.metrics())
         return metrics
+
+    def metrics_snapshot(self):
+        """Everything edgeship counts about itself, as plain data (the fluentbit_metrics
+        input and the monitoring API render it with ``codecs.engine_metrics``)."""
+        metrics = self.storage_metrics()
+        outputs = metrics["outputs"]
+        storage = {"chunks": sum(o.get("total_chunks", 0) for o in outputs.values()),
+                   "mem_chunks": sum(o.get("mem_chunks", 0) for o in outputs.values()),
+                   "fs_chunks": sum(o.get("fs_chunks", 0) for o in outputs.values()),
+                   "fs_chunks_up": sum(o.get("fs_chunks_up", 0) for o in outputs.values()),
+                   "fs_chunks_down": sum(o.get("fs_chunks_down", 0) for o in outputs.values())}
+        return {"start_ns": self.started_ns, "hostname": os.uname().nodename,
+                "reloads": self.reloads, "storage": storage,
+                "inputs": {p.display: metrics["inputs"].get(p.display, {}) for p in self.inputs},
+                "filters": {f.plugin.display: {"add_records": f.plugin.added,
+                                               "drop_records": f.plugin.dropped}
+                            for f in self.filters},
+                "outputs": {o.plugin.display: outputs.get(o.plugin.display, {})
+                            for o in self.outputs}}
 
     # ------------------------------------------------------------------ running
     def shutdown(self):

@@ -166,8 +166,9 @@ class Loader:
             raise ConfigError("section '%s' tried to instance a plugin name that doesn't exist"
                               % name_entry.value, name_entry.file, name_entry.line, "name")
         conf = cls.schema().build(section.entries, (section.file, section.line))
-        number = counters.get(name, 0)
-        counters[name] = number + 1
+        # Fluent Bit numbers instances per section kind: dummy.0, cpu.1, null.0, stdout.1.
+        number = counters.get(kind, 0)
+        counters[kind] = number + 1
         instance = "%s.%d" % (cls.name, number)
         context = engine.context(conf.get("alias") or instance, conf.get("log_level"))
         try:

@@ -9,14 +9,19 @@ A plugin sees the engine only through ``self.context`` (``edgeship.engine.contex
 log (also ``self.log``), the config directory, ``parser(name)``, ``multiline(name)``,
 ``emit``, ``reemit``, ``room``, ``finished``, ``request_exit`` and metrics counters.
 
-Inputs   ``async run()``; hand batches to ``self.context.emit(tag, events, size, ack)``.
+Inputs   ``async run()``; hand batches to ``self.context.emit(tag, events, size, ack)``,
+         metrics contexts to ``self.context.emit_metrics(tag, payload)``.
 Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on.
 Outputs  ``async flush(chunk) -> OK | RETRY | ERROR`` for one chunk of one tag: ``chunk.tag``,
          ``chunk.payload`` (Fluent Bit's entries, ``edgeship.codecs.entries``),
          ``chunk.count``, ``chunk.events()`` (decoded on first use) and ``chunk.id`` (the
          same on every retry of these records). Up to ``Workers`` flushes run at once.
+         An output that lists ``METRICS`` in ``signals`` also gets metrics chunks
+         (``chunk.signal == METRICS``: the payload is cmetrics contexts, see
+         ``edgeship.codecs.cmetrics``).
 Parsers  built with a context too (``edgeship.plugins.parsers._base.Parser``).
 """
+from edgeship.core.forward.wire import SIGNAL_LOGS as LOGS, SIGNAL_METRICS as METRICS
 from edgeship.core.schema import Option, Schema
 
 OK, RETRY, ERROR = "ok", "retry", "error"
@@ -125,6 +130,9 @@ class Output(Plugin):
     # False (set by configure) for an output that only sends or writes ``chunk.payload``:
     # storage then keeps no record objects for it.
     reads_records = True
+    # The signals it takes (Fluent Bit's event_type): LOGS, METRICS; chunk.signal says
+    # which one a flush carries.
+    signals = (LOGS,)
 
     async def start(self):
         """Open connections or files; called once before the first flush."""

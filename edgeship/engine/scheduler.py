@@ -89,6 +89,7 @@ class Scheduler:
         # on Python 3.9, and waiting on it fails.
         self.wake = None
         self.proc_records = 0
+        self.proc_bytes = 0
         self.errors = 0
         self.retries = 0
         self.retries_failed = 0
@@ -223,6 +224,7 @@ class Scheduler:
             return result  # dropped while in flight (memrb): nothing left to account for
         if result == OK:
             self.proc_records += delivered
+            self.proc_bytes += len(whole.payload) if delivered == chunk.count else 0
             if delivery.attempts:
                 self.plugin.log.info("flush chunk succeeded at retry %d", delivery.attempts)
             del self.deliveries[chunk]
@@ -317,7 +319,8 @@ class Scheduler:
         return OK
 
     def metrics(self):
-        return {"proc_records": self.proc_records, "errors": self.errors,
+        return {"proc_records": self.proc_records, "proc_bytes": self.proc_bytes,
+                "errors": self.errors,
                 "dropped_records": self.dropped_records, "retries": self.retries,
                 "retried_records": self.retried_records,
                 "retries_failed": self.retries_failed}

@@ -18,8 +18,10 @@ callbacks it gives (a chunk is ready, a chunk was dropped, a budget has room aga
 import asyncio
 import os
 import re
+import time
 
-from edgeship.codecs.entries import Chunk, Entries, pack_entries
+from edgeship.codecs.entries import LOGS, METRICS, Chunk, Entries, pack_entries
+from edgeship.core import chunkframe as cf
 from edgeship.core.ring import ByteRing
 from edgeship.storage import legacy
 from edgeship.storage.queue import CHUNK_BYTES, OutputQueue
@@ -159,6 +161,19 @@ class Storage:
                 self._close(queue, chunk)
                 queue.on_ready()
 
+    def put_metrics(self, budget, tag, payload, ack, queues):
+        """Queue one encoded cmetrics context for each output queue: a chunk of its own
+        (Fluent Bit 5.1.1 makes every metrics append its own chunk), closed at once."""
+        now = time.time_ns()
+        for queue in queues:
+            chunk = queue.put(budget, tag, payload, None, 1, now, now, cf.METRICS)
+            budget.bytes += len(payload)
+            if ack is not None:
+                ack.add()
+                chunk.acks.append(ack)
+            self._close(queue, chunk)
+            queue.on_ready()
+
     def _storable(self, budget, tag, events, error):
         """The records of a batch that can be packed; the others are dropped, counted and
         logged (once per batch), so a poison record cannot make an input die."""
@@ -205,7 +220,8 @@ class Storage:
         payload = chunk.payload
         if payload is None:
             payload = await asyncio.get_running_loop().run_in_executor(None, _read, chunk)
-        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events)
+        signal = METRICS if chunk.version == cf.METRICS else LOGS
+        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events, signal)
 
     def confirm(self, chunk):
         """The output has ``chunk``: it is forgotten, its acks released."""

@@ -61,7 +61,8 @@ class QueuedChunk:
         self.segment = None     # where it is in the spool, once written
         self.position = 0
         self.frame_size = 0
-        self.version = cf.VERSION   # of its spool frame (replayed chunks may be older)
+        # Its spool frame's version: what it holds (cf.LOGS, cf.METRICS; replayed: 1 too).
+        self.version = cf.VERSION
         self.pinned = True      # counts against its input's budget (not durable yet)
         self.gone = False       # confirmed or dropped
         self.busy = False       # an output is flushing it
@@ -112,14 +113,15 @@ class OutputQueue:
         return len(found), records_total
 
     # ------------------------------------------------------------------ in
-    def put(self, budget, tag, body, events, count, first_ns, last_ns):
+    def put(self, budget, tag, body, events, count, first_ns, last_ns, version=cf.LOGS):
         """Append a batch, its packed entries ``body`` and, when they unpack to exactly
-        these values, its ``events`` (else None), to the open chunk of its input and tag;
-        returns that chunk."""
-        key = (budget, tag)
+        these values, its ``events`` (else None), to the open chunk of its input, tag and
+        kind (``version``: logs or metrics); returns that chunk."""
+        key = (budget, tag, version)
         chunk = self.open.get(key)
         if chunk is None:
             chunk = self.open[key] = QueuedChunk(self, tag, budget)
+            chunk.version = version
             chunk.first_ns = first_ns
             if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
                 chunk.events = []
@@ -138,7 +140,7 @@ class OutputQueue:
         """Close an open chunk: it gets its offset and, from a filesystem input, goes to the
         spool (``chunk.durable`` tells whether it did). Returns the chunks removed to make
         room for it (storage.total_limit_size)."""
-        del self.open[(chunk.source, chunk.tag)]
+        del self.open[(chunk.source, chunk.tag, chunk.version)]
         chunk.payload = b"".join(chunk.bodies)
         chunk.bodies = None
         chunk.seq = self.next_seq
@@ -157,7 +159,7 @@ class OutputQueue:
             dropped = self._make_room(chunk)
             chunk.segment, chunk.position, chunk.frame_size = self.spool.append(
                 chunk.seq, chunk.tag, chunk.payload, chunk.count, chunk.first_ns,
-                chunk.last_ns, time.time_ns())
+                chunk.last_ns, time.time_ns(), chunk.version)
         except OSError as exc:
             self.spool_down_until = now + SPOOL_RETRY_SECONDS
             if not self.spool_failed:
@@ -220,7 +222,7 @@ class OutputQueue:
         if chunk.seq >= 0:
             self.queued.pop(chunk.seq, None)
         else:
-            del self.open[(chunk.source, chunk.tag)]
+            del self.open[(chunk.source, chunk.tag, chunk.version)]
         if chunk.segment is not None:
             self.spool.done(chunk.segment, chunk.seq)
         self.uncache(chunk)

@@ -123,13 +123,14 @@ class Spool:
                     pass
 
     # ------------------------------------------------------------------ writing
-    def append(self, offset, tag, payload, count, first_ns, last_ns, created_ns):
+    def append(self, offset, tag, payload, count, first_ns, last_ns, created_ns,
+               version=cf.VERSION):
         """Write a chunk; returns (segment, position, frame size). Raises OSError (ENOSPC,
         EIO, ...) with nothing half-written left behind."""
         segment = self.active
         if segment is None or segment.size >= self.segment_bytes:
             segment = self._roll(offset)
-        head = cf.header(offset, tag, payload, count, first_ns, last_ns, created_ns)
+        head = cf.header(offset, tag, payload, count, first_ns, last_ns, created_ns, version)
         before = segment.disk_bytes
         position = segment.append(offset, head, payload)
         self.segments.grow(segment, segment.disk_bytes - before)

@@ -12,7 +12,9 @@ import os
 import sys
 import time
 
+from edgeship.codecs import cmetrics
 from edgeship.codecs.entries import unpack_entries
+from edgeship.core import chunkframe as cf
 from edgeship.storage import legacy
 from edgeship.storage.segment import IDX, SEG, SET_ASIDE, Segment, base_of
 
@@ -101,7 +103,10 @@ class Report:
                           % (item.offset, item.position, _stamp(item.created_ns), item.tag,
                              item.count, _stamp(item.first_ns), _stamp(item.last_ns),
                              item.size, output, state))
-            if self.with_records:
+            if self.with_records and item.version == cf.METRICS:
+                for line in cmetrics.render_text(cmetrics.decode(item.payload)).splitlines():
+                    self.line("| " + line)
+            elif self.with_records:
                 if item.version == 1:
                     events = legacy.events(item.payload)
                 else:

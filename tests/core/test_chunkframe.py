@@ -136,12 +136,18 @@ def test_confirm_entries_skip_damage():
     assert cf.confirmed_offsets(bytes(broken)) == {3}
 
 
-def test_format_versions_one_and_two_are_read_another_is_damage():
+def test_format_versions_one_to_three_are_read_another_is_damage():
     frame = bytearray(cf.encode(3, "t", b"payload", 1, 1, 2, 3))
     assert frame[:4] == cf.MAGIC and cf.decode_at(bytes(frame)).version == cf.VERSION == 2
-    frame[3] = 1            # the magic's last byte is the version; the CRC leaves it out
+    frame[3] = 1            # the magic's last byte is the version; before 3 the CRC leaves it out
     assert cf.decode_at(bytes(frame)).version == 1
-    frame[3] = 3
+    frame[3] = 3            # a metrics frame's CRC covers it: a logs frame cannot turn into one
+    assert cf.decode_at(bytes(frame)) == cf.BAD_CRC
+    metrics = bytearray(cf.encode(3, "t", b"payload", 1, 1, 2, 3, cf.METRICS))
+    assert cf.decode_at(bytes(metrics)).version == cf.METRICS
+    metrics[3] = 2
+    assert cf.decode_at(bytes(metrics)) == cf.BAD_CRC
+    frame[3] = 4
     assert cf.decode_at(bytes(frame)) == cf.BAD_MAGIC
     # A frame of a version this reader does not know is skipped, the next one found.
     items = _decode(bytes(frame) + _frame(4))

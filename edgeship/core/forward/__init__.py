@@ -51,8 +51,8 @@ from edgeship.core.forward.digest import (chunk_id, password_digest, sha512, sha
 from edgeship.core.forward.encode import Encoder, options_map
 from edgeship.core.forward.messages import (ACK, FRAME, HELO, READY, REQUEST, ack_response,
                                             helo, ping, pong)
-from edgeship.core.forward.server import PackedEntries, Request, ServerSession, decode_entries
-from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, UNREADABLE, EventTime,
+from edgeship.core.forward.server import MetricsPayload, PackedEntries, Request, ServerSession, decode_entries
+from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, SIGNAL_METRICS, UNREADABLE, EventTime,
                                         Ext, ProtocolError, Unreadable, array_header,
                                         ext_hook, gunzip, gzip_compress, map32_header,
                                         map_header, pack_bin, pack_bool, pack_event_time,
@@ -60,7 +60,7 @@ from edgeship.core.forward.wire import (DEFAULT_PORT, NS, SIGNAL_LOGS, UNREADABL
 
 __all__ = ("ACK", "FRAME", "HELO", "READY", "REQUEST", "ClientSession", "chunk_id", "password_digest", "sha512", "sha512_hex",
            "shared_key_digest", "Encoder", "options_map", "ack_response", "helo", "ping", "pong",
-           "PackedEntries", "Request", "ServerSession", "decode_entries", "DEFAULT_PORT", "NS", "SIGNAL_LOGS",
+           "MetricsPayload", "PackedEntries", "Request", "ServerSession", "decode_entries", "DEFAULT_PORT", "NS", "SIGNAL_LOGS", "SIGNAL_METRICS",
            "UNREADABLE", "EventTime", "Ext", "ProtocolError", "Unreadable", "array_header",
            "ext_hook", "gunzip", "gzip_compress", "map32_header", "map_header", "pack_bin",
            "pack_bool", "pack_event_time", "pack_str", "pack_uint")

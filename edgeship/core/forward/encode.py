@@ -1,7 +1,7 @@
 """out_forward's frames: the options map and the ``Encoder`` of Forward, CompressedPackedForward
 and Message mode frames, byte for byte as Fluent Bit 5.1.1 sends them."""
 from edgeship.core.forward.digest import chunk_id
-from edgeship.core.forward.wire import (NS, SIGNAL_LOGS, array_header, gzip_compress,
+from edgeship.core.forward.wire import (NS, SIGNAL_LOGS, SIGNAL_METRICS, array_header, gzip_compress,
                                         map32_header, pack_bin, pack_event_time, pack_str,
                                         pack_time_words, pack_uint)
 
@@ -70,6 +70,17 @@ class Encoder:
             return b"\x92" + head + payload, None
         return (b"\x93" + head + payload
                 + options_map(chunk, count, extra=self.extra)), chunk
+
+    def metrics_frame(self, tag, payload):
+        """A metrics chunk (cmetrics contexts) as Fluent Bit sends it: always
+        ``[tag, bin(payload), options]``, the options with ``fluent_signal`` 1 and no size;
+        the chunk id is of the uncompressed payload."""
+        chunk = chunk_id(payload) if self.require_ack else None
+        compressed = None
+        if self.compress:
+            payload, compressed = gzip_compress(payload), "gzip"
+        return (b"\x93" + pack_str(tag) + pack_bin(payload)
+                + options_map(chunk, None, compressed, SIGNAL_METRICS, self.extra)), chunk
 
     def message(self, tag, event):
         """One Message-mode frame ``[tag, time, record, options]`` and its chunk id."""

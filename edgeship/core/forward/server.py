@@ -4,7 +4,7 @@ CompressedPackedForward, Message), the secure-forward handshake, entries made in
 from edgeship.core.forward.digest import password_digest, shared_key_digest
 from edgeship.core.forward.messages import ACK, HELO, REQUEST, ack_response, helo, pong
 from edgeship.core.events import checked_seconds
-from edgeship.core.forward.wire import (SIGNAL_LOGS, UNREADABLE, EventTime, ProtocolError,
+from edgeship.core.forward.wire import (SIGNAL_LOGS, SIGNAL_METRICS, UNREADABLE, EventTime, ProtocolError,
                                         field_bytes, gunzip, is_text)
 from edgeship.core.session import Result
 
@@ -13,6 +13,19 @@ class PackedEntries:
     """Entries a codec checked and kept as they came (``payload``, ``count``): their
     records are decoded only if something needs them."""
     __slots__ = ()
+
+
+class MetricsPayload:
+    """The payload of a PackedForward frame sent with ``fluent_signal`` 1: cmetrics
+    contexts, as bytes (uncompressed). Checking them needs a full msgpack codec: the
+    receiver's (``edgeship.codecs.cmetrics``)."""
+    __slots__ = ("payload",)
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __len__(self):
+        return 1
 
 
 class Request:
@@ -221,15 +234,16 @@ class ServerSession:
             return Request(tag, events, chunk, size, dropped)
         if kind is bytes or kind is str:                   # (Compressed)PackedForward
             chunk, signal = self._options(obj, 2, 3)
-            if signal not in (None, SIGNAL_LOGS):
-                raise ProtocolError("fluent_signal %r (metrics/traces) is not supported"
-                                    % (signal,))
+            if signal not in (None, SIGNAL_LOGS, SIGNAL_METRICS):
+                raise ProtocolError("fluent_signal %r (traces) is not supported" % (signal,))
             payload = field_bytes(body)
             compressed = self._compressed(obj)
             if compressed == "gzip" or (compressed is None and payload[:2] == b"\x1f\x8b"):
                 payload = gunzip(payload, self.max_buffer)
             elif compressed is not None:
                 raise ProtocolError("unsupported compression %r" % compressed)
+            if signal == SIGNAL_METRICS:
+                return Request(tag, MetricsPayload(payload), chunk, size)
             events, dropped = self._packed(payload)
             return Request(tag, events, chunk, size, dropped)
         # Message mode: [tag, time, record, options?]

@@ -12,7 +12,8 @@ except ImportError:  # MicroPython: gzip is not available there
     zlib = None
 
 DEFAULT_PORT = 24224
-SIGNAL_LOGS = 0
+SIGNAL_LOGS = 0         # the fluent_signal option: what a PackedForward payload holds
+SIGNAL_METRICS = 1
 
 
 class ProtocolError(Exception):

@@ -19,8 +19,8 @@ on to outputs that cannot read them.
 import asyncio
 import os
 
-from edgeship.codecs import untrusted
-from edgeship.codecs.msgpack import MsgpackCodec
+from edgeship.codecs import cmetrics, untrusted
+from edgeship.codecs.msgpack import MsgpackCodec, packb
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -151,9 +151,13 @@ class ForwardInput(Input):
                         self._closed(peer, "connection closed in the middle of a frame")
                     break
                 result = session.receive(data)
+                refused = None
                 for _, request in result.events:
-                    self._accept(request, session, writer)
-                if result.reply:
+                    refused = self._accept(request, session, writer)
+                    if refused is not None:
+                        result.close = refused   # no ack, as Fluent Bit
+                        break
+                if result.reply and refused is None:
                     writer.write(result.reply)
                 if session.dropped:
                     self.dropped_entries += session.dropped
@@ -182,6 +186,17 @@ class ForwardInput(Input):
                       self.closed_on_error)
 
     def _accept(self, request, session, writer):
+        """Queue a request's records (acked once stored); a reason to close the
+        connection when they are metrics cmetrics would not decode."""
+        metrics = None
+        if isinstance(request.events, forward.MetricsPayload):
+            try:
+                # Fluent Bit's in_forward ingests the first context of a payload only.
+                (context,) = cmetrics.decode(request.events.payload, first_only=True)
+            except cmetrics.MetricsError as exc:
+                return "cmt_decode_msgpack_create failed: %s" % exc
+            if not cmetrics.is_empty(context):
+                metrics = packb(context)
         ack = None
         if request.chunk is not None:
             reply = session.send((forward.ACK, request.chunk))
@@ -190,10 +205,13 @@ class ForwardInput(Input):
                 if not writer.is_closing():
                     writer.write(reply)
             ack = Ack(confirmed)
-        if request.events:
+        if metrics is not None:
+            self.context.emit_metrics(self._tag(request.tag), metrics, ack)
+        elif request.events and not isinstance(request.events, forward.MetricsPayload):
             self.context.emit(self._tag(request.tag), request.events, request.size, ack)
         elif ack is not None:
             ack.seal()
+        return None
 
 
 PLUGIN = ForwardInput

@@ -24,7 +24,7 @@ from edgeship.codecs.msgpack import MsgpackCodec
 from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY, Output
+from edgeship.engine.plugin import LOGS, METRICS, OK, RETRY, Output
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 from edgeship.net.upstream import read_upstream
 
@@ -78,6 +78,7 @@ class ForwardOutput(Output):
     name = "forward"
     description = "Forward (Fluentd protocol)"
     workers = 2
+    signals = (LOGS, METRICS)
     options = (
         Option("Host", default="127.0.0.1", help="host of the forward server"),
         Option("Port", "int", str(forward.DEFAULT_PORT), help="TCP port of the server"),
@@ -256,6 +257,11 @@ class ForwardOutput(Output):
     def _frames(self, chunk):
         # An empty tag would be dropped by the server: the record's own tag is sent instead.
         template = self.tag_template
+        if chunk.signal == METRICS:     # always one [tag, bin, options] frame, as Fluent Bit
+            tag = chunk.tag
+            if template is not None and template.is_static:
+                tag = template.render({}, chunk.tag) or chunk.tag
+            return [self.encoder.metrics_frame(tag, chunk.payload)]
         if template is None or template.is_static:
             tag = chunk.tag if template is None else (template.render({}, chunk.tag)
                                                       or chunk.tag)

@@ -3,7 +3,9 @@
 Format msgpack (the default) is Fluent Bit's human print, one line per record:
 ``[0] tag: [[1711360801.000000000, {}], {"k"=>"v", "f"=>1.500000, "n"=>nil}]``, counting from
 0 in every chunk. json, json_lines and json_stream print JSON with the time under
-json_date_key (in json_date_format) as the first key. One write per chunk.
+json_date_key (in json_date_format) as the first key. One write per chunk. A metrics chunk is
+printed as Fluent Bit prints it in every Format: one line per series
+(``2026-11-24T10:18:11.127471264Z node_load1 = 1.02``).
 
 A closed stdout (the reader of ``edgeship ... | head`` is gone) is Fluent Bit's case too: it
 ignores SIGPIPE and the write error, and reports the chunk delivered. So does edgeship, with
@@ -13,9 +15,9 @@ import asyncio
 import os
 import sys
 
-from edgeship.codecs import formats
+from edgeship.codecs import cmetrics, formats
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import ERROR, OK, Output
+from edgeship.engine.plugin import ERROR, LOGS, METRICS, OK, Output
 
 
 _stdout_closed = False
@@ -53,6 +55,7 @@ def warn_stdout_closed(plugin):
 class StdoutOutput(Output):
     name = "stdout"
     description = "Prints events to STDOUT"
+    signals = (LOGS, METRICS)
     options = (
         Option("Format", default="msgpack", choices=("msgpack", "json", "json_lines", "json_stream"),
                help="msgpack (human print), json (one array per chunk), json_lines or json_stream"),
@@ -75,7 +78,10 @@ class StdoutOutput(Output):
         return data if self.format == "json_lines" else data + b"\n"
 
     async def flush(self, chunk):
-        data = self.render(chunk.tag, chunk.events())
+        if chunk.signal == METRICS:     # one line per series, whatever the Format
+            data = cmetrics.render_text(cmetrics.decode(chunk.payload)).encode()
+        else:
+            data = self.render(chunk.tag, chunk.events())
         try:
             # A slow reader of a pipe must not stall the loop.
             written = await asyncio.to_thread(write_stdout, data)

@@ -1,0 +1,75 @@
+"""What the HTTP outputs (http, es, opensearch, loki, splunk, datadog) share: the client
+built from their options, Fluent Bit's common headers, and the status rules.
+
+Each plugin composes its body and its own header list, then calls ``self.send()``; the
+response's status is judged by the plugin's ``judge()`` (Fluent Bit's per-plugin rules,
+table 1.3 of the reference): by default 200-205 OK, 408/429/5xx RETRY, other 4xx ERROR
+logged with the first line of the body, no response at all RETRY.
+"""
+from edgeship.core.errors import ConfigError
+from edgeship.engine.plugin import ERROR, OK, RETRY, Output
+from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, basic_auth,
+                                      gzip_body, parse_headers)
+
+USER_AGENT = ("User-Agent", "Fluent-Bit")
+
+
+def default_judge(status):
+    """Fluent Bit's out_http rule: 200-205 OK, 4xx but 408/429 ERROR, anything else RETRY."""
+    if 200 <= status <= 205:
+        return OK
+    if 400 <= status < 500 and status not in (408, 429):
+        return ERROR
+    return RETRY
+
+
+class HttpOutput(Output):
+    """An output that sends each chunk as HTTP requests through one HttpClient."""
+
+    client_options = HTTP_CLIENT_OPTIONS
+
+    def configure_client(self, host=None, port=None):
+        conf = self.conf
+        try:
+            self.client = HttpClient(conf, host, port)
+        except ValueError as exc:
+            raise ConfigError("%s: %s" % (self.name, exc))
+        self.config_headers = parse_headers(conf["header"])
+        self.gzip = conf["compress"] == "gzip"
+        self.auth = None
+        if conf["http_user"]:
+            self.auth = ("Authorization", basic_auth(conf["http_user"], conf["http_passwd"]))
+
+    def encode_body(self, body, headers):
+        """``body`` gzipped when ``compress gzip`` is set (adding the header)."""
+        if self.gzip:
+            headers.append(("Content-Encoding", "gzip"))
+            return gzip_body(body)
+        return body
+
+    def judge(self, status):
+        return default_judge(status)
+
+    async def send(self, method, uri, headers, body):
+        """``(result, response)``: OK/RETRY/ERROR, and the Response or None."""
+        client = self.client
+        try:
+            response = await client.request(method, uri, headers, body)
+        except HttpError as exc:
+            self.log.error("could not flush records to %s: %s", client.label, exc)
+            return RETRY, None
+        result = self.judge(response.status)
+        if result == OK:
+            self.log.debug("%s, HTTP status=%d", client.label, response.status)
+        elif result == ERROR:
+            self.log.error("%s, HTTP status=%d %s; the chunk will not be retried", client.label,
+                           response.status, response.first_line())
+        else:
+            self.log.error("%s, HTTP status=%d %s", client.label, response.status,
+                           response.first_line())
+        return result, response
+
+    async def stop(self):
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()

@@ -1,0 +1,52 @@
+"""A real Prometheus server (Debian's, 2.42) per test: free port, its own config and TSDB
+directory, scraping the given targets every second; queried over its HTTP API."""
+import json
+import os
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+
+from conftest import accepts_connections, free_port, wait_for
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+class Prometheus:
+    def __init__(self, folder, targets=(), metrics_path="/metrics", remote_write=False):
+        self.folder = str(folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self.port = free_port()
+        conf = os.path.join(self.folder, "prometheus.yml")
+        with open(conf, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n")
+            if targets:
+                f.write("scrape_configs:\n  - job_name: edgeship\n    metrics_path: %s\n"
+                        "    static_configs:\n      - targets: [%s]\n"
+                        % (metrics_path, ", ".join('"%s"' % t for t in targets)))
+        args = [PROMETHEUS, "--config.file=" + conf,
+                "--storage.tsdb.path=" + os.path.join(self.folder, "data"),
+                "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]
+        if remote_write:
+            args.append("--web.enable-remote-write-receiver")
+        self.log = open(os.path.join(self.folder, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: accepts_connections(self.port), timeout=60)
+
+    def query(self, promql):
+        """The instant vector of ``promql``: [(labels dict, value float)]."""
+        url = "http://127.0.0.1:%d/api/v1/query?%s" % (
+            self.port, urllib.parse.urlencode({"query": promql}))
+        with urllib.request.urlopen(url, timeout=10) as r:
+            data = json.loads(r.read())
+        return [(item["metric"], float(item["value"][1])) for item in data["data"]["result"]]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

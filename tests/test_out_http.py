@@ -1,0 +1,91 @@
+"""http output: the requests Fluent Bit 5.1.1 sent (vectors), byte for byte, and the status
+rules; real sockets, a real edgeship process."""
+import gzip
+import re
+
+import msgpack
+import pytest
+
+from http_receiver import response
+from http_vectors import captured_body, captured_head, head_without_host, load, names, replay
+
+# Deliberate differences from the vectors (README "Where edgeship differs").
+DIFFERENCES = {
+    # zlib's deflate stream, not miniz's: the same text once gunzipped, other bytes (and so
+    # another Content-Length).
+    "out_http_compress_gzip": "gzip",
+    # edgeship's chunks pack maps with the smallest header, Fluent Bit's with map32
+    # (codecs/entries.py): the same entries once decoded, a shorter body.
+    "out_http_format_msgpack": "msgpack",
+    # Format gelf waits for the gelf encoder of the gelf output.
+    "out_http_format_gelf_keys": "skip",
+    "out_http_format_gelf_no_keys": "skip",
+    # [SERVICE] json.escape_unicode off is not an edgeship option yet.
+    "out_http_json_escape_unicode_off": "skip",
+    # dummy Metadata is not supported by the dummy input.
+    "out_http_record_metadata_internal": "skip",
+}
+
+
+def _entries(data):
+    unpacker = msgpack.Unpacker(strict_map_key=False, raw=False)
+    unpacker.feed(data)
+    return list(unpacker)
+
+
+SENT_ONCE = ["out_http_status_400_no_retry"]
+
+
+def first_request_cases():
+    return [n for n in names("out_http_") if DIFFERENCES.get(n) != "skip"]
+
+
+@pytest.mark.parametrize("name", first_request_cases())
+def test_requests_as_fluent_bit_sent_them(name, tmp_path):
+    vec = load(name)
+    receiver, err = replay(vec, tmp_path)
+    sent = receiver.requests
+    for index, captured in enumerate(vec["requests"]):
+        got = sent[index]
+        if DIFFERENCES.get(name) == "gzip":
+            assert gzip.decompress(got.body) == gzip.decompress(captured_body(captured))
+            assert got.body[:10] == captured_body(captured)[:10]
+            expected = re.sub(rb"Content-Length: \d+", b"Content-Length: N",
+                              captured_head(captured))
+            assert re.sub(rb"Content-Length: \d+", b"Content-Length: N",
+                          head_without_host(got.head_raw, receiver.port)) == expected
+            continue
+        if DIFFERENCES.get(name) == "msgpack":
+            assert _entries(got.body) == _entries(captured_body(captured))
+            assert re.sub(rb"Content-Length: \d+", b"", head_without_host(
+                got.head_raw, receiver.port)) == re.sub(rb"Content-Length: \d+", b"",
+                                                        captured_head(captured))
+            continue
+        assert head_without_host(got.head_raw, receiver.port) == captured_head(captured)
+        assert got.body == captured_body(captured)
+    if name in SENT_ONCE:
+        assert len(sent) == 1
+        assert "HTTP status=400" in err and '{"error":"bad request"}' in err
+
+
+def test_a_dropped_400_is_not_sent_again(tmp_path):
+    """Fluent Bit drops a chunk answered 400; a second chunk then goes through, and the first
+    is never sent again."""
+    vec = load("out_http_status_400_no_retry")
+    answers = [response(400, b'{"error":"bad request"}\nsecond line'), response()]
+
+    def answer(request, index):
+        return answers[min(index, 1)]
+
+    receiver, err = replay(vec, tmp_path, count=1, answer=answer,
+                           settle=lambda r: _append_and_wait(tmp_path, r))
+    bodies = [r.body for r in receiver.requests]
+    assert len(bodies) == 2 and b"later" in bodies[1] and b"first" not in bodies[1]
+    assert "second line" not in err and "bad request" in err
+
+
+def _append_and_wait(tmp_path, receiver):
+    from conftest import wait_for
+    with open(str(tmp_path / "records.jsonl"), "a") as f:
+        f.write('{"ts":"2024-01-02T03:04:08.000000000Z","msg":"later"}\n')
+    wait_for(lambda: len(receiver.requests) >= 2)
