@@ -29,6 +29,7 @@ INTERFACES = {"lo": [12345, 100, 0, 0, 0, 0, 0, 0, 12345, 100, 0, 0, 0, 0, 0, 0]
               "eth0.100": [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5],
               "wlan0": [222222, 2000, 0, 0, 0, 0, 0, 10, 111111, 1000, 0, 0, 0, 0, 0, 0]}
 
+UPTIME = "12345.67"
 PROCESS_PID = 1234
 PROCESS_NAME = "sensor-daemon"
 # utime, stime (clock ticks) and rss (pages) of the fake process
@@ -79,6 +80,7 @@ class FakePi:
         self._file("proc/2/cmdline", "")
         self._file("proc/2/stat", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 "
                    "0 1 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 1 0 0")
+        self._file("proc/uptime", "%s 40000.00\n" % UPTIME)
         self._file("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n")
         self._file("sys/class/thermal/cooling_device0/type", "gpio-fan\n")
         self._file("sys/class/thermal/cooling_device0/cur_state", "0\n")

@@ -31,6 +31,7 @@ import subprocess
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.plugins.inputs._host import fgets_pieces
 from edgeship.plugins.inputs._interval import IntervalInput, interval_options
 
 READ_SIZE = 65536
@@ -72,7 +73,7 @@ class ExecInput(IntervalInput):
                               "exit_after_oneshot=True", key="propagate_exit_code")
         self.exit_after = self.conf["exit_after_oneshot"]
         self.oneshot = self.conf["oneshot"] or self.exit_after
-        self.piece = self.conf["buf_size"] - 1      # fgets keeps room for its NUL
+        self.buf_size = self.conf["buf_size"]
         self.running = None         # the task of the command in flight
         self.rejected = 0
 
@@ -135,34 +136,17 @@ class ExecInput(IntervalInput):
         while True:
             data = await stream.read(READ_SIZE)
             pending += data
-            pieces, pending = self._pieces(pending, at_eof=not data)
+            pieces, pending = fgets_pieces(pending, self.buf_size, at_eof=not data)
             if pieces:
                 await self.context.room()
                 self._emit(pieces)
             if not data:
                 return
 
-    def _pieces(self, data, at_eof):
-        """fgets over ``data``: (complete pieces without their newline, what is left)."""
-        pieces = []
-        start, size, piece = 0, len(data), self.piece
-        while start < size:
-            newline = data.find(b"\n", start, start + piece)
-            if newline >= 0:
-                pieces.append(data[start:newline])
-                start = newline + 1
-            elif size - start >= piece:
-                pieces.append(data[start:start + piece])
-                start += piece
-            elif at_eof:
-                pieces.append(data[start:])
-                start = size
-            else:
-                break
-        return pieces, data[start:]
-
     def _emit(self, pieces):
-        lines = [p.decode("utf-8", "replace") for p in pieces]
+        # The trailing newline removed, as Fluent Bit's chomp.
+        lines = [(p[:-1] if p.endswith(b"\n") else p).decode("utf-8", "replace")
+                 for p in pieces]
         now = ev.now_ns()
         if self.parser is None:
             events = [(now, {"exec": line}) for line in lines]
