@@ -100,6 +100,11 @@ class ExecInput(IntervalInput):
                           self.command, self.period)
             self.running.cancel()
         self.running = asyncio.ensure_future(self._run_once())
+        self.running.add_done_callback(self._finished)
+
+    def _finished(self, task):
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("command '%s' failed: %r", self.command, task.exception())
 
     def _end_running(self, sig):
         if self.running is not None and not self.running.done():
