@@ -8,7 +8,7 @@ out as one batch, stamped with the collection time.
 
 An input subclasses ``IntervalInput`` and implements ``collect(now_ns) -> [record]`` (plain
 reads), or ``tick()`` when a tick awaits something (a connection, a command). ``start()`` runs
-once before the first tick: the first sample of a rate. Setting ``self.done`` ends the input
+before the first tick (again after a restart): the first sample of a rate. Setting ``self.done`` ends the input
 (Samples reached, a one-shot command finished).
 """
 import asyncio
@@ -27,19 +27,18 @@ def interval_options(sec="1", nsec="0"):
 
 class IntervalInput(Input):
     done = False
-    _started = False
     _wake = None
 
     @property
     def period(self):
-        """Seconds between ticks."""
+        """Seconds between ticks, as Fluent Bit computes them (the cpu input divides by it)."""
         sec, nsec = self.conf["interval_sec"], self.conf["interval_nsec"]
         if sec <= 0 and nsec <= 0:
             return 1.0
-        return max(sec, 0) + max(nsec, 0) / 1e9
+        return max(sec, 0) + 1e-9 * max(nsec, 0)
 
     def start(self):
-        """Take the first sample of a rate; called once, before the first tick."""
+        """Take the first sample of a rate, before the first tick."""
 
     def collect(self, now_ns):
         """The records of one tick (a list of dicts, maybe empty)."""
@@ -52,9 +51,7 @@ class IntervalInput(Input):
             self.context.emit(self.tag, [(now, record) for record in records])
 
     async def run(self):
-        if not self._started:       # kept across a restart after an error: no new first sample
-            self._started = True
-            self.start()
+        self.start()
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         period = self.period

@@ -56,10 +56,6 @@ class CpuInput(IntervalInput):
         except (OSError, ValueError, IndexError) as exc:
             raise ConfigError("cpu: could not obtain CPU data: %s" % exc,
                               key="pid" if self.pid >= 0 else None)
-        # Fluent Bit divides by Interval_Sec + 1e-9 * Interval_NSec (the fallback when both
-        # are 0 or less is 1 second).
-        sec, nsec = self.conf["interval_sec"], self.conf["interval_nsec"]
-        self.seconds = sec + 1e-9 * nsec if sec > 0 or nsec > 0 else 1.0
         self.keys = [("cpu_p", "user_p", "system_p")] + [
             ("cpu%d.p_cpu" % n, "cpu%d.p_user" % n, "cpu%d.p_system" % n)
             for n in range(self.cores)]
@@ -105,7 +101,7 @@ class CpuInput(IntervalInput):
         before, self.before = self.before, now
         if now is None or before is None or len(now) != len(before):
             return []
-        ticks, cores, seconds = self.ticks_per_second, self.cores, self.seconds
+        ticks, cores, seconds = self.ticks_per_second, self.cores, self.period
 
         def machine(diff):
             return ((diff / ticks) * 100) / cores / seconds

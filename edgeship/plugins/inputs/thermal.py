@@ -84,7 +84,7 @@ class ThermalInput(IntervalInput):
         for name in self._entries(folder, "thermal_zone"):
             try:
                 kind = Host.read(os.path.join(folder, name, "type")).split("\n")[0]
-                if not self._wanted(kind):
+                if not kind or not self._wanted(kind):      # a zone without a type is skipped
                     continue
                 temp = self._first_int(os.path.join(folder, name, "temp"))
             except (OSError, ValueError):
