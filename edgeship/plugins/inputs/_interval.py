@@ -25,17 +25,23 @@ def interval_options(sec="1", nsec="0"):
                    help="nanoseconds added to Interval_Sec (sub-second intervals)"))
 
 
+def interval_seconds(conf):
+    """Seconds between ticks as Fluent Bit computes them (the cpu input divides by it):
+    Interval_Sec + 1e-9 * Interval_NSec, 1 second when both are 0 or less."""
+    sec, nsec = conf["interval_sec"], conf["interval_nsec"]
+    if sec <= 0 and nsec <= 0:
+        return 1.0
+    return max(sec, 0) + 1e-9 * max(nsec, 0)
+
+
 class IntervalInput(Input):
     done = False
     _wake = None
 
     @property
     def period(self):
-        """Seconds between ticks, as Fluent Bit computes them (the cpu input divides by it)."""
-        sec, nsec = self.conf["interval_sec"], self.conf["interval_nsec"]
-        if sec <= 0 and nsec <= 0:
-            return 1.0
-        return max(sec, 0) + 1e-9 * max(nsec, 0)
+        """Seconds between ticks."""
+        return interval_seconds(self.conf)
 
     def start(self):
         """Take the first sample of a rate, before the first tick."""
