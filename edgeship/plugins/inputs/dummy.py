@@ -1,16 +1,15 @@
 """dummy input: emits a fixed JSON record at a rate (in_dummy). The record is decoded by the
 one JSON decoder of every input (edgeship.codecs.untrusted: a key given twice keeps the last
-value at the later position, as Fluent Bit's JSON outputs show it)."""
-import asyncio
-
+value at the later position, as Fluent Bit's JSON outputs show it). It runs on the collecting
+inputs' timer (inputs/_interval.py) with its own period: Interval_Sec/NSec, else 1 / Rate."""
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import Input
+from edgeship.plugins.inputs._interval import IntervalInput, interval_seconds
 
 
-class DummyInput(Input):
+class DummyInput(IntervalInput):
     name = "dummy"
     description = "Generate dummy data"
     options = (
@@ -37,7 +36,7 @@ class DummyInput(Input):
         self.text = self.conf["dummy"]
         self.size = len(self.text.encode())
         if self.conf["interval_sec"] > 0 or self.conf["interval_nsec"] > 0:
-            self.interval = self.conf["interval_sec"] + self.conf["interval_nsec"] / 1e9
+            self.interval = interval_seconds(self.conf)
         elif self.conf["rate"] > 0:
             self.interval = 1.0 / self.conf["rate"]
         else:
@@ -53,6 +52,10 @@ class DummyInput(Input):
         self.started_ns = None      # when the first run() began
         self.sent = 0               # emissions so far
 
+    @property
+    def period(self):
+        return self.interval
+
     def _batch(self, started_ns):
         now = ev.now_ns()
         if self.start_ns is not None:
@@ -60,20 +63,23 @@ class DummyInput(Input):
         # A fresh dict per record: filters may change records in place.
         return [(now, untrusted.loads(self.text)) for _ in range(self.conf["copies"])]
 
-    async def run(self):
+    def _emit(self):
+        batch = self._batch(self.started_ns)
+        self.context.emit(self.tag, batch, self.size * len(batch))
+        self.sent += 1
+        samples = self.conf["samples"]
+        self.done = 0 < samples <= self.sent
+
+    def start(self):
         # Kept across runs: an input restarted after an error goes on with its Samples count
         # and its timestamps.
-        samples = self.conf["samples"]
         if self.started_ns is None:
             self.started_ns = ev.now_ns()
-            if not self.conf["flush_on_startup"]:
-                await asyncio.sleep(self.interval)
-        while not self.stopping and (samples <= 0 or self.sent < samples):
-            await self.context.room()
-            batch = self._batch(self.started_ns)
-            self.context.emit(self.tag, batch, self.size * len(batch))
-            self.sent += 1
-            await asyncio.sleep(self.interval)
+            if self.conf["flush_on_startup"]:
+                self._emit()
+
+    async def tick(self):
+        self._emit()
 
 
 PLUGIN = DummyInput

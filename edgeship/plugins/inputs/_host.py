@@ -1,0 +1,75 @@
+"""Reading the host's procfs and sysfs for the host-metric inputs (cpu, mem, disk, netif,
+proc, thermal): one open and read of a small text file per value, no process spawned.
+
+The roots are ``/proc`` and ``/sys`` unless the environment variables ``EDGESHIP_PROCFS`` and
+``EDGESHIP_SYSFS`` name other folders, and the kernel log is ``/dev/kmsg`` unless
+``EDGESHIP_KMSG`` names another file (read when an input is configured). Tests point them at
+a fake Raspberry Pi 4 tree; on a device they also let edgeship in a container read the
+host's ``/proc`` mounted elsewhere (``-v /proc:/host/proc``).
+"""
+import os
+
+PROCFS_ENV = "EDGESHIP_PROCFS"
+SYSFS_ENV = "EDGESHIP_SYSFS"
+KMSG_ENV = "EDGESHIP_KMSG"
+
+
+class Host:
+    """The procfs and sysfs roots, and the readers more than one input needs. Every reader
+    raises OSError when its file cannot be read (a process that is gone included)."""
+
+    def __init__(self, environ=None):
+        environ = os.environ if environ is None else environ
+        self.procfs = environ.get(PROCFS_ENV) or "/proc"
+        self.sysfs = environ.get(SYSFS_ENV) or "/sys"
+        self.kmsg = environ.get(KMSG_ENV) or "/dev/kmsg"
+
+    def proc(self, *parts):
+        return os.path.join(self.procfs, *[str(p) for p in parts])
+
+    def sys(self, *parts):
+        return os.path.join(self.sysfs, *[str(p) for p in parts])
+
+    @staticmethod
+    def read(path):
+        """A small text file as a str (procfs files are ASCII; anything else is replaced)."""
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def process_stat(self, pid):
+        """The fields of ``/proc/PID/stat`` after the command name (which may hold spaces
+        and parentheses, so the split starts at the last ')'): index 0 is the state, 11
+        utime, 12 stime, 21 rss (pages), as proc(5) numbers them from 3."""
+        text = self.read(self.proc(pid, "stat"))
+        end = text.rfind(")")
+        if end < 0:
+            raise OSError("%s: no command name" % self.proc(pid, "stat"))
+        return text[end + 1:].split()
+
+
+def delta(now, before):
+    """How much a kernel counter grew since the last read. A counter that went down was
+    reset (the device or interface was removed and added again): it counts from 0."""
+    return now - before if now >= before else now
+
+
+def fgets_pieces(data, size, at_eof, limit=None):
+    """What C's ``fgets(buf, size, f)`` calls return over the bytes ``data``: pieces ending
+    after a newline (kept), or of ``size`` - 1 bytes when a line is longer. Returns (pieces,
+    the bytes left over): an unfinished last line waits for more data unless ``at_eof``.
+    At most ``limit`` pieces when given."""
+    pieces = []
+    start, end, longest = 0, len(data), size - 1
+    while start < end and (limit is None or len(pieces) < limit):
+        newline = data.find(b"\n", start, start + longest)
+        if newline >= 0:
+            stop = newline + 1
+        elif end - start >= longest:
+            stop = start + longest
+        elif at_eof:
+            stop = end
+        else:
+            break
+        pieces.append(data[start:stop])
+        start = stop
+    return pieces, data[start:]

@@ -1,0 +1,115 @@
+"""A fake Raspberry Pi 4 procfs and sysfs (4 cores, thermal_zone0 "cpu-thermal", eth0 and
+wlan0, an SD card mmcblk0 with two partitions), as the files look on Raspberry Pi OS.
+edgeship reads it when EDGESHIP_PROCFS / EDGESHIP_SYSFS point at it (``environ()``).
+
+The hardware cannot exist on this machine; the files are what the host-metric inputs read,
+and ``advance`` moves their counters so a test knows the exact values a record must hold."""
+import os
+
+# Per core: user nice system idle iowait irq softirq steal guest guest_nice
+CORES = [[2500, 50, 750, 100000, 125, 0, 25, 0, 0, 0],
+         [2600, 40, 700, 100100, 100, 0, 20, 0, 0, 0],
+         [2400, 60, 800, 99900, 150, 0, 30, 0, 0, 0],
+         [2500, 50, 750, 100000, 125, 0, 25, 0, 0, 0]]
+
+MEMINFO = {"MemTotal": 3884316, "MemFree": 2947616, "MemAvailable": 3390000,
+           "Buffers": 30124, "Cached": 512000, "SwapCached": 0,
+           "SwapTotal": 102396, "SwapFree": 92156}
+
+# name -> [sectors read, sectors written] (fields 6 and 10 of /proc/diskstats)
+DISKS = {"ram0": [0, 0], "mmcblk0": [380834, 66064], "mmcblk0p1": [4000, 10],
+         "mmcblk0p2": [370000, 66000]}
+DISK_NUMBERS = {"ram0": (1, 0), "mmcblk0": (179, 0), "mmcblk0p1": (179, 1),
+                "mmcblk0p2": (179, 2)}
+
+# name -> the 16 /proc/net/dev counters
+INTERFACES = {"lo": [12345, 100, 0, 0, 0, 0, 0, 0, 12345, 100, 0, 0, 0, 0, 0, 0],
+              "eth0": [9876543, 54321, 1, 2, 3, 4, 5, 6, 1234567, 4321, 7, 8, 9, 10, 11, 12],
+              # A VLAN whose name starts with eth0: Fluent Bit's prefix match takes it.
+              "eth0.100": [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5],
+              "wlan0": [222222, 2000, 0, 0, 0, 0, 0, 10, 111111, 1000, 0, 0, 0, 0, 0, 0]}
+
+UPTIME = "12345.67"
+PROCESS_PID = 1234
+PROCESS_NAME = "sensor-daemon"
+# utime, stime (clock ticks) and rss (pages) of the fake process
+PROCESS = {"utime": 300, "stime": 100, "rss": 2500}
+PROCESS_STATUS = {"VmPeak": 12000, "VmSize": 11000, "VmLck": 0, "VmPin": 0, "VmHWM": 4000,
+                  "VmRSS": 3900, "VmData": 2100, "VmStk": 132, "VmExe": 400, "VmLib": 3000,
+                  "VmPTE": 48, "VmSwap": 0}
+PROCESS_FDS = 5
+
+
+class FakePi:
+    def __init__(self, root):
+        self.root = str(root)
+        self.procfs = os.path.join(self.root, "proc")
+        self.sysfs = os.path.join(self.root, "sys")
+        self.cores = [list(c) for c in CORES]
+        self.meminfo = dict(MEMINFO)
+        self.disks = {k: list(v) for k, v in DISKS.items()}
+        self.disk_numbers = dict(DISK_NUMBERS)
+        self.interfaces = {k: list(v) for k, v in INTERFACES.items()}
+        self.process = dict(PROCESS)
+        self.temp = 48686
+        self.write()
+        self._write_static()
+
+    def environ(self):
+        return {"EDGESHIP_PROCFS": self.procfs, "EDGESHIP_SYSFS": self.sysfs}
+
+    def _file(self, path, text):
+        full = os.path.join(self.root, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full + ".new", "w") as f:
+            f.write(text)
+        os.replace(full + ".new", full)     # a reader never sees half a file
+
+    def _write_static(self):
+        pid = str(PROCESS_PID)
+        self._file("proc/%s/cmdline" % pid, "/usr/local/bin/%s\0--config\0/etc/s.conf\0"
+                   % PROCESS_NAME)
+        self._file("proc/%s/status" % pid, "Name:\t%s\nState:\tS (sleeping)\n" % PROCESS_NAME
+                   + "".join("%s:\t%8d kB\n" % kv for kv in PROCESS_STATUS.items())
+                   + "Threads:\t1\n")
+        fd_dir = os.path.join(self.procfs, pid, "fd")
+        os.makedirs(fd_dir, exist_ok=True)
+        for n in range(PROCESS_FDS):
+            open(os.path.join(fd_dir, str(n)), "w").close()
+        # A kernel thread: empty cmdline, no Vm lines.
+        self._file("proc/2/cmdline", "")
+        self._file("proc/2/stat", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 "
+                   "0 1 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 1 0 0")
+        self._file("proc/uptime", "%s 40000.00\n" % UPTIME)
+        self._file("sys/class/thermal/thermal_zone0/type", "cpu-thermal\n")
+        self._file("sys/class/thermal/cooling_device0/type", "gpio-fan\n")
+        self._file("sys/class/thermal/cooling_device0/cur_state", "0\n")
+
+    def write(self):
+        """Write every counter file from the current values."""
+        total = [sum(col) for col in zip(*self.cores)]
+        stat = "cpu  %s\n" % " ".join(map(str, total))
+        stat += "".join("cpu%d %s\n" % (n, " ".join(map(str, c)))
+                        for n, c in enumerate(self.cores))
+        stat += "intr 123456 0 0\nctxt 987654\nbtime 1700000000\nprocesses 4321\n"
+        self._file("proc/stat", stat)
+        self._file("proc/meminfo", "".join("%-15s %8d kB\n" % (k + ":", v)
+                                           for k, v in self.meminfo.items()))
+        lines = []
+        for name, (read, written) in self.disks.items():
+            major, minor = self.disk_numbers[name]
+            lines.append("%4d %7d %s 4620 1523 %d 12080 2117 2592 %d 21990 0 12860 34070 "
+                         "0 0 0 0 0 0" % (major, minor, name, read, written))
+        self._file("proc/diskstats", "\n".join(lines) + "\n")
+        dev = ("Inter-|   Receive                                                |  Transmit\n"
+               " face |bytes    packets errs drop fifo frame compressed multicast|bytes    "
+               "packets errs drop fifo colls carrier compressed\n")
+        for name, values in self.interfaces.items():
+            dev += "%6s: %s\n" % (name, " ".join("%7d" % v for v in values))
+        self._file("proc/net/dev", dev)
+        p = self.process
+        self._file("proc/%d/stat" % PROCESS_PID,
+                   "%d (%s) S 1 1234 1234 0 -1 4194560 500 0 0 0 %d %d 0 0 20 0 1 0 100 "
+                   "12345678 %d 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 2 0 0 0 0 0"
+                   % (PROCESS_PID, PROCESS_NAME, p["utime"], p["stime"], p["rss"]))
+        self._file("sys/class/thermal/thermal_zone0/temp", "%d\n" % self.temp)
