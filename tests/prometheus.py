@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -34,11 +35,17 @@ class Prometheus:
         wait_for(lambda: accepts_connections(self.port), timeout=60)
 
     def query(self, promql):
-        """The instant vector of ``promql``: [(labels dict, value float)]."""
+        """The instant vector of ``promql``: [(labels dict, value float)]; [] while the
+        server is still starting (it answers 503 until its TSDB is open)."""
         url = "http://127.0.0.1:%d/api/v1/query?%s" % (
             self.port, urllib.parse.urlencode({"query": promql}))
-        with urllib.request.urlopen(url, timeout=10) as r:
-            data = json.loads(r.read())
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                data = json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:
+                return []
+            raise
         return [(item["metric"], float(item["value"][1])) for item in data["data"]["result"]]
 
     def stop(self):

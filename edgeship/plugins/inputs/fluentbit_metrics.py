@@ -9,13 +9,13 @@ fresh context is emitted as one metrics chunk (one record of its size); with
 import asyncio
 import time
 
-from edgeship.core import VERSION
 from edgeship.codecs import engine_metrics
+from edgeship.core import VERSION
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import Input
+from edgeship.plugins.inputs._interval import IntervalInput
 
 
-class FluentbitMetrics(Input):
+class FluentbitMetrics(IntervalInput):
     name = "fluentbit_metrics"
     description = "Fluent Bit internal metrics"
     options = (
@@ -25,7 +25,17 @@ class FluentbitMetrics(Input):
                help="one more scrape 5 s after start (when scrape_interval is over 2 s)"),
     )
 
+    @property
+    def period(self):
+        return self.conf["scrape_interval"]
+
+    def start(self):
+        if self.conf["scrape_on_start"] and self.period > 2:
+            asyncio.get_running_loop().call_later(5, self._scrape)
+
     def _scrape(self):
+        if self.stopping:
+            return
         self.context.count("metrics_scrapes")
         snapshot = self.context.engine_metrics()
         snapshot["version"] = VERSION
@@ -33,22 +43,8 @@ class FluentbitMetrics(Input):
         if payload is not None:
             self.context.emit_metrics(self.tag, payload)
 
-    async def run(self):
-        interval = self.conf["scrape_interval"]
-        loop = asyncio.get_running_loop()
-        due = loop.time() + interval
-        extra = (loop.time() + 5) if self.conf["scrape_on_start"] and interval > 2 else None
-        while not self.stopping:
-            wake = due if extra is None else min(due, extra)
-            await asyncio.sleep(max(0.0, wake - loop.time()))
-            if self.stopping:
-                break
-            if extra is not None and loop.time() >= extra:
-                extra = None
-                self._scrape()
-            if loop.time() >= due:
-                due += interval
-                self._scrape()
+    async def tick(self):
+        self._scrape()
 
 
 PLUGIN = FluentbitMetrics
