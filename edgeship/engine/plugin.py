@@ -10,7 +10,10 @@ log (also ``self.log``), the config directory, ``parser(name)``, ``multiline(nam
 ``emit``, ``reemit``, ``room``, ``finished``, ``request_exit`` and metrics counters.
 
 Inputs   ``async run()``; hand batches to ``self.context.emit(tag, events, size, ack)``.
-Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on.
+Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on, or
+         an ``asyncio.Future`` of it when the batch must wait (kubernetes metadata): the
+         batch then goes on from the next filter once it is done. ``stop()`` is called once
+         the inputs have stopped: hand on what the filter holds.
 Outputs  ``async flush(chunk) -> OK | RETRY | ERROR`` for one chunk of one tag: ``chunk.tag``,
          ``chunk.payload`` (Fluent Bit's entries, ``edgeship.codecs.entries``),
          ``chunk.count``, ``chunk.events()`` (decoded on first use) and ``chunk.id`` (the
@@ -115,6 +118,10 @@ class Filter(Plugin):
 
     def filter(self, tag, events):
         raise NotImplementedError
+
+    def stop(self):
+        """The inputs have stopped: hand on (``context.reemit``) what the filter holds and
+        finish the futures it returned."""
 
 
 class Output(Plugin):

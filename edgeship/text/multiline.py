@@ -11,6 +11,8 @@ Interface (used by the tail input and the multiline filter):
     stream = parser.stream(key)                  # one stream per file (key: any hashable)
     events = stream.feed(time_ns, line)          # [(time_ns, record)] completed so far
     stream.feed(time_ns, line, batch)            # the same, appended to a list of yours
+    stream = parser.stream(key, "log")           # records (the multiline filter): the text
+    stream.feed(time_ns, None, batch, record)    # is record["log"] (this key_content wins)
     events = stream.flush()                      # close the open group(s): timeout or EOF
     stream.pending                               # True while a group is open
 
@@ -29,7 +31,11 @@ Fluent Bit behaviour (src/multiline/*.c, 5.1.1):
 - Type endswith / equal (eq): every line is appended to the group; a line whose content
   (or Key_Pattern value) ends with / equals Match_String closes it (Negate inverts).
   Key_Group keeps one group per value (docker's stdout/stderr); a line of another group
-  first flushes the previous group.
+  leaves the open one waiting (a stderr line inside a split stdout message comes out first).
+- Records (the filter): the text is the record's key_content string (a parser without one
+  takes no record); a pre-parser parses it and the parsed record is what is joined, else the
+  record itself is, its key_content replaced by the joined text (no trailing "\n"). A record
+  no parser takes passes unchanged.
 - A line no parser accepts flushes the open group and passes through on its own.
 - A group over 2 MB is cut there and flushed (multiline_buffer_limit).
 """
@@ -90,8 +96,8 @@ class MultilineParser:
         self.parser_name = parser_name
         self.buffer_limit = BUFFER_LIMIT
 
-    def stream(self, key=None):
-        return Stream([_ParserStream(self)])
+    def stream(self, key=None, key_content=None):
+        return Stream([_ParserStream(self, key_content)])
 
 
 class MultilineParserList:
@@ -102,8 +108,8 @@ class MultilineParserList:
         self.name = ",".join(p.name for p in parsers)
         self.flush_timeout = max(p.flush_timeout for p in parsers)
 
-    def stream(self, key=None):
-        return Stream([_ParserStream(p) for p in self.parsers])
+    def stream(self, key=None, key_content=None):
+        return Stream([_ParserStream(p, key_content) for p in self.parsers])
 
 
 class _Group:
@@ -119,32 +125,39 @@ class _Group:
 class _ParserStream:
     """What one parser keeps for one stream: its groups (one per Key_Group value)."""
 
-    def __init__(self, parser):
+    def __init__(self, parser, key_content=None):
         self.parser = parser
         self.groups = {}
-        self.last_group = None
-        self.breakline = parser.key_content is None
+        self.key_content = key_content or parser.key_content
+        self.breakline = self.key_content is None
 
     def pending(self):
         return any(g.buf or g.record is not None for g in self.groups.values())
 
-    def process(self, time_ns, line, out):
-        """Take ``line`` if this parser accepts it (True), appending finished events."""
+    def process(self, time_ns, line, out, source=None):
+        """Take ``line`` (or the record ``source``) if this parser accepts it (True),
+        appending finished events."""
         parser = self.parser
         record = None
         content = line
         pattern = None
         group_key = None
+        if source is not None:
+            content = source.get(self.key_content) if self.key_content else None
+            if not isinstance(content, str):
+                return False
+            record = source
         if parser.parser is not None:
-            parsed = parser.parser.parse(line)
+            parsed = parser.parser.parse(content)
             if parsed is None:
                 return False
             parsed_time, record = parsed
             if parsed_time is not None:
                 time_ns = parsed_time
-            content = record.get(parser.key_content)
+            content = record.get(self.key_content)
             if not isinstance(content, str):
                 return False
+        if record is not None:
             if parser.key_pattern:
                 pattern = record.get(parser.key_pattern)
                 if not isinstance(pattern, str):
@@ -156,9 +169,6 @@ class _ParserStream:
         group = self.groups.get(group_key)
         if group is None:
             group = self.groups[group_key] = _Group()
-        if self.last_group is not None and self.last_group is not group:
-            self._flush_group(self.last_group, out)
-        self.last_group = group
         if parser.kind == "regex":
             return self._process_rules(group, content, time_ns, record, out)
         tested = content if pattern is None else pattern
@@ -226,7 +236,7 @@ class _ParserStream:
         if self.breakline and group.buf and not group.buf.endswith("\n"):
             group.buf += "\n"
         time_ns = group.time_ns if group.time_ns is not None else now_ns()
-        key = self.parser.key_content or "log"
+        key = self.key_content or "log"
         if group.record is not None:
             record = dict(group.record)
             if key in record:
@@ -263,20 +273,25 @@ class Stream:
     def pending(self):
         return any(ps.pending() for ps in self.parser_streams)
 
-    def feed(self, time_ns, line, out=None):
-        """Feed one line; finished records are appended to ``out`` (a batch list of the
-        caller's, so a block of lines makes no list per line) or to a new list. Returns it."""
+    def feed(self, time_ns, line, out=None, record=None):
+        """Feed one line, or one ``record`` (the multiline filter; ``line`` None); finished
+        records are appended to ``out`` (a batch list of the caller's, so a block of lines
+        makes no list per line) or to a new list. Returns it. A line no parser takes becomes
+        a record of its own, a record passes unchanged."""
         if out is None:
             out = []
         recent = self.recent
         if recent is not None:
-            if recent.process(time_ns, line, out):
+            if recent.process(time_ns, line, out, record):
                 return out
             recent.flush(out)
         for candidate in self.parser_streams:
-            if candidate is not recent and candidate.process(time_ns, line, out):
+            if candidate is not recent and candidate.process(time_ns, line, out, record):
                 self.recent = candidate
                 return out
+        if record is not None:
+            out.append((time_ns, record))
+            return out
         target = recent if recent is not None else self.parser_streams[0]
         target.flush(out)
         target.pass_through(time_ns, line, out)
