@@ -413,6 +413,8 @@ def _load_tls_only_if_used(sections):
         for entry in section.entries:
             if entry.key == "upstream":  # upstream nodes may use TLS: decided in that file
                 return
+            if entry.key == "name" and entry.value.strip().lower() == "kubernetes":
+                return  # its API server is https by default (Kube_URL)
             if (entry.key == "tls" or entry.key.startswith("tls.")) and \
                     entry.value.strip().lower() in TRUE_WORDS:
                 return
