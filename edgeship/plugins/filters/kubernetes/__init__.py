@@ -25,6 +25,7 @@ Differences (README "Where edgeship differs"):
 - Lookups never block: a batch whose pod is not cached waits (its ack open, later batches of
   the same pod behind it) while the other pods' batches flow; every request is bounded by
   ``client.NET_TIMEOUT``. Fluent Bit blocks its engine on each request.
+- An expired entry is still used when its refetch fails (Fluent Bit evicts it: no metadata).
 - A Use_Journal record whose CONTAINER_NAME is missing or does not match passes unchanged
   (Fluent Bit drops it). Key names are compared exactly (Fluent Bit also takes a key that is a
   prefix of ``stream``). A container status entry's fields come from that entry only.
@@ -63,7 +64,7 @@ class KubernetesFilter(Filter):
     description = "Filter to append Kubernetes metadata"
     options = (
         Option("Buffer_Size", "size", "32K",
-               help="largest API answer, headers included (0: no limit; at least 4096)"),
+               help="largest API answer, headers included (at least 4096; 0: 64 MiB)"),
         Option("tls.debug", "int", "0", compat=True),
         Option("tls.verify", "bool", "true", help="verify the API server's certificate"),
         Option("tls.vhost", help="TLS server name (default: the host)"),

@@ -10,12 +10,12 @@ the kubelet (kube_meta.c get_meta_file_info, get_meta_info_from_request, refresh
   Host, Content-Length: 0, User-Agent: Fluent-Bit, Connection: close, Authorization: Bearer
   <the token file as it is>. TLS with ``Kube_CA_File``/``Kube_CA_Path``, ``tls.verify``,
   ``tls.verify_hostname``, ``tls.vhost``. Only a 200 answer counts; a response (headers and
-  body) larger than ``Buffer_Size`` (at least 4096; 0: no limit) gives nothing.
+  body) larger than ``Buffer_Size`` (at least 4096) gives nothing.
 - The token file is read before the first request and again once older than
   ``Kube_Token_TTL``; ``Kube_Token_Command`` runs a command instead. No token: no request.
 
-HTTP is h11 (sans-IO) on asyncio streams. Differences: every connect, write and read is
-bounded by ``NET_TIMEOUT`` (Fluent Bit blocks its engine until the server answers or the
+HTTP is h11 (sans-IO) on asyncio streams. Differences: ``Buffer_Size 0`` is MAX_ANSWER, not
+unlimited; every connect, write and read is bounded by ``NET_TIMEOUT`` (Fluent Bit blocks its engine until the server answers or the
 connection fails); the token loses surrounding whitespace (Fluent Bit sends a token file's
 final newline inside the header; real service account tokens have none).
 """
@@ -30,6 +30,8 @@ from edgeship.core.files import read_bytes
 
 NET_TIMEOUT = 10.0
 MIN_BUFFER = 4096
+# Buffer_Size 0 means no limit in Fluent Bit; a kubelet's /pods of a full node is a few MB.
+MAX_ANSWER = 64 * 1024 * 1024
 _READ_SIZE = 65536
 
 
@@ -57,7 +59,7 @@ class Client:
             log.error("[http] requested buffer size %d (bytes) needs to be greater than "
                       "minimum size allowed %d (bytes)", limit, MIN_BUFFER)
             limit = MIN_BUFFER
-        self.buffer_limit = limit
+        self.buffer_limit = limit or MAX_ANSWER
         self.tls_conf = {
             "tls": True, "tls.verify": conf["tls.verify"],
             "tls.verify_hostname": conf["tls.verify_hostname"], "tls.vhost": conf["tls.vhost"],
@@ -145,7 +147,7 @@ class Client:
                 if event is h11.NEED_DATA:
                     data = await reader.read(_READ_SIZE)
                     received += len(data)
-                    if self.buffer_limit and received > self.buffer_limit:
+                    if received > self.buffer_limit:
                         raise FetchError("GET %s: the answer is over Buffer_Size (%d bytes)"
                                          % (path, self.buffer_limit))
                     conn.receive_data(data)
