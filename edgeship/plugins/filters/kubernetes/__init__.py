@@ -153,6 +153,7 @@ class KubernetesFilter(Filter):
         self.pods = {}          # cache key -> (fetched at, packed kubernetes map, Props)
         self.namespaces = {}    # namespace -> (fetched at, packed map)
         self.fetching = {}      # ("pod"|"ns", key) -> asyncio.Task
+        self.waiting = {}       # tag -> the future of its last batch still waiting
         self._announce()
 
     def _announce(self):
@@ -183,10 +184,21 @@ class KubernetesFilter(Filter):
                 return events
             metas = [found] * len(events)
         missing = self._missing(metas)
-        if not missing:
+        prior = self.waiting.get(tag)
+        if not missing and prior is None:
             return self._apply(events, metas)
         tasks = [self._fetch(kind, key, tag_meta) for kind, key, tag_meta in missing]
-        return asyncio.ensure_future(self._after(tasks, events, metas))
+        if prior is not None:       # a batch of this tag still waits: stay behind it
+            tasks.append(prior)
+        future = asyncio.ensure_future(self._after(tasks, events, metas))
+        self.waiting[tag] = future
+        # Registered before the engine's own callback, which runs right after this one.
+        future.add_done_callback(lambda done: self._done_waiting(tag, done))
+        return future
+
+    def _done_waiting(self, tag, future):
+        if self.waiting.get(tag) is future:
+            del self.waiting[tag]
 
     async def _after(self, tasks, events, metas):
         await asyncio.wait(tasks)
