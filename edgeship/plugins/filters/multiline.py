@@ -48,6 +48,7 @@ from edgeship.engine.plugin import Filter
 from edgeship.text import multiline
 
 MIN_FLUSH_MS = 500
+MIN_TIMER_PERIOD = 0.1
 
 
 class MultilineFilter(Filter):
@@ -61,7 +62,7 @@ class MultilineFilter(Filter):
                help="parser: multiline parsers; partial_message: docker's partial_* keys"),
         Option("Buffer", "bool", "true",
                help="keep open groups across batches and re-emit the records"),
-        Option("Flush_ms", "int", "2000", min=1, help="milliseconds before open groups flush"),
+        Option("Flush_ms", "int", "2000", help="milliseconds before open groups flush"),
         Option("Emitter_Name", help="name of the internal emitter (default emitter_for_NAME)"),
         Option("Emitter_Storage.type", default="memory", choices=("memory", "filesystem"),
                compat=True, help="re-emitted records join the output queues"),
@@ -185,6 +186,7 @@ class MultilineFilter(Filter):
     def _start_timer(self):
         if self.timer is None:
             period = self.flush_ms / (2000.0 if self.partial_mode else 1000.0)
+            period = max(period, MIN_TIMER_PERIOD)   # flush_ms 0 must not spin the loop
             self.timer = asyncio.get_running_loop().call_later(period, self._tick, period)
 
     def _tick(self, period):
