@@ -298,3 +298,16 @@ def test_cli_tail_partial_messages(tmp_path):
                                            "other A other B", "another whole line",
                                            "dangling"]
     assert all(not any(k.startswith("partial_") for k in r) for r in records)
+
+
+@pytest.mark.e2e
+def test_cli_service_multiline_buffer_limit_cuts_the_joined_record(tmp_path):
+    text = _tail_config(tmp_path, TRACEBACK, ["multiline.key_content log",
+                                              "multiline.parser python"])
+    text = text.replace("[SERVICE]\n", "[SERVICE]\n    multiline_buffer_limit 100\n", 1)
+    proc = run_config(tmp_path, text)
+    assert proc.returncode == 0, proc.stderr
+    # Cut at 100 characters; the rest of that traceback passes line by line (Fluent Bit's).
+    assert [json.loads(line)["log"] for line in proc.stdout.splitlines()] == [
+        TRACEBACK[0], JOINED[:100], TRACEBACK[5], TRACEBACK[6], TRACEBACK[7]]
+    assert "multiline message truncated due to buffer limit" in proc.stderr

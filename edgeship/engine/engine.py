@@ -86,7 +86,9 @@ class Engine:
             entries.extend(Entry(key, value) for key, value in keys)
             return cls(Context(self, log), cls.schema().build(entries))
 
-        return multiline.get(name, self.multiline_parsers, self.parsers, pre_parser)
+        parser = multiline.get(name, self.multiline_parsers, self.parsers, pre_parser)
+        parser.buffer_limit = self.service["multiline_buffer_limit"]
+        return parser
 
     def seal(self):
         self.filter_routes = RouteCache(self.filters)

@@ -15,6 +15,7 @@ Interface (used by the tail input and the multiline filter):
     stream.feed(time_ns, None, batch, record)    # is record["log"] (this key_content wins)
     events = stream.flush()                      # close the open group(s): timeout or EOF
     stream.pending                               # True while a group is open
+    stream.truncated                             # groups cut at the buffer limit so far
 
 ``line`` is one line without its newline. Records are ``{"log": text}``, or for parsers
 with a pre-parser (docker, cri, Parser key) the first line's parsed record with its
@@ -37,7 +38,8 @@ Fluent Bit behaviour (src/multiline/*.c, 5.1.1):
   record itself is, its key_content replaced by the joined text (no trailing "\n"). A record
   no parser takes passes unchanged.
 - A line no parser accepts flushes the open group and passes through on its own.
-- A group over 2 MB is cut there and flushed (multiline_buffer_limit).
+- A group over ``[SERVICE] multiline_buffer_limit`` (2 MiB; the engine sets
+  ``parser.buffer_limit``) is cut there and flushed; the stream counts it in ``truncated``.
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.events import now_ns
@@ -45,7 +47,7 @@ from edgeship.core.schema import Option, Schema
 from edgeship.text.onigmo import compile_onigmo
 
 FLUSH_TIMEOUT_MS = 4000
-BUFFER_LIMIT = 2000000
+BUFFER_LIMIT = 2 * 1024 * 1024
 
 SCHEMA = Schema("multiline_parser", (
     Option("Name", required=True, help="name used by multiline.parser"),
@@ -130,6 +132,7 @@ class _ParserStream:
         self.groups = {}
         self.key_content = key_content or parser.key_content
         self.breakline = self.key_content is None
+        self.truncated = 0      # groups cut at the buffer limit
 
     def pending(self):
         return any(g.buf or g.record is not None for g in self.groups.values())
@@ -228,6 +231,7 @@ class _ParserStream:
         room = self.parser.buffer_limit - len(group.buf)
         if len(text) > room:
             group.buf += text[:max(room, 0)]
+            self.truncated += 1
             return True
         group.buf += text
         return False
@@ -272,6 +276,11 @@ class Stream:
     @property
     def pending(self):
         return any(ps.pending() for ps in self.parser_streams)
+
+    @property
+    def truncated(self):
+        """Groups cut at the buffer limit so far."""
+        return sum(ps.truncated for ps in self.parser_streams)
 
     def feed(self, time_ns, line, out=None, record=None):
         """Feed one line, or one ``record`` (the multiline filter; ``line`` None); finished

@@ -35,9 +35,10 @@ Differences (README "Where edgeship differs"):
   first part left dangling). Keys are compared exactly: Fluent Bit also takes a key that is a
   prefix of ``partial_message``/``partial_id``/``partial_last`` and drops any key shorter
   than 8 bytes that is a prefix of ``partial_``.
-- Streams are per tag (Fluent Bit: per input and tag); a truncated group (2 MB) carries no
-  ``multiline_truncated`` metadata (edgeship records have none); the emitter's storage and
-  memory options are accepted: re-emitted records join the engine's queues and budget.
+- Streams are per tag (Fluent Bit: per input and tag); a group cut at ``[SERVICE]
+  multiline_buffer_limit`` carries no ``multiline_truncated`` metadata (edgeship records have
+  none); the emitter's storage and memory options are accepted: re-emitted records join the
+  engine's queues and budget.
 """
 import asyncio
 import time
@@ -124,8 +125,12 @@ class MultilineFilter(Filter):
         stream = self._stream(tag)
         out = []
         feed = stream.feed
+        truncated = stream.truncated
         for time_ns, record in events:
             feed(time_ns, None, out, record)
+        if stream.truncated != truncated:
+            self.log.warn("multiline message truncated due to buffer limit (%d record(s))",
+                          stream.truncated - truncated)
         if not self.buffered:
             out.extend(stream.flush())
             return out
