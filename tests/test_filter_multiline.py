@@ -1,7 +1,7 @@
 """multiline filter: parser mode (regex, docker, cri, custom parsers) with and without the
 emitter buffer, partial_message mode, the flush timer, the flush at stop, config errors, and
 runs through the CLI. Expected records are those Fluent Bit 5.1.1 printed for the same
-inputs (see the module docstring for the two deliberate differences)."""
+inputs (see the module docstring for the deliberate differences)."""
 import asyncio
 import json
 
@@ -79,10 +79,11 @@ def test_python_traceback_joined_across_batches_and_reemitted(tmp_path):
         return whole, waiting, logs(captured(engine)["*"])
 
     whole, waiting, after_stop = in_loop(go)
-    assert whole == [TRACEBACK[0], JOINED, TRACEBACK[7]]
+    # Fluent Bit emits the closing line a second time, alone, before the next record.
+    assert whole == [TRACEBACK[0], JOINED, TRACEBACK[6], TRACEBACK[7]]
     assert waiting == whole
     assert after_stop == whole + ["\n".join(TRACEBACK[1:6])]
-    assert [tag for tag, _ in captured(engine)["*"]] == ["app"] * 4
+    assert [tag for tag, _ in captured(engine)["*"]] == ["app"] * 5
 
 
 def test_joined_record_keeps_the_first_records_keys_and_time(tmp_path):
@@ -98,6 +99,7 @@ def test_joined_record_keeps_the_first_records_keys_and_time(tmp_path):
     assert [(t, r) for _, (t, r) in captured(engine)["*"]] == [
         (T0, {"level": "error", "message": TRACEBACK[0]}),
         (T0 + 1, {"level": "error", "message": JOINED}),
+        (T0 + 6, {"level": "error", "message": TRACEBACK[6]}),
         (T0 + 7, {"level": "error", "message": TRACEBACK[7]})]
 
 
@@ -105,7 +107,8 @@ def test_buffer_off_joins_within_a_batch_only(tmp_path):
     flt = load(tmp_path, ml("multiline.key_content log", "multiline.parser python",
                             "buffer off")).filters[0].plugin
     one_batch = flt.filter("app", [(T0 + i, {"log": l}) for i, l in enumerate(TRACEBACK)])
-    assert [r["log"] for _, r in one_batch] == [TRACEBACK[0], JOINED, TRACEBACK[7]]
+    assert [r["log"] for _, r in one_batch] == [TRACEBACK[0], JOINED, TRACEBACK[6],
+                                                TRACEBACK[7]]
     # One record per batch: every batch is flushed at its end, nothing is joined.
     singles = [flt.filter("app", [(T0, {"log": line})]) for line in TRACEBACK[:3]]
     assert [[r["log"] for _, r in batch] for batch in singles] == [[l] for l in TRACEBACK[:3]]
@@ -177,7 +180,7 @@ def test_filters_before_see_reemitted_records_again(tmp_path):
     rows = captured(engine)["*"]
     assert [r for _, (_, r) in rows][1] == {"log": JOINED, "seen_by_rm": "yes",
                                             "after_ml": "yes"}
-    assert len(rows) == 3
+    assert len(rows) == 4
 
 
 def test_flush_timer_hands_on_an_open_group(tmp_path):
@@ -283,7 +286,8 @@ def test_cli_tail_python_traceback_pending_at_eof_is_delivered(tmp_path):
         tmp_path, TRACEBACK[:7], ["multiline.key_content log", "multiline.parser python"]))
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["log"] for r in records] == [TRACEBACK[0], JOINED]
+    # The closing line's second copy waits as an open group: flushed at the stop.
+    assert [r["log"] for r in records] == [TRACEBACK[0], JOINED, TRACEBACK[6]]
     assert "created emitter: emitter_for_multiline.0" in proc.stderr
 
 

@@ -26,7 +26,9 @@ Fluent Bit behaviour (src/multiline/*.c, 5.1.1):
 - Type regex: ``Rule "state" "/regex/" "next_state"``. A line matching a rule whose state
   list holds ``start_state`` opens a group; a line matching a rule reachable from the last
   matched rule (start rules excepted) continues it; a rule leading back to ``start_state``
-  closes the group right after its line. Lines are joined with "\\n" and, without
+  closes the group right after its line; with records (the filter, a pre-parser) that line's
+  record stays as the next group's first record and, flushed alone, the closing line comes
+  out a second time, as in Fluent Bit. Lines are joined with "\\n" and, without
   Key_Content, every record ends with "\\n" (a line that joins nothing too). The last rule
   matched is remembered even after a group closes, as in Fluent Bit.
 - Type endswith / equal (eq): every line is appended to the group; a line whose content
@@ -218,12 +220,19 @@ class _ParserStream:
             if group.buf:
                 self._flush_group(group, out)
             group.time_ns = time_ns
-            group.record = record
+            if group.record is None:    # else the record a closing line left (below) stays
+                group.record = record
             if self._cat(group, content):
                 self._flush_group(group, out)
         group.state = rule
         if group.buf and any(r.start for r in rule.next_rules):
             self._flush_group(group, out)
+        if record is not None and group.record is None:
+            # Fluent Bit registers a line's record whenever its group has none, also right
+            # after the line closed the group: flushed alone later (before a line no rule
+            # takes, at a timeout), the closing line comes out a second time.
+            group.record = record
+            group.time_ns = time_ns
         return True
 
     def _cat(self, group, text):
@@ -242,9 +251,11 @@ class _ParserStream:
         time_ns = group.time_ns if group.time_ns is not None else now_ns()
         key = self.key_content or "log"
         if group.record is not None:
-            record = dict(group.record)
-            if key in record:
-                record[key] = group.buf
+            record = group.record
+            if group.buf:
+                record = dict(record)
+                if key in record:
+                    record[key] = group.buf
             out.append((time_ns, record))
         elif group.buf:
             out.append((time_ns, {key: group.buf}))

@@ -13,6 +13,8 @@ Behaviour of Fluent Bit 5.1.1 (plugins/filter_multiline):
   The joined record is the first record (the pre-parsed one for docker/cri) with its
   content joined ("\\n" between regex lines); the time is the first record's. One stream per
   tag; a record no parser takes passes unchanged, after what was pending in its stream.
+  A line a rule leading back to ``start_state`` closes (python's last line) comes out twice:
+  in the joined record and alone before the next record (Fluent Bit's, kept: records as its).
 - ``buffer on`` (default): the filter returns nothing; the records (joined or not) re-enter
   the pipeline under their tag through the emitter (``context.reemit``), so filters before
   this one see them again, as in Fluent Bit. Open groups are flushed every ``flush_ms``
@@ -29,8 +31,6 @@ Behaviour of Fluent Bit 5.1.1 (plugins/filter_multiline):
 
 Differences (README "Where edgeship differs"):
 - Open groups and parts are flushed when edgeship stops; Fluent Bit drops them.
-- With a regex parser whose last rule leads back to ``start_state`` (python), Fluent Bit emits
-  the closing line twice (in the joined record and alone); edgeship once.
 - ``partial_message`` with ``buffer off`` is refused (Fluent Bit starts, then aborts on the
   first part left dangling). Keys are compared exactly: Fluent Bit also takes a key that is a
   prefix of ``partial_message``/``partial_id``/``partial_last`` and drops any key shorter
