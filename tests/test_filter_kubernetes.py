@@ -259,6 +259,22 @@ def test_use_tag_for_meta_dummy_and_kubelet_pod_list(tmp_path):
     assert got == kubernetes_map()
 
 
+def test_use_journal_reads_each_records_container_name(tmp_path):
+    preload(tmp_path, pod_object(), pod_object(name="loud-5f6d7c8b9-l"))
+    engine = load(tmp_path, with_preload(tmp_path, "Use_Journal On", match="journal")
+                  + capture(tmp_path, "*"))
+    rows = run(engine, [("journal", [
+        {"CONTAINER_NAME": "k8s_nginx_%s_%s_uid_0" % (POD, NS), "MESSAGE": "a"},
+        {"CONTAINER_NAME": "k8s_app.hash1_loud-5f6d7c8b9-l_%s_uid_0" % NS, "MESSAGE": "b"},
+        {"MESSAGE": "no container name"}])], 3)
+    got = records(rows)
+    assert got[0]["kubernetes"]["pod_name"] == POD
+    assert got[0]["kubernetes"]["container_name"] == "nginx"
+    assert got[1]["kubernetes"]["pod_name"] == "loud-5f6d7c8b9-l"
+    assert got[1]["kubernetes"]["container_hash"] == "hash1"
+    assert got[2] == {"MESSAGE": "no container name"}
+
+
 def test_tag_shorter_than_the_prefix_or_not_matching_leaves_the_batch_untouched(tmp_path):
     preload(tmp_path, pod_object())
     engine = load(tmp_path, with_preload(tmp_path, "Merge_Log On") + capture(tmp_path, "*"))
@@ -455,6 +471,14 @@ def test_kubelet_pods(tmp_path, api):
     got = records(run(engine, [(log_tag(), [docker_record("x\n")])], 1))
     assert got[0]["kubernetes"] == kubernetes_map()
     assert [path for path, _ in api.requests] == ["/pods"]
+
+
+def test_token_command(tmp_path, api):
+    engine = load(tmp_path, with_api(tmp_path, api, "Kube_Token_Command echo cmd-token")
+                  + capture(tmp_path, "*"))
+    got = records(run(engine, [(log_tag(), [docker_record("x\n")])], 1))
+    assert got[0]["kubernetes"] == kubernetes_map()
+    assert api.requests[0][1][-1] == ("Authorization", "Bearer cmd-token")
 
 
 @pytest.mark.parametrize("options,seen", [
