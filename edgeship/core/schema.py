@@ -53,6 +53,16 @@ def to_size(text):
     return int(_number_with_unit(text, _SIZE_UNITS, "a size", "512, 32k or 5M"))
 
 
+# A few keys use binary units: 1K = 1024 (flb_utils_size_to_binary_bytes).
+_BINARY_UNITS = (("kb", 1024), ("mb", 1048576), ("gb", 1073741824),
+                 ("k", 1024), ("m", 1048576), ("g", 1073741824), ("b", 1))
+
+
+def to_binary_size(text):
+    """Bytes as an int, binary units: 2MB = 2097152."""
+    return int(_number_with_unit(text, _BINARY_UNITS, "a size", "512, 32K or 2MB"))
+
+
 _TIME_UNITS = (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
 
 
@@ -86,11 +96,11 @@ def to_str(text):
 
 CONVERTERS = {
     "str": to_str, "int": to_int, "float": to_float, "bool": to_bool,
-    "size": to_size, "time": to_seconds, "list": to_list,
+    "size": to_size, "binary_size": to_binary_size, "time": to_seconds, "list": to_list,
 }
 
 
-NUMBER_KINDS = ("int", "float", "size", "time")
+NUMBER_KINDS = ("int", "float", "size", "binary_size", "time")
 
 
 def _number_text(value):

@@ -3,6 +3,7 @@ queues (storage), and one scheduler per output (``edgeship.engine.scheduler``) t
 them with retries and Workers. Plugins see it only through their context
 (``edgeship.engine.context``)."""
 import asyncio
+import functools
 import gc
 import os
 import signal
@@ -52,6 +53,7 @@ class Engine:
         self.input_restarts = {}  # input plugin -> times it died and was started again
         self.started_ns = time.time_ns()
         self.reloads = 0        # hot reloads done (fluentbit_hot_reloaded_times)
+        self.waiting = set()      # futures of filters holding a batch (see _through)
 
     # ------------------------------------------------------------------ building
     def context(self, name, level=None):
@@ -87,7 +89,9 @@ class Engine:
             entries.extend(Entry(key, value) for key, value in keys)
             return cls(Context(self, log), cls.schema().build(entries))
 
-        return multiline.get(name, self.multiline_parsers, self.parsers, pre_parser)
+        parser = multiline.get(name, self.multiline_parsers, self.parsers, pre_parser)
+        parser.buffer_limit = self.service["multiline_buffer_limit"]
+        return parser
 
     def seal(self):
         self.filter_routes = RouteCache(self.filters)
@@ -109,16 +113,30 @@ class Engine:
         filters = self.filter_routes.resolve(tag)
         if filters and not isinstance(events, list):
             events = self._decoded(source, tag, events)
-        for state in filters:
-            if state.plugin is skip:
-                continue
-            try:
-                events = state.plugin.filter(tag, events)
-            except Exception as exc:  # a filter bug must not kill the pipeline
-                state.plugin.log.error("filter failed on a batch of %d records, passed on "
-                                       "unchanged: %r", len(events), exc)
+        self._through(source, tag, events, ack, skip, filters, 0)
+
+    def _through(self, source, tag, events, ack, skip, filters, first):
+        """``filters[first:]``, then the outputs. A filter may answer with a future instead
+        of a list when it waits for something (kubernetes: a pod's metadata): the batch goes
+        on from the next filter once the future is done, and its ack stays open until then."""
+        for index in range(first, len(filters)):
             if not events:
                 break
+            plugin = filters[index].plugin
+            if plugin is skip:
+                continue
+            try:
+                result = plugin.filter(tag, events)
+            except Exception as exc:  # a filter bug must not kill the pipeline
+                plugin.log.error("filter failed on a batch of %d records, passed on "
+                                 "unchanged: %r", len(events), exc)
+                continue
+            if isinstance(result, asyncio.Future):
+                self.waiting.add(result)
+                result.add_done_callback(functools.partial(
+                    self._resume, source, tag, events, ack, skip, filters, index))
+                return
+            events = result
         if events:
             outputs = self.output_routes.resolve(tag)
             if outputs:
@@ -137,6 +155,14 @@ class Engine:
                                      [out.queue for out in outputs])
         if ack is not None:
             ack.seal()
+    def _resume(self, source, tag, events, ack, skip, filters, index, future):
+        self.waiting.discard(future)
+        try:
+            events = future.result()
+        except (Exception, asyncio.CancelledError) as exc:
+            filters[index].plugin.log.error("filter failed on a batch of %d records, passed "
+                                            "on unchanged: %r", len(events), exc)
+        self._through(source, tag, events, ack, skip, filters, index + 1)
 
     def _decoded(self, source, tag, entries):
         """The events of packed entries, for the filters (checked entries decode)."""
@@ -309,6 +335,15 @@ class Engine:
             await asyncio.wait(input_tasks, timeout=self.grace / 2)
         for task in input_tasks:
             task.cancel()
+        # ... the filters hand on what they hold (multiline groups, batches waiting for
+        # kubernetes metadata) ...
+        for state in self.filters:
+            try:
+                state.plugin.stop()
+            except Exception as exc:
+                state.plugin.log.error("stop failed: %r", exc)
+        if self.waiting:
+            await asyncio.wait(set(self.waiting), timeout=max(0.1, deadline - loop.time()))
         # ... then the outputs deliver what is queued, until it is all out or time is up.
         tick_task.cancel()
         self.storage.tick()

@@ -24,6 +24,8 @@ SERVICE_OPTIONS = (
     Option("Log_Level", default="info", choices=tuple(LEVELS), help="engine log level"),
     Option("Log_File", help="write the log here instead of stderr"),
     Option("Parsers_File", multiple=True, help="file of [PARSER] and [MULTILINE_PARSER] sections"),
+    Option("multiline_buffer_limit", "binary_size", "2MB",
+           help="longest record a multiline parser joins; a longer one is cut there"),
     Option("Plugins_File", compat=True, help="edgeship has no .so plugins"),
     Option("Streams_File", compat=True, help="no stream processor"),
     Option("HTTP_Server", "bool", "off", help="monitoring HTTP server"),

@@ -11,7 +11,10 @@ log (also ``self.log``), the config directory, ``parser(name)``, ``multiline(nam
 
 Inputs   ``async run()``; hand batches to ``self.context.emit(tag, events, size, ack)``,
          metrics contexts to ``self.context.emit_metrics(tag, payload)``.
-Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on.
+Filters  ``filter(tag, events) -> events``: return the (possibly same) list to pass on, or
+         an ``asyncio.Future`` of it when the batch must wait (kubernetes metadata): the
+         batch then goes on from the next filter once it is done. ``stop()`` is called once
+         the inputs have stopped: hand on what the filter holds.
 Outputs  ``async flush(chunk) -> OK | RETRY | ERROR`` for one chunk of one tag: ``chunk.tag``,
          ``chunk.payload`` (Fluent Bit's entries, ``edgeship.codecs.entries``),
          ``chunk.count``, ``chunk.events()`` (decoded on first use) and ``chunk.id`` (the
@@ -120,6 +123,10 @@ class Filter(Plugin):
 
     def filter(self, tag, events):
         raise NotImplementedError
+
+    def stop(self):
+        """The inputs have stopped: hand on (``context.reemit``) what the filter holds and
+        finish the futures it returned."""
 
 
 class Output(Plugin):

@@ -11,8 +11,11 @@ Interface (used by the tail input and the multiline filter):
     stream = parser.stream(key)                  # one stream per file (key: any hashable)
     events = stream.feed(time_ns, line)          # [(time_ns, record)] completed so far
     stream.feed(time_ns, line, batch)            # the same, appended to a list of yours
+    stream = parser.stream(key, "log")           # records (the multiline filter): the text
+    stream.feed(time_ns, None, batch, record)    # is record["log"] (this key_content wins)
     events = stream.flush()                      # close the open group(s): timeout or EOF
     stream.pending                               # True while a group is open
+    stream.truncated                             # groups cut at the buffer limit so far
 
 ``line`` is one line without its newline. Records are ``{"log": text}``, or for parsers
 with a pre-parser (docker, cri, Parser key) the first line's parsed record with its
@@ -23,15 +26,22 @@ Fluent Bit behaviour (src/multiline/*.c, 5.1.1):
 - Type regex: ``Rule "state" "/regex/" "next_state"``. A line matching a rule whose state
   list holds ``start_state`` opens a group; a line matching a rule reachable from the last
   matched rule (start rules excepted) continues it; a rule leading back to ``start_state``
-  closes the group right after its line. Lines are joined with "\\n" and, without
+  closes the group right after its line; with records (the filter, a pre-parser) that line's
+  record stays as the next group's first record and, flushed alone, the closing line comes
+  out a second time, as in Fluent Bit. Lines are joined with "\\n" and, without
   Key_Content, every record ends with "\\n" (a line that joins nothing too). The last rule
   matched is remembered even after a group closes, as in Fluent Bit.
 - Type endswith / equal (eq): every line is appended to the group; a line whose content
   (or Key_Pattern value) ends with / equals Match_String closes it (Negate inverts).
   Key_Group keeps one group per value (docker's stdout/stderr); a line of another group
-  first flushes the previous group.
+  leaves the open one waiting (a stderr line inside a split stdout message comes out first).
+- Records (the filter): the text is the record's key_content string (a parser without one
+  takes no record); a pre-parser parses it and the parsed record is what is joined, else the
+  record itself is, its key_content replaced by the joined text (no trailing "\n"). A record
+  no parser takes passes unchanged.
 - A line no parser accepts flushes the open group and passes through on its own.
-- A group over 2 MB is cut there and flushed (multiline_buffer_limit).
+- A group over ``[SERVICE] multiline_buffer_limit`` (2 MiB; the engine sets
+  ``parser.buffer_limit``) is cut there and flushed; the stream counts it in ``truncated``.
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.events import now_ns
@@ -39,7 +49,7 @@ from edgeship.core.schema import Option, Schema
 from edgeship.text.onigmo import compile_onigmo
 
 FLUSH_TIMEOUT_MS = 4000
-BUFFER_LIMIT = 2000000
+BUFFER_LIMIT = 2 * 1024 * 1024
 
 SCHEMA = Schema("multiline_parser", (
     Option("Name", required=True, help="name used by multiline.parser"),
@@ -90,8 +100,8 @@ class MultilineParser:
         self.parser_name = parser_name
         self.buffer_limit = BUFFER_LIMIT
 
-    def stream(self, key=None):
-        return Stream([_ParserStream(self)])
+    def stream(self, key=None, key_content=None):
+        return Stream([_ParserStream(self, key_content)])
 
 
 class MultilineParserList:
@@ -102,8 +112,8 @@ class MultilineParserList:
         self.name = ",".join(p.name for p in parsers)
         self.flush_timeout = max(p.flush_timeout for p in parsers)
 
-    def stream(self, key=None):
-        return Stream([_ParserStream(p) for p in self.parsers])
+    def stream(self, key=None, key_content=None):
+        return Stream([_ParserStream(p, key_content) for p in self.parsers])
 
 
 class _Group:
@@ -119,32 +129,40 @@ class _Group:
 class _ParserStream:
     """What one parser keeps for one stream: its groups (one per Key_Group value)."""
 
-    def __init__(self, parser):
+    def __init__(self, parser, key_content=None):
         self.parser = parser
         self.groups = {}
-        self.last_group = None
-        self.breakline = parser.key_content is None
+        self.key_content = key_content or parser.key_content
+        self.breakline = self.key_content is None
+        self.truncated = 0      # groups cut at the buffer limit
 
     def pending(self):
         return any(g.buf or g.record is not None for g in self.groups.values())
 
-    def process(self, time_ns, line, out):
-        """Take ``line`` if this parser accepts it (True), appending finished events."""
+    def process(self, time_ns, line, out, source=None):
+        """Take ``line`` (or the record ``source``) if this parser accepts it (True),
+        appending finished events."""
         parser = self.parser
         record = None
         content = line
         pattern = None
         group_key = None
+        if source is not None:
+            content = source.get(self.key_content) if self.key_content else None
+            if not isinstance(content, str):
+                return False
+            record = source
         if parser.parser is not None:
-            parsed = parser.parser.parse(line)
+            parsed = parser.parser.parse(content)
             if parsed is None:
                 return False
             parsed_time, record = parsed
             if parsed_time is not None:
                 time_ns = parsed_time
-            content = record.get(parser.key_content)
+            content = record.get(self.key_content)
             if not isinstance(content, str):
                 return False
+        if record is not None:
             if parser.key_pattern:
                 pattern = record.get(parser.key_pattern)
                 if not isinstance(pattern, str):
@@ -156,9 +174,6 @@ class _ParserStream:
         group = self.groups.get(group_key)
         if group is None:
             group = self.groups[group_key] = _Group()
-        if self.last_group is not None and self.last_group is not group:
-            self._flush_group(self.last_group, out)
-        self.last_group = group
         if parser.kind == "regex":
             return self._process_rules(group, content, time_ns, record, out)
         tested = content if pattern is None else pattern
@@ -205,12 +220,19 @@ class _ParserStream:
             if group.buf:
                 self._flush_group(group, out)
             group.time_ns = time_ns
-            group.record = record
+            if group.record is None:    # else the record a closing line left (below) stays
+                group.record = record
             if self._cat(group, content):
                 self._flush_group(group, out)
         group.state = rule
         if group.buf and any(r.start for r in rule.next_rules):
             self._flush_group(group, out)
+        if record is not None and group.record is None:
+            # Fluent Bit registers a line's record whenever its group has none, also right
+            # after the line closed the group: flushed alone later (before a line no rule
+            # takes, at a timeout), the closing line comes out a second time.
+            group.record = record
+            group.time_ns = time_ns
         return True
 
     def _cat(self, group, text):
@@ -218,6 +240,7 @@ class _ParserStream:
         room = self.parser.buffer_limit - len(group.buf)
         if len(text) > room:
             group.buf += text[:max(room, 0)]
+            self.truncated += 1
             return True
         group.buf += text
         return False
@@ -226,11 +249,13 @@ class _ParserStream:
         if self.breakline and group.buf and not group.buf.endswith("\n"):
             group.buf += "\n"
         time_ns = group.time_ns if group.time_ns is not None else now_ns()
-        key = self.parser.key_content or "log"
+        key = self.key_content or "log"
         if group.record is not None:
-            record = dict(group.record)
-            if key in record:
-                record[key] = group.buf
+            record = group.record
+            if group.buf:
+                record = dict(record)
+                if key in record:
+                    record[key] = group.buf
             out.append((time_ns, record))
         elif group.buf:
             out.append((time_ns, {key: group.buf}))
@@ -263,20 +288,30 @@ class Stream:
     def pending(self):
         return any(ps.pending() for ps in self.parser_streams)
 
-    def feed(self, time_ns, line, out=None):
-        """Feed one line; finished records are appended to ``out`` (a batch list of the
-        caller's, so a block of lines makes no list per line) or to a new list. Returns it."""
+    @property
+    def truncated(self):
+        """Groups cut at the buffer limit so far."""
+        return sum(ps.truncated for ps in self.parser_streams)
+
+    def feed(self, time_ns, line, out=None, record=None):
+        """Feed one line, or one ``record`` (the multiline filter; ``line`` None); finished
+        records are appended to ``out`` (a batch list of the caller's, so a block of lines
+        makes no list per line) or to a new list. Returns it. A line no parser takes becomes
+        a record of its own, a record passes unchanged."""
         if out is None:
             out = []
         recent = self.recent
         if recent is not None:
-            if recent.process(time_ns, line, out):
+            if recent.process(time_ns, line, out, record):
                 return out
             recent.flush(out)
         for candidate in self.parser_streams:
-            if candidate is not recent and candidate.process(time_ns, line, out):
+            if candidate is not recent and candidate.process(time_ns, line, out, record):
                 self.recent = candidate
                 return out
+        if record is not None:
+            out.append((time_ns, record))
+            return out
         target = recent if recent is not None else self.parser_streams[0]
         target.flush(out)
         target.pass_through(time_ns, line, out)

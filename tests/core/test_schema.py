@@ -1,5 +1,6 @@
 from edgeship.core.errors import ConfigError
-from edgeship.core.schema import Entry, Option, Schema, to_bool, to_seconds, to_size
+from edgeship.core.schema import (Entry, Option, Schema, to_binary_size, to_bool, to_seconds,
+                                  to_size)
 
 
 def test_converters():
@@ -9,7 +10,9 @@ def test_converters():
     assert to_seconds("0.2") == 0.2 and to_seconds("1d") == 86400
     assert to_seconds("250ms") == 0.25 and to_size("2 MB") == 2000000
     assert to_bool("On") is True and to_bool("NO") is False
-    for bad in (lambda: to_size("x"), lambda: to_bool("maybe"), lambda: to_seconds("1y"),
+    assert to_binary_size("2MB") == 2097152 and to_binary_size("32K") == 32768
+    assert to_binary_size("100") == 100
+    for bad in (lambda: to_size("x"), lambda: to_binary_size("-1M"), lambda: to_bool("maybe"), lambda: to_seconds("1y"),
                 lambda: to_size("-1k"), lambda: to_seconds("-5s")):
         try:
             bad()
