@@ -47,7 +47,7 @@ HTTP_CLIENT_OPTIONS = (
     Option("http_User", help="user name for HTTP basic authentication"),
     Option("http_Passwd", default="", help="password for HTTP basic authentication"),
     Option("Header", multiple=True, help="'Name value' header added to every request"),
-    Option("compress", choices=("gzip", "none", ""), help="gzip: compress the request body"),
+    Option("compress", help="gzip: compress the request body"),
     Option("Proxy", help="HTTP proxy, http://[user:password@]host:port"),
     Option("net.connect_timeout", "time", "10", help="seconds to connect"),
     Option("net.connect_timeout_log_error", "bool", "on", compat=True),
@@ -95,6 +95,16 @@ def gzip_body(data):
     deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
     return b"".join((_GZIP_HEADER, deflate.compress(data), deflate.flush(),
                      struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)))
+
+
+def gzip_option(value):
+    """True for ``compress gzip``, False for none/false/off; ConfigError otherwise."""
+    value = (value or "").strip().lower()
+    if value == "gzip":
+        return True
+    if value in ("", "none", "false", "off"):
+        return False
+    raise ConfigError("compress: only gzip is supported, got '%s'" % value, key="compress")
 
 
 def basic_auth(user, password):

@@ -9,7 +9,7 @@ logged with the first line of the body, no response at all RETRY.
 from edgeship.core.errors import ConfigError
 from edgeship.engine.plugin import ERROR, OK, RETRY, Output
 from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, basic_auth,
-                                      gzip_body, parse_headers)
+                                      gzip_body, gzip_option, parse_headers)
 
 USER_AGENT = ("User-Agent", "Fluent-Bit")
 
@@ -35,7 +35,7 @@ class HttpOutput(Output):
         except ValueError as exc:
             raise ConfigError("%s: %s" % (self.name, exc))
         self.config_headers = parse_headers(conf["header"])
-        self.gzip = conf["compress"] == "gzip"
+        self.gzip = gzip_option(conf["compress"])
         self.auth = None
         if conf["http_user"]:
             self.auth = ("Authorization", basic_auth(conf["http_user"], conf["http_passwd"]))

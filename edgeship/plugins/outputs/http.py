@@ -30,6 +30,7 @@ CONTENT_TYPES = {"json": "application/json", "json_stream": "application/json",
 class HttpOutputPlugin(HttpOutput):
     name = "http"
     description = "HTTP POST/PUT of each chunk (JSON, JSON lines, msgpack)"
+    workers = 2
     options = address_options(80) + (
         Option("URI", default="/", help="request path (and query)"),
         Option("http_Method", default="post", choices=("post", "put"), help="POST or PUT"),
