@@ -22,7 +22,6 @@ Bit counts a chunk delivered when one tenant's request succeeded (the others are
 edgeship retries only the tenants that failed.
 """
 import json
-import os
 
 from edgeship.codecs import formats
 from edgeship.core import accessor
@@ -202,8 +201,6 @@ class LokiOutput(HttpOutput):
         self.accepted = {}   # chunk.id -> tenants whose push was accepted
 
     def _label_map(self, path):
-        if not os.path.isabs(path):
-            path = os.path.join(self.context.config_dir, path)
         try:
             with open(path, encoding="utf-8") as f:
                 tree = json.load(f)
