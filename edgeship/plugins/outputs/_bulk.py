@@ -181,6 +181,15 @@ class BulkOutput(HttpOutput):
         parts.append("}}")
         return "".join(parts).encode("ascii")
 
+    def _source_head(self, time_ns, tag):
+        """``{"<Time_Key>":"<time>"`` (and ``,"<Tag_Key>":"<tag>"``): the start of a source,
+        spliced before the record's own JSON keys (a record key of the same name is sent as
+        well, as Fluent Bit does)."""
+        head = {self.time_key: self._time_text(time_ns)}
+        if self.tag_key is not None:
+            head[self.tag_key] = tag
+        return formats.to_json(head)[:-1]
+
     def bulk_body(self, chunk, skip):
         """(body, positions of the records sent) for the records of ``chunk`` not in
         ``skip``."""
@@ -189,51 +198,55 @@ class BulkOutput(HttpOutput):
         default_index = conf["index"]
         if "%" in default_index:
             default_index = time.strftime(default_index, time.gmtime(now))
-        plain_action = self._action(default_index, None)
-        time_key, tag_key, tag = self.time_key, self.tag_key, chunk.tag
+        plain_action = self._action(default_index, None) + b"\n"
         per_record_index = conf["logstash_format"] or self.index_template is not None
         needs_id = self.id_key is not None or conf["generate_id"]
-        sources, actions, sent = [], [], []
+        wrap = {"update": b'{"doc":', "upsert": b'{"doc_as_upsert":true,"doc":'}.get(
+            self.operation)
+        records, times, actions, sent = [], [], [], []
         skipped = 0
         for position, (time_ns, record) in enumerate(chunk.events()):
             if position in skip:
                 continue
-            source = {time_key: self._time_text(time_ns)}
-            if tag_key is not None:
-                source[tag_key] = tag
-            source.update(_replace_dots(record) if conf["replace_dots"] else record)
-            if not per_record_index and not needs_id:
-                action = plain_action
-            else:
+            if conf["replace_dots"]:
+                record = _replace_dots(record)
+            action = plain_action
+            if per_record_index or needs_id:
                 index = self._index_of(conf, time_ns, record, now) if per_record_index \
-                    else default_index
+                    else None
                 doc_id = None
                 if conf["generate_id"]:
+                    source = {self.time_key: self._time_text(time_ns)}
+                    if self.tag_key is not None:
+                        source[self.tag_key] = chunk.tag
+                    source.update(record)
                     doc_id = self.generated_id(packb(source))
                 elif self.id_key is not None:
                     value = self.id_key.get(record)
                     doc_id = value if _safe(value) else None
-                if doc_id is None and self.operation in ("update", "upsert"):
+                if doc_id is None and wrap is not None:
                     skipped += 1
                     continue
-                action = plain_action if index is None and doc_id is None \
-                    else self._action(default_index if index is None else index, doc_id)
-            if self.operation == "update":
-                source = {"doc": source}
-            elif self.operation == "upsert":
-                source = {"doc_as_upsert": True, "doc": source}
+                if index is not None or doc_id is not None:
+                    action = self._action(default_index if index is None else index,
+                                          doc_id) + b"\n"
+            records.append(record)
+            times.append(time_ns)
             actions.append(action)
-            sources.append(source)
             sent.append(position)
         if skipped:
             self.log.warn("%d record(s) without a usable %s skipped (Write_Operation %s)",
                           skipped, conf["id_key"], self.operation)
-        lines = formats.json_batch(sources)
         body = []
-        for action, line in zip(actions, lines):
-            body.append(action)
-            body.append(line)
-        return (b"\n".join(body) + b"\n") if body else b"", sent
+        last_ns = head = None
+        for action, time_ns, part in zip(actions, times, formats.json_batch(records)):
+            if time_ns != last_ns:   # records of a batch often share a time
+                last_ns, head = time_ns, self._source_head(time_ns, chunk.tag)
+            source = head + (b"}" if part == b"{}" else b"," + part[1:])
+            if wrap is not None:
+                source = wrap + source + b"}"
+            body += (action, source, b"\n")
+        return b"".join(body), sent
 
     # ------------------------------------------------------------------ answer
     def judge(self, status):
