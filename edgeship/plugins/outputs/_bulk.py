@@ -9,8 +9,8 @@ Time_Key_Nanos), then ``Tag_Key`` with Include_Tag_Key, then the record (Replace
 ``update`` with ``{"doc":..}`` / ``{"doc_as_upsert":true,"doc":..}``; Logstash_Format index
 ``<prefix><separator><strftime(Logstash_DateFormat, record time)>`` with Logstash_Prefix_Key;
 ``Index`` through strftime at the current time; Generate_ID as a hash of the msgpack
-source (es: MurmurHash3 x64-128, opensearch: XXH3-128); Id_Key's string value when it is safe; headers Content-Type
-``application/x-ndjson``, Authorization, User-Agent, Content-Encoding; Trace_Output prints
+source (es: MurmurHash3 x64-128, opensearch: XXH3-128); Id_Key's string value when it is
+safe; headers Content-Type ``application/x-ndjson``, Authorization, User-Agent, Content-Encoding; Trace_Output prints
 the body, Trace_Error logs the answer; any HTTP status but 200/201 is a RETRY.
 
 A bulk answer with ``"errors":true`` is judged item by item, and here edgeship differs on

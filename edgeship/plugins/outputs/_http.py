@@ -6,7 +6,6 @@ response's status is judged by the plugin's ``judge()`` (Fluent Bit's per-plugin
 table 1.3 of the reference): by default 200-205 OK, 408/429/5xx RETRY, other 4xx ERROR
 logged with the first line of the body, no response at all RETRY.
 """
-from edgeship.core.errors import ConfigError
 from edgeship.engine.plugin import ERROR, OK, RETRY, Output
 from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, basic_auth,
                                       gzip_body, gzip_option, parse_headers)
@@ -30,10 +29,7 @@ class HttpOutput(Output):
 
     def configure_client(self, host=None, port=None):
         conf = self.conf
-        try:
-            self.client = HttpClient(conf, host, port)
-        except ValueError as exc:
-            raise ConfigError("%s: %s" % (self.name, exc))
+        self.client = HttpClient(conf, host, port)
         self.config_headers = parse_headers(conf["header"])
         self.gzip = gzip_option(conf["compress"])
         self.auth = None

@@ -3,8 +3,8 @@
 
 OpenSearch only, as in Fluent Bit: ``Index`` may be a record-accessor template rendered per
 record (``logs-$app``; a rendered name with '"', '\\' or control characters falls back to
-the Index text); ``Pipeline`` goes after ``/_bulk/?``; Generate_ID is XXH3-128. AWS SigV4 options are accepted and
-not supported (a config error when AWS_Auth is on).
+the Index text); ``Pipeline`` goes after ``/_bulk/?``; Generate_ID is XXH3-128. AWS SigV4
+options are accepted and not supported (a config error when AWS_Auth is on).
 """
 import xxhash
 
@@ -38,7 +38,8 @@ class OpenSearchOutput(BulkOutput):
         """XXH3-128, its two 64-bit halves (low first) printed byte by byte in memory order,
         upper case."""
         value = xxhash.xxh3_128_intdigest(packed)
-        raw = (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") + (value >> 64).to_bytes(8, "little")
+        raw = ((value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+               + (value >> 64).to_bytes(8, "little"))
         hexed = raw.hex().upper()
         return "-".join((hexed[:8], hexed[8:12], hexed[12:16], hexed[16:20], hexed[20:]))
 
