@@ -29,3 +29,21 @@ def test_requests_as_fluent_bit_sent_them(name, tmp_path):
         assert got.body == captured_body(captured)
     if name in SENT_ONCE:
         assert len(receiver.requests) == 1 and "HTTP status=400" in err
+
+
+def test_datadog_provider_ecs_moves_ecs_attributes_to_ddtags(tmp_path):
+    """The body Fluent Bit 5.1.1 sent for this record and config (checked on the binary)."""
+    vec = load("out_datadog_service_source_tags_message_key")
+    line = ('{"ts":"2024-01-02T03:04:05.123456789Z","log":"hi","container_name":"/web",'
+            '"ecs_cluster":"arn:aws:ecs:eu-west-1:1:cluster/prod",'
+            '"ecs_task_definition":"web:7",'
+            '"ecs_task_arn":"arn:aws:ecs:eu-west-1:1:task/prod/abc","container_id":""}')
+    vec = dict(vec, input_file_lines=[line])
+    receiver, _ = replay(vec, tmp_path, count=1, config_edit=lambda c: c.replace(
+        "dd_message_key msg", "dd_message_key log\n    provider ecs"))
+    body = receiver.requests[0].body
+    assert body == (
+        b'[{"timestamp":1704164645123,"ddsource":"src","service":"svc","hostname":"h1",'
+        b'"message":"hi","container_id":"","ddtags":"container_name:web,cluster_name:prod,'
+        b'task_family:web,task_version:7,task_arn:arn:aws:ecs:eu-west-1:1:task/prod/abc,'
+        b'region:eu-west-1,task_id:prod/abc,env:prod,team:a"}]')
