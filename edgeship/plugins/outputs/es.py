@@ -3,8 +3,8 @@
 
 es only: ``HTTP_API_Key`` (``Authorization: ApiKey <key>``), ``Cloud_ID`` (the host from
 ``<name>:<base64 region$es_host[:port]$kibana>``, port 443 unless it names one) and
-``Cloud_Auth`` (``user:password``). Generate_ID hashes with MurmurHash3 (the optional
-``mmh3`` package, extra ``es``). Workers 2 by default, as in Fluent Bit.
+``Cloud_Auth`` (``user:password``). AWS_Auth (SigV4) is a config error. Generate_ID hashes
+with MurmurHash3 (the optional ``mmh3`` package, extra ``es``). Workers 2 by default, as in Fluent Bit.
 """
 import base64
 import binascii
@@ -13,8 +13,8 @@ import struct
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.plugins.outputs._bulk import BULK_OPTIONS, BulkOutput
-from edgeship.plugins.outputs._http import HttpOutput
 from edgeship.net.http_client import basic_auth
+from edgeship.plugins.outputs._http import HttpOutput
 
 
 class EsOutput(BulkOutput):
@@ -25,13 +25,15 @@ class EsOutput(BulkOutput):
         Option("HTTP_API_Key", help="API key: Authorization: ApiKey <key>"),
         Option("Cloud_ID", help="Elastic Cloud deployment id (sets Host and Port)"),
         Option("Cloud_Auth", help="Elastic Cloud user:password"),
-        Option("AWS_Auth", "bool", "off", compat=True),
+        Option("AWS_Auth", "bool", "off", help="AWS SigV4 (not supported)"),
         Option("AWS_Region", compat=True),
     ) + HttpOutput.client_options
 
     def configure(self):
-        BulkOutput.configure(self)
         conf = self.conf
+        if conf["aws_auth"]:
+            raise ConfigError("es: AWS_Auth (SigV4) is not supported", key="aws_auth")
+        BulkOutput.configure(self)
         if conf["generate_id"]:
             try:
                 import mmh3  # noqa: F401
