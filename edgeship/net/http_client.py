@@ -14,9 +14,10 @@ Kept from Fluent Bit (flb_http_client.c / flb_upstream.c):
   ``Workers`` flushes in flight has its own; a connection is given back only after a full
   response the server did not ask to close; ``net.keepalive_idle_timeout`` and
   ``net.keepalive_max_recycle`` retire old ones.
-- ``Proxy http://[user:pass@]host:port``: plain HTTP goes to the proxy with the absolute URI
-  and ``Proxy-Connection: KeepAlive``; with TLS a ``CONNECT host:port`` tunnel is opened
-  first.
+- ``Proxy http://host:port``: plain HTTP goes to the proxy with the absolute URI and
+  ``Proxy-Connection: KeepAlive`` first; with TLS a ``CONNECT host:port`` tunnel is opened
+  first. Credentials in the URL (``http://user:pass@host:port``) are sent as
+  ``Proxy-Authorization: Basic``; Fluent Bit's http output takes ``user`` for the host.
 - gzip bodies start with Fluent Bit's fixed header (mtime 0, OS 255).
 
 Differences: Fluent Bit waits for a response as long as ``http.response_timeout`` (60 s) or
@@ -77,6 +78,11 @@ class HttpError(Exception):
     server may or may not have seen it (at-least-once: the caller retries)."""
 
 
+class InvalidRequest(HttpError):
+    """The request cannot be sent as it is (a header with a line break...): sending it again
+    would fail again."""
+
+
 class Response:
     __slots__ = ("status", "headers", "body")
 
@@ -95,6 +101,10 @@ def gzip_body(data):
     deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
     return b"".join((_GZIP_HEADER, deflate.compress(data), deflate.flush(),
                      struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)))
+
+
+def _bytes(text):
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
 
 
 def gzip_option(value):
@@ -262,13 +272,15 @@ class HttpClient:
 
         ``headers`` are the plugin's own, in the order Fluent Bit sends them; Host,
         Content-Length and Connection are added around them."""
-        wire = [("Host", self.host_header), ("Content-Length", str(len(body)))]
+        wire = []
         if self.proxy is not None and self.ssl_ctx is None:
             wire.append(("Proxy-Connection", "KeepAlive"))
             if self.proxy[2]:
                 wire.append(("Proxy-Authorization", self.proxy[2]))
+        wire += [("Host", self.host_header), ("Content-Length", str(len(body)))]
         wire.extend(headers)
         wire.append(("Connection", "keep-alive"))
+        wire = [(_bytes(name), _bytes(value)) for name, value in wire]
         conn = None
         try:
             conn = await self._connection()
@@ -283,6 +295,8 @@ class HttpClient:
             return response
         except asyncio.TimeoutError:
             raise HttpError("no answer within %ss" % self.io_timeout)
+        except h11.LocalProtocolError as exc:
+            raise InvalidRequest(str(exc))
         except (OSError, EOFError, h11.ProtocolError) as exc:
             raise HttpError(str(exc) or type(exc).__name__)
         finally:
@@ -291,9 +305,15 @@ class HttpClient:
 
     async def _exchange(self, conn, method, target, headers, body):
         proto = conn.h11
-        data = proto.send(h11.Request(method=method, target=target, headers=headers))
-        data += proto.send(h11.Data(data=body)) + proto.send(h11.EndOfMessage())
-        conn.writer.write(data)
+        # h11 checks the request and keeps the connection's state; the head is written here
+        # because h11 always puts Host first, and Fluent Bit puts Proxy-Connection before it.
+        proto.send(h11.Request(method=method, target=target, headers=headers))
+        proto.send(h11.Data(data=body))
+        proto.send(h11.EndOfMessage())
+        head = [b"%s %s HTTP/1.1\r\n" % (_bytes(method), _bytes(target))]
+        head += [b"%s: %s\r\n" % pair for pair in headers]
+        head += (b"\r\n", body)
+        conn.writer.write(b"".join(head))
         await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
         deadline = time.monotonic() + self.io_timeout
         status = None

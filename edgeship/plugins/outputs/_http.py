@@ -7,8 +7,9 @@ table 1.3 of the reference): by default 200-205 OK, 408/429/5xx RETRY, other 4xx
 logged with the first line of the body, no response at all RETRY.
 """
 from edgeship.engine.plugin import ERROR, OK, RETRY, Output
-from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, basic_auth,
-                                      gzip_body, gzip_option, parse_headers)
+from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError,
+                                      InvalidRequest, basic_auth, gzip_body, gzip_option,
+                                      parse_headers)
 
 USER_AGENT = ("User-Agent", "Fluent-Bit")
 
@@ -51,6 +52,9 @@ class HttpOutput(Output):
         client = self.client
         try:
             response = await client.request(method, uri, headers, body)
+        except InvalidRequest as exc:
+            self.log.error("cannot send a request to %s, dropped: %s", client.label, exc)
+            return ERROR, None
         except HttpError as exc:
             self.log.error("could not flush records to %s: %s", client.label, exc)
             return RETRY, None
