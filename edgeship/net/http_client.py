@@ -41,6 +41,9 @@ from edgeship.net.tls import TLS_OPTIONS, tls_context
 # Fluent Bit's http.response_timeout default: what net.io_timeout 0 means here.
 DEFAULT_IO_TIMEOUT = 60.0
 _READ_SIZE = 65536
+# A response body is kept up to this size; the rest is not read and the connection is closed
+# (a bulk answer for a 256 KB chunk is well under it; a runaway server cannot fill the RAM).
+MAX_RESPONSE = 8 * 1024 * 1024
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 # The options every HTTP output has (besides its own Host/Port defaults): declared once here.
@@ -179,7 +182,7 @@ class HttpClient:
     """Requests to one upstream (``host:port``), over a pool of kept-alive connections.
 
     ``conf`` is the output's converted section (HTTP_CLIENT_OPTIONS and address_options);
-    ``host``/``port``/``tls`` may override it (datadog's defaults)."""
+    ``host``/``port`` override it (es Cloud_ID, datadog's port by TLS)."""
 
     def __init__(self, conf, host=None, port=None):
         self.host = host or conf["host"]
@@ -319,6 +322,7 @@ class HttpClient:
         status = None
         response_headers = []
         parts = []
+        kept = 0
         while True:
             event = proto.next_event()
             if event is h11.NEED_DATA:
@@ -336,6 +340,9 @@ class HttpClient:
                 response_headers = list(event.headers)
             elif isinstance(event, h11.Data):
                 parts.append(bytes(event.data))
+                kept += len(event.data)
+                if kept > MAX_RESPONSE:   # h11 is not DONE: the connection is not reused
+                    return Response(status, response_headers, b"".join(parts)[:MAX_RESPONSE])
             elif isinstance(event, h11.EndOfMessage):
                 return Response(status, response_headers, b"".join(parts))
             elif isinstance(event, h11.ConnectionClosed):
