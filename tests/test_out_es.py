@@ -119,3 +119,22 @@ def test_trace_output_prints_the_body(tmp_path):
 def _fast_retries(config):
     return config.replace("[SERVICE]", "[SERVICE]\n    scheduler.base 1\n    scheduler.cap 1",
                           1).replace("Match *", "Match *\n    Retry_Limit 5", 1)
+
+
+def test_cloud_id_and_cloud_auth_name_the_server(tmp_path):
+    """Cloud_ID is <name>:base64(<region>$<es host>[:<port>]$<kibana host>) and the server is
+    <es host>.<region>: here 127.0 + 0.1 is this machine, on the receiver's port."""
+    import base64
+    vec = load("out_es_index_default_type")
+    holder = {}
+
+    def edit(config):
+        port = re.search(r"(?m)^\s*Port\s+(\d+)", config).group(1)
+        cloud = base64.b64encode(("0.1$127.0:%s$kibana" % port).encode()).decode()
+        holder["port"] = port
+        return re.sub(r"(?m)^\s*Host.*\n\s*Port.*\n",
+                      "    Cloud_ID edge:%s\n    Cloud_Auth elastic:changeme\n" % cloud, config)
+
+    receiver, _ = replay(vec, tmp_path, config_edit=edit)
+    assert receiver.requests[0].header("Host") == "127.0.0.1:%s" % holder["port"]
+    assert receiver.requests[0].header("Authorization") == "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="
