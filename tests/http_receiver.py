@@ -52,14 +52,14 @@ class Request:
 
 
 class Receiver:
-    def __init__(self, answer=None):
+    def __init__(self, answer=None, port=0):
         self.answer = answer or (lambda request, index: response())
         self.requests = []
         self.connections = 0
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
         self.closed = False

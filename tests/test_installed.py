@@ -75,13 +75,14 @@ def test_the_wheel_holds_the_examples_the_license_and_the_core_dependencies(inst
                 if line.startswith(b"Requires-Dist:") and b"extra ==" not in line]
     assert {r.split(b">")[0] for r in requires} == {b"msgpack", b"xxhash", b"paho-mqtt",
                                                      b"cbor2", b"pyserial", b"h11"}
-    # What MQTT, serial and the HTTP servers need came with the install; the extras did not.
+    # What MQTT, serial and the HTTP outputs need came with the install; the extras did not.
     python = os.path.join(bindir, "python")
     check = subprocess.run([python, "-c", "import paho.mqtt.client, cbor2, serial, msgpack, "
                             "xxhash, h11; import importlib.util as u; "
-                            "print(u.find_spec('orjson'), u.find_spec('lupa'))"],
+                            "print(u.find_spec('orjson'), u.find_spec('lupa'), "
+                            "u.find_spec('mmh3'))"],
                            capture_output=True, text=True, timeout=60)
-    assert check.returncode == 0 and check.stdout.split() == ["None", "None"], check.stderr
+    assert check.returncode == 0 and check.stdout.split() == ["None"] * 3, check.stderr
 
 
 def test_quickstart_runs_from_any_directory(installed):

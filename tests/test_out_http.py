@@ -89,3 +89,44 @@ def _append_and_wait(tmp_path, receiver):
     with open(str(tmp_path / "records.jsonl"), "a") as f:
         f.write('{"ts":"2024-01-02T03:04:08.000000000Z","msg":"later"}\n')
     wait_for(lambda: len(receiver.requests) >= 2)
+
+
+def test_through_a_proxy_as_fluent_bit_sends_it(tmp_path):
+    """Checked on Fluent Bit 5.1.1: the absolute URI, Proxy-Connection first, the server's
+    Host; sent to the proxy's address (here the receiver plays the proxy)."""
+    vec = load("out_http_format_json_lines")
+    receiver, _ = replay(vec, tmp_path, config_edit=lambda c: re.sub(
+        r"(?m)^\s*Host\s+127\.0\.0\.1\n\s*Port\s+(\d+)",
+        r"    Host backend.invalid\n    Port 8080\n    Proxy http://127.0.0.1:\1", c))
+    got = receiver.requests[0]
+    assert got.head_raw == (b"POST http://backend.invalid:8080/ HTTP/1.1\r\n"
+                            b"Proxy-Connection: KeepAlive\r\n"
+                            b"Host: backend.invalid:8080\r\n"
+                            b"Content-Length: 682\r\n"
+                            b"Content-Type: application/x-ndjson\r\n"
+                            b"User-Agent: Fluent-Bit\r\n"
+                            b"Connection: keep-alive\r\n\r\n")
+    assert got.body == captured_body(vec["requests"][0])
+
+
+def test_body_key_and_headers_key_send_one_request_per_record(tmp_path):
+    """Bytes checked on Fluent Bit 5.1.1: the record's headers first, then Header_Tag and
+    User-Agent; the body as it is. A header with a line break cannot be sent: that record is
+    dropped with a log line, the others go."""
+    vec = load("out_http_format_json_lines")
+    vec = dict(vec, input_file_lines=[
+        '{"ts":"2024-01-02T03:04:05.123456789Z","payload":"raw text one",'
+        '"hdrs":{"X-A":"1","Content-Type":"text/plain"}}',
+        '{"ts":"2024-01-02T03:04:05.2Z","payload":"bad","hdrs":{"X-C":"a\\r\\nX-Evil: 1"}}',
+        '{"ts":"2024-01-02T03:04:06.123456789Z","payload":"two","hdrs":{"X-B":"2"}}'])
+    receiver, err = replay(vec, tmp_path, count=2, config_edit=lambda c: c.replace(
+        "Format json_lines", "Format json_lines\n    Body_Key $payload\n    Headers_Key $hdrs\n"
+                             "    Header_Tag X-Tag"))
+    got = [head_without_host(r.head_raw, receiver.port) + r.body for r in receiver.requests]
+    assert got == [
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nContent-Length: 12\r\nX-A: 1\r\n"
+        b"Content-Type: text/plain\r\nX-Tag: app.logs\r\nUser-Agent: Fluent-Bit\r\n"
+        b"Connection: keep-alive\r\n\r\nraw text one",
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nContent-Length: 3\r\nX-B: 2\r\n"
+        b"X-Tag: app.logs\r\nUser-Agent: Fluent-Bit\r\nConnection: keep-alive\r\n\r\ntwo"]
+    assert "cannot send a request" in err

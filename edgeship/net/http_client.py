@@ -14,9 +14,10 @@ Kept from Fluent Bit (flb_http_client.c / flb_upstream.c):
   ``Workers`` flushes in flight has its own; a connection is given back only after a full
   response the server did not ask to close; ``net.keepalive_idle_timeout`` and
   ``net.keepalive_max_recycle`` retire old ones.
-- ``Proxy http://[user:pass@]host:port``: plain HTTP goes to the proxy with the absolute URI
-  and ``Proxy-Connection: KeepAlive``; with TLS a ``CONNECT host:port`` tunnel is opened
-  first.
+- ``Proxy http://host:port``: plain HTTP goes to the proxy with the absolute URI and
+  ``Proxy-Connection: KeepAlive`` first; with TLS a ``CONNECT host:port`` tunnel is opened
+  first. Credentials in the URL (``http://user:pass@host:port``) are sent as
+  ``Proxy-Authorization: Basic``; Fluent Bit's http output takes ``user`` for the host.
 - gzip bodies start with Fluent Bit's fixed header (mtime 0, OS 255).
 
 Differences: Fluent Bit waits for a response as long as ``http.response_timeout`` (60 s) or
@@ -40,6 +41,9 @@ from edgeship.net.tls import TLS_OPTIONS, tls_context
 # Fluent Bit's http.response_timeout default: what net.io_timeout 0 means here.
 DEFAULT_IO_TIMEOUT = 60.0
 _READ_SIZE = 65536
+# A response body is kept up to this size; the rest is not read and the connection is closed
+# (a bulk answer for a 256 KB chunk is well under it; a runaway server cannot fill the RAM).
+MAX_RESPONSE = 8 * 1024 * 1024
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 # The options every HTTP output has (besides its own Host/Port defaults): declared once here.
@@ -47,7 +51,7 @@ HTTP_CLIENT_OPTIONS = (
     Option("http_User", help="user name for HTTP basic authentication"),
     Option("http_Passwd", default="", help="password for HTTP basic authentication"),
     Option("Header", multiple=True, help="'Name value' header added to every request"),
-    Option("compress", choices=("gzip", "none", ""), help="gzip: compress the request body"),
+    Option("compress", help="gzip: compress the request body"),
     Option("Proxy", help="HTTP proxy, http://[user:password@]host:port"),
     Option("net.connect_timeout", "time", "10", help="seconds to connect"),
     Option("net.connect_timeout_log_error", "bool", "on", compat=True),
@@ -77,6 +81,11 @@ class HttpError(Exception):
     server may or may not have seen it (at-least-once: the caller retries)."""
 
 
+class InvalidRequest(HttpError):
+    """The request cannot be sent as it is (a header with a line break...): sending it again
+    would fail again."""
+
+
 class Response:
     __slots__ = ("status", "headers", "body")
 
@@ -95,6 +104,20 @@ def gzip_body(data):
     deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
     return b"".join((_GZIP_HEADER, deflate.compress(data), deflate.flush(),
                      struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)))
+
+
+def _bytes(text):
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+
+
+def gzip_option(value):
+    """True for ``compress gzip``, False for none/false/off; ConfigError otherwise."""
+    value = (value or "").strip().lower()
+    if value == "gzip":
+        return True
+    if value in ("", "none", "false", "off"):
+        return False
+    raise ConfigError("compress: only gzip is supported, got '%s'" % value, key="compress")
 
 
 def basic_auth(user, password):
@@ -159,7 +182,7 @@ class HttpClient:
     """Requests to one upstream (``host:port``), over a pool of kept-alive connections.
 
     ``conf`` is the output's converted section (HTTP_CLIENT_OPTIONS and address_options);
-    ``host``/``port``/``tls`` may override it (datadog's defaults)."""
+    ``host``/``port`` override it (es Cloud_ID, datadog's port by TLS)."""
 
     def __init__(self, conf, host=None, port=None):
         self.host = host or conf["host"]
@@ -252,13 +275,15 @@ class HttpClient:
 
         ``headers`` are the plugin's own, in the order Fluent Bit sends them; Host,
         Content-Length and Connection are added around them."""
-        wire = [("Host", self.host_header), ("Content-Length", str(len(body)))]
+        wire = []
         if self.proxy is not None and self.ssl_ctx is None:
             wire.append(("Proxy-Connection", "KeepAlive"))
             if self.proxy[2]:
                 wire.append(("Proxy-Authorization", self.proxy[2]))
+        wire += [("Host", self.host_header), ("Content-Length", str(len(body)))]
         wire.extend(headers)
         wire.append(("Connection", "keep-alive"))
+        wire = [(_bytes(name), _bytes(value)) for name, value in wire]
         conn = None
         try:
             conn = await self._connection()
@@ -273,6 +298,8 @@ class HttpClient:
             return response
         except asyncio.TimeoutError:
             raise HttpError("no answer within %ss" % self.io_timeout)
+        except h11.LocalProtocolError as exc:
+            raise InvalidRequest(str(exc))
         except (OSError, EOFError, h11.ProtocolError) as exc:
             raise HttpError(str(exc) or type(exc).__name__)
         finally:
@@ -281,14 +308,21 @@ class HttpClient:
 
     async def _exchange(self, conn, method, target, headers, body):
         proto = conn.h11
-        data = proto.send(h11.Request(method=method, target=target, headers=headers))
-        data += proto.send(h11.Data(data=body)) + proto.send(h11.EndOfMessage())
-        conn.writer.write(data)
+        # h11 checks the request and keeps the connection's state; the head is written here
+        # because h11 always puts Host first, and Fluent Bit puts Proxy-Connection before it.
+        proto.send(h11.Request(method=method, target=target, headers=headers))
+        proto.send(h11.Data(data=body))
+        proto.send(h11.EndOfMessage())
+        head = [b"%s %s HTTP/1.1\r\n" % (_bytes(method), _bytes(target))]
+        head += [b"%s: %s\r\n" % pair for pair in headers]
+        head += (b"\r\n", body)
+        conn.writer.write(b"".join(head))
         await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
         deadline = time.monotonic() + self.io_timeout
         status = None
         response_headers = []
         parts = []
+        kept = 0
         while True:
             event = proto.next_event()
             if event is h11.NEED_DATA:
@@ -306,6 +340,9 @@ class HttpClient:
                 response_headers = list(event.headers)
             elif isinstance(event, h11.Data):
                 parts.append(bytes(event.data))
+                kept += len(event.data)
+                if kept > MAX_RESPONSE:   # h11 is not DONE: the connection is not reused
+                    return Response(status, response_headers, b"".join(parts)[:MAX_RESPONSE])
             elif isinstance(event, h11.EndOfMessage):
                 return Response(status, response_headers, b"".join(parts))
             elif isinstance(event, h11.ConnectionClosed):

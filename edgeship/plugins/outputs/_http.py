@@ -6,10 +6,10 @@ response's status is judged by the plugin's ``judge()`` (Fluent Bit's per-plugin
 table 1.3 of the reference): by default 200-205 OK, 408/429/5xx RETRY, other 4xx ERROR
 logged with the first line of the body, no response at all RETRY.
 """
-from edgeship.core.errors import ConfigError
 from edgeship.engine.plugin import ERROR, OK, RETRY, Output
-from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, basic_auth,
-                                      gzip_body, parse_headers)
+from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError,
+                                      InvalidRequest, basic_auth, gzip_body, gzip_option,
+                                      parse_headers)
 
 USER_AGENT = ("User-Agent", "Fluent-Bit")
 
@@ -30,12 +30,9 @@ class HttpOutput(Output):
 
     def configure_client(self, host=None, port=None):
         conf = self.conf
-        try:
-            self.client = HttpClient(conf, host, port)
-        except ValueError as exc:
-            raise ConfigError("%s: %s" % (self.name, exc))
+        self.client = HttpClient(conf, host, port)
         self.config_headers = parse_headers(conf["header"])
-        self.gzip = conf["compress"] == "gzip"
+        self.gzip = gzip_option(conf["compress"])
         self.auth = None
         if conf["http_user"]:
             self.auth = ("Authorization", basic_auth(conf["http_user"], conf["http_passwd"]))
@@ -55,6 +52,9 @@ class HttpOutput(Output):
         client = self.client
         try:
             response = await client.request(method, uri, headers, body)
+        except InvalidRequest as exc:
+            self.log.error("cannot send a request to %s, dropped: %s", client.label, exc)
+            return ERROR, None
         except HttpError as exc:
             self.log.error("could not flush records to %s: %s", client.label, exc)
             return RETRY, None

@@ -30,6 +30,7 @@ CONTENT_TYPES = {"json": "application/json", "json_stream": "application/json",
 class HttpOutputPlugin(HttpOutput):
     name = "http"
     description = "HTTP POST/PUT of each chunk (JSON, JSON lines, msgpack)"
+    workers = 2
     options = address_options(80) + (
         Option("URI", default="/", help="request path (and query)"),
         Option("http_Method", default="post", choices=("post", "put"), help="POST or PUT"),
@@ -78,18 +79,19 @@ class HttpOutputPlugin(HttpOutput):
                 raise ConfigError("http: %s" % exc, key="body_key")
         self.reads_records = self.format != "msgpack" or self.body_key is not None
 
-    def headers(self, tag, content_type):
-        """The request's own headers in Fluent Bit's order (gzip's added by encode_body)."""
-        headers = [("Content-Type", content_type)] if content_type else []
+    def headers(self, tag, leading):
+        """The request's own headers in Fluent Bit's order: ``leading`` (Content-Type, or a
+        record's Headers_Key map), the Header_Tag header (gzip's is added by encode_body)."""
+        headers = list(leading)
         if self.conf["header_tag"]:
             headers.append((self.conf["header_tag"], tag))
         return headers
 
-    def _finish(self, headers, extra=None):
+    def _finish(self, headers):
         if self.auth:
             headers.append(self.auth)
         headers.append(USER_AGENT)
-        headers.extend(self.config_headers if extra is None else extra)
+        headers.extend(self.config_headers)
         if not self.conf["allow_duplicated_headers"]:
             kept = []
             for name, value in headers:
@@ -107,7 +109,7 @@ class HttpOutputPlugin(HttpOutput):
         else:
             body = formats.render_json(chunk.events(), self.format, self.date_key,
                                        self.date_format)
-        headers = self.headers(chunk.tag, CONTENT_TYPES[self.format])
+        headers = self.headers(chunk.tag, [("Content-Type", CONTENT_TYPES[self.format])])
         body = self.encode_body(body, headers)
         result, _ = await self.send(self.method, self.uri, self._finish(headers), body)
         return result
@@ -123,11 +125,10 @@ class HttpOutputPlugin(HttpOutput):
             if not isinstance(body, (bytes, bytearray)) or not isinstance(record_headers, dict):
                 skipped += 1
                 continue
-            extra = [(str(k), str(v)) for k, v in record_headers.items()]
-            headers = self.headers(chunk.tag, None)
+            headers = self.headers(chunk.tag, [(str(k), accessor.to_text(v) or "")
+                                               for k, v in record_headers.items()])
             body = self.encode_body(bytes(body), headers)
-            result, _ = await self.send(self.method, self.uri,
-                                        self._finish(headers, extra), body)
+            result, _ = await self.send(self.method, self.uri, self._finish(headers), body)
             if result == RETRY:
                 return RETRY
             if result == ERROR:

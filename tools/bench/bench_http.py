@@ -1,0 +1,119 @@
+"""HTTP outputs benchmark: tail + json -> http json_lines, and -> es _bulk, to a local receiver.
+
+    python tools/bench/bench_http.py [--lines 1000000] [--fluent-bit PATH] [--only NAME]
+
+The sender (tail reading N JSON lines with the json parser) posts to a receiver on loopback
+that this script runs in a thread (the same for edgeship and Fluent Bit): it reads each
+request, counts its records (JSON lines, or bulk action/source pairs) and answers 200 (es:
+``{"errors":false,...}``). Each row is events/s from the sender's start until the receiver
+counted all N records, the sender's CPU time per event (the receiver's is left out: it is
+the same for both) and its peak RSS.
+
+With a Fluent Bit binary (``--fluent-bit PATH``, or ``fluent-bit`` on PATH) the same
+pipelines run with Fluent Bit as the sender in the same run, and the ratio of edgeship's
+figures to Fluent Bit's follows.
+"""
+import argparse
+import asyncio
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit, free_port,  # noqa: E402
+                                generate_lines, row, tail_args, workdir, write_parsers)
+
+VARIANTS = (
+    ("http json_lines", "lines", ["-o", "http", "-p", "format=json_lines", "-p", "uri=/in"]),
+    ("es bulk", "bulk", ["-o", "es", "-p", "index=bench", "-p", "suppress_type_name=on"]),
+)
+_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+_BULK_OK = b'{"took":1,"errors":false,"items":[]}'
+
+
+class Receiver:
+    """An HTTP/1.1 receiver counting records, on its own thread and loop."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.count = 0
+        self.port = free_port()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait()
+
+    def _run(self, ready):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port,
+                                                     limit=1 << 20))
+        ready.set()
+        loop.run_forever()
+
+    async def _serve(self, reader, writer):
+        body = _BULK_OK if self.mode == "bulk" else b'{"status":"ok"}'
+        answer = _OK % (len(body), body)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                data = await reader.readexactly(length)
+                lines = data.count(b"\n")
+                self.count += lines // 2 if self.mode == "bulk" else lines
+                writer.write(answer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+def measure(name, lines, args, receiver):
+    receiver.count = 0
+    start = time.perf_counter()
+    sender = Measured(args)
+    deadline = time.monotonic() + 600
+    while receiver.count < lines and time.monotonic() < deadline:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    cpu, rss = sender.finish()
+    if receiver.count < lines:
+        raise SystemExit("%s: the receiver counted %d of %d records"
+                         % (name, receiver.count, lines))
+    return row(name, lines, elapsed, cpu, rss)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lines", type=int, default=1000000)
+    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
+                                             "fluent-bit on PATH, if any)")
+    parser.add_argument("--only", help="run only the variant of this name")
+    args = parser.parse_args()
+    binary = fluent_bit(args.fluent_bit)
+    with workdir() as tmp:
+        log = os.path.join(tmp, "movies.log")
+        parsers = write_parsers(tmp)
+        generate_lines(log, args.lines)
+        print(HEADER)
+        for name, mode, output in VARIANTS:
+            if args.only and args.only != name:
+                continue
+            receiver = Receiver(mode)
+            common = output + ["-m", "*", "-p", "host=127.0.0.1",
+                               "-p", "port=%d" % receiver.port, "-p", "retry_limit=no_limits"]
+            ours = measure("edgeship: tail + json -> %s" % name, args.lines,
+                           EDGESHIP + ["-f", "0.2"] + tail_args(log, parsers, exit_on_eof=False,
+                                                                tag="bench") + common, receiver)
+            if binary is None:
+                continue
+            theirs = measure("Fluent Bit: tail + json -> %s" % name, args.lines,
+                             [binary, "-q", "-f", "0.2", "-R", parsers, "-i", "tail",
+                              "-p", "path=" + log, "-p", "read_from_head=on",
+                              "-p", "parser=json", "-t", "bench"] + common, receiver)
+            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
+                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+
+
+if __name__ == "__main__":
+    main()
