@@ -31,7 +31,7 @@ CLI_OPTIONS = (
     ("-H", "http", None, "enable the monitoring HTTP server"),
     ("-L", "http_listen", "ADDRESS", "monitoring HTTP server address"),
     ("-P", "http_port", "PORT", "monitoring HTTP server port"),
-    ("-v", "verbose", None, "increase logging verbosity (default: info)"),
+    ("-v", "verbose", None, "more log: -v debug, -vv trace (default: info)"),
     ("-q", "quiet", None, "quiet mode"),
     ("-D", "dry-run", None, "dry run: validate the configuration and exit"),
     ("-w", "workdir", "DIR", "change to this directory before loading"),
@@ -478,9 +478,6 @@ def run(opts):
             service.append(Entry(SERVICE_FLAGS[name], "on" if name in ON_FLAGS else value,
                                  where, index))
         elif name == "parser":
-            if not os.path.exists(value):
-                sys.stderr.write("[error] [config] parsers file '%s' does not exist\n" % value)
-                return 1
             parsers.append(Entry("parsers_file", value, where, index))
         elif name == "verbose":
             verbosity += 1
@@ -498,8 +495,8 @@ def run(opts):
     if quiet:
         service.append(Entry("log_level", "off", where, 0))
     elif verbosity:
-        service.append(Entry("log_level", ("info", "debug", "trace")[min(verbosity, 3) - 1],
-                             where, 0))
+        # Fluent Bit's: -v debug, -vv (or more) trace.
+        service.append(Entry("log_level", "debug" if verbosity == 1 else "trace", where, 0))
 
     loader = Loader()
     try:
@@ -507,7 +504,8 @@ def run(opts):
         _load_tls_only_if_used(sections)
         engine = loader.build(sections, service, parsers)
     except ConfigError as exc:
-        sys.stderr.write("[error] [config] %s\n" % exc)
+        for error in getattr(exc, "errors", [exc]):
+            sys.stderr.write("[error] [config] %s\n" % error)
         sys.stderr.write("[error] configuration file contains errors, aborting.\n")
         return 1
     if engine.service["daemon"]:

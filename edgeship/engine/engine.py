@@ -255,6 +255,7 @@ class Engine:
             self._on_signal(early_signals.caught)
         # A signal from here on is handled once the loop runs: after the replay below, or
         # while an output starts.
+        self._announce()
         self.storage.start()
         for out in self.outputs:
             await out.plugin.start()
@@ -299,6 +300,18 @@ class Engine:
             self.log.warn("stopped after %ss grace with %d chunks not delivered (%d kept in the "
                           "spool for the next start)", self.grace, left, kept)
         return self.exit_code
+
+    def _announce(self):
+        """One line per input and output: what it reads, where it sends."""
+        for plugin in self.inputs:
+            self.log.child("input").info("%s (%s) reads %s, tag %s", plugin.display,
+                                         plugin.name, plugin.summary() or plugin.name,
+                                         plugin.tag)
+        for out in self.outputs:
+            plugin = out.plugin
+            match = plugin.conf.get("match") or "regex " + str(plugin.conf.get("match_regex"))
+            self.log.child("output").info("%s (%s) sends tags matching %s to %s", plugin.display,
+                                          plugin.name, match, plugin.summary() or plugin.name)
 
     def _on_signal(self, sig):
         self.log.info("caught signal (%s)", signal.Signals(sig).name)

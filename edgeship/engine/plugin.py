@@ -86,6 +86,24 @@ class Plugin:
     def configure(self):
         """Check option combinations and prepare state; raise ConfigError when they clash."""
 
+    # The options that name what an instance reads or where it sends, in the order the
+    # start-up line gives them.
+    PLACE_KEYS = ("path", "file", "listen", "host", "port", "unix_path", "topic", "uri", "url",
+                  "dev", "device", "format")
+
+    def summary(self):
+        """What this instance reads or where it sends, for its start-up log line
+        (``path=/var/log/*.log``); a plugin with a better way to say it overrides this."""
+        parts = []
+        for key in self.PLACE_KEYS:
+            value = self.conf.get(key)
+            if value is None or value == "" or value == []:
+                continue
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            parts.append("%s=%s" % (key, value))
+        return " ".join(parts)
+
 
 class Input(Plugin):
     kind = "input"
