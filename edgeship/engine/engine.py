@@ -244,55 +244,76 @@ class Engine:
     async def run(self, early_signals=None):
         """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code.
         ``early_signals.caught`` is a signal that came before the loop took the handlers
-        over (cli.EarlySignals): the run then stops at once, gracefully."""
+        over (cli.EarlySignals): the run then stops at once, gracefully. (The command line
+        runs engines through ``edgeship.engine.supervisor``, which adds hot reload.)"""
         _tune_garbage_collector()
         loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.on_signal, sig)
+        await self.start(early_signals.caught if early_signals is not None else None)
+        await self.stop_requested()
+        return await self.finish()
+
+    async def start(self, signal_caught=None, handed_over=None):
+        """Start the outputs, replay the spools, queue what a previous pipeline handed over
+        (``hand_over``'s result), then start the inputs. ``signal_caught``: a stop signal
+        that came before; nothing is read then."""
         self._room = asyncio.Event()
         self._stop_requested = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        if early_signals is not None and early_signals.caught is not None:
-            self._on_signal(early_signals.caught)
+        self.started_at = time.time()
+        if signal_caught is not None:
+            self.on_signal(signal_caught)
         # A signal from here on is handled once the loop runs: after the replay below, or
         # while an output starts.
         self._announce()
         self.storage.start()
         for out in self.outputs:
             await out.plugin.start()
-        output_tasks = [asyncio.ensure_future(out.run()) for out in self.outputs]
-        tick_task = asyncio.ensure_future(self._tick_loop())
-        collect_task = asyncio.ensure_future(self._collect_loop())
-        input_tasks = []
+        for out in self.outputs:
+            chunks = (handed_over or {}).get(out.plugin.display)
+            if chunks:
+                self.storage.adopt(out.queue, chunks)
+                self.log.info("output %s: %d chunks (%d records) handed over by the reload",
+                              out.plugin.display, len(chunks), sum(c.count for c in chunks))
+        self._output_tasks = [asyncio.ensure_future(out.run()) for out in self.outputs]
+        self._tick_task = asyncio.ensure_future(self._tick_loop())
+        self._collect_task = asyncio.ensure_future(self._collect_loop())
+        self._input_tasks = []
         if not self.stopping:  # a signal came during start-up: read nothing
-            input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
+            self._input_tasks = [asyncio.ensure_future(self._run_input(p))
+                                 for p in self.inputs]
         if not self.inputs:
             self.shutdown()
+
+    async def stop_requested(self):
+        """Until a signal, an exit-on-eof end or a plugin asked the run to stop."""
         await self._stop_requested.wait()
-        deadline = loop.time() + self.grace
-        # Inputs finish the batch at hand (half the grace, as Fluent Bit gives them) ...
-        if input_tasks:
-            await asyncio.wait(input_tasks, timeout=self.grace / 2)
-        for task in input_tasks:
+
+    async def _stop_inputs(self):
+        """Inputs finish the batch at hand (half the grace, as Fluent Bit gives them); the
+        open chunks close."""
+        for plugin in self.inputs:
+            plugin.stop()
+        self._room.set()
+        if self._input_tasks:
+            await asyncio.wait(self._input_tasks, timeout=self.grace / 2)
+        for task in self._input_tasks:
             task.cancel()
-        # ... then the outputs deliver what is queued, until it is all out or time is up.
-        tick_task.cancel()
+        self._tick_task.cancel()
         self.storage.tick()
+
+    async def finish(self):
+        """Shutdown: inputs stop, the outputs deliver what is queued until it is all out or
+        Grace is up; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        await self._stop_inputs()
         for out in self.outputs:
             out.draining = True
             out.ready()
-        if output_tasks:
-            await asyncio.wait(output_tasks, timeout=max(0.1, deadline - loop.time()))
-        flights = [task for out in self.outputs for task in out.flights()]
-        for task in output_tasks:
-            task.cancel()
-        collect_task.cancel()
-        await asyncio.gather(*(input_tasks + output_tasks + flights + [tick_task, collect_task]),
-                             return_exceptions=True)
-        for out in self.outputs:
-            try:
-                await out.plugin.stop()
-            except Exception as exc:
-                out.plugin.log.error("stop failed: %r", exc)
+        if self._output_tasks:
+            await asyncio.wait(self._output_tasks, timeout=max(0.1, deadline - loop.time()))
+        await self._end_tasks()
         await self.storage.close()
         left = sum(out.queue.chunks for out in self.outputs)
         if left:
@@ -300,6 +321,60 @@ class Engine:
             self.log.warn("stopped after %ss grace with %d chunks not delivered (%d kept in the "
                           "spool for the next start)", self.grace, left, kept)
         return self.exit_code
+
+    async def _end_tasks(self):
+        """Cancel what still runs (inputs, output loops and their flushes, timers) and stop
+        the outputs."""
+        flights = [task for out in self.outputs for task in out.flights()]
+        for task in self._output_tasks + flights:
+            task.cancel()
+        self._collect_task.cancel()
+        self._tick_task.cancel()
+        await asyncio.gather(*(self._input_tasks + self._output_tasks + flights +
+                               [self._tick_task, self._collect_task]), return_exceptions=True)
+        for out in self.outputs:
+            try:
+                await asyncio.wait_for(out.plugin.stop(), self.grace)
+            except Exception as exc:  # asyncio.TimeoutError included
+                out.plugin.log.error("stop failed: %r", exc)
+
+    async def hand_over(self, kept):
+        """Hot reload: stop this pipeline for the next one, without waiting on a dead output.
+        Inputs stop; outputs named in ``kept`` (display names the new config has too) get
+        half the grace to finish the flushes in flight, then these are cancelled (their
+        chunks stay queued: at-least-once); other outputs drain like at shutdown, within
+        Grace. Spooled chunks stay in the spool for the new pipeline's replay; returns
+        {output name: [chunks only in memory]}, oldest first, to hand to the new one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        self.stopping = True
+        await self._stop_inputs()
+        leaving = []
+        for out, task in zip(self.outputs, self._output_tasks):
+            if out.plugin.display in kept:
+                out.held = True  # no new flush starts; the ones in flight go on
+            else:
+                out.stopping = out.draining = True
+                out.ready()
+                leaving.append(task)
+        flights = [task for out in self.outputs if out.plugin.display in kept
+                   for task in out.flights()]
+        if flights:
+            await asyncio.wait(flights, timeout=self.grace / 2)
+        if leaving:
+            await asyncio.wait(leaving, timeout=max(0.1, deadline - loop.time()))
+        await self._end_tasks()
+        handed = {}
+        for out in self.outputs:
+            memory = [c for c in out.queue.pending() if not c.gone and not c.durable]
+            if out.plugin.display in kept:
+                handed[out.plugin.display] = memory
+            elif out.queue.chunks:
+                self.log.warn("output %s is not in the new configuration: %d chunks in memory "
+                              "dropped, %d left in its spool", out.plugin.display, len(memory),
+                              out.queue.chunks - len(memory))
+        await self.storage.close()
+        return handed
 
     def _announce(self):
         """One line per input and output: what it reads, where it sends."""
@@ -313,7 +388,7 @@ class Engine:
             self.log.child("output").info("%s (%s) sends tags matching %s to %s", plugin.display,
                                           plugin.name, match, plugin.summary() or plugin.name)
 
-    def _on_signal(self, sig):
+    def on_signal(self, sig):
         self.log.info("caught signal (%s)", signal.Signals(sig).name)
         self.log.info("service will shutdown in max %s seconds", self.grace)
         self.shutdown()

@@ -85,6 +85,7 @@ class Scheduler:
         self.failing = False
         self.stopping = False   # retries come sooner: the engine is shutting down
         self.draining = False   # run() ends once the queue is empty
+        self.held = False       # no new flush starts (a hot reload hands the queue over)
         # Made by run: an asyncio.Event made before the loop runs belongs to another loop
         # on Python 3.9, and waiting on it fails.
         self.wake = None
@@ -143,7 +144,7 @@ class Scheduler:
 
     def _next_due(self):
         """The chunk a worker may flush now, or None."""
-        if len(self.in_flight) >= self.workers or (self.failing and self.in_flight):
+        if self.held or len(self.in_flight) >= self.workers or (self.failing and self.in_flight):
             return None
         for chunk in self.queue.oldest():
             if chunk.gone or chunk in self.in_flight:
