@@ -31,6 +31,7 @@ CLI_OPTIONS = (
     ("-H", "http", None, "enable the monitoring HTTP server"),
     ("-L", "http_listen", "ADDRESS", "monitoring HTTP server address"),
     ("-P", "http_port", "PORT", "monitoring HTTP server port"),
+    ("-Y", "enable-hot-reload", None, "enable hot reload (SIGHUP, POST /api/v2/reload)"),
     ("-v", "verbose", None, "more log: -v debug, -vv trace (default: info)"),
     ("-q", "quiet", None, "quiet mode"),
     ("-D", "dry-run", None, "dry run: validate the configuration and exit"),
@@ -63,12 +64,13 @@ USAGE = _usage()
 FLAGS = {short: long for short, long, _value, _help in CLI_OPTIONS if short}
 WITH_VALUE = {long for _short, long, value, _help in CLI_OPTIONS if value}
 LONG_NAMES = {long for _short, long, _value, _help in CLI_OPTIONS}
-LONG_ALIASES = {"http_server": "http", "dry_run": "dry-run"}
+LONG_ALIASES = {"http_server": "http", "dry_run": "dry-run",
+                "enable_hot_reload": "enable-hot-reload"}
 # option -> the [SERVICE] key it sets (-H and -d are flags: they turn their key on)
 SERVICE_FLAGS = {"flush": "flush", "log_file": "log_file", "storage_path": "storage.path",
                  "http": "http_server", "http_listen": "http_listen", "http_port": "http_port",
-                 "daemon": "daemon"}
-ON_FLAGS = ("http", "daemon")
+                 "daemon": "daemon", "enable-hot-reload": "hot_reload"}
+ON_FLAGS = ("http", "daemon", "enable-hot-reload")
 # Why Daemon On is refused (Fluent Bit forks into the background).
 DAEMON_WARNING = ("Daemon On is not supported, staying in the foreground: a process that "
                   "forks away from its supervisor is not restarted when it fails and its log "
@@ -265,6 +267,10 @@ def man_page():
         ".TP", "\\fBSIGTERM\\fR, \\fBSIGINT\\fR",
         "Stop gracefully: inputs stop and queued data gets \\fBGrace\\fR seconds to be "
         "delivered.",
+        ".TP", "\\fBSIGHUP\\fR",
+        "With \\fBHot_Reload On\\fR (or \\fB\\-Y\\fR): read the configuration again and "
+        "replace the pipeline, keeping queued data; a configuration with errors is logged "
+        "and the running one kept. Without it, only logged.",
         ".SH FILES",
         ".TP", "\\fI/etc/edgeship/fluent\\-bit.conf\\fR",
         "The configuration the systemd unit runs (\\fBedgeship examples "
@@ -429,6 +435,13 @@ class EarlySignals:
         self.caught = None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._note)
+        # A SIGHUP while loading must not end the process (its default action): the
+        # configuration being read is the newest anyway.
+        signal.signal(signal.SIGHUP, self._ignore)
+
+    @staticmethod
+    def _ignore(signum, frame):
+        pass
 
     def _note(self, signum, frame):
         if self.caught is None:
@@ -498,11 +511,15 @@ def run(opts):
         # Fluent Bit's: -v debug, -vv (or more) trace.
         service.append(Entry("log_level", "debug" if verbosity == 1 else "trace", where, 0))
 
-    loader = Loader()
-    try:
+    def build():
+        """The pipeline of the configuration as it is now (again at each hot reload)."""
+        loader = Loader()
         sections = (loader.read(config) if config else []) + cli_sections
         _load_tls_only_if_used(sections)
-        engine = loader.build(sections, service, parsers)
+        return loader.build(sections, service, parsers)
+
+    try:
+        engine = build()
     except ConfigError as exc:
         for error in getattr(exc, "errors", [exc]):
             sys.stderr.write("[error] [config] %s\n" % error)
@@ -518,7 +535,8 @@ def run(opts):
         return 1
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     import asyncio
-    return asyncio.run(engine.run(early_signals))
+    from edgeship.engine.supervisor import Supervisor
+    return asyncio.run(Supervisor(engine, build).run(early_signals))
 
 
 if __name__ == "__main__":

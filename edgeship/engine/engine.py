@@ -20,12 +20,19 @@ class FilterState:
     def __init__(self, plugin, matcher):
         self.plugin = plugin
         self.matcher = matcher
+        # Fluent Bit's filter metrics, counted per batch: records in, records it removed or
+        # added (net, per batch).
+        self.records = 0
+        self.drop_records = 0
+        self.add_records = 0
 
 
 class Engine:
     # Bytes (msgpack, as Fluent Bit counts them) of an input's memory chunks before it pauses
     # when it has no Mem_Buf_Limit.
     DEFAULT_MEM_BUDGET = 2 * 1000 * 1000
+    # Seconds given to cancelled tasks to end.
+    CANCEL_WAIT = 2.0
 
     def __init__(self, service, log, config_dir=".", clock=None, config_files=None):
         """``clock``: the schedulers' time (``scheduler.Clock``; tests bring their own);
@@ -49,6 +56,7 @@ class Engine:
         self._room = None
         self._eof_inputs = set()
         self.input_restarts = {}  # input plugin -> times it died and was started again
+        self.started_at = time.time()   # set again by start(): uptime counts from there
 
     # ------------------------------------------------------------------ building
     def context(self, name, level=None):
@@ -106,11 +114,17 @@ class Engine:
         for state in filters:
             if state.plugin is skip:
                 continue
+            given = len(events)
             try:
                 events = state.plugin.filter(tag, events)
             except Exception as exc:  # a filter bug must not kill the pipeline
                 state.plugin.log.error("filter failed on a batch of %d records, passed on "
                                        "unchanged: %r", len(events), exc)
+            state.records += given
+            if len(events) < given:
+                state.drop_records += given - len(events)
+            elif len(events) > given:
+                state.add_records += len(events) - given
             if not events:
                 break
         if events:
@@ -330,8 +344,14 @@ class Engine:
             task.cancel()
         self._collect_task.cancel()
         self._tick_task.cancel()
-        await asyncio.gather(*(self._input_tasks + self._output_tasks + flights +
-                               [self._tick_task, self._collect_task]), return_exceptions=True)
+        tasks = self._input_tasks + self._output_tasks + flights + [self._tick_task,
+                                                                    self._collect_task]
+        # A task that swallows its cancellation (a plugin's bug) is left behind, not
+        # waited for: stopping must not hang on it.
+        await asyncio.wait(tasks, timeout=self.CANCEL_WAIT)
+        for task in tasks:
+            if not task.done():
+                self.log.error("a task did not stop when cancelled, left behind: %r", task)
         for out in self.outputs:
             try:
                 await asyncio.wait_for(out.plugin.stop(), self.grace)
@@ -349,18 +369,18 @@ class Engine:
         deadline = loop.time() + self.grace
         self.stopping = True
         await self._stop_inputs()
-        leaving = []
+        leaving, staying = [], []
         for out, task in zip(self.outputs, self._output_tasks):
             if out.plugin.display in kept:
-                out.held = True  # no new flush starts; the ones in flight go on
+                # No new flush starts; its loop ends once the flushes in flight are done.
+                out.held = True
+                staying.append(task)
             else:
                 out.stopping = out.draining = True
-                out.ready()
                 leaving.append(task)
-        flights = [task for out in self.outputs if out.plugin.display in kept
-                   for task in out.flights()]
-        if flights:
-            await asyncio.wait(flights, timeout=self.grace / 2)
+            out.ready()
+        if staying:
+            await asyncio.wait(staying, timeout=self.grace / 2)
         if leaving:
             await asyncio.wait(leaving, timeout=max(0.1, deadline - loop.time()))
         await self._end_tasks()

@@ -45,12 +45,13 @@ SERVICE_OPTIONS = (
     Option("storage.backlog.mem_limit", "size", "100M", help="memory for replayed chunks"),
     Option("storage.backlog.flush_on_shutdown", "bool", "off", compat=True),
     Option("storage.max_chunks_up", "int", "128", compat=True),
-    Option("storage.metrics", "bool", "off", help="register /api/v1/storage"),
+    Option("storage.metrics", "bool", "on", help="register /api/v1/storage"),
     Option("storage.delete_irrecoverable_chunks", "bool", "off",
            help="delete spool segments that cannot be read"),
     Option("scheduler.base", "float", "5", help="retry backoff base, seconds"),
     Option("scheduler.cap", "float", "2000", help="retry backoff cap, seconds"),
-    Option("Hot_Reload", "bool", "off", compat=True),
+    Option("Hot_Reload", "bool", "off",
+           help="reload the configuration on SIGHUP or POST /api/v2/reload"),
     Option("coro_stack_size", "int", "0", compat=True),
 )
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)

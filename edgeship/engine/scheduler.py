@@ -90,6 +90,7 @@ class Scheduler:
         # on Python 3.9, and waiting on it fails.
         self.wake = None
         self.proc_records = 0
+        self.proc_bytes = 0
         self.errors = 0
         self.retries = 0
         self.retries_failed = 0
@@ -121,7 +122,7 @@ class Scheduler:
                     self._dispatch()
                 except Exception as exc:  # a bug must not silently stop this output for good
                     self.plugin.log.error("delivery loop error, continuing: %r", exc)
-                if self.draining and self.queue.empty() and not self.in_flight:
+                if (self.held or self.draining and self.queue.empty()) and not self.in_flight:
                     return
                 await self.clock.wait(self.wake, self._next_wait())
         finally:
@@ -214,8 +215,9 @@ class Scheduler:
             self.errors += 1
             self.storage.drop(chunk, "cannot be read back from the spool: %s" % exc)
             return ERROR
+        rest = self._rest(chunk, whole, delivery)
         try:
-            result = await self.plugin.flush(self._rest(chunk, whole, delivery))
+            result = await self.plugin.flush(rest)
             delivered = chunk.count - delivery.settled
         except Exception as exc:
             result = await self._isolate(chunk, whole, delivery, exc)
@@ -224,6 +226,8 @@ class Scheduler:
             return result  # dropped while in flight (memrb): nothing left to account for
         if result == OK:
             self.proc_records += delivered
+            if delivered:
+                self.proc_bytes += len(rest.payload)
             if delivery.attempts:
                 self.plugin.log.info("flush chunk succeeded at retry %d", delivery.attempts)
             del self.deliveries[chunk]
@@ -312,13 +316,15 @@ class Scheduler:
                 return RETRY
             if result == OK:
                 self.proc_records += last - first
+                self.proc_bytes += len(part.payload)
             else:
                 found.refused += last - first
             delivery.settled += last - first
         return OK
 
     def metrics(self):
-        return {"proc_records": self.proc_records, "errors": self.errors,
+        return {"proc_records": self.proc_records, "proc_bytes": self.proc_bytes,
+                "errors": self.errors,
                 "dropped_records": self.dropped_records, "retries": self.retries,
                 "retried_records": self.retried_records,
                 "retries_failed": self.retries_failed}

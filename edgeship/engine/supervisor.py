@@ -40,6 +40,9 @@ class Supervisor:
         self._reload_wanted = False
         self._stop_signal = None
         self.monitor = None
+        # Output errors and failed retries of the pipelines a reload replaced: the health
+        # window counts since the process started.
+        self.carried = (0, 0)
 
     @property
     def log(self):
@@ -115,6 +118,8 @@ class Supervisor:
             log.info("stop everything of the old context")
             kept = {out.plugin.display for out in new.outputs}
             handed = await old.hand_over(kept)
+            self.carried = (self.carried[0] + sum(out.errors for out in old.outputs),
+                            self.carried[1] + sum(out.retries_failed for out in old.outputs))
             self.engine = new
             _close_log(old.log, new.log)
             del old
