@@ -352,6 +352,11 @@ class Engine:
         for task in tasks:
             if not task.done():
                 self.log.error("a task did not stop when cancelled, left behind: %r", task)
+        for plugin in self.inputs:
+            try:
+                plugin.close()
+            except Exception as exc:
+                plugin.log.error("close failed: %r", exc)
         for out in self.outputs:
             try:
                 await asyncio.wait_for(out.plugin.stop(), self.grace)

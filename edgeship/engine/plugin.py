@@ -120,6 +120,10 @@ class Input(Plugin):
         """Asked to stop: finish the batch at hand and return from run()."""
         self.stopping = True
 
+    def close(self):
+        """Let go of what run() keeps open between runs (files, a DB): the engine calls it
+        once the input stopped for good (shutdown, hot reload), so a reload leaks nothing."""
+
     stopping = False
     # True for inputs whose end (EOF) ends the process, such as tail with Exit_On_Eof.
     exit_on_eof = False
