@@ -45,6 +45,7 @@ COMMANDS = (
     ("edgeship spool dump PATH [--records]", "print the chunks of a spool"),
     ("edgeship spool check PATH", "exit non-zero when a spool is damaged"),
     ("edgeship examples [NAME]", "list the shipped examples, or print one"),
+    ("edgeship top [-L ADDRESS] [-P PORT]", "live view of a running edgeship (HTTP_Server On)"),
 )
 
 
@@ -304,6 +305,9 @@ def main(argv=None):
         return spool_main(argv[1:])
     if argv[:1] == ["examples"]:
         return examples_command(argv[1:])
+    if argv[:1] == ["top"]:
+        from edgeship.http.top import main as top_main
+        return top_main(argv[1:])
     try:
         opts = parse_args(argv)
     except UsageError as exc:
@@ -536,7 +540,8 @@ def run(opts):
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     import asyncio
     from edgeship.engine.supervisor import Supervisor
-    return asyncio.run(Supervisor(engine, build).run(early_signals))
+    from edgeship.http import monitor
+    return asyncio.run(Supervisor(engine, build, monitor.follow).run(early_signals))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,12 @@ from edgeship.core.errors import ConfigError
 
 
 class Supervisor:
-    def __init__(self, engine, build):
+    def __init__(self, engine, build, follow_monitor=None):
         """``engine``: the first pipeline, built; ``build()``: a new Engine from the
-        configuration as it is now (raises ConfigError)."""
+        configuration as it is now (raises ConfigError); ``follow_monitor(supervisor,
+        current)``: the monitoring server the current configuration asks for
+        (``edgeship.http.monitor.follow``: the front's, passed in by the CLI)."""
+        self.follow_monitor = follow_monitor
         self.engine = engine
         self.build = build
         self.reload_count = 0
@@ -141,8 +144,8 @@ class Supervisor:
     async def _start_monitor(self):
         """The monitoring HTTP server of the current config (HTTP_Server); it stays up across
         reloads unless its address changed."""
-        from edgeship.engine import monitor
-        self.monitor = await monitor.follow(self, self.monitor)
+        if self.follow_monitor is not None:
+            self.monitor = await self.follow_monitor(self, self.monitor)
 
 
 def _close_log(old, new):

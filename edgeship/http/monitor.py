@@ -30,7 +30,7 @@ import time
 
 from edgeship import __version__
 from edgeship.codecs import cmetrics
-from edgeship.engine import metrics
+from edgeship.http import metrics
 from edgeship.net.http_server import HttpServer, Response
 
 JSON = [("Content-Type", "application/json")]

@@ -10,7 +10,9 @@ gives them (research: Fluent Bit 5.1.1 src/http_server/api/v1, v2, flb_metrics_e
 
 Instances are named as in Fluent Bit: Alias, else plugin.N. Differences: edgeship's chunks
 belong to outputs, so an input's chunk counts are those of the chunks it made that are still
-queued; no ``storage_backlog.N`` pseudo-input; filter bytes are not counted.
+queued, and /api/v1/storage adds ``output_chunks`` (per output: chunks and bytes in memory and
+in its spool) and an input's ``paused``; no ``storage_backlog.N`` pseudo-input; filter bytes
+are not counted.
 """
 import time
 
@@ -201,7 +203,15 @@ def storage(engine):
         total, up, busy, busy_size = per_input.get(budget, (0, 0, 0, 0))
         inputs[plugin.display] = {
             "status": {"overlimit": budget.over(), "mem_size": human_size(budget.bytes),
-                       "mem_limit": human_size(budget.limit if budget.configured else 0)},
+                       "mem_limit": human_size(budget.limit if budget.configured else 0),
+                       "paused": budget.paused},
             "chunks": {"total": total, "up": up, "down": total - up, "busy": busy,
                        "busy_size": human_size(busy_size)}}
-    return {"storage_layer": {"chunks": totals}, "input_chunks": inputs}
+    # edgeship's own: its chunks are queued per output (edgeship top shows them).
+    outputs = {}
+    for out in engine.outputs:
+        metrics = out.queue.metrics()
+        outputs[out.plugin.display] = {key: metrics[key] for key in (
+            "total_chunks", "mem_chunks", "mem_bytes", "fs_chunks", "fs_bytes")}
+    return {"storage_layer": {"chunks": totals}, "input_chunks": inputs,
+            "output_chunks": outputs}
