@@ -1,10 +1,18 @@
 """Hot reload (Hot_Reload On, -Y, SIGHUP, POST /api/v2/reload) on real processes: a bad new
 config keeps the old pipeline, a reload while the output is dead loses nothing, twenty
 reloads under load lose nothing and leak no file descriptors or memory."""
+import asyncio
+import io
 import json
 import os
 import signal
+import sys
+import types
 import urllib.request
+
+from edgeship.core.schema import Option
+from edgeship.engine.loader import Loader
+from edgeship.engine.plugin import OK, Output
 
 from conftest import free_port, wait_for
 from test_forward_e2e import received, section, service, start_receiver, write
@@ -188,3 +196,66 @@ def test_twenty_reloads_under_load_lose_nothing_and_leak_nothing(spawn, tmp_path
     assert fds20 <= fds5, samples
     assert rss20 - rss5 < 8 * 1024, samples  # KiB: fifteen more reloads, under 8 MiB more
     assert child.terminate()[0] == 0
+
+
+# ------------------------------------------------------------------ in process
+class HeldOutput(Output):
+    """Every flush waits until ``release`` is set: an output that never answers (a
+    blackholed host), as Fluent Bit's reload hangs on."""
+    name = "held"
+    description = "test output"
+    options = (Option("Unused", help="no option needed"),)
+
+    def configure(self):
+        self.release = None
+        self.started = 0
+        self.delivered = []
+
+    async def flush(self, chunk):
+        self.started += 1
+        if self.release is None:
+            self.release = asyncio.Event()
+        await self.release.wait()
+        self.delivered.extend(record.get("n") for _, record in chunk.events())
+        return OK
+
+
+def _engine(tmp_path):
+    sys.modules.setdefault("edgeship.plugins.outputs.held",
+                           types.ModuleType("edgeship.plugins.outputs.held")).PLUGIN = HeldOutput
+    conf = write(tmp_path / "held.conf",
+                 service(Grace="2") + section("INPUT", Name="dummy", Samples=1, Tag="t")
+                 + section("OUTPUT", Name="held", Match="*", Workers=2))
+    loader = Loader(log_stream=io.StringIO())
+    return loader.build(loader.read(conf))
+
+
+def test_a_flush_that_never_answers_does_not_hold_the_reload_and_its_chunk_carries_over(
+        tmp_path):
+    async def scenario():
+        old = _engine(tmp_path)
+        await old.start()
+        source = old.inputs[0].context
+        for first in (0, 10, 20):
+            source.emit("t", [(0, {"n": n}) for n in range(first, first + 10)])
+            old.storage.tick()
+        held = old.outputs[0].plugin
+        while held.started < 2:  # two workers, both stuck
+            await asyncio.sleep(0.01)
+        new = _engine(tmp_path)
+        # Half of Grace for the flushes in flight, then on: wait_for fails on a hang.
+        handed = await asyncio.wait_for(old.hand_over({"held.0"}), 30)
+        await new.start(None, handed)
+        fresh = new.outputs[0].plugin
+        fresh.release = asyncio.Event()
+        fresh.release.set()
+        while not set(range(30)) <= set(fresh.delivered):
+            await asyncio.sleep(0.01)
+        new.shutdown()
+        await new.finish()
+        return handed, held
+
+    handed, held = asyncio.run(scenario())
+    # The three chunks, two of them stuck in flushes that were cancelled, in their order.
+    assert [c.count for c in handed["held.0"]] == [10, 10, 10]
+    assert held.delivered == []      # the old output never answered

@@ -67,7 +67,8 @@ class Supervisor:
 
     def request_reload(self):
         """Ask for a reload; False when Hot_Reload is off or one is under way."""
-        if not self.engine.service["hot_reload"] or self.reloading or self._reload_wanted:
+        if (not self.engine.service["hot_reload"] or self.reloading or self._reload_wanted
+                or self.engine.stopping):
             return False
         self._reload_wanted = True
         self._wake.set()
@@ -93,8 +94,8 @@ class Supervisor:
                 stopped.cancel()
                 woken.cancel()
                 self._wake.clear()
-                if self.engine.stopping and not self._reload_wanted:
-                    break
+                if self.engine.stopping:
+                    break  # a reload asked for during shutdown is not done
                 if self._reload_wanted:
                     await self._reload()
             return await self.engine.finish()
@@ -116,6 +117,10 @@ class Supervisor:
                 for error in getattr(exc, "errors", [exc]):
                     log.error("%s", error)
                 log.error("the new configuration has errors: the running one is kept")
+                return
+            except Exception as exc:  # a plugin failing to build: the same, not a crash
+                log.error("the new configuration cannot be built (%r): the running one is "
+                          "kept", exc)
                 return
             old = self.engine
             log.info("stop everything of the old context")
