@@ -10,12 +10,15 @@ import sys
 import types
 import urllib.request
 
+import pytest
+
 from edgeship.core.schema import Option
 from edgeship.engine.loader import Loader
 from edgeship.engine.plugin import OK, Output
 
 from conftest import free_port, wait_for
 from test_forward_e2e import received, section, service, start_receiver, write
+from test_outputs_file import fill, small_disk  # noqa: F401 (a fixture)
 
 
 def api(port, path, method="GET"):
@@ -116,14 +119,13 @@ def test_without_hot_reload_sighup_is_logged_and_ignored(spawn, tmp_path):
     assert child.terminate()[0] == 0
 
 
-def _pipeline(tmp_path, http, forward_port, spool=True):
+def _pipeline(tmp_path, http, forward_port, spool=None):
     """Two tail inputs (one spooled, one in memory) to one forward output."""
     keys = dict(HTTP_Server="On", HTTP_Listen="127.0.0.1", HTTP_Port=http, Hot_Reload="On",
                 Log_File=log_of(tmp_path), Grace="2")
-    if spool:
-        keys["storage.path"] = str(tmp_path / "spool")
+    keys["storage.path"] = str(spool or tmp_path / "spool")
     text = service(**keys)
-    for name, storage in (("disk", "filesystem" if spool else "memory"), ("ram", "memory")):
+    for name, storage in (("disk", "filesystem"), ("ram", "memory")):
         text += section("INPUT", Name="tail", Path=str(tmp_path / ("%s.log" % name)),
                         Tag=name, Read_from_Head="on", DB=str(tmp_path / ("%s.db" % name)),
                         Parser="json", Refresh_Interval="0.2", **{"storage.type": storage})
@@ -136,9 +138,22 @@ def _parsers(tmp_path):
     return write(tmp_path / "parsers.conf", "[PARSER]\n    Name json\n    Format json\n")
 
 
-def test_a_reload_while_the_output_is_dead_loses_nothing(spawn, tmp_path):
+@pytest.fixture(params=["spool", "full spool"])
+def spool(request, tmp_path):
+    """The spool folder: on the test's disk, or on a 1 MB tmpfs filled up (every spool write
+    fails: the spooled input's chunks stay in memory only)."""
+    if request.param == "spool":
+        yield tmp_path / "spool"
+        return
+    disk = request.getfixturevalue("small_disk")
+    (disk / "spool").mkdir()
+    fill(disk)
+    yield disk / "spool"
+
+
+def test_a_reload_while_the_output_is_dead_loses_nothing(spawn, tmp_path, spool):
     http, forward_port = free_port(), free_port()
-    conf = write(tmp_path / "fluent-bit.conf", _pipeline(tmp_path, http, forward_port))
+    conf = write(tmp_path / "fluent-bit.conf", _pipeline(tmp_path, http, forward_port, spool))
     parsers = _parsers(tmp_path)
     numbered(tmp_path / "disk.log", 0, 3000)
     numbered(tmp_path / "ram.log", 100000, 3000)
@@ -150,6 +165,8 @@ def test_a_reload_while_the_output_is_dead_loses_nothing(spawn, tmp_path):
         assert api(http, "/api/v2/reload", "PUT")[0] == 200
         wait_for(lambda: reloads(http) == count)
     assert "handed over by the reload" in read_log(tmp_path)
+    if spool.parent == tmp_path / "disk":     # full: the spooled input's chunks were in RAM
+        assert "IN MEMORY ONLY" in read_log(tmp_path)
     numbered(tmp_path / "disk.log", 3000, 500)
     numbered(tmp_path / "ram.log", 103000, 500)
     receiver = start_receiver(spawn, tmp_path, Port=forward_port)
