@@ -279,8 +279,8 @@ class Engine:
             self.on_signal(signal_caught)
         # A signal from here on is handled once the loop runs: after the replay below, or
         # while an output starts.
-        self._announce()
         self.storage.start()
+        self._announce()
         for out in self.outputs:
             await out.plugin.start()
         for out in self.outputs:

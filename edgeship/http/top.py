@@ -8,12 +8,13 @@ columns needs nothing more. Works against Fluent Bit's API too (without the edge
 spool columns, shown as ``-``).
 """
 import curses
-import json
 import locale
 import sys
 import time
 import urllib.error
 import urllib.request
+
+from edgeship.codecs.untrusted import loads
 
 USAGE = "usage: edgeship top [-L ADDRESS] [-P PORT] [-i SECONDS]\n"
 HISTORY = 60
@@ -25,10 +26,10 @@ def fetch(base, path):
     """The JSON of ``path``, or None when the endpoint is not there (404) or not JSON."""
     try:
         with urllib.request.urlopen(base + path, timeout=2) as response:
-            return json.loads(response.read())
+            return loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
-            return json.loads(exc.read())   # /api/v2/health answers 500 with its state
+            return loads(exc.read())   # /api/v2/health answers 500 with its state
         except ValueError:
             return None
     except ValueError:
