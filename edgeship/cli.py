@@ -31,7 +31,8 @@ CLI_OPTIONS = (
     ("-H", "http", None, "enable the monitoring HTTP server"),
     ("-L", "http_listen", "ADDRESS", "monitoring HTTP server address"),
     ("-P", "http_port", "PORT", "monitoring HTTP server port"),
-    ("-v", "verbose", None, "increase logging verbosity (default: info)"),
+    ("-Y", "enable-hot-reload", None, "enable hot reload (SIGHUP, POST /api/v2/reload)"),
+    ("-v", "verbose", None, "more log: -v debug, -vv trace (default: info)"),
     ("-q", "quiet", None, "quiet mode"),
     ("-D", "dry-run", None, "dry run: validate the configuration and exit"),
     ("-w", "workdir", "DIR", "change to this directory before loading"),
@@ -44,6 +45,7 @@ COMMANDS = (
     ("edgeship spool dump PATH [--records]", "print the chunks of a spool"),
     ("edgeship spool check PATH", "exit non-zero when a spool is damaged"),
     ("edgeship examples [NAME]", "list the shipped examples, or print one"),
+    ("edgeship top [-L ADDRESS] [-P PORT]", "live view of a running edgeship (HTTP_Server On)"),
 )
 
 
@@ -63,12 +65,13 @@ USAGE = _usage()
 FLAGS = {short: long for short, long, _value, _help in CLI_OPTIONS if short}
 WITH_VALUE = {long for _short, long, value, _help in CLI_OPTIONS if value}
 LONG_NAMES = {long for _short, long, _value, _help in CLI_OPTIONS}
-LONG_ALIASES = {"http_server": "http", "dry_run": "dry-run"}
+LONG_ALIASES = {"http_server": "http", "dry_run": "dry-run",
+                "enable_hot_reload": "enable-hot-reload"}
 # option -> the [SERVICE] key it sets (-H and -d are flags: they turn their key on)
 SERVICE_FLAGS = {"flush": "flush", "log_file": "log_file", "storage_path": "storage.path",
                  "http": "http_server", "http_listen": "http_listen", "http_port": "http_port",
-                 "daemon": "daemon"}
-ON_FLAGS = ("http", "daemon")
+                 "daemon": "daemon", "enable-hot-reload": "hot_reload"}
+ON_FLAGS = ("http", "daemon", "enable-hot-reload")
 # Why Daemon On is refused (Fluent Bit forks into the background).
 DAEMON_WARNING = ("Daemon On is not supported, staying in the foreground: a process that "
                   "forks away from its supervisor is not restarted when it fails and its log "
@@ -274,6 +277,10 @@ def man_page():
         ".TP", "\\fBSIGTERM\\fR, \\fBSIGINT\\fR",
         "Stop gracefully: inputs stop and queued data gets \\fBGrace\\fR seconds to be "
         "delivered.",
+        ".TP", "\\fBSIGHUP\\fR",
+        "With \\fBHot_Reload On\\fR (or \\fB\\-Y\\fR): read the configuration again and "
+        "replace the pipeline, keeping queued data; a configuration with errors is logged "
+        "and the running one kept. Without it, only logged.",
         ".SH FILES",
         ".TP", "\\fI/etc/edgeship/fluent\\-bit.conf\\fR",
         "The configuration the systemd unit runs (\\fBedgeship examples "
@@ -307,6 +314,9 @@ def main(argv=None):
         return spool_main(argv[1:])
     if argv[:1] == ["examples"]:
         return examples_command(argv[1:])
+    if argv[:1] == ["top"]:
+        from edgeship.http.top import main as top_main
+        return top_main(argv[1:])
     try:
         opts = parse_args(argv)
     except UsageError as exc:
@@ -445,6 +455,13 @@ class EarlySignals:
         self.caught = None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._note)
+        # A SIGHUP while loading must not end the process (its default action): the
+        # configuration being read is the newest anyway.
+        signal.signal(signal.SIGHUP, self._ignore)
+
+    @staticmethod
+    def _ignore(signum, frame):
+        pass
 
     def _note(self, signum, frame):
         if self.caught is None:
@@ -494,9 +511,6 @@ def run(opts):
             service.append(Entry(SERVICE_FLAGS[name], "on" if name in ON_FLAGS else value,
                                  where, index))
         elif name == "parser":
-            if not os.path.exists(value):
-                sys.stderr.write("[error] [config] parsers file '%s' does not exist\n" % value)
-                return 1
             parsers.append(Entry("parsers_file", value, where, index))
         elif name == "verbose":
             verbosity += 1
@@ -514,16 +528,21 @@ def run(opts):
     if quiet:
         service.append(Entry("log_level", "off", where, 0))
     elif verbosity:
-        service.append(Entry("log_level", ("info", "debug", "trace")[min(verbosity, 3) - 1],
-                             where, 0))
+        # Fluent Bit's: -v debug, -vv (or more) trace.
+        service.append(Entry("log_level", "debug" if verbosity == 1 else "trace", where, 0))
 
-    loader = Loader()
-    try:
+    def build():
+        """The pipeline of the configuration as it is now (again at each hot reload)."""
+        loader = Loader()
         sections = (loader.read(config) if config else []) + cli_sections
         _load_tls_only_if_used(sections)
-        engine = loader.build(sections, service, parsers)
+        return loader.build(sections, service, parsers)
+
+    try:
+        engine = build()
     except ConfigError as exc:
-        sys.stderr.write("[error] [config] %s\n" % exc)
+        for error in getattr(exc, "errors", [exc]):
+            sys.stderr.write("[error] [config] %s\n" % error)
         sys.stderr.write("[error] configuration file contains errors, aborting.\n")
         return 1
     if engine.service["daemon"]:
@@ -536,7 +555,9 @@ def run(opts):
         return 1
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     import asyncio
-    return asyncio.run(engine.run(early_signals))
+    from edgeship.engine.supervisor import Supervisor
+    from edgeship.http import monitor
+    return asyncio.run(Supervisor(engine, build, monitor.follow).run(early_signals))
 
 
 if __name__ == "__main__":

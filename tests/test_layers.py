@@ -14,7 +14,8 @@ PACKAGE = os.path.join(ROOT, "edgeship")
 # Top-level folders of the package and their layer; cli.py, __main__.py and __init__.py are
 # the front's entry points, the only modules allowed loose at the top.
 LAYER_OF_FOLDER = {"core": "core", "codecs": "codecs", "text": "text", "net": "net",
-                   "storage": "storage", "engine": "engine", "plugins": "plugins"}
+                   "storage": "storage", "engine": "engine", "plugins": "plugins",
+                   "http": "front"}
 TOP_FILES = {"__init__.py", "__main__.py", "cli.py"}
 # Folders of package data, not code: no layer, and no module may hide in them.
 DATA_FOLDERS = {"examples": "the example configs and deployment files (edgeship examples)"}

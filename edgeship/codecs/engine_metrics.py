@@ -1,19 +1,20 @@
 """edgeship's own counters as Fluent Bit 5.1.1's internal metrics (flb_me_get_cmetrics): the
 context the fluentbit_metrics input emits and the monitoring API's /api/v2/metrics serves.
 
-``context_of(snapshot)`` takes the engine's snapshot (``Engine.metrics_snapshot``: start
-time, hostname, reload count, and per input, filter and output instance its counters) and
-builds a ``cmetrics.Context`` with Fluent Bit's family names, help texts and labels (``name``
-is the instance's Alias or ``plugin.N``).
+``context_of(snapshot)`` takes the engine's snapshot (``Engine.metrics_snapshot``: uptime,
+process start, hostname, reload count, storage totals, and per input, filter and output
+instance its counters) and builds a ``cmetrics.Context`` with Fluent Bit's family names, help
+texts and labels (``name`` is the instance's Alias or ``plugin.N``).
 
 Kept from Fluent Bit: fluentbit_uptime, fluentbit_hot_reloaded_times,
 fluentbit_process_start_time_seconds, fluentbit_build_info (whose value is the start time),
 the storage gauges, fluentbit_input_{records,bytes}_total and the tail/fluentbit_metrics
 counters an input keeps, fluentbit_input_ingestion_paused and the input storage gauges,
-fluentbit_filter_{add,drop}_records_total, fluentbit_output_{proc_records, proc_bytes,
-errors, retries, retries_failed, dropped_records, retried_records}_total.
+fluentbit_filter_{add,drop}_records_total and records_total,
+fluentbit_output_{proc_records, proc_bytes, errors, retries, retries_failed, dropped_records,
+retried_records}_total.
 Differences: ``build_info``'s ``version`` label is edgeship's version; what edgeship does not
-count (logger and router counters, ring buffers, processors, filter records/bytes, upstream
+count (logger and router counters, ring buffers, processors, filter bytes, upstream
 connections, latency histograms) is not there rather than there as zero.
 """
 from edgeship.codecs import cmetrics as cm
@@ -39,6 +40,11 @@ OUTPUT_COUNTERS = (
     ("dropped_records", "Number of dropped records."),
     ("retried_records", "Number of retried records."),
 )
+FILTER_COUNTERS = (
+    ("drop_records", "Total number of dropped records."),
+    ("add_records", "Total number of new added records."),
+    ("records", "Total number of new records processed."),
+)
 STORAGE_GAUGES = (
     ("chunks", "Total number of chunks in the storage layer."),
     ("mem_chunks", "Total number of memory chunks."),
@@ -49,26 +55,26 @@ STORAGE_GAUGES = (
 
 
 def context_of(snapshot, now_ns):
-    """The internal metrics of ``snapshot`` at ``now_ns`` as a cmetrics Context."""
+    """The internal metrics of ``snapshot`` (``Engine.metrics_snapshot`` plus ``version``) at
+    ``now_ns`` as a cmetrics Context, families in Fluent Bit's order."""
     ctx = cm.Context()
     host = [snapshot["hostname"]]
-    start_ns = snapshot["start_ns"]
     ctx.counter("fluentbit", "", "uptime", "Number of seconds that Fluent Bit has been running.",
-                ["hostname"]).set((now_ns - start_ns) // 1000000000, host, now_ns)
+                ["hostname"]).set(snapshot["uptime"], host, now_ns)
     ctx.gauge("fluentbit", "process", "start_time_seconds",
               "Start time of the process since unix epoch in seconds.",
-              ["hostname"]).set(start_ns // 1000000000, host, now_ns)
+              ["hostname"]).set(snapshot["process_start"], host, now_ns)
     ctx.gauge("fluentbit", "", "build_info", "Build version information.",
               ["hostname", "version", "os"]).set(
-                  start_ns // 1000000000, host + [snapshot["version"], "linux"], now_ns)
+                  snapshot["process_start"], host + [snapshot["version"], "linux"], now_ns)
     ctx.counter("fluentbit", "", "hot_reloaded_times", "Collect the count of hot reloaded times.",
-                ["hostname"]).set(snapshot.get("reloads", 0), host, now_ns)
+                ["hostname"]).set(snapshot["reloads"], host, now_ns)
     storage = snapshot.get("storage")
     if storage is not None:
         for key, desc in STORAGE_GAUGES:
-            ctx.gauge("fluentbit", "storage", key, desc).set(storage.get(key, 0), (), now_ns)
+            ctx.gauge("fluentbit", "storage", key, desc).set(storage[key], (), now_ns)
 
-    inputs = snapshot.get("inputs", {})
+    inputs = snapshot["inputs"]
     bytes_total = ctx.counter("fluentbit", "input", "bytes_total", "Number of input bytes.",
                               ["name"])
     records_total = ctx.counter("fluentbit", "input", "records_total",
@@ -92,22 +98,18 @@ def context_of(snapshot, now_ns):
                        "Memory bytes used by the chunks.", ["name"])
     for name, counters in inputs.items():
         paused.set(1 if counters.get("paused") else 0, [name], now_ns)
-        overlimit.set(1 if counters.get("overlimit") else 0, [name], now_ns)
-        memory.set(counters.get("mem_bytes", 0), [name], now_ns)
+        if "overlimit" in counters:
+            overlimit.set(1 if counters["overlimit"] else 0, [name], now_ns)
+            memory.set(counters["mem_bytes"], [name], now_ns)
 
-    filters = snapshot.get("filters", {})
-    if filters:
-        added = ctx.counter("fluentbit", "filter", "add_records_total",
-                            "Total number of new added records.", ["name"])
-        dropped = ctx.counter("fluentbit", "filter", "drop_records_total",
-                              "Total number of dropped records.", ["name"])
-        for name, counters in filters.items():
-            added.set(counters.get("add_records", 0), [name], now_ns)
-            dropped.set(counters.get("drop_records", 0), [name], now_ns)
+    filter_families = [(key, ctx.counter("fluentbit", "filter", key + "_total", desc, ["name"]))
+                       for key, desc in FILTER_COUNTERS]
+    for name, counters in snapshot["filters"].items():
+        for key, family in filter_families:
+            family.set(counters.get(key, 0), [name], now_ns)
 
-    outputs = snapshot.get("outputs", {})
     for key, desc in OUTPUT_COUNTERS:
         family = ctx.counter("fluentbit", "output", key + "_total", desc, ["name"])
-        for name, counters in outputs.items():
+        for name, counters in snapshot["outputs"].items():
             family.set(counters.get(key, 0), [name], now_ns)
     return ctx

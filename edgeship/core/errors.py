@@ -4,12 +4,15 @@
 class ConfigError(Exception):
     """A configuration problem, reported as ``file:line: key: message``."""
 
-    def __init__(self, message, file=None, line=None, key=None):
+    def __init__(self, message, file=None, line=None, key=None, unknown=None):
         super().__init__(message)
         self.message = message
         self.file = file
         self.line = line
         self.key = key
+        # (the name given, the names accepted) where an unknown key or plugin was named: the
+        # loader offers the closest ("did you mean").
+        self.unknown = unknown
 
     def located(self, file, line, key=None):
         """Return this error with a location filled in where it has none."""
@@ -26,6 +29,19 @@ class ConfigError(Exception):
         if self.key:
             where += "key '%s': " % self.key
         return _one_line(where + self.message)
+
+
+class ConfigErrors(ConfigError):
+    """Every error of one configuration, so a run reports them all, not only the first;
+    ``errors`` in file order. Shown as the first, for callers that print one."""
+
+    def __init__(self, errors):
+        first = errors[0]
+        ConfigError.__init__(self, first.message, first.file, first.line, first.key)
+        self.errors = list(errors)
+
+    def __str__(self):
+        return str(self.errors[0])
 
 
 _LINE_BREAKS = "\x85\u2028\u2029"

@@ -270,7 +270,8 @@ class Schema:
                 raise ConfigError(
                     "%s: unknown configuration property '%s'. The following properties are "
                     "allowed: %s" % (self.owner, entry.key, self.allowed()),
-                    entry.file, entry.line, entry.key)
+                    entry.file, entry.line, entry.key,
+                    (entry.key, sorted(self.by_key)))
             try:
                 value = opt.convert(entry.value)
             except ValueError as exc:

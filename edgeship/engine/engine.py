@@ -7,6 +7,7 @@ import functools
 import gc
 import os
 import signal
+import socket
 import time
 
 from edgeship.core import backoff
@@ -22,12 +23,27 @@ class FilterState:
     def __init__(self, plugin, matcher):
         self.plugin = plugin
         self.matcher = matcher
+        # Fluent Bit's filter metrics, counted per batch: records in, records it removed or
+        # added (net, per batch).
+        self.records = 0
+        self.drop_records = 0
+        self.add_records = 0
+
+    def count(self, given, passed):
+        """A batch of ``given`` records went through, ``passed`` came out."""
+        self.records += given
+        if passed < given:
+            self.drop_records += given - passed
+        elif passed > given:
+            self.add_records += passed - given
 
 
 class Engine:
     # Bytes (msgpack, as Fluent Bit counts them) of an input's memory chunks before it pauses
     # when it has no Mem_Buf_Limit.
     DEFAULT_MEM_BUDGET = 2 * 1000 * 1000
+    # Seconds given to cancelled tasks to end.
+    CANCEL_WAIT = 2.0
 
     def __init__(self, service, log, config_dir=".", clock=None, config_files=None):
         """``clock``: the schedulers' time (``scheduler.Clock``; tests bring their own);
@@ -51,8 +67,11 @@ class Engine:
         self._room = None
         self._eof_inputs = set()
         self.input_restarts = {}  # input plugin -> times it died and was started again
-        self.started_ns = time.time_ns()
-        self.reloads = 0        # hot reloads done (fluentbit_hot_reloaded_times)
+        # The process's start and the hot reloads done (the supervisor carries them over to
+        # the pipeline a reload builds).
+        self.process_started_at = time.time()
+        self.reloads = 0
+        self.started_at = self.process_started_at   # set again by start(): uptime counts from there
         self.waiting = set()      # futures of filters holding a batch (see _through)
 
     # ------------------------------------------------------------------ building
@@ -122,7 +141,8 @@ class Engine:
         for index in range(first, len(filters)):
             if not events:
                 break
-            plugin = filters[index].plugin
+            state = filters[index]
+            plugin = state.plugin
             if plugin is skip:
                 continue
             try:
@@ -136,6 +156,7 @@ class Engine:
                 result.add_done_callback(functools.partial(
                     self._resume, source, tag, events, ack, skip, filters, index))
                 return
+            state.count(len(events), len(result))
             events = result
         if events:
             outputs = self.output_routes.resolve(tag)
@@ -157,11 +178,13 @@ class Engine:
             ack.seal()
     def _resume(self, source, tag, events, ack, skip, filters, index, future):
         self.waiting.discard(future)
+        given = len(events)
         try:
             events = future.result()
         except (Exception, asyncio.CancelledError) as exc:
             filters[index].plugin.log.error("filter failed on a batch of %d records, passed "
                                             "on unchanged: %r", len(events), exc)
+        filters[index].count(given, len(events))
         self._through(source, tag, events, ack, skip, filters, index + 1)
 
     def _decoded(self, source, tag, entries):
@@ -236,23 +259,36 @@ class Engine:
         return metrics
 
     def metrics_snapshot(self):
-        """Everything edgeship counts about itself, as plain data (the fluentbit_metrics
-        input and the monitoring API render it with ``codecs.engine_metrics``)."""
-        metrics = self.storage_metrics()
-        outputs = metrics["outputs"]
-        storage = {"chunks": sum(o.get("total_chunks", 0) for o in outputs.values()),
-                   "mem_chunks": sum(o.get("mem_chunks", 0) for o in outputs.values()),
-                   "fs_chunks": sum(o.get("fs_chunks", 0) for o in outputs.values()),
-                   "fs_chunks_up": sum(o.get("fs_chunks_up", 0) for o in outputs.values()),
-                   "fs_chunks_down": sum(o.get("fs_chunks_down", 0) for o in outputs.values())}
-        return {"start_ns": self.started_ns, "hostname": os.uname().nodename,
-                "reloads": self.reloads, "storage": storage,
-                "inputs": {p.display: metrics["inputs"].get(p.display, {}) for p in self.inputs},
-                "filters": {f.plugin.display: {"add_records": f.plugin.added,
-                                               "drop_records": f.plugin.dropped}
-                            for f in self.filters},
-                "outputs": {o.plugin.display: outputs.get(o.plugin.display, {})
-                            for o in self.outputs}}
+        """Everything edgeship counts about itself, as plain data, for the fluentbit_metrics
+        input and the monitoring API (``codecs.engine_metrics`` renders it): uptime, process
+        start, reloads, storage totals (with ``storage.metrics``), and per input, filter and
+        output instance its counters."""
+        with_storage = self.service.get("storage.metrics", True)
+        inputs = {}
+        for plugin in self.inputs:
+            entry = dict(plugin.context.counters)
+            budget = plugin.context.budget
+            entry["paused"] = bool(budget is not None and budget.paused)
+            if budget is not None and with_storage:
+                entry["overlimit"] = budget.over()
+                entry["mem_bytes"] = budget.bytes
+            inputs[plugin.display] = entry
+        storage = None
+        if with_storage:
+            queues = [out.queue.metrics() for out in self.outputs]
+            storage = {name: sum(q[key] for q in queues) for name, key in (
+                ("chunks", "total_chunks"), ("mem_chunks", "mem_chunks"),
+                ("fs_chunks", "fs_chunks"), ("fs_chunks_up", "fs_chunks_up"),
+                ("fs_chunks_down", "fs_chunks_down"))}
+        return {"hostname": socket.gethostname(),
+                "uptime": int(time.time() - self.started_at),
+                "process_start": int(self.process_started_at), "reloads": self.reloads,
+                "storage": storage, "inputs": inputs,
+                "filters": {state.plugin.display: {"drop_records": state.drop_records,
+                                                   "add_records": state.add_records,
+                                                   "records": state.records}
+                            for state in self.filters},
+                "outputs": {out.plugin.display: out.metrics() for out in self.outputs}}
 
     # ------------------------------------------------------------------ running
     def shutdown(self):
@@ -306,63 +342,85 @@ class Engine:
     async def run(self, early_signals=None):
         """Run until a signal or the end of the Exit_On_Eof inputs; return the exit code.
         ``early_signals.caught`` is a signal that came before the loop took the handlers
-        over (cli.EarlySignals): the run then stops at once, gracefully."""
+        over (cli.EarlySignals): the run then stops at once, gracefully. (The command line
+        runs engines through ``edgeship.engine.supervisor``, which adds hot reload.)"""
         _tune_garbage_collector()
         loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.on_signal, sig)
+        await self.start(early_signals.caught if early_signals is not None else None)
+        await self.stop_requested()
+        return await self.finish()
+
+    async def start(self, signal_caught=None, handed_over=None):
+        """Start the outputs, replay the spools, queue what a previous pipeline handed over
+        (``hand_over``'s result), then start the inputs. ``signal_caught``: a stop signal
+        that came before; nothing is read then."""
         self._room = asyncio.Event()
         self._stop_requested = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        if early_signals is not None and early_signals.caught is not None:
-            self._on_signal(early_signals.caught)
+        self.started_at = time.time()
+        if signal_caught is not None:
+            self.on_signal(signal_caught)
         # A signal from here on is handled once the loop runs: after the replay below, or
         # while an output starts.
         self.storage.start()
+        self._announce()
         for out in self.outputs:
             await out.plugin.start()
-        output_tasks = [asyncio.ensure_future(out.run()) for out in self.outputs]
-        tick_task = asyncio.ensure_future(self._tick_loop())
-        collect_task = asyncio.ensure_future(self._collect_loop())
-        input_tasks = []
+        for out in self.outputs:
+            chunks = (handed_over or {}).get(out.plugin.display)
+            if chunks:
+                self.storage.adopt(out.queue, chunks)
+                self.log.info("output %s: %d chunks (%d records) handed over by the reload",
+                              out.plugin.display, len(chunks), sum(c.count for c in chunks))
+        self._output_tasks = [asyncio.ensure_future(out.run()) for out in self.outputs]
+        self._tick_task = asyncio.ensure_future(self._tick_loop())
+        self._collect_task = asyncio.ensure_future(self._collect_loop())
+        self._input_tasks = []
         if not self.stopping:  # a signal came during start-up: read nothing
-            input_tasks = [asyncio.ensure_future(self._run_input(p)) for p in self.inputs]
+            self._input_tasks = [asyncio.ensure_future(self._run_input(p))
+                                 for p in self.inputs]
         if not self.inputs:
             self.shutdown()
+
+    async def stop_requested(self):
+        """Until a signal, an exit-on-eof end or a plugin asked the run to stop."""
         await self._stop_requested.wait()
-        deadline = loop.time() + self.grace
-        # Inputs finish the batch at hand (half the grace, as Fluent Bit gives them) ...
-        if input_tasks:
-            await asyncio.wait(input_tasks, timeout=self.grace / 2)
-        for task in input_tasks:
+
+    async def _stop_inputs(self):
+        """Inputs finish the batch at hand (half the grace, as Fluent Bit gives them); the
+        open chunks close."""
+        for plugin in self.inputs:
+            plugin.stop()
+        self._room.set()
+        if self._input_tasks:
+            await asyncio.wait(self._input_tasks, timeout=self.grace / 2)
+        for task in self._input_tasks:
             task.cancel()
-        # ... the filters hand on what they hold (multiline groups, batches waiting for
-        # kubernetes metadata) ...
+        # The filters hand on what they hold (multiline groups, batches waiting for
+        # kubernetes metadata), then the open chunks close.
         for state in self.filters:
             try:
                 state.plugin.stop()
             except Exception as exc:
                 state.plugin.log.error("stop failed: %r", exc)
         if self.waiting:
-            await asyncio.wait(set(self.waiting), timeout=max(0.1, deadline - loop.time()))
-        # ... then the outputs deliver what is queued, until it is all out or time is up.
-        tick_task.cancel()
+            await asyncio.wait(set(self.waiting), timeout=max(0.1, self.grace / 2))
+        self._tick_task.cancel()
         self.storage.tick()
+
+    async def finish(self):
+        """Shutdown: inputs stop, the outputs deliver what is queued until it is all out or
+        Grace is up; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        await self._stop_inputs()
         for out in self.outputs:
             out.draining = True
             out.ready()
-        if output_tasks:
-            await asyncio.wait(output_tasks, timeout=max(0.1, deadline - loop.time()))
-        flights = [task for out in self.outputs for task in out.flights()]
-        for task in output_tasks:
-            task.cancel()
-        collect_task.cancel()
-        await asyncio.gather(*(input_tasks + output_tasks + flights + [tick_task, collect_task]),
-                             return_exceptions=True)
-        for out in self.outputs:
-            try:
-                await out.plugin.stop()
-            except Exception as exc:
-                out.plugin.log.error("stop failed: %r", exc)
+        if self._output_tasks:
+            await asyncio.wait(self._output_tasks, timeout=max(0.1, deadline - loop.time()))
+        await self._end_tasks()
         await self.storage.close()
         left = sum(out.queue.chunks for out in self.outputs)
         if left:
@@ -371,7 +429,84 @@ class Engine:
                           "spool for the next start)", self.grace, left, kept)
         return self.exit_code
 
-    def _on_signal(self, sig):
+    async def _end_tasks(self):
+        """Cancel what still runs (inputs, output loops and their flushes, timers) and stop
+        the outputs."""
+        flights = [task for out in self.outputs for task in out.flights()]
+        for task in self._output_tasks + flights:
+            task.cancel()
+        self._collect_task.cancel()
+        self._tick_task.cancel()
+        tasks = self._input_tasks + self._output_tasks + flights + [self._tick_task,
+                                                                    self._collect_task]
+        # A task that swallows its cancellation (a plugin's bug) is left behind, not
+        # waited for: stopping must not hang on it.
+        await asyncio.wait(tasks, timeout=self.CANCEL_WAIT)
+        for task in tasks:
+            if not task.done():
+                self.log.error("a task did not stop when cancelled, left behind: %r", task)
+        for plugin in self.inputs:
+            try:
+                plugin.close()
+            except Exception as exc:
+                plugin.log.error("close failed: %r", exc)
+        for out in self.outputs:
+            try:
+                await asyncio.wait_for(out.plugin.stop(), self.grace)
+            except Exception as exc:  # asyncio.TimeoutError included
+                out.plugin.log.error("stop failed: %r", exc)
+
+    async def hand_over(self, kept):
+        """Hot reload: stop this pipeline for the next one, without waiting on a dead output.
+        Inputs stop; outputs named in ``kept`` (display names the new config has too) get
+        half the grace to finish the flushes in flight, then these are cancelled (their
+        chunks stay queued: at-least-once); other outputs drain like at shutdown, within
+        Grace. Spooled chunks stay in the spool for the new pipeline's replay; returns
+        {output name: [chunks only in memory]}, oldest first, to hand to the new one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        self.stopping = True
+        await self._stop_inputs()
+        leaving, staying = [], []
+        for out, task in zip(self.outputs, self._output_tasks):
+            if out.plugin.display in kept:
+                # No new flush starts; its loop ends once the flushes in flight are done.
+                out.held = True
+                staying.append(task)
+            else:
+                out.stopping = out.draining = True
+                leaving.append(task)
+            out.ready()
+        if staying:
+            await asyncio.wait(staying, timeout=self.grace / 2)
+        if leaving:
+            await asyncio.wait(leaving, timeout=max(0.1, deadline - loop.time()))
+        await self._end_tasks()
+        handed = {}
+        for out in self.outputs:
+            memory = [c for c in out.queue.pending() if not c.gone and not c.durable]
+            if out.plugin.display in kept:
+                handed[out.plugin.display] = memory
+            elif out.queue.chunks:
+                self.log.warn("output %s is not in the new configuration: %d chunks in memory "
+                              "dropped, %d left in its spool", out.plugin.display, len(memory),
+                              out.queue.chunks - len(memory))
+        await self.storage.close()
+        return handed
+
+    def _announce(self):
+        """One line per input and output: what it reads, where it sends."""
+        for plugin in self.inputs:
+            self.log.child("input").info("%s (%s) reads %s, tag %s", plugin.display,
+                                         plugin.name, plugin.summary() or plugin.name,
+                                         plugin.tag)
+        for out in self.outputs:
+            plugin = out.plugin
+            match = plugin.conf.get("match") or "regex " + str(plugin.conf.get("match_regex"))
+            self.log.child("output").info("%s (%s) sends tags matching %s to %s", plugin.display,
+                                          plugin.name, match, plugin.summary() or plugin.name)
+
+    def on_signal(self, sig):
         self.log.info("caught signal (%s)", signal.Signals(sig).name)
         self.log.info("service will shutdown in max %s seconds", self.grace)
         self.shutdown()

@@ -2,7 +2,12 @@
 
 Everything that can be checked before running is checked here, so ``--dry-run`` is simply
 "load and stop": unknown plugins and keys, bad values, missing parsers, bad regexes.
+
+Errors are collected: every section is checked, and ``build`` raises ``ConfigErrors`` with all
+of them, so one run shows every typo. An unknown key or plugin name comes with the closest
+known one ("did you mean").
 """
+import difflib
 import errno
 import os
 import socket
@@ -11,7 +16,7 @@ from edgeship import plugins
 from edgeship.core import backoff
 from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Variables,
                                   dirname)
-from edgeship.core.errors import ConfigError
+from edgeship.core.errors import ConfigError, ConfigErrors
 from edgeship.core.schema import Entry, Option, Schema
 from edgeship.core.tagmatch import Matcher
 from edgeship.core.files import LocalFiles
@@ -42,12 +47,13 @@ SERVICE_OPTIONS = (
     Option("storage.backlog.mem_limit", "size", "100M", help="memory for replayed chunks"),
     Option("storage.backlog.flush_on_shutdown", "bool", "off", compat=True),
     Option("storage.max_chunks_up", "int", "128", compat=True),
-    Option("storage.metrics", "bool", "off", help="register /api/v1/storage"),
+    Option("storage.metrics", "bool", "on", help="register /api/v1/storage"),
     Option("storage.delete_irrecoverable_chunks", "bool", "off",
            help="delete spool segments that cannot be read"),
     Option("scheduler.base", "float", "5", help="retry backoff base, seconds"),
     Option("scheduler.cap", "float", "2000", help="retry backoff cap, seconds"),
-    Option("Hot_Reload", "bool", "off", compat=True),
+    Option("Hot_Reload", "bool", "off",
+           help="reload the configuration on SIGHUP or POST /api/v2/reload"),
     Option("coro_stack_size", "int", "0", compat=True),
 )
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
@@ -83,7 +89,8 @@ class Loader:
         for section in sections:
             if section.kind == "SERVICE":
                 service_entries.extend(section.entries)
-        # Fluent Bit ignores unknown [SERVICE] keys.
+        # Fluent Bit ignores unknown [SERVICE] keys (edgeship warns once the log exists).
+        unknown = [e for e in service_entries if e.key not in SERVICE_SCHEMA.by_key]
         service_entries = [e for e in service_entries if e.key in SERVICE_SCHEMA.by_key]
         service_entries.extend(overrides or ())
         service_entries = _last_wins(service_entries)
@@ -92,20 +99,26 @@ class Loader:
         log = Log(level, self.log_stream)
         if service["log_file"]:
             log = self._log_file(log, level, _entry(service_entries, "log_file"))
+        for entry in unknown:
+            log.warn("%s:%s: unknown [SERVICE] key '%s' ignored%s", entry.file, entry.line,
+                     entry.key, _did_you_mean(entry.key, SERVICE_SCHEMA.by_key))
         from edgeship.engine.engine import Engine  # asyncio: only after cli chose about ssl
         # The one reader of every config file (its @SET values, Fluent Bit's path rule):
         # plugins read their own files (Upstream, Script) through it.
         engine = Engine(service, log, self.main_dir or ".", clock, self.reader)
 
+        errors = []
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
         for entry in named:
-            self._load_parsers(engine, entry)
+            _collect(errors, self._load_parsers, engine, entry)
 
         counters = {}
         for section in sections:
             if section.kind in ("INPUT", "FILTER", "OUTPUT"):
-                self._instance(engine, section, counters)
+                _collect(errors, self._instance, engine, section, counters)
+        if errors:
+            raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
         engine.seal()
         return engine
 
@@ -166,7 +179,8 @@ class Loader:
         cls = plugins.find(kind, name)
         if cls is None:
             raise ConfigError("section '%s' tried to instance a plugin name that doesn't exist"
-                              % name_entry.value, name_entry.file, name_entry.line, "name")
+                              % name_entry.value, name_entry.file, name_entry.line, "name",
+                              (name, plugins.names(kind)))
         conf = cls.schema().build(section.entries, (section.file, section.line))
         # Fluent Bit numbers instances per section kind: dummy.0, cpu.1, null.0, stdout.1.
         number = counters.get(kind, 0)
@@ -231,6 +245,31 @@ def open_log_file(path):
         raise OSError(errno.EINVAL, "the path holds a NUL byte")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "a", buffering=1)
+
+
+def _collect(errors, step, *args):
+    """Run one step of the build; its ConfigError joins ``errors`` (with a suggestion when
+    it names an unknown thing) and the build goes on with the next section."""
+    try:
+        step(*args)
+    except ConfigError as exc:
+        errors.append(_suggested(exc))
+
+
+def _suggested(exc):
+    """``exc`` with the closest accepted name after its first sentence."""
+    if exc.unknown:
+        hint = _did_you_mean(*exc.unknown)
+        if hint:
+            head, stop, rest = exc.message.partition(". ")
+            exc.message = head + hint + stop + rest
+    return exc
+
+
+def _did_you_mean(given, choices):
+    """`` (did you mean 'x'?)`` for the accepted name closest to ``given``, or ''."""
+    close = difflib.get_close_matches(given.strip().lower(), list(choices), 1, 0.6)
+    return " (did you mean '%s'?)" % close[0] if close else ""
 
 
 def _entry(entries, key):

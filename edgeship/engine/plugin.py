@@ -94,6 +94,24 @@ class Plugin:
     def configure(self):
         """Check option combinations and prepare state; raise ConfigError when they clash."""
 
+    # The options that name what an instance reads or where it sends, in the order the
+    # start-up line gives them.
+    PLACE_KEYS = ("path", "file", "listen", "host", "port", "unix_path", "topic", "uri", "url",
+                  "dev", "device", "format")
+
+    def summary(self):
+        """What this instance reads or where it sends, for its start-up log line
+        (``path=/var/log/*.log``); a plugin with a better way to say it overrides this."""
+        parts = []
+        for key in self.PLACE_KEYS:
+            value = self.conf.get(key)
+            if value is None or value == "" or value == []:
+                continue
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            parts.append("%s=%s" % (key, value))
+        return " ".join(parts)
+
 
 class Input(Plugin):
     kind = "input"
@@ -109,6 +127,10 @@ class Input(Plugin):
     def stop(self):
         """Asked to stop: finish the batch at hand and return from run()."""
         self.stopping = True
+
+    def close(self):
+        """Let go of what run() keeps open between runs (files, a DB): the engine calls it
+        once the input stopped for good (shutdown, hot reload), so a reload leaks nothing."""
 
     stopping = False
     # True for inputs whose end (EOF) ends the process, such as tail with Exit_On_Eof.

@@ -85,6 +85,7 @@ class Scheduler:
         self.failing = False
         self.stopping = False   # retries come sooner: the engine is shutting down
         self.draining = False   # run() ends once the queue is empty
+        self.held = False       # no new flush starts (a hot reload hands the queue over)
         # Made by run: an asyncio.Event made before the loop runs belongs to another loop
         # on Python 3.9, and waiting on it fails.
         self.wake = None
@@ -121,7 +122,7 @@ class Scheduler:
                     self._dispatch()
                 except Exception as exc:  # a bug must not silently stop this output for good
                     self.plugin.log.error("delivery loop error, continuing: %r", exc)
-                if self.draining and self.queue.empty() and not self.in_flight:
+                if (self.held or self.draining and self.queue.empty()) and not self.in_flight:
                     return
                 await self.clock.wait(self.wake, self._next_wait())
         finally:
@@ -144,7 +145,7 @@ class Scheduler:
 
     def _next_due(self):
         """The chunk a worker may flush now, or None."""
-        if len(self.in_flight) >= self.workers or (self.failing and self.in_flight):
+        if self.held or len(self.in_flight) >= self.workers or (self.failing and self.in_flight):
             return None
         for chunk in self.queue.oldest():
             if chunk.gone or chunk in self.in_flight:
@@ -214,8 +215,9 @@ class Scheduler:
             self.errors += 1
             self.storage.drop(chunk, "cannot be read back from the spool: %s" % exc)
             return ERROR
+        rest = self._rest(chunk, whole, delivery)
         try:
-            result = await self.plugin.flush(self._rest(chunk, whole, delivery))
+            result = await self.plugin.flush(rest)
             delivered = chunk.count - delivery.settled
         except Exception as exc:
             result = await self._isolate(chunk, whole, delivery, exc)
@@ -224,7 +226,8 @@ class Scheduler:
             return result  # dropped while in flight (memrb): nothing left to account for
         if result == OK:
             self.proc_records += delivered
-            self.proc_bytes += len(whole.payload) if delivered == chunk.count else 0
+            if delivered:
+                self.proc_bytes += len(rest.payload)
             if delivery.attempts:
                 self.plugin.log.info("flush chunk succeeded at retry %d", delivery.attempts)
             del self.deliveries[chunk]
@@ -313,6 +316,7 @@ class Scheduler:
                 return RETRY
             if result == OK:
                 self.proc_records += last - first
+                self.proc_bytes += len(part.payload)
             else:
                 found.refused += last - first
             delivery.settled += last - first

@@ -1,6 +1,6 @@
 """Storage: the chunk life cycle, and the engine-wide side of the queues. The engine uses
 storage only through ``Storage`` (``add_input``, ``add_output``, ``put``, ``tick``, ``load``,
-``confirm``, ``drop``, ``put_back``, ``failing``, ``metrics``) and hears back through the
+``confirm``, ``drop``, ``put_back``, ``failing``, ``adopt``, ``metrics``) and hears back through the
 callbacks it gives (a chunk is ready, a chunk was dropped, a budget has room again);
 ``OutputQueue`` is called only from here.
 
@@ -73,6 +73,7 @@ class Storage:
         self._unsynced = []
         self._sync_wake = None
         self._sync_task = None
+        self._adopted = None    # the budget of chunks a hot reload handed over
 
     # ------------------------------------------------------------------ building
     def add_input(self, name, storage_type="memory", mem_buf_limit=0):
@@ -173,6 +174,20 @@ class Storage:
                 chunk.acks.append(ack)
             self._close(queue, chunk)
             queue.on_ready()
+    def adopt(self, queue, chunks):
+        """Hot reload: the chunks that were only in memory in the previous pipeline's queue
+        of this output (QueuedChunks of another Storage), queued here in their order, their
+        acks still waiting (a tail DB offset is committed once the new output delivers).
+        They count against one budget of their own."""
+        if self._adopted is None:
+            self._adopted = self.add_input("hot_reload")
+        for old in chunks:
+            chunk = queue.put(self._adopted, old.tag, old.payload, None, old.count,
+                              old.first_ns, old.last_ns, old.version)
+            chunk.acks, old.acks = old.acks, []
+            self._adopted.bytes += chunk.size
+            self._close(queue, chunk)
+        queue.on_ready()
 
     def _storable(self, budget, tag, events, error):
         """The records of a batch that can be packed; the others are dropped, counted and

@@ -69,6 +69,9 @@ class OffsetsDB:
                 self.conn.execute("ALTER TABLE in_tail_files ADD COLUMN %s INTEGER DEFAULT 0"
                                   % column)
 
+    def close(self):
+        self.conn.close()
+
     def find(self, inode, name=None):
         """(id, offset, markers) of the newest row for ``inode`` (and ``name`` when given),
         or None; ``markers`` as ``markers()`` makes them."""
