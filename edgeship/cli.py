@@ -34,6 +34,7 @@ CLI_OPTIONS = (
     ("-v", "verbose", None, "increase logging verbosity (default: info)"),
     ("-q", "quiet", None, "quiet mode"),
     ("-D", "dry-run", None, "dry run: validate the configuration and exit"),
+    (None, "strict", None, "refuse what Fluent Bit only ignores (unknown [PARSER] keys...)"),
     ("-w", "workdir", "DIR", "change to this directory before loading"),
     (None, "man", None, "print the manual page (edgeship --man | man -l -)"),
     ("-V", "version", None, "show version number"),
@@ -444,6 +445,7 @@ def run(opts):
     where = "<command line>"
     config = None
     dry_run = False
+    strict = False
     verbosity = 0
     quiet = False
     cli_sections = []
@@ -488,6 +490,8 @@ def run(opts):
             quiet = True
         elif name == "dry-run":
             dry_run = True
+        elif name == "strict":
+            strict = True
         elif name == "workdir":
             try:
                 os.chdir(value)
@@ -501,7 +505,7 @@ def run(opts):
         service.append(Entry("log_level", ("info", "debug", "trace")[min(verbosity, 3) - 1],
                              where, 0))
 
-    loader = Loader()
+    loader = Loader(strict=strict)
     try:
         sections = (loader.read(config) if config else []) + cli_sections
         _load_tls_only_if_used(sections)

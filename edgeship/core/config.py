@@ -17,6 +17,11 @@ reads every file of a config, the main file, parsers files, upstream files, so t
 file's ``@SET`` values apply in all of them, as in Fluent Bit.
 
 Relative paths follow one rule, Fluent Bit's, for every file a config names (``locate``).
+
+What Fluent Bit reads without a word, the reader reads too, and notes it as a ConfigError in
+``notes`` (the loader warns of each, or refuses the first under strict mode): an unknown
+section (its entries are ignored) and a line indented by exactly twice the file's indent
+(Fluent Bit's group-content level, an ordinary entry outside a group).
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry
@@ -180,6 +185,7 @@ class ClassicReader:
         self.variables = variables
         self.seen = set()
         self.main_dir = ""
+        self.notes = []         # ConfigErrors Fluent Bit would not raise (see the docstring)
 
     # -- public
     def read_main(self, path):
@@ -275,7 +281,8 @@ class ClassicReader:
             # An empty section before this one: Fluent Bit only warns; it is harmless.
             kind = self._section_kind(line[1:close].strip(), path, lineno, allowed)
             state.section = Section(kind, path, lineno)
-            raw.sections.append(state.section)
+            if kind is not None:
+                raw.sections.append(state.section)
             return
         if first == "@":
             word, _, rest = line.partition(" ")
@@ -293,11 +300,17 @@ class ClassicReader:
             raise ConfigError("invalid indentation level (entries must be indented)", path, lineno)
         if state.section is None:
             raise ConfigError("entry outside of any [SECTION]", path, lineno)
+        if state.section.kind is None:
+            return              # an entry of an unknown section, noted at its header
         body = line.lstrip(" \t")
         lead = line[:len(line) - len(body)]
         indent = state.indent
         if indent is None:
             state.indent = lead
+        elif lead != indent and lead == indent * 2:
+            self.notes.append(ConfigError("entry indented twice; read as an entry of its "
+                                          "section, as Fluent Bit does", path, lineno,
+                                          body.partition(" ")[0].strip().lower()))
         elif lead != indent:
             if len(lead) < len(indent) and indent.startswith(lead):
                 why = "indentation level is too low"
@@ -322,7 +335,9 @@ class ClassicReader:
                     kind = canonical
                     break
         if kind is None:
-            raise ConfigError("unknown section [%s]" % name, path, lineno)
+            # Fluent Bit keeps it as a custom section nothing reads ([STORAGE], [HEALTH_CHECK]).
+            self.notes.append(ConfigError("unknown section [%s] ignored" % name, path, lineno))
+            return None
         if kind not in allowed:
             if kind in PARSER_SECTIONS:
                 raise ConfigError("[%s] sections are only allowed in a parsers file "

@@ -2,6 +2,14 @@
 
 Everything that can be checked before running is checked here, so ``--dry-run`` is simply
 "load and stop": unknown plugins and keys, bad values, missing parsers, bad regexes.
+
+What Fluent Bit 5.1.1 accepts without a word is accepted with a warning naming file:line:key
+(``--strict`` or ``[SERVICE] edgeship.strict on`` refuse it instead): what the reader notes
+(unknown sections, a doubly indented entry), an unknown key in a [PARSER] (ignored) and a
+key repeated there (the first one counts, as Fluent Bit's parser lookup takes the first),
+and what a plugin tolerates through its context (an unregistered tail Parser...).
+A Parsers_File naming Fluent Bit's stock file at one of its standard places, absent there,
+is read from edgeship's own stock file (edgeship/etc/parsers.conf), said in one info line.
 """
 import errno
 import os
@@ -24,7 +32,7 @@ SERVICE_OPTIONS = (
     Option("Log_Level", default="info", choices=tuple(LEVELS), help="engine log level"),
     Option("Log_File", help="write the log here instead of stderr"),
     Option("Parsers_File", multiple=True, help="file of [PARSER] and [MULTILINE_PARSER] sections"),
-    Option("Plugins_File", compat=True, help="edgeship has no .so plugins"),
+    Option("Plugins_File", help="edgeship has no .so plugins: says which cannot be loaded"),
     Option("Streams_File", compat=True, help="no stream processor"),
     Option("HTTP_Server", "bool", "off", help="monitoring HTTP server"),
     Option("HTTP_Listen", default="0.0.0.0", help="monitoring server address"),
@@ -47,19 +55,28 @@ SERVICE_OPTIONS = (
     Option("scheduler.cap", "float", "2000", help="retry backoff cap, seconds"),
     Option("Hot_Reload", "bool", "off", compat=True),
     Option("coro_stack_size", "int", "0", compat=True),
+    Option("edgeship.strict", "bool", "off",
+           help="refuse what Fluent Bit only ignores (as --strict)"),
 )
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
 CONFIG_DIR_VARIABLE = "EDGESHIP_CONFIG_DIR"
+# Where Fluent Bit's packages and images install its stock files.
+STOCK_DIRS = ("/fluent-bit/etc", "/etc/fluent-bit", "/etc/td-agent-bit",
+              "/opt/fluent-bit/etc/fluent-bit", "/usr/local/etc/fluent-bit",
+              "/opt/td-agent-bit/etc/td-agent-bit", "/usr/local/etc/td-agent-bit")
+STOCK_PARSERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "etc", "parsers.conf")
 
 
 class Loader:
-    def __init__(self, environ=None, log_stream=None):
+    def __init__(self, environ=None, log_stream=None, strict=False):
         self.files = LocalFiles()
         self.variables = Variables(os.environ if environ is None else environ,
                                    socket.gethostname())
         self.reader = ClassicReader(self.files, self.variables)
         self.log_stream = log_stream
         self.main_dir = ""
+        self.strict = strict
 
     # ------------------------------------------------------------------ sections
     def read(self, config_path):
@@ -94,6 +111,10 @@ class Loader:
         # The one reader of every config file (its @SET values, Fluent Bit's path rule):
         # plugins read their own files (Upstream, Script) through it.
         engine = Engine(service, log, self.main_dir or ".", clock, self.reader)
+        engine.strict = self.strict or service["edgeship.strict"]
+        self._tolerate_notes(engine)
+        if service["plugins_file"]:
+            self._plugins_file(engine, _entry(service_entries, "plugins_file"))
 
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
@@ -118,10 +139,53 @@ class Loader:
                       entry.value, entry.file, entry.line, exc.strerror or exc)
             return log
 
+    # ------------------------------------------------------------------ tolerance
+    def _tolerate(self, engine, error):
+        """Something Fluent Bit accepts without a word: a warning, or the error if strict."""
+        if engine.strict:
+            raise error
+        engine.log.warn("[config] %s", error)
+
+    def _tolerate_notes(self, engine):
+        notes, self.reader.notes = self.reader.notes, []
+        for note in notes:
+            self._tolerate(engine, note)
+
+    def _plugins_file(self, engine, entry):
+        """Fluent Bit loads the [PLUGINS] Path entries (Go and C shared objects) of this file;
+        edgeship cannot: it says which, and a section using one fails as an unknown plugin."""
+        try:
+            sections = self.reader.read_other(entry.value, ("PLUGINS",),
+                                              (entry.file, entry.line, "plugins_file"))
+        except ConfigError as exc:
+            engine.log.warn("[config] %s", exc)
+            return
+        self._tolerate_notes(engine)
+        for section in sections:
+            for item in section.entries:
+                if item.key == "path":
+                    engine.log.warn("[config] %s:%s: plugin '%s' is a shared object; edgeship "
+                                    "cannot load it (outputs it provides do not exist)",
+                                    item.file, item.line, item.value)
+
     # ------------------------------------------------------------------ parsers
+    def _stock(self, engine, entry):
+        """STOCK_PARSERS when ``entry`` names Fluent Bit's stock parsers.conf at one of its
+        standard places and nothing is there, else the path as named."""
+        path = entry.value
+        if dirname(path).rstrip("/") not in STOCK_DIRS or not path.endswith("/parsers.conf"):
+            return path
+        if os.path.exists(path):
+            return path
+        engine.log.info("[config] %s:%s: '%s' is absent: using edgeship's stock parsers "
+                        "(the same names and records as Fluent Bit's)", entry.file,
+                        entry.line, path)
+        return STOCK_PARSERS
+
     def _load_parsers(self, engine, entry):
-        sections = self.reader.read_other(entry.value, PARSER_SECTIONS,
+        sections = self.reader.read_other(self._stock(engine, entry), PARSER_SECTIONS,
                                           (entry.file, entry.line, "parsers_file"))
+        self._tolerate_notes(engine)
         for section in sections:
             name = section.get("name")
             if not name:
@@ -147,11 +211,34 @@ class Loader:
             raise ConfigError("parser '%s': unknown format '%s'" % (section.get("name"),
                                                                     fmt_entry.value),
                               fmt_entry.file, fmt_entry.line, "format")
-        conf = cls.schema().build(section.entries, (section.file, section.line))
+        schema = cls.schema()
+        conf = schema.build(self._parser_entries(engine, schema, section),
+                            (section.file, section.line))
         try:
             return cls(engine.context("parser:%s" % section.get("name")), conf)
         except ConfigError as exc:
             raise _at_key(exc, section.entries, exc.key, section)
+
+    def _parser_entries(self, engine, schema, section):
+        """The entries of a [PARSER] as Fluent Bit reads them: unknown keys ignored, the first
+        of a repeated key used (each with a warning, or the schema's error when strict)."""
+        if engine.strict:
+            return section.entries
+        kept, seen = [], set()
+        for entry in section.entries:
+            opt = schema.find(entry.key)
+            if opt is None:
+                self._tolerate(engine, ConfigError(
+                    "parser: unknown key ignored, as Fluent Bit does", entry.file, entry.line,
+                    entry.key))
+            elif not opt.multiple and opt.key in seen:
+                self._tolerate(engine, ConfigError(
+                    "parser: key repeated; the first value counts, as in Fluent Bit",
+                    entry.file, entry.line, entry.key))
+            else:
+                seen.add(opt.key)
+                kept.append(entry)
+        return kept
 
     # ------------------------------------------------------------------ plugin instances
     def _instance(self, engine, section, counters):
@@ -170,6 +257,7 @@ class Loader:
         counters[name] = number + 1
         instance = "%s.%d" % (cls.name, number)
         context = engine.context(conf.get("alias") or instance, conf.get("log_level"))
+        context.section = section
         try:
             plugin = cls(context, conf, instance)
         except ConfigError as exc:
