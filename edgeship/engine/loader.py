@@ -73,16 +73,13 @@ class Loader:
         self.files = LocalFiles()
         self.variables = Variables(os.environ if environ is None else environ,
                                    socket.gethostname())
-        self.reader = ClassicReader(self.files, self.variables)
+        self.reader = ClassicReader(self.files, self.variables, _parse_yaml)
         self.log_stream = log_stream
         self.main_dir = ""
         self.strict = strict
 
     # ------------------------------------------------------------------ sections
     def read(self, config_path):
-        if config_path.endswith((".yaml", ".yml")):
-            raise ConfigError("YAML configuration is not supported; use the classic format",
-                              config_path)
         self.main_dir = dirname(config_path)
         # edgeship's own variable: where the main config is, so a config can name the files
         # beside it from any working directory (the shipped examples do). Fluent Bit has none;
@@ -116,6 +113,8 @@ class Loader:
         if service["plugins_file"]:
             self._plugins_file(engine, _entry(service_entries, "plugins_file"))
 
+        # A YAML config's own parsers and multiline_parsers first, then the parsers files.
+        self._register_parsers(engine, [s for s in sections if s.kind in PARSER_SECTIONS])
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
         for entry in named:
@@ -186,6 +185,9 @@ class Loader:
         sections = self.reader.read_other(self._stock(engine, entry), PARSER_SECTIONS,
                                           (entry.file, entry.line, "parsers_file"))
         self._tolerate_notes(engine)
+        self._register_parsers(engine, sections)
+
+    def _register_parsers(self, engine, sections):
         for section in sections:
             name = section.get("name")
             if not name:
@@ -304,6 +306,11 @@ class Loader:
                 raise ConfigError("invalid Match_Regex: %s" % exc, entry.file, entry.line,
                                   "match_regex")
         return Matcher(conf.get("match"), regex)
+
+
+def _parse_yaml(text, path):
+    from edgeship.text.yaml_config import parse    # PyYAML only for YAML configs
+    return parse(text, path)
 
 
 def open_log_file(path):
