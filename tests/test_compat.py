@@ -169,3 +169,31 @@ def test_forward_and_file_keys_fluent_bit_takes(tmp_path):
     proc = run_edgeship(["--dry-run", "-c", str(conf)])
     assert proc.returncode == 0, proc.stderr
     assert "fluent-bit.conf:11: key 'rotate'" in proc.stderr
+
+
+def test_docker_mode_joins_split_lines_as_fluent_bit(tmp_path):
+    parts = [{"log": "part one ", "stream": "stdout", "time": "2024-05-01T10:00:00.1Z"},
+             {"log": 'part "two"\n', "stream": "stdout", "time": "2024-05-01T10:00:00.2Z"},
+             {"log": "whole\n", "stream": "stderr", "time": "2024-05-01T10:00:01.0Z"},
+             "not json",
+             {"stream": "stdout", "log": "tail end", "time": "2024-05-01T10:00:02.0Z"},
+             {"log": "x\n", "time": "2024-05-01T10:00:03.0Z"},
+             {"log": "pending", "time": "2024-05-01T10:00:04.0Z"}]
+    lines = [p if isinstance(p, str) else json.dumps(p) for p in parts]
+    parsers = "[PARSER]\n    Name docker\n    Format json\n    Time_Key time\n" \
+              "    Time_Format %Y-%m-%dT%H:%M:%S.%L\n    Time_Keep On\n"
+    conf = tail_config(tmp_path, lines, [("Docker_Mode", "On"), ("Parser", "docker")], parsers)
+    proc = run_edgeship(["-c", conf])
+    assert proc.returncode == 0, proc.stderr
+    # Records of Fluent Bit 5.1.1 on the same file.
+    assert records(tmp_path) == [
+        {"log": 'part one part "two"\n', "stream": "stdout", "time": "2024-05-01T10:00:00.2Z"},
+        {"log": "whole\n", "stream": "stderr", "time": "2024-05-01T10:00:01.0Z"},
+        {"log": "not json"},
+        {"log": "tail endx\n", "time": "2024-05-01T10:00:03.0Z"},
+        {"log": "pending", "time": "2024-05-01T10:00:04.0Z"}]
+    (tmp_path / "tail.0").unlink()
+    conf = tail_config(tmp_path, lines, [("Docker_Mode", "On")])
+    assert run_edgeship(["-c", conf]).returncode == 0
+    assert records(tmp_path)[0] == {"log": '{"log": "part one part \\"two\\"\\n", "stream": '
+                                           '"stdout", "time": "2024-05-01T10:00:00.2Z"}'}

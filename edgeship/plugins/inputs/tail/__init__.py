@@ -13,7 +13,8 @@ Here: the options, their checks and the loop that reads every file in turn.
 
 A Parser that names no [PARSER] is an error in Fluent Bit's log, and the lines are read raw
 ({Key: line}); edgeship warns the same way (an error under --strict).
-Docker_Mode (joining docker's split lines) is accepted and not done: each line is a record.
+Docker_Mode and the old multiline mode are in legacy.py; multiline.parser wins over
+Docker_Mode, which wins over Multiline, as in Fluent Bit's reading order.
 """
 import asyncio
 import os
@@ -68,10 +69,9 @@ class TailInput(Discovery, Reading, Offsets, Input):
         Option("Inotify_Watcher", "bool", "true",
                compat=True, help="edgeship always polls (works on every filesystem)"),
         Option("Docker_Mode", "bool", "off",
-               help="old docker mode: accepted, lines are not joined (use multiline.parser "
-                    "docker)"),
-        Option("Docker_Mode_Flush", "int", "4", compat=True),
-        Option("Docker_Mode_Parser", compat=True),
+               help="join docker's JSON lines split by docker (before Parser)"),
+        Option("Docker_Mode_Flush", "int", "4", help="Docker_Mode: seconds parts wait"),
+        Option("Docker_Mode_Parser", help="Docker_Mode: first-line parser (accepted, not used)"),
         Option("Multiline", "bool", "off",
                help="old multiline mode: Parser_Firstline starts a record, Parser_N add to it"),
         Option("Multiline_Flush", "time", "4", help="old multiline mode: seconds a record waits"),
@@ -96,10 +96,10 @@ class TailInput(Discovery, Reading, Offsets, Input):
         if not self.paths:
             raise ConfigError("tail: no input 'path' was given", key="path")
         self.excludes = [p.strip() for p in (conf["exclude_path"] or "").split(",") if p.strip()]
-        if conf["docker_mode"]:
+        if conf["docker_mode_parser"]:
             self.context.tolerate(ConfigError(
-                "tail: Docker_Mode is not implemented: each line is a record (use "
-                "'multiline.parser docker')", key="docker_mode"))
+                "tail: Docker_Mode_Parser is not implemented: lines are joined by their "
+                "newlines only", key="docker_mode_parser"))
         if conf["buffer_chunk_size"] > conf["buffer_max_size"]:
             raise ConfigError("tail: buffer_max_size must be >= buffer_chunk_size",
                               key="buffer_max_size")
@@ -110,19 +110,21 @@ class TailInput(Discovery, Reading, Offsets, Input):
         self.path_key = conf["path_key"]
         self.offset_key = conf["offset_key"]
         self.parser = None
-        if conf["parser"] and not conf["multiline"]:
+        if conf["parser"] and not (conf["multiline"] and not conf["docker_mode"]):
             try:
                 self.parser = self.context.parser(conf["parser"])
             except KeyError:
                 self.context.tolerate(ConfigError(
                     "tail: parser '%s' is not registered; lines are read raw, as in Fluent Bit"
                     % conf["parser"], key="parser"))
-        if conf["multiline"]:
+        self.multiline = self._multiline(sum(conf["multiline.parser"], []))
+        if self.multiline is None and conf["docker_mode"]:
+            from edgeship.plugins.inputs.tail.legacy import DockerMode
+            self.multiline = DockerMode(self.parser, self.key, conf["docker_mode_flush"])
+        elif self.multiline is None and conf["multiline"]:
             if conf["parser"]:
                 self.log.warn("on multiline mode 'Parser' is not allowed (parser disabled)")
             self.multiline = self._old_multiline()
-        else:
-            self.multiline = self._multiline(sum(conf["multiline.parser"], []))
         self.tag_regex = None
         if conf["tag_regex"]:
             from edgeship.text.onigmo import compile_onigmo

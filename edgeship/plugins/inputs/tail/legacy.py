@@ -95,3 +95,110 @@ class _Stream:
         self._join()
         out.append((self.time, self.record))
         self.record = self.tail = self.parts = None
+
+
+# ------------------------------------------------------------------------ Docker_Mode
+class DockerMode:
+    """``Docker_Mode On`` (tail_dockermode.c): docker's JSON log lines whose ``log`` value
+    does not end with a newline are joined with the next ones; the joined line (the last
+    line's JSON with ``log`` holding every part) then goes to the tail Parser, or becomes
+    {Key: line}. A line that is not a JSON object with a ``log`` string sends the waiting
+    parts first and is read as usual. Parts wait Docker_Mode_Flush seconds (default 4)."""
+
+    def __init__(self, parser, key, flush_timeout):
+        self.parser = parser
+        self.key = key
+        self.flush_timeout = max(1.0, flush_timeout)
+
+    def stream(self, key=None):
+        return _DockerStream(self)
+
+
+class _DockerStream:
+    def __init__(self, mode):
+        self.mode = mode
+        self.parts = []         # the escaped text of each waiting log value
+        self.last = None        # (line, start, end of its log value) of the last part
+
+    @property
+    def pending(self):
+        return self.last is not None
+
+    def feed(self, time_ns, line, out=None):
+        if out is None:
+            out = []
+        found = log_value(line)
+        if found is None:
+            self._close(time_ns, out)
+            self._record(time_ns, line, out)
+            return out
+        start, end, text = found
+        self.parts.append(line[start:end])
+        self.last = (line, start, end)
+        if text.endswith("\n"):
+            self._close(time_ns, out)
+        return out
+
+    def flush(self):
+        out = []
+        self._close(None, out)
+        return out
+
+    def _close(self, time_ns, out):
+        if self.last is None:
+            return
+        line, start, end = self.last
+        joined = line[:start] + "".join(self.parts) + line[end:]
+        self.parts, self.last = [], None
+        self._record(time_ns, joined, out)
+
+    def _record(self, time_ns, line, out):
+        if time_ns is None:
+            from edgeship.core.events import now_ns
+            time_ns = now_ns()
+        parsed = self.mode.parser.parse(line) if self.mode.parser is not None else None
+        if parsed is None:
+            out.append((time_ns, {self.mode.key: line}))
+        else:
+            out.append((parsed[0] if parsed[0] is not None else time_ns, parsed[1]))
+
+
+_DECODER = None
+
+
+def log_value(line):
+    """(start, end, text) of the first top-level ``log`` string of the JSON object ``line``
+    (start/end bound its escaped text, without the quotes), or None."""
+    global _DECODER
+    import json
+    from json.decoder import scanstring
+    if _DECODER is None:
+        _DECODER = json.JSONDecoder()
+    pos = _skip(line, 0)
+    if line[pos:pos + 1] != "{":
+        return None
+    try:
+        pos = _skip(line, pos + 1)
+        while line[pos:pos + 1] == '"':
+            key, pos = scanstring(line, pos + 1)
+            pos = _skip(line, pos)
+            if line[pos:pos + 1] != ":":
+                return None
+            pos = _skip(line, pos + 1)
+            if key == "log" and line[pos:pos + 1] == '"':
+                text, end = scanstring(line, pos + 1)
+                return pos + 1, end - 1, text
+            _value, pos = _DECODER.raw_decode(line, pos)
+            pos = _skip(line, pos)
+            if line[pos:pos + 1] != ",":
+                return None
+            pos = _skip(line, pos + 1)
+    except ValueError:
+        return None
+    return None
+
+
+def _skip(text, pos):
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
