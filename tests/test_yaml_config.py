@@ -61,6 +61,25 @@ def test_sections_entries_lines_and_variables(tmp_path):
     assert list(engine.parsers) == ["kv"] and len(engine.filters) == 1
 
 
+def test_yaml_parsers_file_from_a_classic_config(tmp_path):
+    (tmp_path / "parsers.yaml").write_text(
+        "parsers:\n  - name: kv\n    format: logfmt\nmultiline_parsers:\n  - name: ml\n"
+        "    type: regex\n    rules:\n      - state: start_state\n        regex: '/^\\S/'\n"
+        "        next_state: cont\n      - state: cont\n        regex: '/^\\s/'\n"
+        "        next_state: cont\n")
+    loader, sections = read(tmp_path, {"fluent-bit.conf": (
+        "[SERVICE]\n    Parsers_File parsers.yaml\n[INPUT]\n    Name dummy\n")},
+        main="fluent-bit.conf")
+    engine = loader.build(sections)
+    assert list(engine.parsers) == ["kv"] and list(engine.multiline_parsers) == ["ml"]
+    ml = engine.multiline_parsers["ml"].stream()
+    assert ml.feed(1, "first") == [] and ml.feed(2, "  more") == []
+    assert ml.flush() == [(1, {"log": "first\n  more\n"})]    # Fluent Bit's trailing \n
+    (tmp_path / "parsers.yaml").write_text("pipeline:\n  inputs:\n    - name: dummy\n")
+    with pytest.raises(ConfigError, match="input sections are not allowed"):
+        loader.build(Loader(environ={}).read(str(tmp_path / "fluent-bit.conf")))
+
+
 def test_key_translation_as_fluent_bit():
     assert [translate_key(k) for k in ("logLevel", "readFromHead", "tls.verifyHostname",
                                        "kubeURL", "Read_From_Head", "mem_Buf", "Name")] == \

@@ -189,7 +189,8 @@ class Loader:
 
     def _register_parsers(self, engine, sections):
         for section in sections:
-            name = section.get("name")
+            # Fluent Bit's parser keys: the first of a repeated key counts.
+            name = next((e.value for e in section.entries if e.key == "name"), None)
             if not name:
                 raise ConfigError("[%s] without a Name" % section.kind, section.file,
                                   section.line, "name")
