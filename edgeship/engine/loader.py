@@ -109,9 +109,11 @@ class Loader:
         # plugins read their own files (Upstream, Script) through it.
         engine = Engine(service, log, self.main_dir or ".", clock, self.reader)
         engine.strict = self.strict or service["edgeship.strict"]
-        self._tolerate_notes(engine)
+        # What the reader and the loader tolerate is said by one context, as a plugin's is.
+        self.config_context = engine.context("config")
+        self._tolerate_notes()
         if service["plugins_file"]:
-            self._plugins_file(engine, _entry(service_entries, "plugins_file"))
+            self._plugins_file(_entry(service_entries, "plugins_file"))
 
         # A YAML config's own parsers and multiline_parsers first, then the parsers files.
         self._register_parsers(engine, [s for s in sections if s.kind in PARSER_SECTIONS])
@@ -139,36 +141,31 @@ class Loader:
             return log
 
     # ------------------------------------------------------------------ tolerance
-    def _tolerate(self, engine, error):
-        """Something Fluent Bit accepts without a word: a warning, or the error if strict."""
-        if engine.strict:
-            raise error
-        engine.log.warn("[config] %s", error)
-
-    def _tolerate_notes(self, engine):
+    def _tolerate_notes(self):
+        """What the reader noted: warnings, or the first one as the error when strict."""
         notes, self.reader.notes = self.reader.notes, []
         for note in notes:
-            self._tolerate(engine, note)
+            self.config_context.tolerate(note)
 
-    def _plugins_file(self, engine, entry):
+    def _plugins_file(self, entry):
         """Fluent Bit loads the [PLUGINS] Path entries (Go and C shared objects) of this file;
         edgeship cannot: it says which, and a section using one fails as an unknown plugin."""
         try:
             sections = self.reader.read_other(entry.value, ("PLUGINS",),
                                               (entry.file, entry.line, "plugins_file"))
         except ConfigError as exc:
-            engine.log.warn("[config] %s", exc)
+            self.config_context.log.warn("%s", exc)
             return
-        self._tolerate_notes(engine)
+        self._tolerate_notes()
         for section in sections:
             for item in section.entries:
                 if item.key == "path":
-                    engine.log.warn("[config] %s:%s: plugin '%s' is a shared object; edgeship "
-                                    "cannot load it (outputs it provides do not exist)",
-                                    item.file, item.line, item.value)
+                    self.config_context.log.warn(
+                        "%s:%s: plugin '%s' is a shared object; edgeship cannot load it "
+                        "(outputs it provides do not exist)", item.file, item.line, item.value)
 
     # ------------------------------------------------------------------ parsers
-    def _stock(self, engine, entry):
+    def _stock(self, entry):
         """STOCK_PARSERS when ``entry`` names Fluent Bit's stock parsers.conf at one of its
         standard places and nothing is there, else the path as named."""
         path = entry.value
@@ -176,15 +173,15 @@ class Loader:
             return path
         if os.path.exists(path):
             return path
-        engine.log.info("[config] %s:%s: '%s' is absent: using edgeship's stock parsers "
-                        "(the same names and records as Fluent Bit's)", entry.file,
-                        entry.line, path)
+        self.config_context.log.info(
+            "%s:%s: '%s' is absent: using edgeship's stock parsers (the same names and "
+            "records as Fluent Bit's)", entry.file, entry.line, path)
         return STOCK_PARSERS
 
     def _load_parsers(self, engine, entry):
-        sections = self.reader.read_other(self._stock(engine, entry), PARSER_SECTIONS,
+        sections = self.reader.read_other(self._stock(entry), PARSER_SECTIONS,
                                           (entry.file, entry.line, "parsers_file"))
-        self._tolerate_notes(engine)
+        self._tolerate_notes()
         self._register_parsers(engine, sections)
 
     def _register_parsers(self, engine, sections):
@@ -231,11 +228,11 @@ class Loader:
         for entry in section.entries:
             opt = schema.find(entry.key)
             if opt is None:
-                self._tolerate(engine, ConfigError(
+                self.config_context.tolerate(ConfigError(
                     "parser: unknown key ignored, as Fluent Bit does", entry.file, entry.line,
                     entry.key))
             elif not opt.multiple and opt.key in seen:
-                self._tolerate(engine, ConfigError(
+                self.config_context.tolerate(ConfigError(
                     "parser: key repeated; the first value counts, as in Fluent Bit",
                     entry.file, entry.line, entry.key))
             else:
