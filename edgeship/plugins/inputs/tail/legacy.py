@@ -18,6 +18,8 @@ Fluent Bit behaviour kept:
 Difference: a Parser_N line before any first line becomes a record of its own (Fluent Bit
 keeps it in a buffer the next first line discards).
 """
+from edgeship.codecs.untrusted import raw_decode
+from edgeship.core.events import now_ns
 
 
 class OldMultiline:
@@ -154,7 +156,6 @@ class _DockerStream:
 
     def _record(self, time_ns, line, out):
         if time_ns is None:
-            from edgeship.core.events import now_ns
             time_ns = now_ns()
         parsed = self.mode.parser.parse(line) if self.mode.parser is not None else None
         if parsed is None:
@@ -163,37 +164,28 @@ class _DockerStream:
             out.append((parsed[0] if parsed[0] is not None else time_ns, parsed[1]))
 
 
-_DECODER = None
-
-
 def log_value(line):
     """(start, end, text) of the first top-level ``log`` string of the JSON object ``line``
     (start/end bound its escaped text, without the quotes), or None."""
-    global _DECODER
-    import json
-    from json.decoder import scanstring
-    if _DECODER is None:
-        _DECODER = json.JSONDecoder()
     pos = _skip(line, 0)
     if line[pos:pos + 1] != "{":
         return None
     try:
         pos = _skip(line, pos + 1)
         while line[pos:pos + 1] == '"':
-            key, pos = scanstring(line, pos + 1)
+            key, pos = raw_decode(line, pos)
             pos = _skip(line, pos)
             if line[pos:pos + 1] != ":":
                 return None
             pos = _skip(line, pos + 1)
-            if key == "log" and line[pos:pos + 1] == '"':
-                text, end = scanstring(line, pos + 1)
-                return pos + 1, end - 1, text
-            _value, pos = _DECODER.raw_decode(line, pos)
-            pos = _skip(line, pos)
+            value, end = raw_decode(line, pos)
+            if key == "log":        # the first one decides, as in Fluent Bit
+                return (pos + 1, end - 1, value) if isinstance(value, str) else None
+            pos = _skip(line, end)
             if line[pos:pos + 1] != ",":
                 return None
             pos = _skip(line, pos + 1)
-    except ValueError:
+    except ValueError:      # not JSON (TooDeep is one too)
         return None
     return None
 
