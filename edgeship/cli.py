@@ -35,6 +35,7 @@ CLI_OPTIONS = (
     ("-v", "verbose", None, "more log: -v debug, -vv trace (default: info)"),
     ("-q", "quiet", None, "quiet mode"),
     ("-D", "dry-run", None, "dry run: validate the configuration and exit"),
+    (None, "strict", None, "refuse what Fluent Bit only ignores (unknown [PARSER] keys...)"),
     ("-w", "workdir", "DIR", "change to this directory before loading"),
     (None, "man", None, "print the manual page (edgeship --man | man -l -)"),
     ("-V", "version", None, "show version number"),
@@ -477,6 +478,7 @@ def run(opts):
     where = "<command line>"
     config = None
     dry_run = False
+    strict = False
     verbosity = 0
     quiet = False
     cli_sections = []
@@ -518,6 +520,8 @@ def run(opts):
             quiet = True
         elif name == "dry-run":
             dry_run = True
+        elif name == "strict":
+            strict = True
         elif name == "workdir":
             try:
                 os.chdir(value)
@@ -533,7 +537,7 @@ def run(opts):
 
     def build():
         """The pipeline of the configuration as it is now (again at each hot reload)."""
-        loader = Loader()
+        loader = Loader(strict=strict)
         sections = (loader.read(config) if config else []) + cli_sections
         _load_tls_only_if_used(sections)
         return loader.build(sections, service, parsers)

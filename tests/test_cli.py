@@ -92,7 +92,6 @@ BAD_CONFIGS = {
     "bad value": ("[INPUT]\n    Name dummy\n    Rate fast\n", 3, "rate"),
     "unknown plugin": ("[OUTPUT]\n    Name nosuch\n    Match *\n", 2, "name"),
     "bad indentation": ("[INPUT]\n    Name dummy\n  Rate 5\n", 3, None),
-    "unknown section": ("[INPUTX]\n    Name dummy\n", 1, None),
     "no value": ("[INPUT]\n    Name\n", 2, "name"),
     "bad service value": ("[SERVICE]\n    Flush soon\n", 2, "flush"),
     "missing parsers file": ("[SERVICE]\n    Parsers_File nope.conf\n", None, "parsers_file"),

@@ -66,7 +66,8 @@ def test_the_wheel_holds_the_examples_the_license_and_the_core_dependencies(inst
                     "edgeship/examples/quickstart/sample.log",
                     "edgeship/examples/aggregator/edge.conf",
                     "edgeship/examples/systemd/edgeship.service",
-                    "edgeship/examples/container/fluent-bit.conf"):
+                    "edgeship/examples/container/fluent-bit.conf",
+                    "edgeship/etc/parsers.conf"):
         assert shipped in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
                for n in names)
@@ -74,11 +75,12 @@ def test_the_wheel_holds_the_examples_the_license_and_the_core_dependencies(inst
     requires = [line.split(b":", 1)[1].strip() for line in metadata.splitlines()
                 if line.startswith(b"Requires-Dist:") and b"extra ==" not in line]
     assert {r.split(b">")[0] for r in requires} == {b"msgpack", b"xxhash", b"paho-mqtt",
-                                                     b"cbor2", b"pyserial", b"h11"}
-    # What MQTT, serial and the HTTP outputs need came with the install; the extras did not.
+                                                     b"cbor2", b"pyserial", b"h11", b"PyYAML"}
+    # What MQTT, serial, the HTTP outputs and YAML configs need came with the install; the
+    # extras did not.
     python = os.path.join(bindir, "python")
     check = subprocess.run([python, "-c", "import paho.mqtt.client, cbor2, serial, msgpack, "
-                            "xxhash, h11; import importlib.util as u; "
+                            "xxhash, h11, yaml; import importlib.util as u; "
                             "print(u.find_spec('orjson'), u.find_spec('lupa'), "
                             "u.find_spec('mmh3'))"],
                            capture_output=True, text=True, timeout=60)

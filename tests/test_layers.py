@@ -18,7 +18,8 @@ LAYER_OF_FOLDER = {"core": "core", "codecs": "codecs", "text": "text", "net": "n
                    "http": "front"}
 TOP_FILES = {"__init__.py", "__main__.py", "cli.py"}
 # Folders of package data, not code: no layer, and no module may hide in them.
-DATA_FOLDERS = {"examples": "the example configs and deployment files (edgeship examples)"}
+DATA_FOLDERS = {"examples": "the example configs and deployment files (edgeship examples)",
+                "etc": "the stock parsers file (Fluent Bit's stock parser names)"}
 
 # The engine's plugin API: what a plugin module may import from the engine.
 PLUGIN_API = {"edgeship.engine.plugin", "edgeship.engine.ack"}

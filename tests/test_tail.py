@@ -180,7 +180,7 @@ def test_config_errors_name_file_line_and_key(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("x\n")
     conf = write_config(tmp_path, [(("Path", str(log)), ("Parser", "nope"))])
-    proc = run_edgeship(["-c", conf])
+    proc = run_edgeship(["--strict", "-c", conf])
     assert proc.returncode == 1
     assert "fluent-bit.conf:" in proc.stderr and "parser 'nope' is not registered" in proc.stderr
     conf = write_config(tmp_path, [(("Path", str(log)), ("Buffer_Chunk_Size", "64k"),

@@ -17,6 +17,23 @@ reads every file of a config, the main file, parsers files, upstream files, so t
 file's ``@SET`` values apply in all of them, as in Fluent Bit.
 
 Relative paths follow one rule, Fluent Bit's, for every file a config names (``locate``).
+
+YAML (a path ending in .yaml or .yml, Fluent Bit's rule): ``yaml_parse(text, path)`` (the
+loader passes edgeship.text.yaml_config.parse; core has no YAML parser) gives a plain tree
+this reader turns into the same sections, so everything after reading is shared. Kept from
+Fluent Bit 5.1.1 (flb_cf_yaml.c): top-level ``env`` (a map, or a list of {name, value},
+{name, uri: file://...} or {NAME: value}), ``includes`` (paths from the including file's
+folder, '*' globs, each file once), ``service`` (once in all files), ``pipeline`` with
+``inputs``/``filters``/``outputs`` lists, ``parsers``, ``multiline_parsers`` (``rules`` a list
+of {state, regex, next_state}) and ``customs``; keys camelCase -> snake_case unless they hold
+'_' or start with a capital; a list of values sets the key once per value; any other
+top-level key is an unknown section (noted). Refused with a clear error where Fluent Bit
+refuses, and ``processors`` (Fluent Bit runs them; edgeship has filters for that job).
+
+What Fluent Bit reads without a word, the reader reads too, and notes it as a ConfigError in
+``notes`` (the loader warns of each, or refuses the first under strict mode): an unknown
+section (its entries are ignored) and a line indented by exactly twice the file's indent
+(Fluent Bit's group-content level, an ordinary entry outside a group).
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Entry
@@ -175,23 +192,30 @@ class ClassicReader:
     MAX_INCLUDED_FILES files costs one entry per level, and a cycle is an error naming the
     line that closes it."""
 
-    def __init__(self, files, variables):
+    def __init__(self, files, variables, yaml_parse=None):
         self.files = files
         self.variables = variables
+        self.yaml_parse = yaml_parse
         self.seen = set()
         self.main_dir = ""
+        self.notes = []         # ConfigErrors Fluent Bit would not raise (see the docstring)
 
     # -- public
     def read_main(self, path):
         """Sections of a main config file and everything it includes, variables expanded."""
         self.main_dir = dirname(path)
+        if is_yaml(path):
+            return self._read_yaml(path, MAIN_SECTIONS + PARSER_SECTIONS)
         return self._read(path, MAIN_SECTIONS)
 
     def read_other(self, path, allowed, named_at=None):
         """Sections of a parsers or upstream file (``allowed`` section kinds), ``path``
         located by ``locate``. ``named_at`` is (file, line, key) of the entry that names it,
         for the error when it is unreadable."""
-        return self._read(self.locate(path), allowed, named_at)
+        path = self.locate(path)
+        if is_yaml(path):
+            return self._read_yaml(path, allowed, named_at)
+        return self._read(path, allowed, named_at)
 
     def locate(self, path):
         """``path`` (relative or not) as the config names it, found by Fluent Bit's rule."""
@@ -275,7 +299,8 @@ class ClassicReader:
             # An empty section before this one: Fluent Bit only warns; it is harmless.
             kind = self._section_kind(line[1:close].strip(), path, lineno, allowed)
             state.section = Section(kind, path, lineno)
-            raw.sections.append(state.section)
+            if kind is not None:
+                raw.sections.append(state.section)
             return
         if first == "@":
             word, _, rest = line.partition(" ")
@@ -293,11 +318,17 @@ class ClassicReader:
             raise ConfigError("invalid indentation level (entries must be indented)", path, lineno)
         if state.section is None:
             raise ConfigError("entry outside of any [SECTION]", path, lineno)
+        if state.section.kind is None:
+            return              # an entry of an unknown section, noted at its header
         body = line.lstrip(" \t")
         lead = line[:len(line) - len(body)]
         indent = state.indent
         if indent is None:
             state.indent = lead
+        elif lead != indent and lead == indent * 2:
+            self.notes.append(ConfigError("entry indented twice; read as an entry of its "
+                                          "section, as Fluent Bit does", path, lineno,
+                                          body.partition(" ")[0].strip().lower()))
         elif lead != indent:
             if len(lead) < len(indent) and indent.startswith(lead):
                 why = "indentation level is too low"
@@ -322,13 +353,209 @@ class ClassicReader:
                     kind = canonical
                     break
         if kind is None:
-            raise ConfigError("unknown section [%s]" % name, path, lineno)
+            # Fluent Bit keeps it as a custom section nothing reads ([STORAGE], [HEALTH_CHECK]).
+            self.notes.append(ConfigError("unknown section [%s] ignored" % name, path, lineno))
+            return None
         if kind not in allowed:
             if kind in PARSER_SECTIONS:
                 raise ConfigError("[%s] sections are only allowed in a parsers file "
                                   "(set Parsers_File in [SERVICE])" % kind, path, lineno)
             raise ConfigError("section [%s] is not allowed in this file" % kind, path, lineno)
         return kind
+
+
+    # -- YAML
+    def _read_yaml(self, path, allowed, named_at=None):
+        if self.yaml_parse is None:
+            raise ConfigError("YAML configuration needs PyYAML (pip install PyYAML)", path)
+        self.seen = set()
+        raw = _Raw()
+        found = {}                  # "service" -> (file, line) of its definition
+        self._yaml_file(path, raw, allowed, [], None, None, named_at, found)
+        return self._finish(raw)
+
+    def _yaml_file(self, path, raw, allowed, stack, from_file, from_line, named_at, found):
+        opened = self._open(path, stack, from_file, from_line, named_at)
+        tree = self.yaml_parse("\n".join(opened.lines), path)
+        if tree is None:
+            return
+        if tree[0] != "map":
+            raise ConfigError("a YAML config is a mapping of sections (service, pipeline...)",
+                              path, tree[1])
+        for key, line, node in tree[2]:
+            name = key.lower()
+            if name == "env":
+                self._yaml_env(node, path, raw)
+            elif name == "includes":
+                for item in _yaml_list(node, path, "includes"):
+                    pattern = _yaml_text(item, path, "includes")
+                    for included in self._yaml_include_paths(pattern, path, item[1]):
+                        self._yaml_file(included, raw, allowed, stack + [opened], path,
+                                        item[1], None, found)
+            elif name == "service":
+                if "service" in found:
+                    raise ConfigError("duplicated definition of 'service' (first at %s:%s)"
+                                      % found["service"], path, line)
+                found["service"] = (path, line)
+                self._yaml_section("SERVICE", node, path, line, raw, allowed)
+            elif name == "pipeline":
+                self._yaml_pipeline(node, path, raw, allowed)
+            elif name in YAML_LISTS:
+                for item in _yaml_list(node, path, name):
+                    self._yaml_section(YAML_LISTS[name], item, path, item[1], raw, allowed)
+            elif name == "plugins":
+                for item in _yaml_list(node, path, name):
+                    self.notes.append(ConfigError(
+                        "plugin '%s' is a shared object; edgeship cannot load it"
+                        % _yaml_text(item, path, name), path, item[1], "plugins"))
+            else:
+                self.notes.append(ConfigError("unknown section '%s' ignored" % key, path, line))
+
+    def _yaml_include_paths(self, pattern, path, line):
+        base = dirname(path)
+        if "*" in pattern:
+            try:
+                matches = self.files.glob(join(base, pattern))
+            except OSError as exc:
+                raise ConfigError("includes glob '%s': %s" % (pattern, _reason(exc)), path, line)
+            if not matches:
+                raise ConfigError("includes glob '%s' has no match" % pattern, path, line)
+            return matches
+        return [join(base, pattern)]
+
+    def _yaml_env(self, node, path, raw):
+        if node[0] == "map":
+            items = [node]
+        else:
+            items = _yaml_list(node, path, "env")
+        for item in items:
+            if item[0] != "map":
+                raise ConfigError("env: expected NAME: value entries", path, item[1], "env")
+            fields = {}
+            for key, line, value in item[2]:
+                if value[0] != "scalar":
+                    raise ConfigError("nested maps are not allowed in env section", path, line,
+                                      key)
+                fields[key.lower()] = (key, value[2], line)
+            if item is node or "name" not in fields:
+                raw.sets.extend((key, text) for key, text, _line in fields.values())
+            elif "value" in fields:
+                raw.sets.append((fields["name"][1], fields["value"][1]))
+            elif "uri" in fields:
+                raw.sets.append((fields["name"][1], self._env_uri(fields["uri"], path)))
+            else:
+                raise ConfigError("env: '%s' needs a value or a uri" % fields["name"][1], path,
+                                  item[1], "env")
+
+    def _env_uri(self, field, path):
+        _key, uri, line = field
+        if not uri.startswith("file://"):
+            raise ConfigError("env: only file:// uris are read, got '%s'" % uri, path, line,
+                              "uri")
+        target = locate(self.files, uri[len("file://"):], self.main_dir)
+        try:
+            text = self.files.read(target)
+        except OSError as exc:
+            raise ConfigError("env: cannot read '%s': %s" % (target, _reason(exc)), path, line,
+                              "uri")
+        return text[:-1] if text.endswith("\n") else text
+
+    def _yaml_pipeline(self, node, path, raw, allowed):
+        if node[0] != "map":
+            raise ConfigError("pipeline: expected inputs, filters and outputs", path, node[1],
+                              "pipeline")
+        for key, line, value in node[2]:
+            kind = PIPELINE_KINDS.get(key.lower())
+            if kind is None:
+                raise ConfigError("the pipeline component '%s' is not valid. Try one of these "
+                                  "values: inputs, filters or outputs" % key, path, line)
+            for item in _yaml_list(value, path, key):
+                self._yaml_section(kind, item, path, item[1], raw, allowed)
+
+    def _yaml_section(self, kind, node, path, line, raw, allowed):
+        if kind not in allowed:
+            raise ConfigError("%s sections are not allowed in this file" % kind.lower(), path,
+                              line)
+        if node[0] != "map":
+            raise ConfigError("%s: expected a mapping of properties" % kind.lower(), path,
+                              node[1])
+        section = Section(kind, path, line)
+        for key, kline, value in node[2]:
+            name = translate_key(key)
+            if value[0] == "scalar":
+                section.entries.append(Entry(name, value[2], path, kline))
+            elif value[0] == "list" and kind == "MULTILINE_PARSER" and key.lower() == "rules":
+                section.entries.extend(_yaml_rules(value, path))
+            elif value[0] == "list":
+                for item in value[2]:
+                    section.entries.append(Entry(name, _yaml_text(item, path, name), path,
+                                                 item[1]))
+            elif name.lower() == "processors":
+                raise ConfigError("processors are not supported by edgeship: use [FILTER]s "
+                                  "(pipeline filters) instead", path, kline, "processors")
+            elif kind == "SERVICE":
+                self.notes.append(ConfigError("service: the map '%s' is ignored" % key, path,
+                                              kline, name.lower()))
+            else:
+                raise ConfigError("could not configure property '%s': a map is not a value"
+                                  % key, path, kline, name.lower())
+        if kind not in ("SERVICE", "CUSTOM") and section.entry("name") is None:
+            raise ConfigError("section '%s' is missing the 'name' property" % kind.lower(),
+                              path, line, "name")
+        raw.sections.append(section)
+
+
+PIPELINE_KINDS = {"inputs": "INPUT", "filters": "FILTER", "outputs": "OUTPUT"}
+YAML_LISTS = {"parsers": "PARSER", "multiline_parsers": "MULTILINE_PARSER",
+              "customs": "CUSTOM"}
+
+
+def is_yaml(path):
+    low = path.lower()
+    return low.endswith(".yaml") or low.endswith(".yml")
+
+
+def translate_key(key):
+    """Fluent Bit's YAML key rule: camelCase -> snake_case, unless the key holds '_' or does
+    not start with a lowercase letter (then only the case is ignored, as everywhere)."""
+    if not key or not ("a" <= key[0] <= "z") or "_" in key:
+        return key
+    out = []
+    for ch in key:
+        out.append("_" + ch.lower() if "A" <= ch <= "Z" else ch)
+    return "".join(out)
+
+
+def _yaml_list(node, path, what):
+    if node[0] != "list":
+        raise ConfigError("'%s' expects a list" % what, path, node[1], what)
+    return node[2]
+
+
+def _yaml_text(node, path, what):
+    if node[0] != "scalar":
+        raise ConfigError("'%s' expects text values, not a %s" % (what, node[0]), path, node[1],
+                          what)
+    return node[2]
+
+
+def _yaml_rules(node, path):
+    """A multiline parser's ``rules`` list as the classic ``Rule "state" "/regex/" "next"``
+    entries."""
+    entries = []
+    for item in node[2]:
+        if item[0] != "map":
+            raise ConfigError("rules: expected state, regex and next_state", path, item[1],
+                              "rules")
+        fields = dict((key.lower(), _yaml_text(value, path, key)) for key, _l, value in item[2])
+        if "state" not in fields or "regex" not in fields:
+            raise ConfigError("rules: a rule needs state and regex", path, item[1], "rules")
+        parts = [fields["state"], fields["regex"]]
+        if fields.get("next_state"):
+            parts.append(fields["next_state"])
+        entries.append(Entry("rule", " ".join('"%s"' % p.replace('"', '\\"') for p in parts),
+                             path, item[1]))
+    return entries
 
 
 def _unreadable(path, exc, from_file, from_line, named_at):

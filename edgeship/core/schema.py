@@ -118,12 +118,14 @@ class Option:
     a repeated key accumulate into a list instead of being an error; ``aliases`` are other
     accepted spellings (Whitelist_key for Allowlist_key); ``last_wins`` lets a repeat
     replace the earlier value; ``attr`` names the plugin attribute the value is bound to;
-    ``compat`` marks an option accepted for compatibility that has no effect.
+    ``compat`` marks an option accepted for compatibility that has no effect; ``prefix``
+    makes the name a prefix: every key starting with it (Parser_1, Parser_2 for ``Parser_``)
+    is one of its values, collected in config order (Fluent Bit's STR_PREFIX).
     """
 
     def __init__(self, name, kind="str", default=None, help="", multiple=False,
                  required=False, choices=None, aliases=(), last_wins=False, min=None,
-                 max=None, above=None, attr=None, compat=False):
+                 max=None, above=None, attr=None, compat=False, prefix=False):
         if kind not in CONVERTERS:
             raise ValueError("unknown option kind %r" % kind)
         bounded = min is not None or max is not None or above is not None
@@ -145,6 +147,9 @@ class Option:
         self.above = above
         self.attr = attr
         self.compat = compat
+        self.prefix = prefix
+        if prefix:
+            self.multiple = True
 
     def convert(self, text):
         value = CONVERTERS[self.kind](text)
@@ -194,7 +199,9 @@ class Option:
             marks.append("also: %s" % ", ".join(self.aliases))
         if self.required:
             marks.append("required")
-        if self.multiple:
+        if self.prefix:
+            marks.append("any key starting with %s" % self.name)
+        elif self.multiple:
             marks.append("repeatable")
         if self.compat:
             marks.append("compatibility only: accepted, no effect")
@@ -253,6 +260,16 @@ class Schema:
                     raise ValueError("%s: option '%s' is declared twice" % (owner, key))
                 self.by_key[key] = opt
         self.bindings = tuple([(opt.attr, opt.key) for opt in self.options if opt.attr])
+        self.prefixed = [opt for opt in self.options if opt.prefix]
+
+    def find(self, key):
+        """The option a (lowercase) key sets, or None."""
+        opt = self.by_key.get(key)
+        if opt is None:
+            for candidate in self.prefixed:
+                if key.startswith(candidate.key) and len(key) > len(candidate.key):
+                    return candidate
+        return opt
 
     def allowed(self):
         return ", ".join(sorted(o.key for o in self.options))
@@ -265,7 +282,7 @@ class Schema:
         values = Conf()
         seen = {}
         for entry in entries:
-            opt = self.by_key.get(entry.key)
+            opt = self.find(entry.key)
             if opt is None:
                 raise ConfigError(
                     "%s: unknown configuration property '%s'. The following properties are "

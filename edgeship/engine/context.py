@@ -15,6 +15,8 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
                             tag, past every filter but itself (rewrite_tag)
     await room(), has_room()       wait while the input is over its memory budget
     finished()              an input reached its end (Exit_On_Eof)
+    tolerate(error)         something Fluent Bit accepts (a ConfigError with its key): a
+                            warning at the key's config line, or the error in strict mode
     request_exit(code)      stop the process with this exit code (expect's action exit)
     counters                the instance's metrics (``count(name, n)``; inputs: records,
                             bytes)
@@ -33,6 +35,7 @@ class Context:
         self.counters = {}
         self.plugin = None      # the instance it serves, set when the engine adds it
         self.budget = None      # the storage budget of what it emits, made on first use
+        self.section = None     # the config section of the instance (set by the loader)
 
     def parser(self, name):
         return self._engine.parsers[name]
@@ -70,6 +73,17 @@ class Context:
     def has_room(self):
         """Would room() return at once? (For an input with work to do while it waits.)"""
         return not self._engine.budget_of(self).over()
+
+    def tolerate(self, error):
+        if self.section is not None:
+            entry = self.section.entry(error.key) if error.key else None
+            if entry is not None:
+                error.located(entry.file, entry.line)
+            else:
+                error.located(self.section.file, self.section.line)
+        if self._engine.strict:
+            raise error
+        self.log.warn("%s", error)
 
     def finished(self):
         self._engine.input_finished(self.plugin)

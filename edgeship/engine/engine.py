@@ -60,6 +60,7 @@ class Engine:
         self.outputs = []       # a Scheduler per output
         self.parsers = {}
         self.multiline_parsers = {}
+        self.strict = False     # refuse what Fluent Bit only ignores (--strict)
         self.stopping = False
         # Process exit code; a plugin that must fail the run (expect action exit) sets it.
         self.exit_code = 0

@@ -6,6 +6,14 @@ Everything that can be checked before running is checked here, so ``--dry-run`` 
 Errors are collected: every section is checked, and ``build`` raises ``ConfigErrors`` with all
 of them, so one run shows every typo. An unknown key or plugin name comes with the closest
 known one ("did you mean").
+
+What Fluent Bit 5.1.1 accepts without a word is accepted with a warning naming file:line:key
+(``--strict`` or ``[SERVICE] edgeship.strict on`` refuse it instead): what the reader notes
+(unknown sections, a doubly indented entry), an unknown key in a [PARSER] (ignored) and a
+key repeated there (the first one counts, as Fluent Bit's parser lookup takes the first),
+and what a plugin tolerates through its context (an unregistered tail Parser...).
+A Parsers_File naming Fluent Bit's stock file at one of its standard places, absent there,
+is read from edgeship's own stock file (edgeship/etc/parsers.conf), said in one info line.
 """
 import difflib
 import errno
@@ -31,7 +39,7 @@ SERVICE_OPTIONS = (
     Option("Parsers_File", multiple=True, help="file of [PARSER] and [MULTILINE_PARSER] sections"),
     Option("multiline_buffer_limit", "binary_size", "2MB",
            help="longest record a multiline parser joins; a longer one is cut there"),
-    Option("Plugins_File", compat=True, help="edgeship has no .so plugins"),
+    Option("Plugins_File", help="edgeship has no .so plugins: says which cannot be loaded"),
     Option("Streams_File", compat=True, help="no stream processor"),
     Option("HTTP_Server", "bool", "off", help="monitoring HTTP server"),
     Option("HTTP_Listen", default="0.0.0.0", help="monitoring server address"),
@@ -55,25 +63,31 @@ SERVICE_OPTIONS = (
     Option("Hot_Reload", "bool", "off",
            help="reload the configuration on SIGHUP or POST /api/v2/reload"),
     Option("coro_stack_size", "int", "0", compat=True),
+    Option("edgeship.strict", "bool", "off",
+           help="refuse what Fluent Bit only ignores (as --strict)"),
 )
 SERVICE_SCHEMA = Schema("service", SERVICE_OPTIONS)
 CONFIG_DIR_VARIABLE = "EDGESHIP_CONFIG_DIR"
+# Where Fluent Bit's packages and images install its stock files.
+STOCK_DIRS = ("/fluent-bit/etc", "/etc/fluent-bit", "/etc/td-agent-bit",
+              "/opt/fluent-bit/etc/fluent-bit", "/usr/local/etc/fluent-bit",
+              "/opt/td-agent-bit/etc/td-agent-bit", "/usr/local/etc/td-agent-bit")
+STOCK_PARSERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "etc", "parsers.conf")
 
 
 class Loader:
-    def __init__(self, environ=None, log_stream=None):
+    def __init__(self, environ=None, log_stream=None, strict=False):
         self.files = LocalFiles()
         self.variables = Variables(os.environ if environ is None else environ,
                                    socket.gethostname())
-        self.reader = ClassicReader(self.files, self.variables)
+        self.reader = ClassicReader(self.files, self.variables, _parse_yaml)
         self.log_stream = log_stream
         self.main_dir = ""
+        self.strict = strict
 
     # ------------------------------------------------------------------ sections
     def read(self, config_path):
-        if config_path.endswith((".yaml", ".yml")):
-            raise ConfigError("YAML configuration is not supported; use the classic format",
-                              config_path)
         self.main_dir = dirname(config_path)
         # edgeship's own variable: where the main config is, so a config can name the files
         # beside it from any working directory (the shipped examples do). Fluent Bit has none;
@@ -106,8 +120,17 @@ class Loader:
         # The one reader of every config file (its @SET values, Fluent Bit's path rule):
         # plugins read their own files (Upstream, Script) through it.
         engine = Engine(service, log, self.main_dir or ".", clock, self.reader)
+        engine.strict = self.strict or service["edgeship.strict"]
+        # What the reader and the loader tolerate is said by one context, as a plugin's is.
+        self.config_context = engine.context("config")
+        self._tolerate_notes()
+        if service["plugins_file"]:
+            self._plugins_file(_entry(service_entries, "plugins_file"))
 
         errors = []
+        # A YAML config's own parsers and multiline_parsers first, then the parsers files.
+        _collect(errors, self._register_parsers, engine,
+                 [s for s in sections if s.kind in PARSER_SECTIONS])
         named = [e for e in service_entries if e.key == "parsers_file"]
         named += list(extra_parsers)
         for entry in named:
@@ -133,12 +156,54 @@ class Loader:
                       entry.value, entry.file, entry.line, exc.strerror or exc)
             return log
 
-    # ------------------------------------------------------------------ parsers
-    def _load_parsers(self, engine, entry):
-        sections = self.reader.read_other(entry.value, PARSER_SECTIONS,
-                                          (entry.file, entry.line, "parsers_file"))
+    # ------------------------------------------------------------------ tolerance
+    def _tolerate_notes(self):
+        """What the reader noted: warnings, or the first one as the error when strict."""
+        notes, self.reader.notes = self.reader.notes, []
+        for note in notes:
+            self.config_context.tolerate(note)
+
+    def _plugins_file(self, entry):
+        """Fluent Bit loads the [PLUGINS] Path entries (Go and C shared objects) of this file;
+        edgeship cannot: it says which, and a section using one fails as an unknown plugin."""
+        try:
+            sections = self.reader.read_other(entry.value, ("PLUGINS",),
+                                              (entry.file, entry.line, "plugins_file"))
+        except ConfigError as exc:
+            self.config_context.log.warn("%s", exc)
+            return
+        self._tolerate_notes()
         for section in sections:
-            name = section.get("name")
+            for item in section.entries:
+                if item.key == "path":
+                    self.config_context.log.warn(
+                        "%s:%s: plugin '%s' is a shared object; edgeship cannot load it "
+                        "(outputs it provides do not exist)", item.file, item.line, item.value)
+
+    # ------------------------------------------------------------------ parsers
+    def _stock(self, entry):
+        """STOCK_PARSERS when ``entry`` names Fluent Bit's stock parsers.conf at one of its
+        standard places and nothing is there, else the path as named."""
+        path = entry.value
+        if dirname(path).rstrip("/") not in STOCK_DIRS or not path.endswith("/parsers.conf"):
+            return path
+        if os.path.exists(path):
+            return path
+        self.config_context.log.info(
+            "%s:%s: '%s' is absent: using edgeship's stock parsers (the same names and "
+            "records as Fluent Bit's)", entry.file, entry.line, path)
+        return STOCK_PARSERS
+
+    def _load_parsers(self, engine, entry):
+        sections = self.reader.read_other(self._stock(entry), PARSER_SECTIONS,
+                                          (entry.file, entry.line, "parsers_file"))
+        self._tolerate_notes()
+        self._register_parsers(engine, sections)
+
+    def _register_parsers(self, engine, sections):
+        for section in sections:
+            # Fluent Bit's parser keys: the first of a repeated key counts.
+            name = next((e.value for e in section.entries if e.key == "name"), None)
             if not name:
                 raise ConfigError("[%s] without a Name" % section.kind, section.file,
                                   section.line, "name")
@@ -162,11 +227,34 @@ class Loader:
             raise ConfigError("parser '%s': unknown format '%s'" % (section.get("name"),
                                                                     fmt_entry.value),
                               fmt_entry.file, fmt_entry.line, "format")
-        conf = cls.schema().build(section.entries, (section.file, section.line))
+        schema = cls.schema()
+        conf = schema.build(self._parser_entries(engine, schema, section),
+                            (section.file, section.line))
         try:
             return cls(engine.context("parser:%s" % section.get("name")), conf)
         except ConfigError as exc:
             raise _at_key(exc, section.entries, exc.key, section)
+
+    def _parser_entries(self, engine, schema, section):
+        """The entries of a [PARSER] as Fluent Bit reads them: unknown keys ignored, the first
+        of a repeated key used (each with a warning, or the schema's error when strict)."""
+        if engine.strict:
+            return section.entries
+        kept, seen = [], set()
+        for entry in section.entries:
+            opt = schema.find(entry.key)
+            if opt is None:
+                self.config_context.tolerate(ConfigError(
+                    "parser: unknown key ignored, as Fluent Bit does", entry.file, entry.line,
+                    entry.key))
+            elif not opt.multiple and opt.key in seen:
+                self.config_context.tolerate(ConfigError(
+                    "parser: key repeated; the first value counts, as in Fluent Bit",
+                    entry.file, entry.line, entry.key))
+            else:
+                seen.add(opt.key)
+                kept.append(entry)
+        return kept
 
     # ------------------------------------------------------------------ plugin instances
     def _instance(self, engine, section, counters):
@@ -187,6 +275,7 @@ class Loader:
         counters[kind] = number + 1
         instance = "%s.%d" % (cls.name, number)
         context = engine.context(conf.get("alias") or instance, conf.get("log_level"))
+        context.section = section
         try:
             plugin = cls(context, conf, instance)
         except ConfigError as exc:
@@ -233,6 +322,11 @@ class Loader:
                 raise ConfigError("invalid Match_Regex: %s" % exc, entry.file, entry.line,
                                   "match_regex")
         return Matcher(conf.get("match"), regex)
+
+
+def _parse_yaml(text, path):
+    from edgeship.text.yaml_config import parse    # PyYAML only for YAML configs
+    return parse(text, path)
 
 
 def open_log_file(path):

@@ -77,8 +77,23 @@ def test_tab_is_not_a_separator():
 
 def test_bad_header_and_unknown_section():
     assert "bad header" in error_of({"/etc/main.conf": "[INPUT\n    Name x\n"}).message
-    err = error_of({"/etc/main.conf": "[BOGUS]\n    Name x\n"})
-    assert "unknown section" in err.message and err.line == 1
+    # Fluent Bit ignores an unknown section: the reader notes it for the loader's warning.
+    reader = ClassicReader(MemFiles({"/etc/main.conf": "[BOGUS]\n    Name x\n[INPUT]\n"
+                                     "    Name dummy\n"}), Variables({}))
+    sections = reader.read_main("/etc/main.conf")
+    assert [(s.kind, s.entries[0].value) for s in sections] == [("INPUT", "dummy")]
+    assert ["unknown section [BOGUS] ignored"] == [n.message for n in reader.notes]
+    assert reader.notes[0].line == 1
+
+
+def test_entry_indented_twice_is_an_entry_as_in_fluent_bit():
+    reader = ClassicReader(MemFiles({"/etc/main.conf": "[INPUT]\n  Name dummy\n    Rate 3\n"}),
+                           Variables({}))
+    sections = reader.read_main("/etc/main.conf")
+    assert [(e.key, e.value) for e in sections[0].entries] == [("name", "dummy"), ("rate", "3")]
+    assert (reader.notes[0].line, reader.notes[0].key) == (3, "rate")
+    err = error_of({"/etc/main.conf": "[INPUT]\n  Name dummy\n      Rate 3\n"})
+    assert "extra indentation level" in err.message
 
 
 def test_parser_section_only_in_parsers_file():

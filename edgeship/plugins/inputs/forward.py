@@ -46,6 +46,8 @@ class ForwardInput(Input):
         Option("Buffer_Max_Size", "size", "6144000",
                help="largest frame; a larger one closes its connection"),
         Option("net.backlog", "int", "128", help="listen backlog"),
+        Option("Workers", "int", "1", compat=True,
+               help="one event loop serves every connection"),
         Option("net.io_timeout", "time", "0", compat=True),
         Option("net.keepalive", "bool", "on", compat=True),
         Option("net.share_port", "bool", "off", help="SO_REUSEPORT on the listening socket"),
@@ -67,9 +69,6 @@ class ForwardInput(Input):
         if self.users and self.shared_key is None:
             raise ConfigError("forward: Security.Users needs Shared_Key or Empty_Shared_Key",
                               key="security.users")
-        if conf["buffer_max_size"] < conf["buffer_chunk_size"]:
-            raise ConfigError("forward: Buffer_Max_Size is smaller than Buffer_Chunk_Size",
-                              key="buffer_max_size")
         self.unix_perm = None
         if conf["unix_perm"]:
             try:

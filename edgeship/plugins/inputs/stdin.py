@@ -16,7 +16,8 @@ invalid JSON and parses partial lines with a Parser; edgeship skips only the bad
 for whole lines, and parses a last line that has no newline instead of dropping it at EOF.
 
 Reading never blocks the loop: pipes, terminals and sockets are read through an asyncio pipe
-transport; a regular file (``< file``) is read directly, which does not block.
+transport; a regular file (``< file``) or a device that is not a terminal (/dev/null) is read
+directly, which does not block (epoll refuses both).
 """
 import asyncio
 import codecs
@@ -73,7 +74,10 @@ class StdinInput(Input):
         fd = os.dup(0)
         transport = None
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            # epoll refuses regular files and devices such as /dev/null (EPERM): read them
+            # directly (neither blocks); a tty goes through the pipe transport.
+            if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
                 async def read():
                     return os.read(fd, self.buffer_size)
             else:

@@ -23,6 +23,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from edgeship.codecs import formats
+from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
 
@@ -132,9 +133,18 @@ class FileOutput(Output):
                help="template format: {key} is a top-level value, {time} the time"),
         Option("csv_column_names", "bool", "false",
                help="csv: start an empty file with a header of the first record's keys"),
+        Option("rotate", "bool", "false",
+               help="size-based rotation: accepted, not done (logrotate rotates the file)"),
+        Option("rotate_max_size", "size", "100M", compat=True),
+        Option("rotate_max_files", "int", "7", compat=True),
+        Option("rotate_gzip", "bool", "true", compat=True),
     )
 
     def configure(self):
+        if self.conf["rotate"]:
+            self.context.tolerate(ConfigError(
+                "file: rotate is not done by edgeship: the file is reopened when logrotate "
+                "moves it", key="rotate"))
         self.format = self.conf["format"]
         self.reads_records = self.format != "msgpack"
         self.delimiter = {"csv": ",", "ltsv": "\t"}.get(self.format)

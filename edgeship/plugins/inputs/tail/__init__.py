@@ -6,9 +6,15 @@ The plugin is split by concern, as Fluent Bit's in_tail/ is; TailInput is compos
     reading     reading blocks, cutting lines, making records (parser, multiline, keys)
     offsets     batches handed over with their Ack, offsets committed once confirmed
     db          the offsets DB: Fluent Bit's own SQLite table
+    legacy      the old multiline mode (Multiline On, Parser_Firstline, Parser_N)
 
 Each module's docstring lists the Fluent Bit behaviour kept there and where edgeship differs.
 Here: the options, their checks and the loop that reads every file in turn.
+
+A Parser that names no [PARSER] is an error in Fluent Bit's log, and the lines are read raw
+({Key: line}); edgeship warns the same way (an error under --strict).
+Docker_Mode and the old multiline mode are in legacy.py; multiline.parser wins over
+Docker_Mode, which wins over Multiline, as in Fluent Bit's reading order.
 """
 import asyncio
 import os
@@ -63,10 +69,20 @@ class TailInput(Discovery, Reading, Offsets, Input):
         Option("Inotify_Watcher", "bool", "true",
                compat=True, help="edgeship always polls (works on every filesystem)"),
         Option("Docker_Mode", "bool", "off",
-               help="old docker mode, refused when on: use multiline.parser docker"),
+               help="join docker's JSON lines split by docker (before Parser)"),
+        Option("Docker_Mode_Flush", "int", "4", help="Docker_Mode: seconds parts wait"),
+        Option("Docker_Mode_Parser", help="Docker_Mode: first-line parser (accepted, not used)"),
         Option("Multiline", "bool", "off",
-               help="old multiline mode, refused when on: use multiline.parser"),
-        Option("Parser_Firstline", help="old multiline mode, refused: use multiline.parser"),
+               help="old multiline mode: Parser_Firstline starts a record, Parser_N add to it"),
+        Option("Multiline_Flush", "time", "4", help="old multiline mode: seconds a record waits"),
+        Option("Parser_Firstline", help="old multiline mode: parser of a record's first line"),
+        Option("Parser_", prefix=True,
+               help="old multiline mode: Parser_1, Parser_2...: parsers of the next lines"),
+        Option("truncate_long_lines", "bool", "off",
+               help="cut a line longer than the buffer to it, instead of skipping it"),
+        Option("ignore_active_older_files", "bool", "off", compat=True),
+        Option("unicode.encoding", compat=True),
+        Option("generic.encoding", compat=True),
         Option("static_batch_size", "size", "50M", compat=True),
         Option("event_batch_size", "size", "50M", compat=True),
         Option("watcher_interval", "time", "2", compat=True),
@@ -80,10 +96,10 @@ class TailInput(Discovery, Reading, Offsets, Input):
         if not self.paths:
             raise ConfigError("tail: no input 'path' was given", key="path")
         self.excludes = [p.strip() for p in (conf["exclude_path"] or "").split(",") if p.strip()]
-        if conf["docker_mode"] or conf["multiline"] or conf["parser_firstline"]:
-            raise ConfigError("tail: the old Docker_Mode/Multiline/Parser_Firstline keys are not "
-                              "supported; use 'multiline.parser docker' (or cri, or a "
-                              "[MULTILINE_PARSER])", key="multiline")
+        if conf["docker_mode_parser"]:
+            self.context.tolerate(ConfigError(
+                "tail: Docker_Mode_Parser is not implemented: lines are joined by their "
+                "newlines only", key="docker_mode_parser"))
         if conf["buffer_chunk_size"] > conf["buffer_max_size"]:
             raise ConfigError("tail: buffer_max_size must be >= buffer_chunk_size",
                               key="buffer_max_size")
@@ -94,13 +110,21 @@ class TailInput(Discovery, Reading, Offsets, Input):
         self.path_key = conf["path_key"]
         self.offset_key = conf["offset_key"]
         self.parser = None
-        if conf["parser"]:
+        if conf["parser"] and not (conf["multiline"] and not conf["docker_mode"]):
             try:
                 self.parser = self.context.parser(conf["parser"])
             except KeyError:
-                raise ConfigError("tail: parser '%s' is not registered" % conf["parser"],
-                                  key="parser")
+                self.context.tolerate(ConfigError(
+                    "tail: parser '%s' is not registered; lines are read raw, as in Fluent Bit"
+                    % conf["parser"], key="parser"))
         self.multiline = self._multiline(sum(conf["multiline.parser"], []))
+        if self.multiline is None and conf["docker_mode"]:
+            from edgeship.plugins.inputs.tail.legacy import DockerMode
+            self.multiline = DockerMode(self.parser, self.key, conf["docker_mode_flush"])
+        elif self.multiline is None and conf["multiline"]:
+            if conf["parser"]:
+                self.log.warn("on multiline mode 'Parser' is not allowed (parser disabled)")
+            self.multiline = self._old_multiline()
         self.tag_regex = None
         if conf["tag_regex"]:
             from edgeship.text.onigmo import compile_onigmo
@@ -121,6 +145,7 @@ class TailInput(Discovery, Reading, Offsets, Input):
         self.started = False            # the first run() opened the DB and scanned
         self.parse_failures = 0
         self.skipped_long_lines = 0
+        self.truncated_long_lines = 0
 
     def _multiline(self, names):
         if not names:
@@ -137,6 +162,21 @@ class TailInput(Discovery, Reading, Offsets, Input):
                 raise ConfigError("tail: multiline parser '%s' is not registered" % name,
                                   key="multiline.parser")
         return multiline.group(parsers)
+
+    def _old_multiline(self):
+        from edgeship.plugins.inputs.tail.legacy import OldMultiline
+        if not self.conf["parser_firstline"]:
+            raise ConfigError("tail: multiline: no parser defined for firstline",
+                              key="parser_firstline")
+        names = [("parser_firstline", self.conf["parser_firstline"])]
+        names += [("parser_", name) for name in self.conf["parser_"]]
+        found = []
+        for key, name in names:
+            try:
+                found.append(self.context.parser(name))
+            except KeyError:
+                raise ConfigError("tail: multiline: invalid parser '%s'" % name, key=key)
+        return OldMultiline(found[0], found[1:], self.conf["multiline_flush"], self.key)
 
     # ------------------------------------------------------------------ the loop
     async def run(self):

@@ -10,7 +10,10 @@ a binary or mis-encoded line still becomes a record that every output can encode
 escapes would make JSON encoders fail further down), and it never stops the input. Offsets
 are kept in bytes of the file, so Offset_Key and the DB stay exact.
 
-A line longer than Buffer_Max_Size without Skip_Long_Lines stops the file with Fluent Bit's
+A line longer than Buffer_Max_Size with truncate_long_lines is cut to Buffer_Max_Size - 1
+bytes (at a UTF-8 character boundary) and the rest of it skipped, as in Fluent Bit (which
+packs the cut line raw; edgeship gives it to the parser like any line: a cut JSON text fails
+and stays raw). Without it or Skip_Long_Lines, such a line stops the file with Fluent Bit's
 error, once: the file stays open, unread, until it is truncated or replaced (Fluent Bit drops
 it and finds it again at every rescan, logging the error each time and, without a DB,
 reading the lines before it again).
@@ -119,8 +122,12 @@ class Reading:
         """The slow path of a block holding a line over Buffer_Max_Size."""
         lines, offsets = [], []
         pos = start
+        truncate = self.conf["truncate_long_lines"]
         for b in blines:
-            if len(b) > self.max_line:
+            if len(b) > self.max_line and truncate:
+                lines.append(self._cut(b))
+                offsets.append(pos)
+            elif len(b) > self.max_line:
                 if not self.conf["skip_long_lines"]:
                     return lines, offsets, pos
                 self._warn_long(f)
@@ -133,7 +140,14 @@ class Reading:
 
     def _long_partial(self, f):
         """An incomplete line already longer than allowed: skip it up to its newline, or stop
-        following the file."""
+        following the file (or, with truncate_long_lines, emit its cut head and skip the rest)."""
+        if self.conf["truncate_long_lines"]:
+            start = f.read_pos - len(f.pending)
+            line = self._cut(f.pending)
+            f.pending = b""
+            f.skip_next = True
+            self._emit_lines(f, [line], [start], f.read_pos, len(line), False)
+            return
         if not self.conf["skip_long_lines"]:
             self._drop_for_long_line(f)
             return
@@ -141,6 +155,19 @@ class Reading:
         self.skipped_long_lines += 1
         f.pending = b""
         f.skip_next = True
+
+    def _cut(self, data):
+        """The head of an over-long line that truncate_long_lines keeps, as text."""
+        cut = data[:self.max_line + 1]
+        lead = len(cut) - 1
+        while lead > 0 and (cut[lead] & 0xC0) == 0x80:
+            lead -= 1
+        first = cut[lead] if cut else 0
+        size = 1 if first < 0xC0 else 2 if first < 0xE0 else 3 if first < 0xF0 else 4
+        if lead + size > len(cut):      # never in the middle of a character
+            cut = cut[:lead]
+        self.truncated_long_lines += 1
+        return cut.decode("utf-8", "replace")
 
     def _warn_long(self, f):
         if not f.warned_long:
