@@ -7,6 +7,7 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
     config_files            the config's reader: ``locate(path)`` by Fluent Bit's path rule,
                             ``read(...)`` a file it names (Upstream), with its @SET values
     parser(name)            the [PARSER] called ``name``; KeyError when there is none
+    stock_parser(name)      Fluent Bit's stock parser called ``name``; KeyError
     multiline(name)         a built-in or [MULTILINE_PARSER] multiline parser; KeyError
     emit(tag, events, size, ack)   an input hands a batch to the pipeline
     emit_metrics(tag, payload, ack)   an input hands an encoded cmetrics context
@@ -39,6 +40,11 @@ class Context:
 
     def parser(self, name):
         return self._engine.parsers[name]
+
+    def stock_parser(self, name):
+        """Fluent Bit's stock parser called ``name`` (edgeship/etc/parsers.conf), for an input
+        that defaults to one (syslog); KeyError when there is none."""
+        return self._engine.stock_parser(name)
 
     def multiline(self, name):
         return self._engine.multiline(name, self.log)

@@ -59,6 +59,8 @@ class Engine:
         self.filters = []
         self.outputs = []       # a Scheduler per output
         self.parsers = {}
+        # name -> Fluent Bit's stock parser; the loader sets the reader of its stock file.
+        self.stock_parser = self._no_stock_parser
         self.multiline_parsers = {}
         self.strict = False     # refuse what Fluent Bit only ignores (--strict)
         self.stopping = False
@@ -95,6 +97,10 @@ class Engine:
         plugin.context.plugin = plugin
         self.outputs.append(Scheduler(plugin, matcher, self.storage, retry_limit, workers,
                                       self.service, self.clock))
+
+    @staticmethod
+    def _no_stock_parser(name):
+        raise KeyError(name)
 
     def multiline(self, name, log):
         """The multiline parser called ``name`` for a plugin logging to ``log``: a built-in

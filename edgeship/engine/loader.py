@@ -16,6 +16,7 @@ A Parsers_File naming Fluent Bit's stock file at one of its standard places, abs
 is read from edgeship's own stock file (edgeship/etc/parsers.conf), said in one info line.
 """
 import difflib
+import functools
 import errno
 import os
 import socket
@@ -85,6 +86,7 @@ class Loader:
         self.log_stream = log_stream
         self.main_dir = ""
         self.strict = strict
+        self._stock_sections = None
 
     # ------------------------------------------------------------------ sections
     def read(self, config_path):
@@ -121,6 +123,7 @@ class Loader:
         # plugins read their own files (Upstream, Script) through it.
         engine = Engine(service, log, self.main_dir or ".", clock, self.reader)
         engine.strict = self.strict or service["edgeship.strict"]
+        engine.stock_parser = functools.partial(self._stock_parser, engine)
         # What the reader and the loader tolerate is said by one context, as a plugin's is.
         self.config_context = engine.context("config")
         self._tolerate_notes()
@@ -193,6 +196,14 @@ class Loader:
             "%s:%s: '%s' is absent: using edgeship's stock parsers (the same names and "
             "records as Fluent Bit's)", entry.file, entry.line, path)
         return STOCK_PARSERS
+
+    def _stock_parser(self, engine, name):
+        """Fluent Bit's stock parser called ``name``, from STOCK_PARSERS (read on first use);
+        KeyError when there is none."""
+        if self._stock_sections is None:
+            sections = self.reader.read_other(STOCK_PARSERS, PARSER_SECTIONS)
+            self._stock_sections = {s.get("name"): s for s in sections if s.kind == "PARSER"}
+        return self._parser(engine, self._stock_sections[name])
 
     def _load_parsers(self, engine, entry):
         sections = self.reader.read_other(self._stock(entry), PARSER_SECTIONS,
