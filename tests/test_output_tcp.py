@@ -1,0 +1,129 @@
+"""[OUTPUT] tcp: the bytes Fluent Bit 5.1.1 sent (vectors), TLS, and a receiver that is down,
+comes back, or closes the connection mid-stream."""
+import json
+import io
+import ssl
+
+import msgpack
+
+import pytest
+
+from conftest import wait_for
+from mosquitto import Certs
+from stream_receivers import TcpCapture, run_tcp_vector
+
+# Vectors edgeship reproduces byte for byte.
+TCP_VECTORS = ["out_tcp_json", "out_tcp_json_lines", "out_tcp_json_lines_date_iso8601",
+               "out_tcp_json_stream", "out_tcp_raw_message_key_dollar",
+               "out_tcp_raw_message_key_without_dollar"]
+# Deliberate differences: vector -> what edgeship sends instead.
+DIFFERENCES = {
+    # The chunk's bytes as edgeship stores them: the smallest map headers where Fluent Bit's
+    # log encoder writes map32 ones (edgeship/codecs/entries.py); the same values.
+    "out_tcp_msgpack": "same entries, smallest map headers",
+}
+
+
+@pytest.mark.parametrize("name", TCP_VECTORS)
+def test_bytes_equal_fluent_bit(tmp_path, spawn, name):
+    want, got = run_tcp_vector(tmp_path, spawn, name)
+    assert got == want
+
+
+def unpack_all(data):
+    return list(msgpack.Unpacker(io.BytesIO(data), raw=False, ext_hook=msgpack.ExtType))
+
+
+def test_msgpack_sends_the_same_entries(tmp_path, spawn):
+    want, got = run_tcp_vector(tmp_path, spawn, "out_tcp_msgpack",
+                               done=lambda data: len(unpack_all(data)) == 3)
+    assert got != want
+    assert unpack_all(got) == unpack_all(want) and len(unpack_all(got)) == 3
+
+
+def numbered_config(tmp_path, port, lines_file, **output):
+    keys = {"Name": "tcp", "Match": "*", "Host": "127.0.0.1", "Port": str(port),
+            "Format": "json_lines", "Retry_Limit": "no_limits"}
+    keys.update(output)
+    text = ("[SERVICE]\n    Flush 0.2\n    Grace 2\n    scheduler.base 0.2\n"
+            "    scheduler.cap 0.5\n    Log_File %s\n" % (tmp_path / "edgeship.log") +
+            "[INPUT]\n    Name tail\n    Path %s\n    Read_From_Head on\n    Tag n\n" % lines_file)
+    text += "[OUTPUT]\n" + "".join("    %s %s\n" % kv for kv in keys.items())
+    path = tmp_path / "edgeship.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def logged(tmp_path, text):
+    path = tmp_path / "edgeship.log"
+    return path.exists() and text in path.read_text()
+
+
+def append(path, first, last):
+    with open(path, "a") as f:
+        f.write("".join(json.dumps({"i": i}) + "\n" for i in range(first, last)))
+
+
+def numbers(data):
+    return [json.loads(json.loads(line)["log"])["i"] for line in data.decode().splitlines()]
+
+
+def test_receiver_down_then_up_loses_nothing(tmp_path, spawn):
+    capture = TcpCapture()
+    capture.stop()       # the port refuses connections
+    lines = tmp_path / "in.jsonl"
+    append(lines, 0, 500)
+    spawn(["-c", numbered_config(tmp_path, capture.port, lines)])
+    wait_for(lambda: logged(tmp_path, "could not deliver"), timeout=20)
+    append(lines, 500, 1000)
+    capture.start()
+    wait_for(lambda: len(numbers(capture.data())) >= 1000, timeout=30)
+    got = numbers(capture.data())
+    assert sorted(set(got)) == list(range(1000))
+    capture.stop()
+
+
+def test_receiver_closing_the_connection_gets_a_new_one(tmp_path, spawn):
+    capture = TcpCapture()
+    lines = tmp_path / "in.jsonl"
+    append(lines, 0, 100)
+    spawn(["-c", numbered_config(tmp_path, capture.port, lines)])
+    wait_for(lambda: len(numbers(capture.data())) == 100)
+    capture.close_connections()     # the receiver closes between flushes
+    append(lines, 100, 300)
+    wait_for(lambda: len(numbers(capture.data())) >= 300)
+    assert numbers(capture.data()) == list(range(300))
+    assert len(capture.connections) == 2
+    capture.stop()
+
+
+def test_receiver_gone_for_good_mid_stream_then_back(tmp_path, spawn):
+    """The receiver closes and stops listening while records keep coming; what is appended
+    meanwhile waits in the queue and arrives once it listens again."""
+    capture = TcpCapture()
+    lines = tmp_path / "in.jsonl"
+    append(lines, 0, 100)
+    spawn(["-c", numbered_config(tmp_path, capture.port, lines)])
+    wait_for(lambda: len(numbers(capture.data())) == 100)
+    capture.stop()
+    append(lines, 100, 400)
+    wait_for(lambda: logged(tmp_path, "could not deliver"), timeout=20)
+    capture.start()
+    wait_for(lambda: len(set(numbers(capture.data()))) >= 400, timeout=30)
+    assert sorted(set(numbers(capture.data()))) == list(range(400))
+    capture.stop()
+
+
+def test_tls(tmp_path, spawn):
+    certs = Certs(str(tmp_path / "certs"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs.server_crt, certs.server_key)
+    capture = TcpCapture(ssl_ctx=ctx)
+    lines = tmp_path / "in.jsonl"
+    append(lines, 0, 50)
+    spawn(["-c", numbered_config(tmp_path, capture.port, lines, tls="on",
+                                 **{"tls.ca_file": certs.ca, "tls.verify_hostname": "on",
+                                    "Host": "localhost"})])
+    wait_for(lambda: len(numbers(capture.data())) >= 50)
+    assert numbers(capture.data()) == list(range(50))
+    capture.stop()
