@@ -127,3 +127,33 @@ def test_tls(tmp_path, spawn):
     wait_for(lambda: len(numbers(capture.data())) >= 50)
     assert numbers(capture.data()) == list(range(50))
     capture.stop()
+
+
+def test_spooled_chunks_survive_a_sigkill_and_drain_when_the_receiver_comes_back(
+        tmp_path, spawn):
+    """The receiver is down; the chunks go to the spool (storage.type filesystem); edgeship is
+    SIGKILLed, the file it read is deleted, and it is started again: only the spool can
+    deliver; then the receiver comes up and gets every record."""
+    capture = TcpCapture()
+    capture.stop()
+    lines = tmp_path / "in.jsonl"
+    append(lines, 0, 500)
+    conf = tmp_path / "spooled.conf"
+    conf.write_text(
+        "[SERVICE]\n    Flush 0.2\n    Grace 2\n    scheduler.base 0.2\n"
+        "    scheduler.cap 0.5\n    Log_File %s\n    storage.path %s\n"
+        "[INPUT]\n    Name tail\n    Path %s\n    Read_From_Head on\n    Tag n\n"
+        "    DB %s\n    storage.type filesystem\n"
+        "[OUTPUT]\n    Name tcp\n    Match *\n    Port %d\n    Format json_lines\n"
+        "    Retry_Limit no_limits\n"
+        % (tmp_path / "edgeship.log", tmp_path / "spool", lines, tmp_path / "tail.db",
+           capture.port))
+    first = spawn(["-c", str(conf)])
+    wait_for(lambda: logged(tmp_path, "could not deliver 500 records"))
+    first.kill()
+    lines.unlink()
+    spawn(["-c", str(conf)])
+    capture.start()
+    wait_for(lambda: len(set(numbers(capture.data()))) >= 500, timeout=30)
+    assert sorted(set(numbers(capture.data()))) == list(range(500))
+    capture.stop()
