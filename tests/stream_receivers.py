@@ -2,6 +2,7 @@
 every byte per connection (and can close connections or go away and come back on the same
 port), a UDP socket that records every datagram, and the vector runner that plays a Fluent
 Bit 5.1.1 capture's config through edgeship."""
+import glob
 import json
 import os
 import re
@@ -11,6 +12,12 @@ import threading
 from conftest import SHARED, free_port, wait_for
 
 VECTORS = os.path.join(SHARED, "reference", "vectors")
+
+
+def vector_names(prefix):
+    """Every Fluent Bit vector whose name starts with ``prefix``."""
+    return sorted(os.path.basename(p)[:-5]
+                  for p in glob.glob(os.path.join(VECTORS, prefix + "*.json")))
 
 
 def load_vector(name):

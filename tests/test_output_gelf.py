@@ -6,17 +6,22 @@ import gzip
 import json
 import os
 import socket
+import ssl
 import threading
 import zlib
 
 import pytest
 
 from conftest import wait_for
+from mosquitto import Certs
 from edgeship.codecs.gelf import GelfEncoder, GelfError
 from edgeship.plugins.outputs.gelf import udp_datagrams
-from stream_receivers import (TcpCapture, UdpCapture, expected_datagrams, load_vector,
-                              run_tcp_vector, run_udp_vector, vector_config)
+from stream_receivers import (TcpCapture, UdpCapture, load_vector, run_tcp_vector,
+                              run_udp_vector, vector_names)
 
+# Vectors edgeship reproduces byte for byte.
+BYTE_EQUAL = ["out_gelf_tcp", "out_gelf_tcp_tag_key_full_message_timestamp",
+              "out_gelf_udp_uncompressed"]
 # Deliberate differences: vector -> what edgeship sends instead.
 DIFFERENCES = {
     # Fluent Bit deflates with miniz, edgeship with zlib (level 6, as the forward output):
@@ -28,14 +33,18 @@ DIFFERENCES = {
 }
 
 
-@pytest.mark.parametrize("name", ["out_gelf_tcp", "out_gelf_tcp_tag_key_full_message_timestamp"])
+def test_every_vector_is_compared():
+    assert vector_names("out_gelf_") == sorted(BYTE_EQUAL + list(DIFFERENCES))
+
+
+@pytest.mark.parametrize("name", BYTE_EQUAL[:2])
 def test_tcp_bytes_equal_fluent_bit(tmp_path, spawn, name):
     want, got = run_tcp_vector(tmp_path, spawn, name)
     assert got == want
 
 
 def test_udp_uncompressed_datagrams_equal_fluent_bit(tmp_path, spawn):
-    want, got = run_udp_vector(tmp_path, spawn, "out_gelf_udp_uncompressed")
+    want, got = run_udp_vector(tmp_path, spawn, BYTE_EQUAL[2])
     assert got == want
 
 
@@ -277,3 +286,20 @@ def test_udp_chunking_limits():
     assert gzip.decompress(reassembled(chunks)) == big
     with pytest.raises(ValueError):
         udp_datagrams(big, 100, False)
+
+
+def test_tls_mode(tmp_path, spawn):
+    certs = Certs(str(tmp_path / "certs"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs.server_crt, certs.server_key)
+    capture = TcpCapture(ssl_ctx=ctx)
+    try:
+        lines = tmp_path / "in.jsonl"
+        append(lines, 0, 20)
+        spawn(["-c", gelf_config(tmp_path, capture.port, lines, Mode="tls",
+                                 **{"tls.ca_file": certs.ca})])
+        wait_for(lambda: capture.data().count(b"\0") >= 20)
+        assert numbers(json.loads(m) for m in capture.data().split(b"\0")[:-1]) == \
+            list(range(20))
+    finally:
+        capture.stop()

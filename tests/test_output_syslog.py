@@ -7,10 +7,10 @@ import ssl
 import pytest
 
 from conftest import run_edgeship, wait_for
+from edgeship.plugins.outputs.syslog import facility_of, severity_of
 from mosquitto import Certs
 from rsyslog import Rsyslog
-from edgeship.plugins.outputs.syslog import facility_of, severity_of
-from stream_receivers import TcpCapture, run_tcp_vector, run_udp_vector
+from stream_receivers import TcpCapture, run_tcp_vector, run_udp_vector, vector_names
 
 # Vectors edgeship reproduces byte for byte; deliberate differences: none.
 TCP_VECTORS = ["out_syslog_tcp_maxsize_40", "out_syslog_tcp_rfc3164_all_keys",
@@ -18,6 +18,10 @@ TCP_VECTORS = ["out_syslog_tcp_maxsize_40", "out_syslog_tcp_rfc3164_all_keys",
                "out_syslog_tcp_rfc5424_no_keys", "out_syslog_tcp_rfc5424_presets"]
 UDP_VECTORS = ["out_syslog_udp_maxsize_40", "out_syslog_udp_rfc3164_all_keys",
                "out_syslog_udp_rfc5424_all_keys"]
+
+
+def test_every_vector_is_compared():
+    assert vector_names("out_syslog_") == sorted(TCP_VECTORS + UDP_VECTORS)
 
 
 @pytest.mark.parametrize("name", TCP_VECTORS)

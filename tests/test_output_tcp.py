@@ -1,7 +1,7 @@
 """[OUTPUT] tcp: the bytes Fluent Bit 5.1.1 sent (vectors), TLS, and a receiver that is down,
 comes back, or closes the connection mid-stream."""
-import json
 import io
+import json
 import ssl
 
 import msgpack
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import wait_for
 from mosquitto import Certs
-from stream_receivers import TcpCapture, run_tcp_vector
+from stream_receivers import TcpCapture, run_tcp_vector, vector_names
 
 # Vectors edgeship reproduces byte for byte.
 TCP_VECTORS = ["out_tcp_json", "out_tcp_json_lines", "out_tcp_json_lines_date_iso8601",
@@ -22,6 +22,10 @@ DIFFERENCES = {
     # log encoder writes map32 ones (edgeship/codecs/entries.py); the same values.
     "out_tcp_msgpack": "same entries, smallest map headers",
 }
+
+
+def test_every_vector_is_compared():
+    assert vector_names("out_tcp_") == sorted(TCP_VECTORS + list(DIFFERENCES))
 
 
 @pytest.mark.parametrize("name", TCP_VECTORS)
