@@ -155,6 +155,7 @@ def logged(tmp_path, text):
     return path.exists() and text in path.read_text()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode, options", [
     ("tcp", {}), ("udp", {}), ("udp", {"Compress": "off"}),
     # Messages of ~3 kB of random hex: gzip keeps ~1.6 kB, above Packet_Size 200: chunked.

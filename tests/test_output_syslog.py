@@ -83,6 +83,7 @@ def rsyslog(tmp_path):
     server.kill()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["tcp", "udp"])
 def test_rfc5424_into_rsyslog(tmp_path, spawn, rsyslog, mode):
     lines = tmp_path / "in.jsonl"

@@ -72,6 +72,7 @@ def numbers(data):
     return [json.loads(json.loads(line)["log"])["i"] for line in data.decode().splitlines()]
 
 
+@pytest.mark.e2e
 def test_receiver_down_then_up_loses_nothing(tmp_path, spawn):
     capture = TcpCapture()
     capture.stop()       # the port refuses connections
@@ -133,6 +134,7 @@ def test_tls(tmp_path, spawn):
     capture.stop()
 
 
+@pytest.mark.e2e
 def test_spooled_chunks_survive_a_sigkill_and_drain_when_the_receiver_comes_back(
         tmp_path, spawn):
     """The receiver is down; the chunks go to the spool (storage.type filesystem); edgeship is
