@@ -35,6 +35,8 @@ class TcpCapture:
         self.ssl_ctx = ssl_ctx
         self.connections = []
         self.lock = threading.Lock()
+        self.reading = threading.Event()    # cleared: the receiver stops reading (slow peer)
+        self.reading.set()
         self.listener = None
         self.open_socks = []
         self.start()
@@ -67,6 +69,7 @@ class TcpCapture:
 
     def _read(self, sock, data):
         while True:
+            self.reading.wait()
             try:
                 got = sock.recv(65536)
             except OSError:

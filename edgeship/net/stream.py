@@ -42,6 +42,13 @@ NET_OPTIONS = (
 )
 
 
+def failure_text(exc, timeout):
+    """What a failed connect or send tells the log (an exception's text may be empty)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no progress within %ss" % timeout
+    return str(exc) or type(exc).__name__
+
+
 def io_timeout(conf):
     """The seconds a write (or an awaited answer) may take, from ``net.io_timeout``."""
     return conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
@@ -71,6 +78,11 @@ class Stream:
             self.writer.close()
         except Exception:
             pass
+
+    def abort(self):
+        """Drop the connection and what is still buffered for it (after a failed send: a
+        peer that resumes reading must not get the rest of a flush that was retried)."""
+        self.writer.transport.abort()
 
 
 async def open_stream(host, port, ssl_ctx=None, server_hostname=None, unix_path=None,
@@ -190,8 +202,8 @@ class Sender:
     TLS connections, TLS when ``ssl_ctx`` is given) or "udp" (one datagram per payload).
 
     ``send(payloads)`` writes the payloads of one flush, one after another on one connection
-    or each as a datagram, and returns once they are in the kernel; it raises OSError or
-    asyncio.TimeoutError when they are not (the output retries the chunk)."""
+    or each as a datagram, and returns None once they are in the kernel, or the text of
+    what failed (the output retries the chunk)."""
 
     def __init__(self, conf, transport, ssl_ctx=None):
         self.transport = transport
@@ -203,16 +215,23 @@ class Sender:
             self.pool = stream_pool(conf, ssl_ctx)
 
     async def send(self, payloads):
-        if self.transport == "udp":
-            await self.datagrams.send(payloads)
-            return
-        stream = await self.pool.acquire()
+        try:
+            if self.transport == "udp":
+                await self.datagrams.send(payloads)
+                return None
+            stream = await self.pool.acquire()
+        except (OSError, asyncio.TimeoutError) as exc:
+            return failure_text(exc, self.timeout)
         try:
             await stream.send(b"".join(payloads), self.timeout)
-        except BaseException:
-            stream.close()
+        except (OSError, asyncio.TimeoutError) as exc:
+            stream.abort()
+            return failure_text(exc, self.timeout)
+        except BaseException:    # cancelled: the flush did not happen
+            stream.abort()
             raise
         self.pool.release(stream)
+        return None
 
     def close(self):
         if self.transport == "udp":

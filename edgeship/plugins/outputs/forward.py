@@ -24,7 +24,7 @@ from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY, Output
-from edgeship.net.stream import NET_OPTIONS, Pool, io_timeout, open_stream
+from edgeship.net.stream import NET_OPTIONS, Pool, failure_text, io_timeout, open_stream
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 from edgeship.net.upstream import read_upstream
 
@@ -236,7 +236,7 @@ class ForwardOutput(Output):
                 self.log.error("%s: %s", node.label(), exc)
             except (OSError, EOFError) as exc:
                 self.log.error("could not deliver to %s: %s", node.label(),
-                               exc or type(exc).__name__)
+                               failure_text(exc, self.io_timeout))
             finally:
                 if conn is not None:    # failed or cancelled
                     conn.close()

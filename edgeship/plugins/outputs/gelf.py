@@ -24,7 +24,6 @@ retries the chunk. Errors and level warnings are logged once per chunk with a co
 Fluent Bit logs one line per record. The chunk message id is 8 random bytes (Fluent Bit:
 the time in milliseconds and a random 16-bit nonce); receivers only compare it.
 """
-import asyncio
 import os
 
 from edgeship.codecs.gelf import GelfEncoder
@@ -116,11 +115,10 @@ class GelfOutput(Output):
         payloads = self.payloads(chunk.tag, chunk.events())
         if not payloads:
             return OK
-        try:
-            await self.sender.send(payloads)
-        except (OSError, asyncio.TimeoutError) as exc:
+        problem = await self.sender.send(payloads)
+        if problem is not None:
             self.log.error("could not deliver %d records to %s: %s", chunk.count,
-                           self.sender.label, exc or type(exc).__name__)
+                           self.sender.label, problem)
             return RETRY
         return OK
 

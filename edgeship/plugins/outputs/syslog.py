@@ -30,7 +30,6 @@ accepted (its loop never stops at a match), once per record; edgeship logs only 
 could not use, once per chunk with a count. ``Mode dtls`` is refused at start (Python has no
 DTLS); Fluent Bit supports it.
 """
-import asyncio
 import re
 import time
 
@@ -263,11 +262,10 @@ class SyslogOutput(Output):
     # ------------------------------------------------------------------ flush
     async def flush(self, chunk):
         messages = self.render(chunk.events())
-        try:
-            await self.sender.send(messages)
-        except (OSError, asyncio.TimeoutError) as exc:
+        problem = await self.sender.send(messages)
+        if problem is not None:
             self.log.error("could not deliver %d records to %s: %s", chunk.count,
-                           self.sender.label, exc or type(exc).__name__)
+                           self.sender.label, problem)
             return RETRY
         return OK
 

@@ -13,8 +13,6 @@ Bit's out_tcp: a flush is OK once every byte is in the kernel on a live connecti
 (edgeship/net/stream.py); a refused connection, a write error or a write that does not
 finish within net.io_timeout is a RETRY, and the chunk stays queued.
 """
-import asyncio
-
 from edgeship.codecs import formats
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -69,11 +67,10 @@ class TcpOutput(Output):
 
     async def flush(self, chunk):
         data = self.render(chunk)
-        try:
-            await self.sender.send([data])
-        except (OSError, asyncio.TimeoutError) as exc:
+        problem = await self.sender.send([data])
+        if problem is not None:
             self.log.error("could not deliver %d records to %s: %s", chunk.count,
-                           self.sender.label, exc or type(exc).__name__)
+                           self.sender.label, problem)
             return RETRY
         return OK
 
