@@ -19,6 +19,7 @@ gives up after ``net.io_timeout`` or, when that is 0 (Fluent Bit: wait forever),
 DEFAULT_IO_TIMEOUT seconds, so a stuck peer cannot stall the output.
 """
 import asyncio
+import functools
 import socket
 import time
 
@@ -146,11 +147,10 @@ class Pool:
 
 def stream_pool(conf, ssl_ctx):
     """The Pool of an output with Host, Port, the net.* options and TLS context ``ssl_ctx``."""
-    async def opener():
-        return await open_stream(conf["host"], conf["port"], ssl_ctx, conf.get("tls.vhost"),
-                                 connect_timeout=conf["net.connect_timeout"],
-                                 tcp_keepalive=conf["net.tcp_keepalive"])
-    return Pool(opener, conf)
+    return Pool(functools.partial(open_stream, conf["host"], conf["port"], ssl_ctx,
+                                  conf.get("tls.vhost"),
+                                  connect_timeout=conf["net.connect_timeout"],
+                                  tcp_keepalive=conf["net.tcp_keepalive"]), conf)
 
 
 class Datagrams:

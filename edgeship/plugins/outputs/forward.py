@@ -16,6 +16,7 @@ own Message-mode frame, as Fluent Bit sends it. A tag that renders empty is repl
 record's own tag (Fluent Bit sends the empty tag, which its in_forward drops silently).
 """
 import asyncio
+import functools
 import os
 
 from edgeship.codecs import formats
@@ -115,7 +116,7 @@ class ForwardOutput(Output):
         self.salt = os.urandom(16)
         self.nodes = self._nodes()
         for node in self.nodes:
-            node.pool = Pool(self._opener(node), conf)
+            node.pool = Pool(functools.partial(self._open, node), conf)
         self.next_node = 0
 
     def _secure(self, conf, where_key):
@@ -152,11 +153,6 @@ class ForwardOutput(Output):
         return nodes
 
     # ------------------------------------------------------------------ connections
-    def _opener(self, node):
-        async def opener():
-            return await self._open(node)
-        return opener
-
     async def _open(self, node):
         conn = await open_stream(node.host, node.port, node.ssl_ctx, node.vhost,
                                  node.unix_path, self.conf["net.connect_timeout"],
