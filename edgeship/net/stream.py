@@ -16,7 +16,8 @@ reports the ICMP error), which retries too.
 
 Difference from Fluent Bit: a write that cannot finish (a receiver that stopped reading)
 gives up after ``net.io_timeout`` or, when that is 0 (Fluent Bit: wait forever), after
-DEFAULT_IO_TIMEOUT seconds, so a stuck peer cannot stall the output.
+DEFAULT_IO_TIMEOUT seconds, so a stuck peer cannot stall the output; the connection is then
+dropped with what it still buffered (the peer may hold the first part of that flush).
 """
 import asyncio
 import functools
