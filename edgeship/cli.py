@@ -443,6 +443,8 @@ def _load_tls_only_if_used(sections):
             if (entry.key == "tls" or entry.key.startswith("tls.")) and \
                     entry.value.strip().lower() in TRUE_WORDS:
                 return
+            if entry.key == "mode" and entry.value.strip().lower() == "tls":  # syslog, gelf
+                return
     sys.modules.setdefault("ssl", None)
 
 

@@ -50,6 +50,9 @@ ONE_PLACE = {
         ("ClassicReader", "edgeship.core.config.ClassicReader"),
         {"edgeship/engine/loader.py", "edgeship/core/config.py"}),
     "backoff": (("random.random", "random", "random.uniform"), {"edgeship/core/backoff.py"}),
+    "client connections of outputs (net.* options, keep-alive pools)": (
+        ("asyncio.open_connection", "asyncio.open_unix_connection"),
+        {"edgeship/net/stream.py"}),
 }
 
 

@@ -104,6 +104,12 @@ def _clean_str(text):
             for c in text])
 
 
+def json_string(text):
+    """Fluent Bit's JSON text (str, quotes included) of one string, for a plugin that writes
+    JSON by hand (GELF): the escapes of ``to_json``, without a batch around it."""
+    return _escape_ascii(_clean_str(text)).replace("\x7f", "\\u007f")
+
+
 def _text(text):
     """A string value: as is when plain ASCII, else its escaped JSON as a fragment (the json
     module's C escaper writes \\uXXXX in lowercase with surrogate pairs, as Fluent Bit)."""

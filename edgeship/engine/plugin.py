@@ -66,8 +66,8 @@ OUTPUT_COMMON = _common(
     Option("storage.total_limit_size", "size", "0",
            help="cap on spooled bytes for this output; the oldest chunks are dropped"),
     Option("Workers", "int",
-           help="chunks flushed at once (default: the plugin's, as in Fluent Bit: forward 2, "
-                "others 1)"),
+           help="chunks flushed at once (default: the plugin's, as in Fluent Bit: forward and "
+                "tcp 2, others 1)"),
 )
 
 

@@ -16,8 +16,8 @@ own Message-mode frame, as Fluent Bit sends it. A tag that renders empty is repl
 record's own tag (Fluent Bit sends the empty tag, which its in_forward drops silently).
 """
 import asyncio
+import functools
 import os
-import time
 
 from edgeship.codecs import formats
 from edgeship.codecs.msgpack import MsgpackCodec
@@ -25,12 +25,9 @@ from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import LOGS, METRICS, OK, RETRY, Output
+from edgeship.net.stream import NET_OPTIONS, Pool, failure_text, io_timeout, open_stream
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 from edgeship.net.upstream import read_upstream
-
-# Fluent Bit waits for an ack forever when net.io_timeout is 0; edgeship gives up after this
-# and retries, so a silent server cannot stall the output.
-DEFAULT_IO_TIMEOUT = 30.0
 
 
 class Node:
@@ -48,30 +45,11 @@ class Node:
         self.hostname = hostname
         self.username = username
         self.password = password
-        self.idle = []      # kept-alive connections no flush is using
+        self.pool = None    # set by the output: its opener knows the handshake
 
     def label(self):
         where = self.unix_path or "%s:%s" % (self.host, self.port)
         return "node %s (%s)" % (self.name, where) if self.name else where
-
-
-class Connection:
-    def __init__(self, reader, writer, session):
-        self.reader = reader
-        self.writer = writer
-        self.session = session
-        self.used = 0
-        self.last_use = time.monotonic()
-
-    def alive(self):
-        return not (self.reader.at_eof() or self.writer.is_closing()
-                    or self.reader.exception() is not None)
-
-    def close(self):
-        try:
-            self.writer.close()
-        except Exception:
-            pass
 
 
 class ForwardOutput(Output):
@@ -101,19 +79,7 @@ class ForwardOutput(Output):
         Option("fluentd_compat", "bool", "off",
                compat=True, help="only changes metrics/traces in Fluent Bit"),
         Option("Add_Option", multiple=True, help="'key value' added to the options map"),
-        Option("net.connect_timeout", "time", "10", help="seconds to connect"),
-        Option("net.connect_timeout_log_error", "bool", "on", compat=True),
-        Option("net.io_timeout", "time", "0",
-               help="seconds to write a chunk or wait for its ack (0: %ds)" % DEFAULT_IO_TIMEOUT),
-        Option("net.keepalive", "bool", "on", help="keep the connection between flushes"),
-        Option("net.keepalive_idle_timeout", "time", "30",
-               help="close a kept connection idle this long"),
-        Option("net.keepalive_max_recycle", "int", "2000",
-               help="reconnect after this many flushes on one connection"),
-        Option("net.source_address", compat=True),
-        Option("net.dns.mode", compat=True),
-        Option("net.tcp_keepalive", "bool", "off", help="TCP keepalive probes"),
-    ) + TLS_OPTIONS
+    ) + NET_OPTIONS + TLS_OPTIONS
 
     def configure(self):
         conf = self.conf
@@ -144,10 +110,14 @@ class ForwardOutput(Output):
                               or conf["time_as_integer"]
                               or (self.tag_template is not None
                                   and not self.tag_template.is_static))
-        self.io_timeout = conf["net.io_timeout"] or DEFAULT_IO_TIMEOUT
+        # Fluent Bit waits for an ack forever when net.io_timeout is 0; edgeship gives up
+        # (net/stream.py) and retries, so a silent server cannot stall the output.
+        self.io_timeout = io_timeout(conf)
         # One salt per instance, as Fluent Bit: the same on every connection.
         self.salt = os.urandom(16)
         self.nodes = self._nodes()
+        for node in self.nodes:
+            node.pool = Pool(functools.partial(self._open, node), conf)
         self.next_node = 0
 
     def _secure(self, conf, where_key):
@@ -185,26 +155,13 @@ class ForwardOutput(Output):
 
     # ------------------------------------------------------------------ connections
     async def _open(self, node):
-        timeout = self.conf["net.connect_timeout"] or None
-        if node.unix_path:
-            opening = asyncio.open_unix_connection(node.unix_path, ssl=node.ssl_ctx,
-                                                   server_hostname=node.vhost or (
-                                                       "localhost" if node.ssl_ctx else None))
-        else:
-            opening = asyncio.open_connection(
-                node.host, node.port, ssl=node.ssl_ctx,
-                server_hostname=(node.vhost or node.host) if node.ssl_ctx else None)
-        reader, writer = await asyncio.wait_for(opening, timeout)
-        # drain() then waits until every byte is in the kernel, not just under a watermark.
-        writer.transport.set_write_buffer_limits(0)
-        if self.conf["net.tcp_keepalive"]:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                import socket
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        session = forward.ClientSession(self.codec, node.shared_key, node.hostname, self.salt,
-                                        node.username, node.password)
-        conn = Connection(reader, writer, session)
+        conn = await open_stream(node.host, node.port, node.ssl_ctx, node.vhost,
+                                 node.unix_path, self.conf["net.connect_timeout"],
+                                 self.conf["net.tcp_keepalive"])
+        session = conn.session = forward.ClientSession(
+            self.codec, node.shared_key, node.hostname, self.salt, node.username,
+            node.password)
+        reader, writer = conn.reader, conn.writer
         try:
             while not session.ready:
                 data = await asyncio.wait_for(reader.read(65536), self.io_timeout)
@@ -221,27 +178,14 @@ class ForwardOutput(Output):
             raise
         return conn
 
-    async def _connection(self, node):
-        """A kept-alive connection of ``node`` no flush is using, or a new one."""
-        conf = self.conf
-        while node.idle:
-            conn = node.idle.pop()
-            idle = time.monotonic() - conn.last_use
-            if (conf["net.keepalive"] and conn.alive()
-                    and idle <= conf["net.keepalive_idle_timeout"]
-                    and conn.used < conf["net.keepalive_max_recycle"]):
-                return conn
-            conn.close()
-        return await self._open(node)
-
     async def _send(self, conn, frame, chunk):
-        conn.writer.write(conn.session.send((forward.FRAME, frame, chunk)))
-        await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
+        await conn.send(conn.session.send((forward.FRAME, frame, chunk)), self.io_timeout)
         if chunk is None:
             return
-        deadline = time.monotonic() + self.io_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.io_timeout
         while True:
-            left = deadline - time.monotonic()
+            left = deadline - loop.time()
             if left <= 0:
                 raise asyncio.TimeoutError()
             data = await asyncio.wait_for(conn.reader.read(4096), left)
@@ -281,14 +225,11 @@ class ForwardOutput(Output):
             node = self.nodes[(start + step) % count]
             conn = None
             try:
-                conn = await self._connection(node)
+                conn = await node.pool.acquire()
                 for frame, chunk_id in frames:
                     await self._send(conn, frame, chunk_id)
-                conn.used += 1
-                conn.last_use = time.monotonic()
-                if self.conf["net.keepalive"]:
-                    node.idle.append(conn)
-                    conn = None
+                node.pool.release(conn)
+                conn = None
                 return OK
             except asyncio.TimeoutError:
                 self.log.error("%s: no answer within %ss%s", node.label(), self.io_timeout,
@@ -297,17 +238,15 @@ class ForwardOutput(Output):
                 self.log.error("%s: %s", node.label(), exc)
             except (OSError, EOFError) as exc:
                 self.log.error("could not deliver to %s: %s", node.label(),
-                               exc or type(exc).__name__)
+                               failure_text(exc, self.io_timeout))
             finally:
-                if conn is not None:    # failed, cancelled, or not kept alive
+                if conn is not None:    # failed or cancelled
                     conn.close()
         return RETRY
 
     async def stop(self):
         for node in self.nodes:
-            for conn in node.idle:
-                conn.close()
-            node.idle = []
+            node.pool.close()
 
 
 PLUGIN = ForwardOutput
