@@ -39,9 +39,11 @@ class Certs:
         ext = os.path.join(folder, "san.ext")
         with open(ext, "w") as f:
             f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        # keyUsage: Python 3.13's default client context (VERIFY_X509_STRICT) refuses a CA
+        # without it.
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                  "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=edgeship test CA",
-                 cwd=folder)
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
         for name, cn in (("server", "localhost"), ("client", "edgeship client")):
             _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
                      "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=folder)
