@@ -50,9 +50,12 @@ ONE_PLACE = {
         ("ClassicReader", "edgeship.core.config.ClassicReader"),
         {"edgeship/engine/loader.py", "edgeship/core/config.py"}),
     "backoff": (("random.random", "random", "random.uniform"), {"edgeship/core/backoff.py"}),
-    "client connections of outputs (net.* options, keep-alive pools)": (
+    # Outgoing connections: the stream pools (forward, tcp, syslog, gelf), the one HTTP client
+    # (HTTP outputs, kubernetes, prometheus_scrape), and the health input's bare probe.
+    "client connections (net.* options, keep-alive pools)": (
         ("asyncio.open_connection", "asyncio.open_unix_connection"),
-        {"edgeship/net/stream.py"}),
+        {"edgeship/net/stream.py", "edgeship/net/http_client.py",
+         "edgeship/plugins/inputs/health.py"}),
 }
 
 
