@@ -25,12 +25,22 @@ packed wider than needed, or a key written twice, reaches the outputs that send 
 chunks as is, where a record decoded for a filter is packed again the smallest way (the
 values read back are the same).
 
+Packing: msgspec, when installed (the "fast" extra), packs a whole batch in one call (the
+entry heads as pre-packed ``Raw`` bytes between the records), about three times faster
+than a msgpack ``Packer`` call per entry; its bytes are those of the packer rule for every
+type a record holds (dict, list, tuple, str, bytes, int, float, bool, None). Anything else
+(a str or int subclass, the forward input's EventTime and Ext, an integer beyond 64 bits, a
+string holding surrogate escapes) makes it give up, and the batch is packed as before.
+msgspec also packs sets, dates, decimals and UUIDs by itself; no input or filter puts them
+into a record.
+
 Differences from Fluent Bit: its log encoder writes record and metadata maps with map32
 headers; edgeship's are the smallest (any msgpack reader takes both). A time outside what
 EventTime holds (before 1970, after 2106) is kept at the nearest end of the range; Fluent
 Bit wraps it around.
 """
 import struct
+from operator import itemgetter
 
 import msgpack
 
@@ -42,6 +52,21 @@ _SEC_NSEC = struct.Struct(">II").pack
 _NO_METADATA = {}       # shared by every entry; never changed
 _ARRAY_HEADER_SIZE = {0xdc: 3, 0xdd: 5}  # array16 / array32; a fixarray header is 1 byte
 _MAX_SECONDS = (1 << 32) - 1
+_ENTRY_HEAD = b"\x92\x92\xd7\x00"    # [[fixext8 type 0 ...
+_TIME_OF, _RECORD_OF = itemgetter(0), itemgetter(1)
+
+
+def _refuse(value):
+    """msgspec's hook for a type it does not know: the packer rule decides instead."""
+    raise TypeError("%s is packed by the packer rule" % type(value).__name__)
+
+
+try:  # the "fast" extra; msgpack gives the same bytes without it
+    from msgspec import Raw as _Raw
+    from msgspec.msgpack import Encoder as _Encoder
+    _encode = _Encoder(enc_hook=_refuse).encode
+except ImportError:
+    _encode = None
 
 
 def _time_data(t):
@@ -58,6 +83,11 @@ def pack_entries(events):
     same values (False when the packer rule had to change one, or a time was out of
     range). One packer fills one buffer; each time's 8 bytes are made once (a batch mostly
     shares one time)."""
+    if _encode is not None and events:
+        try:
+            return _pack_batch(events)
+        except Exception:  # see the module docstring: the packer rule decides
+            pass
     packer = msgpack.Packer(use_bin_type=True, autoreset=False)
     array, ext, metadata, pack = (packer.pack_array_header, packer.pack_ext_type,
                                   packer.pack_map_header, packer.pack)
@@ -78,6 +108,28 @@ def pack_entries(events):
     except (UnicodeEncodeError, TypeError, OverflowError):
         return _pack_by_the_rule(events), False
     return packer.bytes(), exact
+
+
+def _pack_batch(events):
+    """pack_entries with msgspec: one call packs ``[head, record, head, record, ...]``,
+    each head the Raw bytes of ``[[EventTime, {}],`` (one per distinct time), and the
+    array header is cut off."""
+    times = list(map(_TIME_OF, events))
+    count = len(times)
+    heads = {}
+    exact = True
+    for t in set(times):
+        data, held = _time_data(t)
+        heads[t] = _Raw(_ENTRY_HEAD + data + b"\x80")
+        exact = exact and held
+    if len(heads) == 1:
+        mixed = [heads[times[0]]] * (2 * count)
+    else:
+        mixed = [None] * (2 * count)
+        mixed[::2] = map(heads.__getitem__, times)
+    mixed[1::2] = map(_RECORD_OF, events)
+    packed = _encode(mixed)
+    return packed[_ARRAY_HEADER_SIZE.get(packed[0], 1):], exact
 
 
 def _pack_by_the_rule(events):
@@ -121,7 +173,6 @@ def offsets(payload):
     return found
 
 
-_ENTRY_HEAD = b"\x92\x92\xd7\x00"     # [[fixext8 type 0 ...
 # Container headers (fixmap, fixarray, array16/32, map16/32) -> 1, any other byte -> 0: an
 # entry cannot nest deeper than it has such bytes.
 _CONTAINER_BYTES = bytes.maketrans(
