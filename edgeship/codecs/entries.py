@@ -259,21 +259,24 @@ class Entries(forward.PackedEntries):
 
 class Chunk(Entries):
     """What an output's ``flush`` gets: ``tag``, ``payload`` (the entries), ``count``,
-    ``events()``, and ``id``, the same on every retry of these records."""
+    ``events()``, and ``id``, the same on every retry of these records; ``json_lines``: the
+    records' JSON lines text when known (see ``formats.RenderedEvents``), else None."""
 
-    __slots__ = ("tag", "id", "_offsets")
+    __slots__ = ("tag", "id", "_offsets", "json_lines")
 
-    def __init__(self, tag, payload, count, chunk_id, events=None):
+    def __init__(self, tag, payload, count, chunk_id, events=None, json_lines=None):
         Entries.__init__(self, payload, count, events)
         self.tag = tag
         self.id = chunk_id
         self._offsets = None
+        self.json_lines = json_lines
 
     def part(self, start, end, chunk_id):
         """The chunk of entries ``start`` to ``end`` (exclusive) of this one: their own
         bytes, and their events when this chunk has them decoded."""
         if start == 0 and end == self.count:
-            return Chunk(self.tag, self.payload, self.count, chunk_id, self._events)
+            return Chunk(self.tag, self.payload, self.count, chunk_id, self._events,
+                         self.json_lines)
         if self._offsets is None:
             found = offsets(self.payload)
             if len(found) != self.count + 1:

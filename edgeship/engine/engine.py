@@ -99,9 +99,10 @@ class Engine:
         ``tag`` and queue them for every output whose Match accepts the tag. ``skip`` is a
         filter the batch must not pass through again (records re-emitted by rewrite_tag).
         ``events`` may be packed entries (``codecs.entries.Entries``): they are decoded only
-        when a filter matches the tag, else stored as they are."""
+        when a filter matches the tag, else stored as they are; events with their JSON text
+        (``codecs.formats.RenderedEvents``) reach filters as a plain list, without it."""
         filters = self.filter_routes.resolve(tag)
-        if filters and not isinstance(events, list):
+        if filters and type(events) is not list:
             events = self._decoded(source, tag, events)
         for state in filters:
             if state.plugin is skip:
@@ -123,6 +124,8 @@ class Engine:
 
     def _decoded(self, source, tag, entries):
         """The events of packed entries, for the filters (checked entries decode)."""
+        if isinstance(entries, list):
+            return list(entries)
         try:
             return entries.events()
         except ValueError as exc:

@@ -131,6 +131,7 @@ class Storage:
     def put(self, budget, tag, events, ack, queues):
         """Queue a batch for each output queue it was routed to (packed once for all).
         ``events``: a list, or entries already packed (``codecs.entries.Entries``)."""
+        text = None
         if isinstance(events, Entries):
             body, cached = events.payload, events.decoded()
             first, last = events.first_ns, events.last_ns
@@ -143,9 +144,11 @@ class Storage:
                     return
                 body, exact = pack_entries(events)
             cached = events if exact else None
+            if exact:
+                text = getattr(events, "json_lines", None)
             first, last = events[0][0], events[-1][0]
         for queue in queues:
-            chunk = queue.put(budget, tag, body, cached, len(events), first, last)
+            chunk = queue.put(budget, tag, body, cached, len(events), first, last, text)
             budget.bytes += len(body)
             if ack is not None:
                 ack.add()
@@ -205,7 +208,9 @@ class Storage:
         payload = chunk.payload
         if payload is None:
             payload = await asyncio.get_running_loop().run_in_executor(None, _read, chunk)
-        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events)
+        texts = chunk.texts if chunk.events is not None else None
+        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events,
+                     None if texts is None else b"".join(texts))
 
     def confirm(self, chunk):
         """The output has ``chunk``: it is forgotten, its acks released."""

@@ -21,7 +21,8 @@ keep the events they were packed from (``QueuedChunk.events``), so it gets them 
 decoding: rebuilding records from msgpack costs about a microsecond per record, the
 largest cost on that path. That cache is bounded (CACHE_BYTES of packed records per output)
 and dropped as soon as the chunk leaves RAM, the output starts failing, or the chunk is
-done: the bytes stay the truth.
+done: the bytes stay the truth. With them, while every batch of the chunk came with it, the
+JSON lines text of its records (``QueuedChunk.texts``, see ``codecs.formats.RenderedEvents``).
 """
 import time
 
@@ -41,7 +42,8 @@ class QueuedChunk:
     """A chunk in a queue. The engine reads ``seq``, ``tag``, ``count``, ``durable`` and
     ``gone``; the rest is storage's."""
 
-    __slots__ = ("queue", "seq", "tag", "source", "bodies", "payload", "events", "count",
+    __slots__ = ("queue", "seq", "tag", "source", "bodies", "payload", "events", "texts",
+                 "count",
                  "size", "first_ns", "last_ns", "acks", "segment", "position", "frame_size",
                  "version", "pinned", "gone", "busy")
 
@@ -53,6 +55,7 @@ class QueuedChunk:
         self.bodies = []        # packed batches while open
         self.payload = None     # entries once closed; None when only on disk
         self.events = None      # the same records as objects, while cached (see above)
+        self.texts = None       # with them, their JSON lines text, batch by batch, if known
         self.count = 0
         self.size = 0           # bytes of its entries
         self.first_ns = 0
@@ -112,10 +115,10 @@ class OutputQueue:
         return len(found), records_total
 
     # ------------------------------------------------------------------ in
-    def put(self, budget, tag, body, events, count, first_ns, last_ns):
+    def put(self, budget, tag, body, events, count, first_ns, last_ns, text=None):
         """Append a batch, its packed entries ``body`` and, when they unpack to exactly
-        these values, its ``events`` (else None), to the open chunk of its input and tag;
-        returns that chunk."""
+        these values, its ``events`` (else None) and their JSON lines ``text`` (None when
+        unknown), to the open chunk of its input and tag; returns that chunk."""
         key = (budget, tag)
         chunk = self.open.get(key)
         if chunk is None:
@@ -123,11 +126,16 @@ class OutputQueue:
             chunk.first_ns = first_ns
             if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
                 chunk.events = []
+                chunk.texts = []
         if events is None:
             self.uncache(chunk)
         elif chunk.events is not None:
             chunk.events.extend(events)
             self.cached_bytes += len(body)
+            if text is None:
+                chunk.texts = None
+            elif chunk.texts is not None:
+                chunk.texts.append(text)
         chunk.bodies.append(body)
         chunk.count += count
         chunk.size += len(body)
@@ -228,6 +236,7 @@ class OutputQueue:
 
     def uncache(self, chunk):
         """Let go of the objects of ``chunk``; its flush will decode its bytes."""
+        chunk.texts = None
         if chunk.events is not None:
             chunk.events = None
             self.cached_bytes -= chunk.size

@@ -165,6 +165,8 @@ class FileOutput(Output):
         if fmt == "out_file":
             return formats.render_out_file(tag, events), b""
         if fmt == "plain":
+            if chunk.json_lines is not None:    # the records as they came (RenderedEvents)
+                return chunk.json_lines, b""
             return formats.render_plain(events), b""
         if fmt == "csv":
             header = b""

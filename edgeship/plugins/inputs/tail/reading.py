@@ -197,8 +197,8 @@ class Reading:
 
     def _parse(self, f, lines, offsets, now, has_cr):
         texts = [_strip_cr(line) for line in lines] if has_cr else lines
-        events = self.parser.parse_lines(texts, now)
         decorate = self.path_key is not None or self.offset_key is not None
+        events = self.parser.parse_lines(texts, now, as_rendered=not decorate)
         if not decorate and None not in events:
             return events
         failed = 0
