@@ -98,8 +98,8 @@ def engine(tmp_path, name, with_filter):
 
 
 def written(engine, batches):
-    """What the file output renders for every chunk the batches make, and whether each
-    chunk came with its text."""
+    """What the file output renders for every chunk the batches make, whether each chunk
+    came with its text, and whether storage kept record objects for any."""
     tail = engine.inputs[0]
     for texts in batches:
         events = tail.parser.parse_lines(texts, NOW, as_rendered=True)
@@ -112,12 +112,13 @@ def written(engine, batches):
     async def load():
         out, texts = [], []
         output = engine.outputs[0]
+        objects = any(queued.events is not None for queued in output.queue.pending())
         for queued in output.queue.pending():
             chunk = await engine.storage.load(queued)
             texts.append(chunk.json_lines is not None)
             out.append(output.plugin.render(chunk)[0])
             engine.storage.confirm(queued)
-        return b"".join(out), texts
+        return b"".join(out), texts, objects
     return asyncio.run(load())
 
 
@@ -125,20 +126,24 @@ def written(engine, batches):
 @given(st.lists(st.lists(line(), min_size=1, max_size=6), min_size=1, max_size=4))
 def test_the_file_output_writes_the_bytes_of_the_eager_path(tmp_path_factory, batches):
     folder = tmp_path_factory.mktemp("engines")
-    lazy, _ = written(engine(folder, "lazy", False), batches)
-    eager, eager_texts = written(engine(folder, "eager", True), batches)
+    lazy, _, _ = written(engine(folder, "lazy", False), batches)
+    eager, eager_texts, _ = written(engine(folder, "eager", True), batches)
     assert lazy == eager
     assert not any(eager_texts)     # a filter ran: the records were rendered
 
 
 def test_a_chunk_of_plain_lines_is_written_from_its_text(tmp_path):
     texts = ['{"a":%d,"b":"x"}' % i for i in range(50)]
-    out, with_text = written(engine(tmp_path, "lazy", False), [texts[:20], texts[20:]])
-    assert with_text == [True]
+    out, with_text, objects = written(engine(tmp_path, "lazy", False), [texts[:20], texts[20:]])
+    assert with_text == [True] and not objects     # the text alone was kept
     assert out == ("\n".join(texts) + "\n").encode()
     # One batch without its text: the whole chunk is rendered, to the same bytes.
-    out, with_text = written(engine(tmp_path, "mixed", False), [texts[:20], ['{"a": 1}']])
+    out, with_text, _ = written(engine(tmp_path, "mixed", False), [texts[:20], ['{"a": 1}']])
     assert with_text == [False]
+    out_first, with_text, objects = written(engine(tmp_path, "other", False),
+                                            [['{"a": 1}'], texts[:20]])
+    assert with_text == [False] and objects        # the records are kept, not the text
+    assert out_first == ('{"a":1}\n' + "\n".join(texts[:20]) + "\n").encode()
     assert out == ("\n".join(texts[:20]) + '\n{"a":1}\n').encode()
 
 

@@ -86,7 +86,8 @@ class Storage:
         """The queue of an output. ``on_ready()``: a chunk closed; ``on_dropped(chunk,
         reason, log)``: storage gave a chunk up (memrb, storage.total_limit_size).
         ``reads_records``: False for an output that only sends or writes the chunks' bytes
-        (no events are kept for it)."""
+        (no events are kept for it), "json_lines" for one that takes their JSON lines text
+        when known (no events are kept beside it)."""
         spool = None
         if self.path:
             spool = Spool(os.path.join(self.path, _dir_name(name)), self.log,
@@ -208,7 +209,7 @@ class Storage:
         payload = chunk.payload
         if payload is None:
             payload = await asyncio.get_running_loop().run_in_executor(None, _read, chunk)
-        texts = chunk.texts if chunk.events is not None else None
+        texts = chunk.texts
         return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events,
                      None if texts is None else b"".join(texts))
 

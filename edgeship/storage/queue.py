@@ -22,7 +22,9 @@ decoding: rebuilding records from msgpack costs about a microsecond per record, 
 largest cost on that path. That cache is bounded (CACHE_BYTES of packed records per output)
 and dropped as soon as the chunk leaves RAM, the output starts failing, or the chunk is
 done: the bytes stay the truth. With them, while every batch of the chunk came with it, the
-JSON lines text of its records (``QueuedChunk.texts``, see ``codecs.formats.RenderedEvents``).
+JSON lines text of its records (``QueuedChunk.texts``, see ``codecs.formats.RenderedEvents``);
+for an output that takes that text when it is there (``cache == "json_lines"``: file
+``plain``) the text alone is kept, and the events only when it is not.
 """
 import time
 
@@ -80,6 +82,7 @@ class OutputQueue:
         self.log = log
         self.spool = spool
         self.cache = cache              # its output reads records: keep their objects
+        self.lines_suffice = cache == "json_lines"  # ... or just their JSON lines text
         self.open = {}                  # (budget, tag) -> open QueuedChunk
         self.queued = {}                # offset -> closed QueuedChunk, oldest first
         self.next_seq = 0
@@ -125,17 +128,22 @@ class OutputQueue:
             chunk = self.open[key] = QueuedChunk(self, tag, budget)
             chunk.first_ns = first_ns
             if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
-                chunk.events = []
                 chunk.texts = []
+                if not self.lines_suffice or text is None:
+                    chunk.events = []
         if events is None:
             self.uncache(chunk)
-        elif chunk.events is not None:
-            chunk.events.extend(events)
-            self.cached_bytes += len(body)
-            if text is None:
-                chunk.texts = None
-            elif chunk.texts is not None:
-                chunk.texts.append(text)
+        elif chunk.events is not None or chunk.texts is not None:
+            if text is None and chunk.events is None:
+                self.uncache(chunk)     # text alone was kept, and this batch has none
+            else:
+                if chunk.events is not None:
+                    chunk.events.extend(events)
+                if text is None:
+                    chunk.texts = None
+                elif chunk.texts is not None:
+                    chunk.texts.append(text)
+                self.cached_bytes += len(body)
         chunk.bodies.append(body)
         chunk.count += count
         chunk.size += len(body)
@@ -236,9 +244,8 @@ class OutputQueue:
 
     def uncache(self, chunk):
         """Let go of the objects of ``chunk``; its flush will decode its bytes."""
-        chunk.texts = None
-        if chunk.events is not None:
-            chunk.events = None
+        if chunk.events is not None or chunk.texts is not None:
+            chunk.events = chunk.texts = None
             self.cached_bytes -= chunk.size
 
     def head(self):
