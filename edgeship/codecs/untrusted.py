@@ -45,6 +45,8 @@ try:  # msgspec (the fast extra too) decodes plain objects checking their types 
     import msgspec
     _INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
     _plain_loads = msgspec.json.Decoder(Dict[str, Union[None, bool, _INT64, str]]).decode
+    # ValueErrors since msgspec 0.21; before, only MsgspecErrors
+    _NOT_PLAIN = (ValueError, msgspec.MsgspecError)
 except ImportError:
     _plain_loads = None
 
@@ -294,7 +296,7 @@ def loads_plain_objects(texts):
         return None
     try:
         values = list(map(_plain_loads, texts))
-    except ValueError:      # msgspec's DecodeError and ValidationError are ValueErrors
+    except _NOT_PLAIN:
         return None
     # Without whitespace before a ':', '":' is written once per key (and inside strings):
     # as many as the keys decoded means no key was given twice (see _may_repeat_a_key).
