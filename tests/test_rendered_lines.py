@@ -166,3 +166,19 @@ def test_tail_to_file_plain_gives_the_bytes_of_the_eager_path(tmp_path):
     assert outputs[0] == outputs[1]
     assert outputs[0].count(b"\n") == len(CORPUS) * 3 + 100
     assert os.path.getsize(tmp_path / "lazy") > 0
+
+
+def test_the_text_is_made_only_for_an_output_that_takes_it(tmp_path):
+    """tail asks its context: the text is worth making for file plain without filters, not
+    behind a filter, not for an output that renders records otherwise."""
+    plain = engine(tmp_path, "plain", False)
+    assert plain.inputs[0].context.takes_json_lines("t")
+    assert not engine(tmp_path, "filtered", True).inputs[0].context.takes_json_lines("t")
+    conf = tmp_path / "out_file.conf"
+    conf.write_text("[SERVICE]\n    Parsers_File parsers.conf\n[INPUT]\n    Name tail\n"
+                    "    Path %s\n    Parser j\n[OUTPUT]\n    Name file\n    Match *\n"
+                    "    Path %s\n[OUTPUT]\n    Name null\n    Match *\n"
+                    % (tmp_path / "none.log", tmp_path))
+    loader = Loader(log_stream=io.StringIO())
+    other = loader.build(loader.read(str(conf)))
+    assert not other.inputs[0].context.takes_json_lines("t")

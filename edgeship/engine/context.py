@@ -47,6 +47,11 @@ class Context:
         self.count("bytes", size)
         self._engine.ingest(self, tag, events, ack)
 
+    def takes_json_lines(self, tag):
+        """Is it worth emitting records of ``tag`` with their JSON lines text
+        (``codecs.formats.RenderedEvents``)? (An output would write it as it is.)"""
+        return self._engine.takes_json_lines(tag)
+
     def reemit(self, tag, events):
         self._engine.ingest(self, tag, events, None, skip=self.plugin)
 

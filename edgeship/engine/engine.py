@@ -122,6 +122,15 @@ class Engine:
         if ack is not None:
             ack.seal()
 
+    def takes_json_lines(self, tag):
+        """Would records of ``tag`` reach, unfiltered, an output that takes their JSON lines
+        text (``Output.reads_records == "json_lines"``)? Then a parser's text is worth
+        handing on (``codecs.formats.RenderedEvents``)."""
+        if self.filter_routes.resolve(tag):
+            return False
+        return any(out.plugin.reads_records == "json_lines"
+                   for out in self.output_routes.resolve(tag))
+
     def _decoded(self, source, tag, entries):
         """The events of packed entries, for the filters (checked entries decode)."""
         if isinstance(entries, list):
