@@ -8,6 +8,10 @@ the plain-record type edgeship's json parser uses), packing chunk entries (a msg
 call per part of each entry, as before; msgspec's one call per batch, as now), rendering JSON
 (orjson, msgspec, and edgeship's Fluent Bit rendering) and unpacking entries (msgpack,
 msgspec). What each line costs in edgeship is in the README's Performance table.
+
+arm64, emulated (ratios only): unpack aarch64 wheels of msgspec, orjson and msgpack into a
+folder and run ``PYTHONPATH=folder:. qemu-aarch64-static -L ROOTFS ROOTFS/usr/bin/python3
+tools/bench/bench_codecs.py`` with an arm64 root file system (tools/rootfs.sh makes one).
 """
 import argparse
 import gc
