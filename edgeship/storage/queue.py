@@ -21,10 +21,10 @@ keep the events they were packed from (``QueuedChunk.events``), so it gets them 
 decoding: rebuilding records from msgpack costs about a microsecond per record, the
 largest cost on that path. That cache is bounded (CACHE_BYTES of packed records per output)
 and dropped as soon as the chunk leaves RAM, the output starts failing, or the chunk is
-done: the bytes stay the truth. With them, while every batch of the chunk came with it, the
-JSON lines text of its records (``QueuedChunk.texts``, see ``codecs.formats.RenderedEvents``);
-for an output that takes that text when it is there (``cache == "json_lines"``: file
-``plain``) the text alone is kept, and the events only when it is not.
+done: the bytes stay the truth. For an output that takes the records' JSON lines text when it
+is there (``cache == "json_lines"``: file ``plain``) a chunk keeps that text instead
+(``QueuedChunk.texts``, see ``codecs.formats.RenderedEvents``) while every batch of it came
+with one; one whose first batch came without keeps its events.
 """
 import time
 
@@ -57,7 +57,7 @@ class QueuedChunk:
         self.bodies = []        # packed batches while open
         self.payload = None     # entries once closed; None when only on disk
         self.events = None      # the same records as objects, while cached (see above)
-        self.texts = None       # with them, their JSON lines text, batch by batch, if known
+        self.texts = None       # or their JSON lines text, batch by batch (see above)
         self.count = 0
         self.size = 0           # bytes of its entries
         self.first_ns = 0
@@ -128,8 +128,9 @@ class OutputQueue:
             chunk = self.open[key] = QueuedChunk(self, tag, budget)
             chunk.first_ns = first_ns
             if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
-                chunk.texts = []
-                if not self.lines_suffice or text is None:
+                if self.lines_suffice and text is not None:
+                    chunk.texts = []    # only the text: no other output reads it
+                else:
                     chunk.events = []
         if events is None:
             self.uncache(chunk)
