@@ -105,6 +105,8 @@ COMBOS = {
     "gzip": {"Compress": "gzip"},
     "ack": {"Require_ack_response": "on"},
     "gzip_ack": {"Compress": "gzip", "Require_ack_response": "on"},
+    "gzip_thread_ack": {"Compress": "gzip", "compress.thread": "on",
+                        "Require_ack_response": "on"},
     "no_meta_opts": {"Retain_metadata_in_forward_mode": "off", "Send_options": "on",
                      "Add_Option": "region eu-west"},
     "int_time_ack": {"Time_as_Integer": "on", "Require_ack_response": "on"},

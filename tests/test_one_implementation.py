@@ -41,7 +41,8 @@ def _dotted(node):
 # job -> (what a second implementation would use, the only modules allowed to)
 ONE_PLACE = {
     "JSON decoding (Fluent Bit's duplicate-key and number rules)": (
-        ("json.loads", "json.JSONDecoder", "orjson.loads", "_json.JSONDecoder"),
+        ("json.loads", "json.JSONDecoder", "orjson.loads", "_json.JSONDecoder",
+         "msgspec.json.Decoder", "msgspec.json.decode"),
         {"edgeship/codecs/untrusted.py"}),
     "record-accessor templates (maps rendered as Fluent Bit's JSON)": (
         ("edgeship.core.accessor.Template", "accessor.Template", "Template"),

@@ -25,12 +25,22 @@ packed wider than needed, or a key written twice, reaches the outputs that send 
 chunks as is, where a record decoded for a filter is packed again the smallest way (the
 values read back are the same).
 
+Packing: msgspec, when installed (the "fast" extra), packs a whole batch in one call (the
+entry heads as pre-packed ``Raw`` bytes between the records), about three times faster
+than a msgpack ``Packer`` call per entry; its bytes are those of the packer rule for every
+type a record holds (dict, list, tuple, str, bytes, int, float, bool, None). Anything else
+(a str or int subclass, the forward input's EventTime and Ext, an integer beyond 64 bits, a
+string holding surrogate escapes) makes it give up, and the batch is packed as before.
+msgspec also packs sets, dates, decimals and UUIDs by itself; no input or filter puts them
+into a record.
+
 Differences from Fluent Bit: its log encoder writes record and metadata maps with map32
 headers; edgeship's are the smallest (any msgpack reader takes both). A time outside what
 EventTime holds (before 1970, after 2106) is kept at the nearest end of the range; Fluent
 Bit wraps it around.
 """
 import struct
+from operator import itemgetter
 
 import msgpack
 
@@ -44,6 +54,21 @@ _SEC_NSEC = struct.Struct(">II").pack
 _NO_METADATA = {}       # shared by every entry; never changed
 _ARRAY_HEADER_SIZE = {0xdc: 3, 0xdd: 5}  # array16 / array32; a fixarray header is 1 byte
 _MAX_SECONDS = (1 << 32) - 1
+_ENTRY_HEAD = b"\x92\x92\xd7\x00"    # [[fixext8 type 0 ...
+_TIME_OF, _RECORD_OF = itemgetter(0), itemgetter(1)
+
+
+def _refuse(value):
+    """msgspec's hook for a type it does not know: the packer rule decides instead."""
+    raise TypeError("%s is packed by the packer rule" % type(value).__name__)
+
+
+try:  # the "fast" extra; msgpack gives the same bytes without it
+    from msgspec import Raw as _Raw
+    from msgspec.msgpack import Encoder as _Encoder
+    _encode = _Encoder(enc_hook=_refuse).encode
+except ImportError:
+    _encode = None
 
 
 def _time_data(t):
@@ -60,6 +85,11 @@ def pack_entries(events):
     same values (False when the packer rule had to change one, or a time was out of
     range). One packer fills one buffer; each time's 8 bytes are made once (a batch mostly
     shares one time)."""
+    if _encode is not None and events:
+        try:
+            return _pack_batch(events)
+        except Exception:  # see the module docstring: the packer rule decides
+            pass
     packer = msgpack.Packer(use_bin_type=True, autoreset=False)
     array, ext, metadata, pack = (packer.pack_array_header, packer.pack_ext_type,
                                   packer.pack_map_header, packer.pack)
@@ -80,6 +110,28 @@ def pack_entries(events):
     except (UnicodeEncodeError, TypeError, OverflowError):
         return _pack_by_the_rule(events), False
     return packer.bytes(), exact
+
+
+def _pack_batch(events):
+    """pack_entries with msgspec: one call packs ``[head, record, head, record, ...]``,
+    each head the Raw bytes of ``[[EventTime, {}],`` (one per distinct time), and the
+    array header is cut off."""
+    times = list(map(_TIME_OF, events))
+    count = len(times)
+    heads = {}
+    exact = True
+    for t in set(times):
+        data, held = _time_data(t)
+        heads[t] = _Raw(_ENTRY_HEAD + data + b"\x80")
+        exact = exact and held
+    if len(heads) == 1:
+        mixed = [heads[times[0]]] * (2 * count)
+    else:
+        mixed = [None] * (2 * count)
+        mixed[::2] = map(heads.__getitem__, times)
+    mixed[1::2] = map(_RECORD_OF, events)
+    packed = _encode(mixed)
+    return packed[_ARRAY_HEADER_SIZE.get(packed[0], 1):], exact
 
 
 def _pack_by_the_rule(events):
@@ -123,7 +175,6 @@ def offsets(payload):
     return found
 
 
-_ENTRY_HEAD = b"\x92\x92\xd7\x00"     # [[fixext8 type 0 ...
 # Container headers (fixmap, fixarray, array16/32, map16/32) -> 1, any other byte -> 0: an
 # entry cannot nest deeper than it has such bytes.
 _CONTAINER_BYTES = bytes.maketrans(
@@ -212,23 +263,26 @@ class Chunk(Entries):
     """What an output's ``flush`` gets: ``tag``, ``payload`` (the entries), ``count``,
     ``events()``, and ``id``, the same on every retry of these records. ``signal`` is
     ``METRICS`` for a metrics chunk: its payload is cmetrics contexts
-    (``codecs.cmetrics.decode``), its count 1, and it has no events."""
+    (``codecs.cmetrics.decode``), its count 1, and it has no events. ``json_lines``: the
+    records' JSON lines text when known (see ``formats.RenderedEvents``), else None."""
 
-    __slots__ = ("tag", "id", "_offsets", "signal")
+    __slots__ = ("tag", "id", "_offsets", "signal", "json_lines")
 
-    def __init__(self, tag, payload, count, chunk_id, events=None, signal=LOGS):
+    def __init__(self, tag, payload, count, chunk_id, events=None, signal=LOGS,
+                 json_lines=None):
         Entries.__init__(self, payload, count, events)
         self.tag = tag
         self.id = chunk_id
         self._offsets = None
         self.signal = signal
+        self.json_lines = json_lines
 
     def part(self, start, end, chunk_id):
         """The chunk of entries ``start`` to ``end`` (exclusive) of this one: their own
         bytes, and their events when this chunk has them decoded."""
         if start == 0 and end == self.count:
             return Chunk(self.tag, self.payload, self.count, chunk_id, self._events,
-                         self.signal)
+                         self.signal, self.json_lines)
         if self._offsets is None:
             found = offsets(self.payload)
             if len(found) != self.count + 1:

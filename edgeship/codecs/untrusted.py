@@ -39,6 +39,17 @@ try:  # orjson is the fast extra; json gives the same values without it
 except ImportError:
     _fast_loads = None
 
+try:  # msgspec (the fast extra too) decodes plain objects checking their types as it goes
+    from typing import Annotated, Dict, Union
+
+    import msgspec
+    _INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+    _plain_loads = msgspec.json.Decoder(Dict[str, Union[None, bool, _INT64, str]]).decode
+    # ValueErrors since msgspec 0.21; before, only MsgspecErrors
+    _NOT_PLAIN = (ValueError, msgspec.MsgspecError)
+except ImportError:
+    _plain_loads = None
+
 MAX_DEPTH = 64
 
 _CONTAINERS = frozenset((dict, list))
@@ -266,6 +277,32 @@ def loads_objects(texts):
     if _flat_objects(texts, values):
         return values
     return [_object_from(text, value) for text, value in zip(texts, values)]
+
+
+def loads_plain_objects(texts):
+    """``(objects, joined)`` when every text is one plain object: a map of strings, integers
+    within int64, booleans and nulls (no float, no nested value), no key given twice;
+    ``joined`` is the texts joined by NUL. Else None (always without msgspec, which checks
+    the types while decoding): use ``loads_objects``.
+
+    The objects are those ``loads_objects`` gives. A text that is not plain makes msgspec
+    give the batch up; one with an array or with whitespace outside its strings other than
+    spaces is not tried."""
+    if _plain_loads is None or not texts:
+        return None
+    joined = "\x00".join(texts)
+    if "[" in joined or "\t" in joined or "\r" in joined or "\n" in joined \
+            or (" " in joined and " :" in joined):
+        return None
+    try:
+        values = list(map(_plain_loads, texts))
+    except _NOT_PLAIN:
+        return None
+    # Without whitespace before a ':', '":' is written once per key (and inside strings):
+    # as many as the keys decoded means no key was given twice (see _may_repeat_a_key).
+    if joined.count('":') != sum(map(len, values)):
+        return None
+    return values, joined
 
 
 def _flat_objects(texts, values):

@@ -69,6 +69,11 @@ class Context:
     def engine_metrics(self):
         return self._engine.metrics_snapshot()
 
+    def takes_json_lines(self, tag):
+        """Is it worth emitting records of ``tag`` with their JSON lines text
+        (``codecs.formats.RenderedEvents``)? (An output would write it as it is.)"""
+        return self._engine.takes_json_lines(tag)
+
     def reemit(self, tag, events):
         self._engine.ingest(self, tag, events, None, skip=self.plugin)
 

@@ -135,9 +135,10 @@ class Engine:
         ``tag`` and queue them for every output whose Match accepts the tag. ``skip`` is a
         filter the batch must not pass through again (records re-emitted by rewrite_tag).
         ``events`` may be packed entries (``codecs.entries.Entries``): they are decoded only
-        when a filter matches the tag, else stored as they are."""
+        when a filter matches the tag, else stored as they are; events with their JSON text
+        (``codecs.formats.RenderedEvents``) reach filters as a plain list, without it."""
         filters = self.filter_routes.resolve(tag)
-        if filters and not isinstance(events, list):
+        if filters and type(events) is not list:
             events = self._decoded(source, tag, events)
         self._through(source, tag, events, ack, skip, filters, 0)
 
@@ -183,6 +184,7 @@ class Engine:
                                      [out.queue for out in outputs])
         if ack is not None:
             ack.seal()
+
     def _resume(self, source, tag, events, ack, skip, filters, index, future):
         self.waiting.discard(future)
         given = len(events)
@@ -194,8 +196,19 @@ class Engine:
         filters[index].count(given, len(events))
         self._through(source, tag, events, ack, skip, filters, index + 1)
 
+    def takes_json_lines(self, tag):
+        """Would records of ``tag`` reach, unfiltered, an output that takes their JSON lines
+        text (``Output.reads_records == "json_lines"``)? Then a parser's text is worth
+        handing on (``codecs.formats.RenderedEvents``)."""
+        if self.filter_routes.resolve(tag):
+            return False
+        return any(out.plugin.reads_records == "json_lines"
+                   for out in self.output_routes.resolve(tag))
+
     def _decoded(self, source, tag, entries):
         """The events of packed entries, for the filters (checked entries decode)."""
+        if isinstance(entries, list):
+            return list(entries)
         try:
             return entries.events()
         except ValueError as exc:

@@ -157,7 +157,8 @@ class Output(Plugin):
     # Chunks flushed at once when the config sets no Workers (Fluent Bit's per plugin).
     workers = 1
     # False (set by configure) for an output that only sends or writes ``chunk.payload``:
-    # storage then keeps no record objects for it.
+    # storage then keeps no record objects for it; "json_lines" for one that takes
+    # ``chunk.json_lines`` when it is there: storage keeps that text instead of the records.
     reads_records = True
     # The signals it takes (Fluent Bit's event_type): LOGS, METRICS; chunk.signal says
     # which one a flush carries.

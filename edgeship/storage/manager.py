@@ -89,7 +89,8 @@ class Storage:
         """The queue of an output. ``on_ready()``: a chunk closed; ``on_dropped(chunk,
         reason, log)``: storage gave a chunk up (memrb, storage.total_limit_size).
         ``reads_records``: False for an output that only sends or writes the chunks' bytes
-        (no events are kept for it)."""
+        (no events are kept for it), "json_lines" for one that takes their JSON lines text
+        when known (no events are kept beside it)."""
         spool = None
         if self.path:
             spool = Spool(os.path.join(self.path, _dir_name(name)), self.log,
@@ -134,6 +135,7 @@ class Storage:
     def put(self, budget, tag, events, ack, queues):
         """Queue a batch for each output queue it was routed to (packed once for all).
         ``events``: a list, or entries already packed (``codecs.entries.Entries``)."""
+        text = None
         if isinstance(events, Entries):
             body, cached = events.payload, events.decoded()
             first, last = events.first_ns, events.last_ns
@@ -146,9 +148,11 @@ class Storage:
                     return
                 body, exact = pack_entries(events)
             cached = events if exact else None
+            if exact:
+                text = getattr(events, "json_lines", None)
             first, last = events[0][0], events[-1][0]
         for queue in queues:
-            chunk = queue.put(budget, tag, body, cached, len(events), first, last)
+            chunk = queue.put(budget, tag, body, cached, len(events), first, last, text=text)
             budget.bytes += len(body)
             if ack is not None:
                 ack.add()
@@ -236,7 +240,9 @@ class Storage:
         if payload is None:
             payload = await asyncio.get_running_loop().run_in_executor(None, _read, chunk)
         signal = METRICS if chunk.version == cf.METRICS else LOGS
-        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events, signal)
+        texts = chunk.texts
+        return Chunk(chunk.tag, payload, chunk.count, chunk.seq, chunk.events, signal,
+                     None if texts is None else b"".join(texts))
 
     def confirm(self, chunk):
         """The output has ``chunk``: it is forgotten, its acks released."""

@@ -21,7 +21,10 @@ keep the events they were packed from (``QueuedChunk.events``), so it gets them 
 decoding: rebuilding records from msgpack costs about a microsecond per record, the
 largest cost on that path. That cache is bounded (CACHE_BYTES of packed records per output)
 and dropped as soon as the chunk leaves RAM, the output starts failing, or the chunk is
-done: the bytes stay the truth.
+done: the bytes stay the truth. For an output that takes the records' JSON lines text when it
+is there (``cache == "json_lines"``: file ``plain``) a chunk keeps that text instead
+(``QueuedChunk.texts``, see ``codecs.formats.RenderedEvents``) while every batch of it came
+with one; one whose first batch came without keeps its events.
 """
 import time
 
@@ -41,7 +44,8 @@ class QueuedChunk:
     """A chunk in a queue. The engine reads ``seq``, ``tag``, ``count``, ``durable`` and
     ``gone``; the rest is storage's."""
 
-    __slots__ = ("queue", "seq", "tag", "source", "bodies", "payload", "events", "count",
+    __slots__ = ("queue", "seq", "tag", "source", "bodies", "payload", "events", "texts",
+                 "count",
                  "size", "first_ns", "last_ns", "acks", "segment", "position", "frame_size",
                  "version", "pinned", "gone", "busy")
 
@@ -53,6 +57,7 @@ class QueuedChunk:
         self.bodies = []        # packed batches while open
         self.payload = None     # entries once closed; None when only on disk
         self.events = None      # the same records as objects, while cached (see above)
+        self.texts = None       # or their JSON lines text, batch by batch (see above)
         self.count = 0
         self.size = 0           # bytes of its entries
         self.first_ns = 0
@@ -78,6 +83,7 @@ class OutputQueue:
         self.log = log
         self.spool = spool
         self.cache = cache              # its output reads records: keep their objects
+        self.lines_suffice = cache == "json_lines"  # ... or just their JSON lines text
         self.open = {}                  # (budget, tag) -> open QueuedChunk
         self.queued = {}                # offset -> closed QueuedChunk, oldest first
         self.next_seq = 0
@@ -113,10 +119,12 @@ class OutputQueue:
         return len(found), records_total
 
     # ------------------------------------------------------------------ in
-    def put(self, budget, tag, body, events, count, first_ns, last_ns, version=cf.LOGS):
+    def put(self, budget, tag, body, events, count, first_ns, last_ns, version=cf.LOGS,
+            text=None):
         """Append a batch, its packed entries ``body`` and, when they unpack to exactly
-        these values, its ``events`` (else None), to the open chunk of its input, tag and
-        kind (``version``: logs or metrics); returns that chunk."""
+        these values, its ``events`` (else None) and their JSON lines ``text`` (None when
+        unknown), to the open chunk of its input, tag and kind (``version``: logs or
+        metrics); returns that chunk."""
         key = (budget, tag, version)
         chunk = self.open.get(key)
         if chunk is None:
@@ -124,12 +132,23 @@ class OutputQueue:
             chunk.version = version
             chunk.first_ns = first_ns
             if self.cache and not self.failing and self.cached_bytes < CACHE_BYTES:
-                chunk.events = []
+                if self.lines_suffice and text is not None:
+                    chunk.texts = []    # only the text: no other output reads it
+                else:
+                    chunk.events = []
         if events is None:
             self.uncache(chunk)
-        elif chunk.events is not None:
-            chunk.events.extend(events)
-            self.cached_bytes += len(body)
+        elif chunk.events is not None or chunk.texts is not None:
+            if text is None and chunk.events is None:
+                self.uncache(chunk)     # text alone was kept, and this batch has none
+            else:
+                if chunk.events is not None:
+                    chunk.events.extend(events)
+                if text is None:
+                    chunk.texts = None
+                elif chunk.texts is not None:
+                    chunk.texts.append(text)
+                self.cached_bytes += len(body)
         chunk.bodies.append(body)
         chunk.count += count
         chunk.size += len(body)
@@ -230,8 +249,8 @@ class OutputQueue:
 
     def uncache(self, chunk):
         """Let go of the objects of ``chunk``; its flush will decode its bytes."""
-        if chunk.events is not None:
-            chunk.events = None
+        if chunk.events is not None or chunk.texts is not None:
+            chunk.events = chunk.texts = None
             self.cached_bytes -= chunk.size
 
     def head(self):

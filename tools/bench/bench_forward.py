@@ -31,6 +31,7 @@ VARIANTS = (
     ("forward + ack", ["require_ack_response=on", "workers=1"]),
     ("forward + ack, Workers 2", ["require_ack_response=on", "workers=2"]),
     ("forward + gzip", ["compress=gzip"]),
+    ("forward + gzip, compress.thread", ["compress=gzip", "compress.thread=on"]),
     ("forward + gzip + ack", ["compress=gzip", "require_ack_response=on"]),
 )
 
@@ -166,8 +167,8 @@ def main():
             ours = measure("edgeship: %s (%s)" % (name, args.input), args.lines, port,
                            edgeship_sender(source, port, options),
                            edgeship_receiver(port, tmp, args.format), tmp, args.format)
-            if binary is None or args.input != "tail":
-                continue
+            if binary is None or args.input != "tail" or "compress.thread=on" in options:
+                continue        # (compress.thread is edgeship's own)
             port = free_port()
             theirs = measure("Fluent Bit: %s (tail)" % name, args.lines, port,
                              fluent_bit_sender(binary, log, parsers, port, options),

@@ -146,7 +146,7 @@ class FileOutput(Output):
                 "file: rotate is not done by edgeship: the file is reopened when logrotate "
                 "moves it", key="rotate"))
         self.format = self.conf["format"]
-        self.reads_records = self.format != "msgpack"
+        self.reads_records = {"msgpack": False, "plain": "json_lines"}.get(self.format, True)
         self.delimiter = {"csv": ",", "ltsv": "\t"}.get(self.format)
         self.label_delimiter = ":" if self.format == "ltsv" else None
         for key, name in (("delimiter", "Delimiter"), ("label_delimiter", "Label_Delimiter")):
@@ -171,6 +171,8 @@ class FileOutput(Output):
         fmt = self.format
         if fmt == "msgpack":
             return chunk.payload, b""  # Fluent Bit writes its chunk's bytes as they are
+        if fmt == "plain" and chunk.json_lines is not None:
+            return chunk.json_lines, b""    # the records as they came (RenderedEvents)
         tag, events = chunk.tag, chunk.events()
         if fmt == "out_file":
             return formats.render_out_file(tag, events), b""

@@ -14,10 +14,15 @@ alive between flushes in a pool per node, so acks are awaited in parallel.
 only it is one tag per chunk; with a record key (``app.$svc``) every record goes in its
 own Message-mode frame, as Fluent Bit sends it. A tag that renders empty is replaced by the
 record's own tag (Fluent Bit sends the empty tag, which its in_forward drops silently).
+
+``compress.thread`` (edgeship only, off by default): gzip frames are made in a thread of the
+output's own (zlib works without the GIL), so the loop reads and packs the next records
+meanwhile; see the README's Performance table for what it gives.
 """
 import asyncio
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from edgeship.codecs import formats
 from edgeship.codecs.msgpack import MsgpackCodec
@@ -69,6 +74,8 @@ class ForwardOutput(Output):
         Option("Require_ack_response", "bool", "off",
                help="ask for an ack of every chunk: at-least-once delivery"),
         Option("Compress", choices=("gzip", "none"), help="gzip: CompressedPackedForward"),
+        Option("compress.thread", "bool", "off",
+               help="gzip: compress in a thread beside the loop (edgeship)"),
         Option("Shared_Key", help="secure forward shared key"),
         Option("Empty_Shared_Key", "bool", "off", help="secure forward with an empty key"),
         Option("Self_Hostname", default="localhost", help="host name sent in PING"),
@@ -113,6 +120,7 @@ class ForwardOutput(Output):
         # Fluent Bit waits for an ack forever when net.io_timeout is 0; edgeship gives up
         # (net/stream.py) and retries, so a silent server cannot stall the output.
         self.io_timeout = io_timeout(conf)
+        self.compressor = None      # the thread of compress.thread, made at the first flush
         # One salt per instance, as Fluent Bit: the same on every connection.
         self.salt = os.urandom(16)
         self.nodes = self._nodes()
@@ -217,7 +225,13 @@ class ForwardOutput(Output):
                 for t, record in chunk.events()]
 
     async def flush(self, chunk):
-        frames = self._frames(chunk)
+        if self.encoder.compress and self.conf["compress.thread"]:
+            if self.compressor is None:
+                self.compressor = ThreadPoolExecutor(1, thread_name_prefix=self.display)
+            frames = await asyncio.get_running_loop().run_in_executor(
+                self.compressor, self._frames, chunk)
+        else:
+            frames = self._frames(chunk)
         count = len(self.nodes)
         start = self.next_node
         self.next_node = (start + 1) % count
@@ -247,6 +261,9 @@ class ForwardOutput(Output):
     async def stop(self):
         for node in self.nodes:
             node.pool.close()
+        if self.compressor is not None:
+            self.compressor.shutdown(wait=False)
+            self.compressor = None
 
 
 PLUGIN = ForwardOutput

@@ -5,7 +5,9 @@ A parser module (json, regex, logfmt, ltsv) subclasses ``Parser`` and implements
 caller then keeps the raw line). ``time_ns`` None means "no time in the text: use now".
 Inputs parse a block of lines at once with ``parse_lines(lines, now_ns)``: one entry per
 line, the event ``(time_ns, record)`` (``now_ns`` when the text has no time) or None. A
-parser may override it with a faster loop giving the same events.
+parser may override it with a faster loop giving the same events; ``as_rendered`` says the
+caller hands the events on unchanged, so it may return them as ``formats.RenderedEvents``
+(the json parser does).
 
 Fluent Bit behaviour kept here (src/flb_parser*.c, 5.1.1):
 - Time_Key (default ``time``) is only looked up when Time_Format is set.
@@ -93,7 +95,7 @@ class Parser:
     def parse(self, text):
         raise NotImplementedError
 
-    def parse_lines(self, lines, now_ns):
+    def parse_lines(self, lines, now_ns, as_rendered=False):
         """The event of each line, ``now_ns`` standing in for a missing time, or None for a
         line that does not parse."""
         parse = self.parse

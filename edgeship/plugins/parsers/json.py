@@ -11,11 +11,17 @@
 - Time_Key with a string value is parsed with Time_Format; a value that does not parse is
   warned about and kept, and the record gets the current time. A number is not a time.
 
+A caller that hands the events on unchanged (``as_rendered``) gets, when every line already
+is Fluent Bit's JSON rendering of its record (``formats.verbatim_json_lines``), a
+``formats.RenderedEvents`` carrying that text: an output writing JSON lines writes it as it
+came instead of rendering the records again.
+
 The decoding is edgeship.codecs.untrusted's, the one JSON decoder of every input: orjson
 does the work when it is installed (about 1 us a line); the standard library gives the same
 records without it.
 """
-from edgeship.codecs.untrusted import loads_object, loads_objects
+from edgeship.codecs.formats import RenderedEvents, verbatim_json_lines
+from edgeship.codecs.untrusted import loads_object, loads_objects, loads_plain_objects
 from edgeship.plugins.parsers._base import Parser
 
 
@@ -29,11 +35,18 @@ class JsonParser(Parser):
             return None
         return self._finish(record, None)
 
-    def parse_lines(self, lines, now_ns):
+    def parse_lines(self, lines, now_ns, as_rendered=False):
+        plain = self.decoders is None and self.time_format is None
+        if plain and as_rendered:
+            found = loads_plain_objects(lines)
+            if found is not None:
+                events = [(now_ns, record) for record in found[0]]
+                text = verbatim_json_lines(found[1])
+                return events if text is None else RenderedEvents(events, text)
         records = loads_objects(lines)
         failed = records.count(None)
         self.failed += failed
-        if self.decoders is None and self.time_format is None and not failed:
+        if plain and not failed:
             return [(now_ns, record) for record in records]
         finish = self._finish
         return [None if record is None else finish(record, now_ns) for record in records]

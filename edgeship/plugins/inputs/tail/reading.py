@@ -224,8 +224,9 @@ class Reading:
 
     def _parse(self, f, lines, offsets, now, has_cr):
         texts = [_strip_cr(line) for line in lines] if has_cr else lines
-        events = self.parser.parse_lines(texts, now)
         decorate = self.path_key is not None or self.offset_key is not None
+        as_rendered = not decorate and self.context.takes_json_lines(f.tag)
+        events = self.parser.parse_lines(texts, now, as_rendered=as_rendered)
         if not decorate and None not in events:
             return events
         failed = 0
