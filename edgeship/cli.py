@@ -565,8 +565,16 @@ def run(opts):
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     import asyncio
     from edgeship.engine.supervisor import Supervisor
+    return asyncio.run(Supervisor(engine, build, _follow_monitor).run(early_signals))
+
+
+async def _follow_monitor(supervisor, current):
+    """The monitoring server (``edgeship.http.monitor.follow``), imported only once a
+    configuration turns HTTP_Server on: h11 and the server cost a Pi RSS otherwise."""
+    if current is None and not supervisor.engine.service["http_server"]:
+        return None
     from edgeship.http import monitor
-    return asyncio.run(Supervisor(engine, build, monitor.follow).run(early_signals))
+    return await monitor.follow(supervisor, current)
 
 
 if __name__ == "__main__":
