@@ -36,6 +36,8 @@ def _number_with_unit(text, units, what, examples):
         number = float(word)
     except ValueError:
         raise ValueError("expected %s such as %s, got '%s'" % (what, examples, text))
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("expected %s such as %s, got '%s'" % (what, examples, text))
     if number < 0:
         raise ValueError("%s cannot be negative: '%s'" % (what, text))
     return number * factor
