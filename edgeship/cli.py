@@ -556,7 +556,9 @@ def run(opts):
     if dry_run:
         sys.stderr.write("configuration test is successful\n")
         return 0
-    if not engine.inputs and not engine.outputs:
+    # A bare command line is a question (Fluent Bit prints its banner and idles); a config
+    # file with no input or output is run as Fluent Bit runs it, until a signal stops it.
+    if not config and not engine.inputs and not engine.outputs:
         sys.stderr.write(USAGE)
         return 1
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
