@@ -556,8 +556,9 @@ def run(opts):
     if dry_run:
         sys.stderr.write("configuration test is successful\n")
         return 0
-    # A bare command line is a question (Fluent Bit prints its banner and idles); a config
-    # file with no input or output is run as Fluent Bit runs it, until a signal stops it.
+    # A bare command line is a question: the usage. A config file with no input and no
+    # output is accepted as Fluent Bit accepts it; with no input the run ends at once (Fluent
+    # Bit idles until a signal), as a run that only drains its spool does.
     if not config and not engine.inputs and not engine.outputs:
         sys.stderr.write(USAGE)
         return 1
