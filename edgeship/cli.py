@@ -556,12 +556,12 @@ def run(opts):
     if dry_run:
         sys.stderr.write("configuration test is successful\n")
         return 0
-    if not engine.inputs and not engine.outputs and not config:
+    # A bare command line is a question: the usage. A config file with no input and no
+    # output is accepted as Fluent Bit accepts it; with no input the run ends at once (Fluent
+    # Bit idles until a signal), as a run that only drains its spool does.
+    if not config and not engine.inputs and not engine.outputs:
         sys.stderr.write(USAGE)
         return 1
-    if not engine.inputs:
-        # Fluent Bit runs such a config idle until it is stopped; so does edgeship.
-        engine.log.warn("the configuration has no [INPUT]: nothing will be read")
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     import asyncio
     from edgeship.engine.supervisor import Supervisor

@@ -2,10 +2,10 @@
 engine), and run batches through them."""
 import io
 import os
-import subprocess
-import sys
 
 from edgeship.engine.loader import Loader
+
+from conftest import run_edgeship
 
 T0 = 1711360800 * 1000000000
 
@@ -72,10 +72,7 @@ def captured(engine):
 
 
 def run_config(tmp_path, text, input=None):
-    """Run ``edgeship -c`` on config ``text`` as a real child process to its end.
-    (tests/conftest.run_edgeship cannot be imported when tests/core/conftest.py is
-    collected in the same run: both are module "conftest".)"""
+    """Run ``edgeship -c`` on config ``text`` as a real child process to its end."""
     conf = tmp_path / "fluent-bit.conf"
     conf.write_text(text)
-    return subprocess.run([sys.executable, "-m", "edgeship", "-c", str(conf)], input=input,
-                          capture_output=True, text=True, timeout=30)
+    return run_edgeship(["-c", str(conf)], input=input)

@@ -2,11 +2,9 @@
 content type and shape as Fluent Bit 5.1.1 gives them, with the numbers of a known run;
 the health check turning to error on failed retries; a real Prometheus scraping it."""
 import json
-import os
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 

@@ -2,7 +2,6 @@
 (TLS, basic auth, keep-alive) and a recording receiver that is down, slow, failing or
 hanging up: every record arrives, none twice beyond the chunk in flight, no hang."""
 import collections
-import json
 import os
 
 import pytest

@@ -13,21 +13,13 @@ import subprocess
 import sys
 import time
 
-
 from edgeship.engine.loader import Loader
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS_PLACES = (os.environ.get("EDGESHIP_REALCONF", ""),
-                 os.path.join(HERE, "..", "..", "shared", "realconf"), "/work/shared/realconf")
+from conftest import SHARED
+
+CORPUS = os.path.join(SHARED, "realconf")
 LOCAL_INPUTS = {"dummy", "tail", "stdin"}
 LOCAL_OUTPUTS = {"stdout", "file", "null", "counter"}
-
-
-def corpus():
-    for place in CORPUS_PLACES:
-        if place and os.path.isfile(os.path.join(place, "run.py")):
-            return place
-    return None
 
 
 def runner(place):
@@ -64,10 +56,8 @@ def local_only(work, env):
 
 
 def test_local_realconf_cases_run_two_seconds_and_stop_cleanly(tmp_path):
-    place = corpus()
-    assert place is not None, "the realconf corpus (../shared/realconf) is missing"
-    run = runner(place)
-    cases_dir = os.path.join(place, "cases")
+    run = runner(CORPUS)
+    cases_dir = os.path.join(CORPUS, "cases")
     command = [sys.executable, "-m", "edgeship"]
     ran = []
     for name in sorted(os.listdir(cases_dir)):

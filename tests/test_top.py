@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import urllib.request
 
+from edgeship.http.top import Sampler
+
 from conftest import EDGESHIP, free_port, wait_for
 from test_forward_e2e import section, write
 
@@ -87,12 +89,22 @@ def test_top_shows_what_the_api_says_and_q_quits(spawn, tmp_path):
         # It keeps updating: ticker's records grow on screen as in the API.
         first = int(_row(screen, "ticker")[2])
         wait_for(lambda: int(_row(terminal.screen(), "ticker")[2]) > first + 5)
-        rate = float(_row(terminal.screen(), "ticker")[1])
-        assert 0 < rate < 50
+        # The rate column lives (its arithmetic is test_rate_is_records_per_second's).
+        wait_for(lambda: float(_row(terminal.screen(), "ticker")[1]) > 0)
         terminal.tmux(["send-keys", "-t", "top", "q"])
         wait_for(lambda: not terminal.alive())
     finally:
         terminal.close()
+
+
+def test_rate_is_records_per_second_between_samples():
+    sampler = Sampler("http://127.0.0.1:1")
+    key = ("input", "ticker")
+    assert sampler._rate(key, 10, now=100.0) == 0.0          # no previous sample yet
+    assert sampler._rate(key, 20, now=102.0) == 5.0
+    assert sampler._rate(key, 20, now=102.0) == 0.0          # no time passed: no division
+    assert sampler._rate(key, 3, now=103.0) == 0.0           # counters restarted (reload)
+    assert sampler.history[key] == [0.0, 5.0, 0.0, 0.0]
 
 
 def test_top_says_when_nothing_answers(tmp_path):

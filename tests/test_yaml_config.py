@@ -7,14 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_edgeship
+from conftest import SHARED, run_edgeship
 
 from edgeship.core.config import ClassicReader, Variables, translate_key
 from edgeship.core.errors import ConfigError
 from edgeship.core.files import LocalFiles
 from edgeship.engine.loader import Loader
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def read(tmp_path, files, main="fluent-bit.yaml", environ=None):
@@ -146,10 +144,7 @@ def test_plugin_errors_from_the_shared_loader(tmp_path):
 
 
 # ---------------------------------------------------------------------- conformance twins
-CONFORMANCE = os.environ.get("EDGESHIP_CONFORMANCE") or next(
-    (p for p in (os.path.join(HERE, "..", "..", "shared", "conformance"),
-                 "/work/shared/conformance") if os.path.isfile(os.path.join(p, "run.py"))),
-    None)
+CONFORMANCE = os.path.join(SHARED, "conformance")
 
 
 def yaml_twin(classic_path):
@@ -175,8 +170,6 @@ def yaml_twin(classic_path):
 
 
 def test_conformance_cases_as_yaml_twins_give_the_same_outputs(tmp_path):
-    if CONFORMANCE is None:
-        pytest.skip("the conformance corpus (../shared/conformance) is not on this machine")
     cases = tmp_path / "cases"
     cases.mkdir()
     made = []

@@ -25,7 +25,6 @@ from edgeship.codecs import untrusted
 
 ENCODINGS = ("json", "json_lines", "cbor", "msgpack")
 DECODINGS = ("json", "cbor", "msgpack", "raw")
-BATCH_ENCODINGS = ("json_lines", "cbor", "msgpack")
 
 _JSON_SPACE = " \t\n\r"
 

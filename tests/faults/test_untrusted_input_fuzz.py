@@ -18,7 +18,6 @@ import re
 import socket
 import struct
 import subprocess
-import time
 
 import msgpack
 import paho.mqtt.client as paho

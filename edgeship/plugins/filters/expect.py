@@ -14,8 +14,6 @@ from edgeship.plugins.filters._rules import rule_accessor, rule_error
 from edgeship.plugins.filters._tokens import split_fields
 
 EXIT_CODE = 255
-RULES = ("key_exists", "key_not_exists", "key_val_is_null", "key_val_is_not_null",
-         "key_val_eq")
 
 
 def check(kind, value, expected):

@@ -151,6 +151,7 @@ class MultilineFilter(Filter):
         parts = self.parts
         missing_id = 0
         touched = False
+        now = time.monotonic()          # once per batch: the whole batch arrived together
         for event in events:
             record = event[1]
             if not _is_true(record.get("partial_message")):
@@ -171,7 +172,7 @@ class MultilineFilter(Filter):
             if joined is None:
                 joined = parts[slot] = _Parts(event[0], record, key)
             joined.pieces.append(content)
-            joined.last_write = time.monotonic()
+            joined.last_write = now
             if _is_true(record.get("partial_last")):
                 del parts[slot]
                 out.append(joined.event())
