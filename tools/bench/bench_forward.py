@@ -24,7 +24,8 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit, free_port,  # noqa: E402
-                                generate_lines, row, tail_args, workdir, write_parsers)
+                                generate_lines, print_ratio, row, tail_args, workdir,
+                                write_parsers)
 
 VARIANTS = (
     ("forward", []),
@@ -173,8 +174,7 @@ def main():
                              fluent_bit_sender(binary, log, parsers, port, options),
                              fluent_bit_receiver(binary, port, tmp, args.format), tmp,
                              args.format)
-            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
-                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+            print_ratio(ours, theirs, name)
 
 
 if __name__ == "__main__":

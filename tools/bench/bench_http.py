@@ -18,11 +18,11 @@ import asyncio
 import os
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit, free_port,  # noqa: E402
-                                generate_lines, row, tail_args, workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, fluent_bit, free_port,  # noqa: E402
+                                generate_lines, measure_delivery, print_ratio, tail_args,
+                                workdir, write_parsers)
 
 VARIANTS = (
     ("http json_lines", "lines", ["-o", "http", "-p", "format=json_lines", "-p", "uri=/in"]),
@@ -70,17 +70,7 @@ class Receiver:
 
 def measure(name, lines, args, receiver):
     receiver.count = 0
-    start = time.perf_counter()
-    sender = Measured(args)
-    deadline = time.monotonic() + 600
-    while receiver.count < lines and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    cpu, rss = sender.finish()
-    if receiver.count < lines:
-        raise SystemExit("%s: the receiver counted %d of %d records"
-                         % (name, receiver.count, lines))
-    return row(name, lines, elapsed, cpu, rss)
+    return measure_delivery(name, lines, args, lambda: receiver.count)
 
 
 def main():
@@ -111,8 +101,7 @@ def main():
                              [binary, "-q", "-f", "0.2", "-R", parsers, "-i", "tail",
                               "-p", "path=" + log, "-p", "read_from_head=on",
                               "-p", "parser=json", "-t", "bench"] + common, receiver)
-            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
-                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+            print_ratio(ours, theirs, name)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ import os
 import socket
 import sys
 import threading
-import time
 
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit,  # noqa: E402
-                                generate_lines, row, workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, fluent_bit,  # noqa: E402
+                                generate_lines, measure_delivery, print_ratio, workdir,
+                                write_parsers)
 
 # name -> (output options, what ends a message on the wire: bytes, or None for msgpack)
 VARIANTS = [
@@ -93,17 +93,12 @@ def sender_args(binary, log, parsers, port, options):
 
 def measure(label, lines, binary, log, parsers, options, delimiter):
     receiver = Receiver(delimiter)
-    start = time.perf_counter()
-    sender = Measured(sender_args(binary, log, parsers, receiver.port, options))
-    deadline = time.monotonic() + 600
-    while receiver.count < lines and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    cpu, rss = sender.finish()
-    receiver.close()
-    if receiver.count < lines:
-        raise SystemExit("%s: %d of %d records arrived" % (label, receiver.count, lines))
-    return row(label, lines, elapsed, cpu, rss)
+    try:
+        return measure_delivery(label, lines,
+                                sender_args(binary, log, parsers, receiver.port, options),
+                                lambda: receiver.count)
+    finally:
+        receiver.close()
 
 
 def main():
@@ -128,8 +123,7 @@ def main():
                 continue
             theirs = measure("Fluent Bit: " + name, args.lines, binary, log, parsers, options,
                              delimiter)
-            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
-                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+            print_ratio(ours, theirs, name)
 
 
 if __name__ == "__main__":
