@@ -12,6 +12,7 @@ text is on, and counts scalars as invalid too (both logged once per read).
 """
 import asyncio
 import codecs
+import contextlib
 import os
 import socket
 
@@ -302,6 +303,19 @@ class ListeningInput(Input):
             for writer in list(self.connections):
                 writer.close()
             await server.wait_closed()
+
+    @contextlib.contextmanager
+    def serving(self, writer, address):
+        """Around the reading of one connection: kept in ``self.connections`` meanwhile, an
+        OSError ending it logged (debug: a peer that went away is normal), closed after."""
+        self.connections.add(writer)
+        try:
+            yield
+        except OSError as exc:
+            self.log.debug("connection from %s ended: %s", address, exc)
+        finally:
+            self.connections.discard(writer)
+            writer.close()
 
     async def read_datagrams(self, sock, take):
         """Hand each batch of ``sock``'s datagrams to ``take`` once there is room (nothing is

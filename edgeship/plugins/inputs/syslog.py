@@ -154,21 +154,20 @@ class SyslogInput(ListeningInput):
         await self.serve_until_stopped(server, self._where())
 
     async def _serve(self, reader, writer):
-        self.connections.add(writer)
         if self.unix:
             address = source_address("unix", writer.get_extra_info("peername"), self.path)
         else:
             address = source_address("tcp", writer.get_extra_info("peername"))
-        if self.conf["receive_buffer_size"]:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                self.conf["receive_buffer_size"])
-        if self.octet_counting:
-            framer = OctetCountingFrames(self.max_size)
-        else:
-            framer = SeparatorFrames(b"\n", self.max_size, alternatives=(b"\x00",))
-        try:
+        with self.serving(writer, address):
+            if self.conf["receive_buffer_size"]:
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                    self.conf["receive_buffer_size"])
+            if self.octet_counting:
+                framer = OctetCountingFrames(self.max_size)
+            else:
+                framer = SeparatorFrames(b"\n", self.max_size, alternatives=(b"\x00",))
             while not self.stopping:
                 await self.context.room()
                 data = await reader.read(self.chunk_size)
@@ -191,11 +190,6 @@ class SyslogInput(ListeningInput):
                     break
                 if not data:
                     break
-        except OSError as exc:
-            self.log.debug("connection from %s ended: %s", address, exc)
-        finally:
-            self.connections.discard(writer)
-            writer.close()
 
     async def _run_datagrams(self):
         conf = self.conf

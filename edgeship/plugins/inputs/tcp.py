@@ -48,11 +48,9 @@ class TcpInput(SocketText, ListeningInput):
         await self.serve_until_stopped(server, where)
 
     async def _serve(self, reader, writer):
-        self.connections.add(writer)
-        peer = writer.get_extra_info("peername")
-        address = source_address("tcp", peer)
+        address = source_address("tcp", writer.get_extra_info("peername"))
         state = self.new_state()
-        try:
+        with self.serving(writer, address):
             while not self.stopping:
                 await self.context.room()
                 data = await reader.read(self.chunk_size)
@@ -64,11 +62,6 @@ class TcpInput(SocketText, ListeningInput):
                     self.context.emit(self.tag, events, len(data))
                 if not data:
                     break
-        except OSError as exc:
-            self.log.debug("connection from %s ended: %s", address, exc)
-        finally:
-            self.connections.discard(writer)
-            writer.close()
 
 
 PLUGIN = TcpInput
