@@ -13,16 +13,15 @@ With a Fluent Bit binary (``--fluent-bit PATH``, or ``fluent-bit`` on PATH) the 
 pipelines run with Fluent Bit as the sender in the same run, and the ratio of edgeship's
 figures to Fluent Bit's follows.
 """
-import argparse
 import asyncio
 import os
 import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, fluent_bit, free_port,  # noqa: E402
-                                generate_lines, measure_delivery, print_ratio, tail_args,
-                                workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, comparison_parser, fluent_bit,  # noqa: E402
+                                free_port, measure_delivery, movie_log, print_ratio,
+                                tail_args, workdir)
 
 VARIANTS = (
     ("http json_lines", "lines", ["-o", "http", "-p", "format=json_lines", "-p", "uri=/in"]),
@@ -74,17 +73,10 @@ def measure(name, lines, args, receiver):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=1000000)
-    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
-                                             "fluent-bit on PATH, if any)")
-    parser.add_argument("--only", help="run only the variant of this name")
-    args = parser.parse_args()
+    args = comparison_parser(__doc__).parse_args()
     binary = fluent_bit(args.fluent_bit)
     with workdir() as tmp:
-        log = os.path.join(tmp, "movies.log")
-        parsers = write_parsers(tmp)
-        generate_lines(log, args.lines)
+        log, parsers = movie_log(tmp, args.lines)
         print(HEADER)
         for name, mode, output in VARIANTS:
             if args.only and args.only != name:

@@ -7,7 +7,6 @@ Each row times from the sender's start until the receiver (a thread of this proc
 counting message delimiters: newline, NUL, or msgpack entries) holds every record. CPU per
 event is the sender's. Prints markdown rows for the README's performance table.
 """
-import argparse
 import os
 import socket
 import sys
@@ -16,9 +15,8 @@ import threading
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, fluent_bit,  # noqa: E402
-                                generate_lines, measure_delivery, print_ratio, workdir,
-                                write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, comparison_parser, fluent_bit,  # noqa: E402
+                                measure_delivery, movie_log, print_ratio, workdir)
 
 # name -> (output options, what ends a message on the wire: bytes, or None for msgpack)
 VARIANTS = [
@@ -102,17 +100,10 @@ def measure(label, lines, binary, log, parsers, options, delimiter):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=1000000)
-    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
-                                             "fluent-bit on PATH, if any)")
-    parser.add_argument("--only", help="run only the variant with this name")
-    args = parser.parse_args()
+    args = comparison_parser(__doc__).parse_args()
     binary = fluent_bit(args.fluent_bit)
     with workdir() as tmp:
-        log = os.path.join(tmp, "movies.log")
-        parsers = write_parsers(tmp)
-        generate_lines(log, args.lines)
+        log, parsers = movie_log(tmp, args.lines)
         print(HEADER)
         for name, options, delimiter in VARIANTS:
             if args.only and args.only != name:

@@ -9,6 +9,7 @@ not), minus what it used before the measured window when it was started earlier 
 runs from compiled bytecode, as installed (``compile_edgeship``), whatever
 PYTHONDONTWRITEBYTECODE says: compiling every module at each start would count in both.
 """
+import argparse
 import contextlib
 import os
 import random
@@ -160,6 +161,25 @@ class Measured:
             _, status, usage = os.wait4(self.pid, 0)
         self.proc.returncode = self.returncode = os.waitstatus_to_exitcode(status)
         return usage.ru_utime + usage.ru_stime - self.before, peak
+
+
+def comparison_parser(doc):
+    """The arguments of a benchmark that runs Fluent Bit too, when there is one: ``--lines``,
+    ``--fluent-bit``, ``--only`` (the caller may add its own)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--lines", type=int, default=1000000)
+    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
+                                             "fluent-bit on PATH, if any)")
+    parser.add_argument("--only", help="run only the variant of this name")
+    return parser
+
+
+def movie_log(folder, lines):
+    """(path of a movie log of ``lines`` JSON lines, path of the json parser's file), both
+    written in ``folder``."""
+    log = os.path.join(folder, "movies.log")
+    generate_lines(log, lines)
+    return log, write_parsers(folder)
 
 
 def measure_delivery(name, events, args, received, timeout=600):

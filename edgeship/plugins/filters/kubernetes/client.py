@@ -8,17 +8,19 @@ the kubelet (kube_meta.c get_meta_file_info, get_meta_info_from_request, refresh
   on ``Kube_URL``; kubelet: ``GET /pods`` on ``Kubelet_Host:Kubelet_Port`` (namespaces always
   from the API server). One connection per request, HTTP/1.1, headers in Fluent Bit's order:
   Host (no port for TLS to 443), Content-Length: 0, User-Agent: Fluent-Bit, Connection: close,
-  Authorization: Bearer <the token file as it is>. TLS with ``Kube_CA_File``/``Kube_CA_Path``, ``tls.verify``,
-  ``tls.verify_hostname``, ``tls.vhost``. Only a 200 answer counts; a response (headers and
-  body) larger than ``Buffer_Size`` (at least 4096) gives nothing.
+  Authorization: Bearer <the token file as it is>. TLS with ``Kube_CA_File``/
+  ``Kube_CA_Path``, ``tls.verify``, ``tls.verify_hostname``, ``tls.vhost``. Only a 200
+  answer counts; a response (headers and body) larger than ``Buffer_Size`` (at least 4096)
+  gives nothing.
 - The token file is read before the first request and again once older than
   ``Kube_Token_TTL``; ``Kube_Token_Command`` runs a command instead. No token: no request.
 
 HTTP is the one client, edgeship/net/http_client.py (one per upstream; ``Connection: close``
 means no connection is kept). Differences: ``Buffer_Size 0`` is MAX_ANSWER, not unlimited;
 every connect, write and read is bounded by ``NET_TIMEOUT`` (Fluent Bit blocks its engine
-until the server answers or the connection fails); the token loses surrounding whitespace (Fluent Bit sends a token file's
-final newline inside the header; real service account tokens have none).
+until the server answers or the connection fails); the token loses surrounding whitespace
+(Fluent Bit sends a token file's final newline inside the header; real service account
+tokens have none).
 """
 import asyncio
 import os
