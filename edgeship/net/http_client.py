@@ -38,6 +38,7 @@ import h11
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.net.stream import open_stream
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 # Fluent Bit's http.response_timeout default: what net.io_timeout 0 means here.
@@ -212,22 +213,16 @@ class HttpClient:
     # ------------------------------------------------------------------ connections
     async def _open(self):
         ssl_ctx = self.ssl_ctx
-        server_hostname = self.vhost if ssl_ctx is not None else None
         if self.proxy is not None and ssl_ctx is not None:
-            sock = await self._tunnel()
-            opening = asyncio.open_connection(sock=sock, ssl=ssl_ctx,
-                                              server_hostname=server_hostname)
+            host, port, tunnel = None, None, await self._tunnel()
         elif self.proxy is not None:
-            opening = asyncio.open_connection(self.proxy[0], self.proxy[1])
+            host, port, tunnel, ssl_ctx = self.proxy[0], self.proxy[1], None, None
         else:
-            opening = asyncio.open_connection(self.host, self.port, ssl=ssl_ctx,
-                                              server_hostname=server_hostname)
-        reader, writer = await asyncio.wait_for(opening, self.connect_timeout)
-        if self.tcp_keepalive:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        return _Connection(reader, writer)
+            host, port, tunnel = self.host, self.port, None
+        stream = await open_stream(host, port, ssl_ctx, self.vhost,
+                                   connect_timeout=self.connect_timeout,
+                                   tcp_keepalive=self.tcp_keepalive, sock=tunnel)
+        return _Connection(stream.reader, stream.writer)
 
     async def _tunnel(self):
         """A socket connected through the proxy's ``CONNECT`` to the server (for TLS)."""
