@@ -2,6 +2,7 @@
 the same config, input file and parsers run under edgeship against a Receiver that answers
 as the capture server did; the requests are then compared with the captured ones."""
 import base64
+import gzip
 import json
 import os
 import re
@@ -60,6 +61,19 @@ def replay(vec, tmp_path, count=None, answer=None, config_edit=None, settle=None
 
 def head_without_host(head, port):
     return head.replace(b"Host: 127.0.0.1:%d\r\n" % port, b"Host: 127.0.0.1:PORT\r\n")
+
+
+def without_length(head):
+    """``head`` with its Content-Length value masked."""
+    return re.sub(rb"Content-Length: \d+", b"Content-Length: N", head)
+
+
+def assert_same_gzip_request(got, captured, port):
+    """``got`` is the ``captured`` request but for the deflate stream (zlib's, not miniz's):
+    the same body once decompressed, the same head but for Content-Length."""
+    assert gzip.decompress(got.body) == gzip.decompress(captured_body(captured))
+    assert without_length(head_without_host(got.head_raw, port)) == \
+        without_length(captured_head(captured))
 
 
 def captured_head(request):

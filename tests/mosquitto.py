@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 
@@ -50,6 +51,12 @@ class Certs:
             _openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                      "-CAcreateserial", "-days", "2", "-out", name + ".crt",
                      "-extfile", "san.ext", cwd=folder)
+
+    def server_context(self):
+        """A server-side SSLContext presenting the server certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.server_crt, self.server_key)
+        return context
 
 
 class Broker:

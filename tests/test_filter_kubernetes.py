@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import http.server
 import json
-import ssl
 import threading
 
 import pytest
@@ -405,9 +404,8 @@ class ApiServer:
                 self.wfile.write(body)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.certs.server_crt, self.certs.server_key)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.socket = self.certs.server_context().wrap_socket(self.httpd.socket,
+                                                                    server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

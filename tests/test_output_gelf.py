@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import socket
-import ssl
 import threading
 import zlib
 
@@ -291,9 +290,7 @@ def test_udp_chunking_limits():
 
 def test_tls_mode(tmp_path, spawn):
     certs = Certs(str(tmp_path / "certs"))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs.server_crt, certs.server_key)
-    capture = TcpCapture(ssl_ctx=ctx)
+    capture = TcpCapture(ssl_ctx=certs.server_context())
     try:
         lines = tmp_path / "in.jsonl"
         append(lines, 0, 20)

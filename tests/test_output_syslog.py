@@ -2,7 +2,6 @@
 as the receiver (imtcp and imudp, RFC 5424 and 3164, octet-counted frames next to ours), and
 a receiver that is down, comes back or closes mid-stream."""
 import json
-import ssl
 
 import pytest
 
@@ -157,9 +156,7 @@ def test_rsyslog_killed_mid_stream_then_back(tmp_path, spawn):
 
 def test_tls_mode(tmp_path, spawn):
     certs = Certs(str(tmp_path / "certs"))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs.server_crt, certs.server_key)
-    capture = TcpCapture(ssl_ctx=ctx)
+    capture = TcpCapture(ssl_ctx=certs.server_context())
     try:
         lines = tmp_path / "in.jsonl"
         append(lines, numbered(0, 3))

@@ -2,7 +2,6 @@
 comes back, or closes the connection mid-stream."""
 import io
 import json
-import ssl
 
 import msgpack
 
@@ -144,9 +143,7 @@ def test_receiver_that_stops_reading_times_out_and_gets_everything_later(tmp_pat
 
 def test_tls(tmp_path, spawn):
     certs = Certs(str(tmp_path / "certs"))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs.server_crt, certs.server_key)
-    capture = TcpCapture(ssl_ctx=ctx)
+    capture = TcpCapture(ssl_ctx=certs.server_context())
     lines = tmp_path / "in.jsonl"
     append(lines, 0, 50)
     spawn(["-c", numbered_config(tmp_path, capture.port, lines, tls="on",

@@ -1,4 +1,5 @@
-"""The one HTTP/1.1 client of the HTTP outputs (http, es, opensearch, loki, splunk, datadog).
+"""The one HTTP/1.1 client: the HTTP outputs (http, es, opensearch, loki, splunk, datadog) and
+the kubernetes filter's API server and kubelet requests.
 
 h11 does the protocol (request framing, response parsing, keep-alive rules); this module is
 the socket glue on the asyncio loop. h11 was chosen because it is sans-IO (it never touches a
@@ -9,7 +10,8 @@ bring their own loop machinery, pools and several dependencies for one POST per 
 Kept from Fluent Bit (flb_http_client.c / flb_upstream.c):
 - One request per flush, body never chunked: ``Host`` (``host:port``, the port left out only
   for TLS to 443), ``Content-Length``, the plugin's headers in its order, ``Connection:
-  keep-alive`` last.
+  keep-alive`` last unless the plugin put its own ``Connection`` among them (kubernetes'
+  ``close``: that connection is then not kept).
 - Keep-alive pool per upstream: a flush takes an idle connection or opens one, so each of
   ``Workers`` flushes in flight has its own; a connection is given back only after a full
   response the server did not ask to close; ``net.keepalive_idle_timeout`` and
@@ -36,13 +38,15 @@ import h11
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.net.stream import open_stream
 from edgeship.net.tls import TLS_OPTIONS, tls_context
 
 # Fluent Bit's http.response_timeout default: what net.io_timeout 0 means here.
 DEFAULT_IO_TIMEOUT = 60.0
 _READ_SIZE = 65536
-# A response body is kept up to this size; the rest is not read and the connection is closed
-# (a bulk answer for a 256 KB chunk is well under it; a runaway server cannot fill the RAM).
+# A response (status line, headers, body) is read up to this size by default; the rest is not
+# read and the connection is closed (a bulk answer for a 256 KB chunk is well under it; a
+# runaway server cannot fill the RAM).
 MAX_RESPONSE = 8 * 1024 * 1024
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
@@ -87,12 +91,13 @@ class InvalidRequest(HttpError):
 
 
 class Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "body", "truncated")
 
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, truncated=False):
         self.status = status
         self.headers = headers   # [(lowercase name bytes, value bytes)]
         self.body = body
+        self.truncated = truncated   # the response went over max_response: body is its head
 
     def first_line(self):
         """The body's first line, for a log message."""
@@ -182,9 +187,10 @@ class HttpClient:
     """Requests to one upstream (``host:port``), over a pool of kept-alive connections.
 
     ``conf`` is the output's converted section (HTTP_CLIENT_OPTIONS and address_options);
-    ``host``/``port`` override it (es Cloud_ID, datadog's port by TLS)."""
+    ``host``/``port`` override it (es Cloud_ID, datadog's port by TLS); ``max_response``
+    bounds what is read of one response (MAX_RESPONSE when not given)."""
 
-    def __init__(self, conf, host=None, port=None):
+    def __init__(self, conf, host=None, port=None, max_response=None):
         self.host = host or conf["host"]
         self.port = port or conf["port"]
         self.ssl_ctx = tls_context(conf, server=False)
@@ -201,27 +207,22 @@ class HttpClient:
         else:
             self.host_header = "%s:%s" % (self.host, self.port)
         self.label = "%s:%s" % (self.host, self.port)
+        self.max_response = max_response or MAX_RESPONSE
         self.idle = []
 
     # ------------------------------------------------------------------ connections
     async def _open(self):
         ssl_ctx = self.ssl_ctx
-        server_hostname = self.vhost if ssl_ctx is not None else None
         if self.proxy is not None and ssl_ctx is not None:
-            sock = await self._tunnel()
-            opening = asyncio.open_connection(sock=sock, ssl=ssl_ctx,
-                                              server_hostname=server_hostname)
+            host, port, tunnel = None, None, await self._tunnel()
         elif self.proxy is not None:
-            opening = asyncio.open_connection(self.proxy[0], self.proxy[1])
+            host, port, tunnel, ssl_ctx = self.proxy[0], self.proxy[1], None, None
         else:
-            opening = asyncio.open_connection(self.host, self.port, ssl=ssl_ctx,
-                                              server_hostname=server_hostname)
-        reader, writer = await asyncio.wait_for(opening, self.connect_timeout)
-        if self.tcp_keepalive:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        return _Connection(reader, writer)
+            host, port, tunnel = self.host, self.port, None
+        stream = await open_stream(host, port, ssl_ctx, self.vhost,
+                                   connect_timeout=self.connect_timeout,
+                                   tcp_keepalive=self.tcp_keepalive, sock=tunnel)
+        return _Connection(stream.reader, stream.writer)
 
     async def _tunnel(self):
         """A socket connected through the proxy's ``CONNECT`` to the server (for TLS)."""
@@ -274,7 +275,7 @@ class HttpClient:
         """Send one request; the Response, or HttpError when none came back complete.
 
         ``headers`` are the plugin's own, in the order Fluent Bit sends them; Host,
-        Content-Length and Connection are added around them."""
+        Content-Length and (unless among them) Connection are added around them."""
         wire = []
         if self.proxy is not None and self.ssl_ctx is None:
             wire.append(("Proxy-Connection", "KeepAlive"))
@@ -282,7 +283,8 @@ class HttpClient:
                 wire.append(("Proxy-Authorization", self.proxy[2]))
         wire += [("Host", self.host_header), ("Content-Length", str(len(body)))]
         wire.extend(headers)
-        wire.append(("Connection", "keep-alive"))
+        if not any(name.lower() == "connection" for name, _ in headers):
+            wire.append(("Connection", "keep-alive"))
         wire = [(_bytes(name), _bytes(value)) for name, value in wire]
         conn = None
         try:
@@ -322,17 +324,27 @@ class HttpClient:
         status = None
         response_headers = []
         parts = []
-        kept = 0
+        received = 0
+        cut = False
         while True:
             event = proto.next_event()
             if event is h11.NEED_DATA:
+                if cut:   # h11 is not DONE: the connection is not reused
+                    if status is None:
+                        raise HttpError("response head over %d bytes" % self.max_response)
+                    return Response(status, response_headers, b"".join(parts), True)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise asyncio.TimeoutError()
                 chunk = await asyncio.wait_for(conn.reader.read(_READ_SIZE), left)
                 if not chunk and status is None:
                     raise HttpError("server closed the connection before answering")
-                proto.receive_data(chunk)
+                if received + len(chunk) > self.max_response:
+                    chunk = chunk[:self.max_response - received]
+                    cut = True
+                received += len(chunk)
+                if chunk or not cut:   # b"" tells h11 the server closed
+                    proto.receive_data(chunk)
             elif isinstance(event, h11.InformationalResponse):
                 continue
             elif isinstance(event, h11.Response):
@@ -340,9 +352,6 @@ class HttpClient:
                 response_headers = list(event.headers)
             elif isinstance(event, h11.Data):
                 parts.append(bytes(event.data))
-                kept += len(event.data)
-                if kept > MAX_RESPONSE:   # h11 is not DONE: the connection is not reused
-                    return Response(status, response_headers, b"".join(parts)[:MAX_RESPONSE])
             elif isinstance(event, h11.EndOfMessage):
                 return Response(status, response_headers, b"".join(parts))
             elif isinstance(event, h11.ConnectionClosed):

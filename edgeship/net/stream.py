@@ -1,5 +1,6 @@
 """Client connections of the stream outputs (forward, tcp, syslog, gelf): TCP, TLS or a Unix
-socket to one server, kept alive between flushes in a pool, and UDP datagrams.
+socket to one server, kept alive between flushes in a pool, and UDP datagrams. Every client
+connection is opened here (``open_stream``: the HTTP client's and the health input's too).
 
 Fluent Bit's upstream rules kept: ``net.connect_timeout`` (10 s), ``net.keepalive`` (on),
 ``net.keepalive_idle_timeout`` (30 s), ``net.keepalive_max_recycle`` (2000 flushes), one
@@ -88,9 +89,13 @@ class Stream:
 
 
 async def open_stream(host, port, ssl_ctx=None, server_hostname=None, unix_path=None,
-                      connect_timeout=None, tcp_keepalive=False):
-    """A new Stream to ``host:port`` (or ``unix_path``), TLS when ``ssl_ctx`` is given."""
-    if unix_path:
+                      connect_timeout=None, tcp_keepalive=False, sock=None):
+    """A new Stream to ``host:port`` (or ``unix_path``, or over the connected socket
+    ``sock``: a proxy's tunnel), TLS when ``ssl_ctx`` is given."""
+    if sock is not None:
+        opening = asyncio.open_connection(
+            sock=sock, ssl=ssl_ctx, server_hostname=server_hostname if ssl_ctx else None)
+    elif unix_path:
         opening = asyncio.open_unix_connection(
             unix_path, ssl=ssl_ctx,
             server_hostname=(server_hostname or "localhost") if ssl_ctx else None)

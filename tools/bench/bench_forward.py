@@ -15,7 +15,6 @@ With a Fluent Bit binary (``--fluent-bit PATH``, or ``fluent-bit`` on PATH) the 
 pipelines run with Fluent Bit as sender and receiver in the same run, and the ratio of
 edgeship's figures to Fluent Bit's follows.
 """
-import argparse
 import os
 import sys
 import time
@@ -23,8 +22,9 @@ import time
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit, free_port,  # noqa: E402
-                                generate_lines, row, tail_args, workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, Measured, comparison_parser,  # noqa: E402
+                                fluent_bit, free_port, generate_lines, print_ratio, row,
+                                tail_args, workdir, write_parsers)
 
 VARIANTS = (
     ("forward", []),
@@ -136,14 +136,10 @@ def measure(name, lines, port, sender_args, receiver_args, out_dir, fmt):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=1000000)
+    parser = comparison_parser(__doc__)
     parser.add_argument("--input", choices=("tail", "dummy"), default="tail")
     parser.add_argument("--format", choices=("msgpack", "plain", "out_file"), default="msgpack",
                         help="the receiver's file output format")
-    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
-                                             "fluent-bit on PATH, if any)")
-    parser.add_argument("--only", help="run only the variants whose name is this")
     args = parser.parse_args()
     binary = fluent_bit(args.fluent_bit)
     with workdir() as tmp:
@@ -174,8 +170,7 @@ def main():
                              fluent_bit_sender(binary, log, parsers, port, options),
                              fluent_bit_receiver(binary, port, tmp, args.format), tmp,
                              args.format)
-            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
-                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+            print_ratio(ours, theirs, name)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,15 @@ With a Fluent Bit binary (``--fluent-bit PATH``, or ``fluent-bit`` on PATH) the 
 pipelines run with Fluent Bit as the sender in the same run, and the ratio of edgeship's
 figures to Fluent Bit's follows.
 """
-import argparse
 import asyncio
 import os
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit, free_port,  # noqa: E402
-                                generate_lines, row, tail_args, workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, comparison_parser, fluent_bit,  # noqa: E402
+                                free_port, measure_delivery, movie_log, print_ratio,
+                                tail_args, workdir)
 
 VARIANTS = (
     ("http json_lines", "lines", ["-o", "http", "-p", "format=json_lines", "-p", "uri=/in"]),
@@ -70,31 +69,14 @@ class Receiver:
 
 def measure(name, lines, args, receiver):
     receiver.count = 0
-    start = time.perf_counter()
-    sender = Measured(args)
-    deadline = time.monotonic() + 600
-    while receiver.count < lines and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    cpu, rss = sender.finish()
-    if receiver.count < lines:
-        raise SystemExit("%s: the receiver counted %d of %d records"
-                         % (name, receiver.count, lines))
-    return row(name, lines, elapsed, cpu, rss)
+    return measure_delivery(name, lines, args, lambda: receiver.count)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=1000000)
-    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
-                                             "fluent-bit on PATH, if any)")
-    parser.add_argument("--only", help="run only the variant of this name")
-    args = parser.parse_args()
+    args = comparison_parser(__doc__).parse_args()
     binary = fluent_bit(args.fluent_bit)
     with workdir() as tmp:
-        log = os.path.join(tmp, "movies.log")
-        parsers = write_parsers(tmp)
-        generate_lines(log, args.lines)
+        log, parsers = movie_log(tmp, args.lines)
         print(HEADER)
         for name, mode, output in VARIANTS:
             if args.only and args.only != name:
@@ -111,8 +93,7 @@ def main():
                              [binary, "-q", "-f", "0.2", "-R", parsers, "-i", "tail",
                               "-p", "path=" + log, "-p", "read_from_head=on",
                               "-p", "parser=json", "-t", "bench"] + common, receiver)
-            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
-                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+            print_ratio(ours, theirs, name)
 
 
 if __name__ == "__main__":

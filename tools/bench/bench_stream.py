@@ -7,18 +7,16 @@ Each row times from the sender's start until the receiver (a thread of this proc
 counting message delimiters: newline, NUL, or msgpack entries) holds every record. CPU per
 event is the sender's. Prints markdown rows for the README's performance table.
 """
-import argparse
 import os
 import socket
 import sys
 import threading
-import time
 
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from tools.bench.common import (EDGESHIP, HEADER, Measured, fluent_bit,  # noqa: E402
-                                generate_lines, row, workdir, write_parsers)
+from tools.bench.common import (EDGESHIP, HEADER, comparison_parser, fluent_bit,  # noqa: E402
+                                measure_delivery, movie_log, print_ratio, workdir)
 
 # name -> (output options, what ends a message on the wire: bytes, or None for msgpack)
 VARIANTS = [
@@ -93,31 +91,19 @@ def sender_args(binary, log, parsers, port, options):
 
 def measure(label, lines, binary, log, parsers, options, delimiter):
     receiver = Receiver(delimiter)
-    start = time.perf_counter()
-    sender = Measured(sender_args(binary, log, parsers, receiver.port, options))
-    deadline = time.monotonic() + 600
-    while receiver.count < lines and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    cpu, rss = sender.finish()
-    receiver.close()
-    if receiver.count < lines:
-        raise SystemExit("%s: %d of %d records arrived" % (label, receiver.count, lines))
-    return row(label, lines, elapsed, cpu, rss)
+    try:
+        return measure_delivery(label, lines,
+                                sender_args(binary, log, parsers, receiver.port, options),
+                                lambda: receiver.count)
+    finally:
+        receiver.close()
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=1000000)
-    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
-                                             "fluent-bit on PATH, if any)")
-    parser.add_argument("--only", help="run only the variant with this name")
-    args = parser.parse_args()
+    args = comparison_parser(__doc__).parse_args()
     binary = fluent_bit(args.fluent_bit)
     with workdir() as tmp:
-        log = os.path.join(tmp, "movies.log")
-        parsers = write_parsers(tmp)
-        generate_lines(log, args.lines)
+        log, parsers = movie_log(tmp, args.lines)
         print(HEADER)
         for name, options, delimiter in VARIANTS:
             if args.only and args.only != name:
@@ -128,8 +114,7 @@ def main():
                 continue
             theirs = measure("Fluent Bit: " + name, args.lines, binary, log, parsers, options,
                              delimiter)
-            print("| ratio edgeship / Fluent Bit: %s | | | %.2fx | %.2fx | |"
-                  % (name, ours[0] / theirs[0], ours[1] / theirs[1]))
+            print_ratio(ours, theirs, name)
 
 
 if __name__ == "__main__":

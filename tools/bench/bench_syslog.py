@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.bench.common import (EDGESHIP, HEADER, MOVIES, Measured, fluent_bit,  # noqa: E402
-                                free_port, row, workdir)
+                                free_port, print_ratio, row, workdir)
 
 FLUSH = 0.2
 
@@ -94,8 +94,7 @@ def main():
                          [binary, "-q", "-f", str(FLUSH), "-R", parsers, "-i", "syslog",
                           "-p", "port=%d" % port] + common + ["-o", "null", "-m", "*"],
                          port, payload, args.messages)
-        print("| ratio edgeship / Fluent Bit | | | %.2fx | %.2fx | |"
-              % (ours[0] / theirs[0], ours[1] / theirs[1]))
+        print_ratio(ours, theirs)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ not), minus what it used before the measured window when it was started earlier 
 runs from compiled bytecode, as installed (``compile_edgeship``), whatever
 PYTHONDONTWRITEBYTECODE says: compiling every module at each start would count in both.
 """
+import argparse
 import contextlib
 import os
 import random
@@ -162,6 +163,41 @@ class Measured:
         return usage.ru_utime + usage.ru_stime - self.before, peak
 
 
+def comparison_parser(doc):
+    """The arguments of a benchmark that runs Fluent Bit too, when there is one: ``--lines``,
+    ``--fluent-bit``, ``--only`` (the caller may add its own)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--lines", type=int, default=1000000)
+    parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
+                                             "fluent-bit on PATH, if any)")
+    parser.add_argument("--only", help="run only the variant of this name")
+    return parser
+
+
+def movie_log(folder, lines):
+    """(path of a movie log of ``lines`` JSON lines, path of the json parser's file), both
+    written in ``folder``."""
+    log = os.path.join(folder, "movies.log")
+    generate_lines(log, lines)
+    return log, write_parsers(folder)
+
+
+def measure_delivery(name, events, args, received, timeout=600):
+    """One row: run the sender ``args`` until ``received()`` (what a receiver of this process
+    counted so far) reaches ``events``; its CPU time and peak RSS. Returns row()'s figures."""
+    start = time.perf_counter()
+    sender = Measured(args)
+    deadline = time.monotonic() + timeout
+    while received() < events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    cpu, rss = sender.finish()
+    if received() < events:
+        raise SystemExit("%s: the receiver counted %d of %d records"
+                         % (name, received(), events))
+    return row(name, events, elapsed, cpu, rss)
+
+
 def run_timed(args, cwd=None, timeout=600):
     """Run edgeship to its end; returns (seconds, CPU seconds, peak RSS in MB, stdout)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -206,3 +242,9 @@ def row(name, events, seconds, cpu=None, rss_mb=None):
         "" if per_event is None else "%.2f us%s" % (per_event, parts), rss))
     sys.stdout.flush()
     return rate, per_event
+
+
+def print_ratio(ours, theirs, name=None):
+    """The markdown row comparing edgeship's row() figures with Fluent Bit's."""
+    print("| ratio edgeship / Fluent Bit%s | | | %.2fx | %.2fx | |"
+          % (": " + name if name else "", ours[0] / theirs[0], ours[1] / theirs[1]))

@@ -1,4 +1,5 @@
-"""What the socket inputs (tcp, udp, syslog) share: listening on TCP, UDP and Unix sockets,
+"""What the socket inputs (tcp, udp, syslog, forward, http) share: listening on TCP, UDP and
+Unix sockets until stopped (``ListeningInput``),
 the source address Fluent Bit writes under Source_Address_Key, the options and record making
 of tcp and udp (``SocketText``), and a stream of JSON values turned into records (tcp and
 udp ``Format json``).
@@ -11,6 +12,7 @@ text is on, and counts scalars as invalid too (both logged once per read).
 """
 import asyncio
 import codecs
+import contextlib
 import os
 import socket
 
@@ -19,6 +21,7 @@ from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.framing import SeparatorFrames
 from edgeship.core.schema import Option
+from edgeship.engine.plugin import Input
 from edgeship.plugins.parsers import _stock
 from edgeship.plugins.parsers._base import unescape_simple
 
@@ -267,6 +270,71 @@ async def stream_server(serve, host=None, port=None, path=None, perm=None, ssl=N
         return server
     return await asyncio.start_server(serve, host, port, ssl=ssl, backlog=backlog,
                                       reuse_port=reuse_port or None)
+
+
+class ListeningInput(Input):
+    """An input that listens until it is stopped: ``stop()`` ends ``until_stopped()``,
+    ``serve_until_stopped()`` and ``read_datagrams()``. A stream input keeps the writers of
+    its open connections in ``self.connections`` (closed when it stops)."""
+
+    _stop = None        # the asyncio.Event stop() sets (made inside the running loop)
+    _reading = None     # the datagram read in progress, cancelled by stop()
+
+    def stop(self):
+        Input.stop(self)
+        if self._stop is not None:
+            self._stop.set()
+        if self._reading is not None:
+            self._reading.cancel()
+
+    async def until_stopped(self):
+        self._stop = asyncio.Event()
+        if not self.stopping:
+            await self._stop.wait()
+
+    async def serve_until_stopped(self, server, where):
+        """Serve with the started ``server`` until stopped, then close it and the
+        connections still open."""
+        self.log.info("listening on %s", where)
+        try:
+            await self.until_stopped()
+        finally:
+            server.close()
+            for writer in list(self.connections):
+                writer.close()
+            await server.wait_closed()
+
+    @contextlib.contextmanager
+    def serving(self, writer, address):
+        """Around the reading of one connection: kept in ``self.connections`` meanwhile, an
+        OSError ending it logged (debug: a peer that went away is normal), closed after."""
+        self.connections.add(writer)
+        try:
+            yield
+        except OSError as exc:
+            self.log.debug("connection from %s ended: %s", address, exc)
+        finally:
+            self.connections.discard(writer)
+            writer.close()
+
+    async def read_datagrams(self, sock, take):
+        """Hand each batch of ``sock``'s datagrams to ``take`` once there is room (nothing is
+        read while there is none), until stopped; then close ``sock``."""
+        try:
+            while not self.stopping:
+                await self.context.room()
+                self._reading = asyncio.ensure_future(sock.receive())
+                try:
+                    datagrams = await self._reading
+                except asyncio.CancelledError:
+                    if self.stopping:
+                        return
+                    raise
+                finally:
+                    self._reading = None
+                take(datagrams)
+        finally:
+            sock.close()
 
 
 class DatagramSocket:

@@ -25,11 +25,12 @@ from edgeship.core import forward
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.ack import Ack
-from edgeship.engine.plugin import Input
 from edgeship.net.tls import TLS_OPTIONS, tls_context
+from edgeship.plugins.inputs._sockets import (ListeningInput, remove_socket_file,
+                                              stream_server)
 
 
-class ForwardInput(Input):
+class ForwardInput(ListeningInput):
     name = "forward"
     description = "Fluentd forward protocol server"
     options = (
@@ -81,54 +82,26 @@ class ForwardInput(Input):
         self.connections = set()
         self.closed_on_error = 0      # connections closed for a protocol error or size limit
         self.dropped_entries = 0
-        self._stop = None
 
     def _tag(self, frame_tag):
         if self.conf["tag_prefix"]:
             return self.conf["tag_prefix"] + frame_tag
         return self.fixed_tag or frame_tag
 
-    def stop(self):
-        Input.stop(self)
-        if self._stop is not None:
-            self._stop.set()
-
     async def run(self):
-        self._stop = asyncio.Event()
         conf = self.conf
+        where = conf["unix_path"] or "%s:%s" % (conf["listen"], conf["port"])
         try:
-            if conf["unix_path"]:
-                if os.path.exists(conf["unix_path"]):
-                    os.unlink(conf["unix_path"])
-                server = await asyncio.start_unix_server(self._serve, conf["unix_path"],
-                                                         ssl=self.ssl_ctx,
-                                                         backlog=conf["net.backlog"])
-                if self.unix_perm is not None:
-                    os.chmod(conf["unix_path"], self.unix_perm)
-                where = conf["unix_path"]
-            else:
-                server = await asyncio.start_server(
-                    self._serve, conf["listen"], conf["port"], ssl=self.ssl_ctx,
-                    backlog=conf["net.backlog"], reuse_port=conf["net.share_port"] or None)
-                where = "%s:%s" % (conf["listen"], conf["port"])
+            server = await stream_server(self._serve, conf["listen"], conf["port"],
+                                         conf["unix_path"], self.unix_perm, self.ssl_ctx,
+                                         conf["net.backlog"], conf["net.share_port"])
         except OSError as exc:
-            self.log.error("could not listen on %s: %s", conf["unix_path"] or "%s:%s" % (
-                conf["listen"], conf["port"]), exc)
+            self.log.error("could not listen on %s: %s", where, exc)
             return
-        self.log.info("listening on %s", where)
         try:
-            if not self.stopping:
-                await self._stop.wait()
+            await self.serve_until_stopped(server, where)
         finally:
-            server.close()
-            for writer in list(self.connections):
-                writer.close()
-            await server.wait_closed()
-            if conf["unix_path"]:
-                try:
-                    os.unlink(conf["unix_path"])
-                except OSError:
-                    pass
+            remove_socket_file(conf["unix_path"])
 
     async def _serve(self, reader, writer):
         self.connections.add(writer)

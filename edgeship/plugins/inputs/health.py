@@ -16,6 +16,7 @@ import asyncio
 
 from edgeship.core import events as ev
 from edgeship.core.schema import Option
+from edgeship.net.stream import open_stream
 from edgeship.plugins.inputs._interval import IntervalInput, interval_options
 
 CONNECT_TIMEOUT = 10.0
@@ -37,11 +38,10 @@ class HealthInput(IntervalInput):
 
     async def _alive(self):
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT)
+            stream = await open_stream(self.host, self.port, connect_timeout=CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError, ValueError):
             return False
-        writer.close()
+        stream.close()
         return True
 
     async def tick(self):

@@ -43,10 +43,9 @@ from edgeship.core import events as ev
 from edgeship.core.accessor import accessor
 from edgeship.core.schema import Option
 from edgeship.engine.ack import Ack
-from edgeship.engine.plugin import Input
 from edgeship.net.http_server import HttpServer, Response
 from edgeship.net.tls import TLS_OPTIONS, tls_context
-from edgeship.plugins.inputs._sockets import NET_OPTIONS, JsonStream
+from edgeship.plugins.inputs._sockets import NET_OPTIONS, JsonStream, ListeningInput
 
 DEFAULT_PORT = 9880
 SUCCESS_CODES = (200, 201, 204)
@@ -65,7 +64,7 @@ def _error(text):
     return Response(400, (), text.encode("utf-8"))
 
 
-class HttpInput(Input):
+class HttpInput(ListeningInput):
     name = "http"
     description = "HTTP"
     options = (
@@ -112,15 +111,8 @@ class HttpInput(Input):
         self.ssl_ctx = tls_context(conf, server=True)
         self.refused = 0         # requests answered 400
         self.server = None
-        self._stop = None
-
-    def stop(self):
-        Input.stop(self)
-        if self._stop is not None:
-            self._stop.set()
 
     async def run(self):
-        self._stop = asyncio.Event()
         conf = self.conf
         self.server = HttpServer(
             self._handle, conf["listen"], conf["port"], ssl=self.ssl_ctx,
@@ -134,8 +126,7 @@ class HttpInput(Input):
             return
         self.log.info("listening on %s:%s", conf["listen"], self.server.port)
         try:
-            if not self.stopping:
-                await self._stop.wait()
+            await self.until_stopped()
         finally:
             await self.server.close()
 

@@ -25,16 +25,14 @@ Differences (README "Where edgeship differs"):
 - ``Raw_Message_Key`` holds a string (Fluent Bit: msgpack bin, which its JSON outputs print as
   the same string).
 """
-import asyncio
 import socket
 
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.framing import OctetCountingFrames, SeparatorFrames
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import Input
 from edgeship.net.tls import TLS_OPTIONS, tls_context
-from edgeship.plugins.inputs._sockets import (NET_OPTIONS, datagram_socket,
+from edgeship.plugins.inputs._sockets import (NET_OPTIONS, ListeningInput, datagram_socket,
                                               remove_socket_file, source_address,
                                               stream_server, unix_permissions)
 from edgeship.plugins.parsers import _stock
@@ -45,7 +43,7 @@ DEFAULT_PARSER = {"tcp": "syslog-rfc5424", "udp": "syslog-rfc5424",
                   "unix_tcp": "syslog-rfc3164-local", "unix_udp": "syslog-rfc3164-local"}
 
 
-class SyslogInput(Input):
+class SyslogInput(ListeningInput):
     name = "syslog"
     description = "Syslog"
     options = (
@@ -95,15 +93,6 @@ class SyslogInput(Input):
         self.unparsed = 0        # messages kept raw because the parser did not match them
         self.closed_on_error = 0
         self.connections = set()
-        self._stop = None
-        self._reading = None
-
-    def stop(self):
-        Input.stop(self)
-        if self._stop is not None:
-            self._stop.set()
-        if self._reading is not None:
-            self._reading.cancel()
 
     # ------------------------------------------------------------------ records
     def _events(self, messages, addresses):
@@ -142,7 +131,6 @@ class SyslogInput(Input):
         return "%s:%s" % (self.conf["listen"], self.conf["port"])
 
     async def run(self):
-        self._stop = asyncio.Event()
         try:
             if self.stream:
                 await self._run_stream()
@@ -163,32 +151,23 @@ class SyslogInput(Input):
             server = await stream_server(self._serve, conf["listen"], conf["port"],
                                          ssl=self.ssl_ctx, backlog=conf["net.backlog"],
                                          reuse_port=conf["net.share_port"])
-        self.log.info("listening on %s", self._where())
-        try:
-            if not self.stopping:
-                await self._stop.wait()
-        finally:
-            server.close()
-            for writer in list(self.connections):
-                writer.close()
-            await server.wait_closed()
+        await self.serve_until_stopped(server, self._where())
 
     async def _serve(self, reader, writer):
-        self.connections.add(writer)
         if self.unix:
             address = source_address("unix", writer.get_extra_info("peername"), self.path)
         else:
             address = source_address("tcp", writer.get_extra_info("peername"))
-        if self.conf["receive_buffer_size"]:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                self.conf["receive_buffer_size"])
-        if self.octet_counting:
-            framer = OctetCountingFrames(self.max_size)
-        else:
-            framer = SeparatorFrames(b"\n", self.max_size, alternatives=(b"\x00",))
-        try:
+        with self.serving(writer, address):
+            if self.conf["receive_buffer_size"]:
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                    self.conf["receive_buffer_size"])
+            if self.octet_counting:
+                framer = OctetCountingFrames(self.max_size)
+            else:
+                framer = SeparatorFrames(b"\n", self.max_size, alternatives=(b"\x00",))
             while not self.stopping:
                 await self.context.room()
                 data = await reader.read(self.chunk_size)
@@ -211,11 +190,6 @@ class SyslogInput(Input):
                     break
                 if not data:
                     break
-        except OSError as exc:
-            self.log.debug("connection from %s ended: %s", address, exc)
-        finally:
-            self.connections.discard(writer)
-            writer.close()
 
     async def _run_datagrams(self):
         conf = self.conf
@@ -223,24 +197,10 @@ class SyslogInput(Input):
                                conf["receive_buffer_size"], max(self.max_size, 65536),
                                conf["net.share_port"])
         self.log.info("listening on %s", self._where())
-        transport = "unix" if self.unix else "udp"
-        try:
-            while not self.stopping:
-                await self.context.room()
-                self._reading = asyncio.ensure_future(sock.receive())
-                try:
-                    datagrams = await self._reading
-                except asyncio.CancelledError:
-                    if self.stopping:
-                        return
-                    raise
-                finally:
-                    self._reading = None
-                self._take_datagrams(datagrams, transport)
-        finally:
-            sock.close()
+        await self.read_datagrams(sock, self._take_datagrams)
 
-    def _take_datagrams(self, datagrams, transport):
+    def _take_datagrams(self, datagrams):
+        transport = "unix" if self.unix else "udp"
         datagrams = [(data, peer) for data, peer in datagrams if data]
         addresses = None
         if self.source_key:

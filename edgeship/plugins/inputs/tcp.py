@@ -17,17 +17,15 @@ pieces and hands a longer piece on in Buffer_Size pieces (logged once per read).
 text skips to the end of its line instead of dropping the whole buffer. Source_Address_Key
 also applies to ``Format none`` without a Parser (Fluent Bit ignores it there).
 """
-import asyncio
-
-from edgeship.engine.plugin import Input
 from edgeship.net.tls import TLS_OPTIONS, tls_context
-from edgeship.plugins.inputs._sockets import (NET_OPTIONS, SocketText, socket_text_options,
-                                              source_address, stream_server)
+from edgeship.plugins.inputs._sockets import (NET_OPTIONS, ListeningInput, SocketText,
+                                              socket_text_options, source_address,
+                                              stream_server)
 
 DEFAULT_PORT = 5170
 
 
-class TcpInput(SocketText, Input):
+class TcpInput(SocketText, ListeningInput):
     name = "tcp"
     description = "TCP"
     options = socket_text_options(DEFAULT_PORT) + NET_OPTIONS + TLS_OPTIONS
@@ -36,15 +34,8 @@ class TcpInput(SocketText, Input):
         self.configure_text()
         self.ssl_ctx = tls_context(self.conf, server=True)
         self.connections = set()
-        self._stop = None
-
-    def stop(self):
-        Input.stop(self)
-        if self._stop is not None:
-            self._stop.set()
 
     async def run(self):
-        self._stop = asyncio.Event()
         conf = self.conf
         where = "%s:%s" % (conf["listen"], conf["port"])
         try:
@@ -54,22 +45,12 @@ class TcpInput(SocketText, Input):
         except OSError as exc:
             self.log.error("could not listen on %s: %s", where, exc)
             return
-        self.log.info("listening on %s", where)
-        try:
-            if not self.stopping:
-                await self._stop.wait()
-        finally:
-            server.close()
-            for writer in list(self.connections):
-                writer.close()
-            await server.wait_closed()
+        await self.serve_until_stopped(server, where)
 
     async def _serve(self, reader, writer):
-        self.connections.add(writer)
-        peer = writer.get_extra_info("peername")
-        address = source_address("tcp", peer)
+        address = source_address("tcp", writer.get_extra_info("peername"))
         state = self.new_state()
-        try:
+        with self.serving(writer, address):
             while not self.stopping:
                 await self.context.room()
                 data = await reader.read(self.chunk_size)
@@ -81,11 +62,6 @@ class TcpInput(SocketText, Input):
                     self.context.emit(self.tag, events, len(data))
                 if not data:
                     break
-        except OSError as exc:
-            self.log.debug("connection from %s ended: %s", address, exc)
-        finally:
-            self.connections.discard(writer)
-            writer.close()
 
 
 PLUGIN = TcpInput

@@ -11,28 +11,20 @@ sender. ``Source_Address_Key`` adds ``"udp://IP:PORT"`` (Fluent Bit 5.1.1 accept
 and adds nothing). Datagrams are read a batch at a time (one emit per batch); while the
 input waits for room (Mem_Buf_Limit) nothing is read, as Fluent Bit's paused collector.
 """
-import asyncio
-
-from edgeship.engine.plugin import Input
-from edgeship.plugins.inputs._sockets import (NET_OPTIONS, SocketText, datagram_socket,
-                                              socket_text_options, source_address)
+from edgeship.plugins.inputs._sockets import (NET_OPTIONS, ListeningInput, SocketText,
+                                              datagram_socket, socket_text_options,
+                                              source_address)
 
 DEFAULT_PORT = 5170
 
 
-class UdpInput(SocketText, Input):
+class UdpInput(SocketText, ListeningInput):
     name = "udp"
     description = "UDP"
     options = socket_text_options(DEFAULT_PORT) + NET_OPTIONS
 
     def configure(self):
         self.configure_text()
-        self._reading = None
-
-    def stop(self):
-        Input.stop(self)
-        if self._reading is not None:
-            self._reading.cancel()
 
     async def run(self):
         conf = self.conf
@@ -45,21 +37,7 @@ class UdpInput(SocketText, Input):
             self.log.error("could not listen on %s: %s", where, exc)
             return
         self.log.info("listening on %s", where)
-        try:
-            while not self.stopping:
-                await self.context.room()
-                self._reading = asyncio.ensure_future(sock.receive())
-                try:
-                    datagrams = await self._reading
-                except asyncio.CancelledError:
-                    if self.stopping:
-                        return
-                    raise
-                finally:
-                    self._reading = None
-                self._take(datagrams)
-        finally:
-            sock.close()
+        await self.read_datagrams(sock, self._take)
 
     def _take(self, datagrams):
         events = []

@@ -29,9 +29,9 @@ import os
 from edgeship.codecs.gelf import GelfEncoder
 from edgeship.core.forward import gzip_compress
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY, Output
 from edgeship.net.stream import NET_OPTIONS, Sender
 from edgeship.net.tls import TLS_OPTIONS, tls_context
+from edgeship.plugins.outputs._stream import SenderOutput
 
 CHUNK_MAGIC = b"\x1e\x0f"
 MAX_CHUNKS = 128
@@ -52,7 +52,7 @@ def udp_datagrams(message, packet_size, compress):
             for n in range(count)]
 
 
-class GelfOutput(Output):
+class GelfOutput(SenderOutput):
     name = "gelf"
     description = "GELF Output"
     options = (
@@ -90,8 +90,9 @@ class GelfOutput(Output):
             ssl_ctx = tls_context(tls_conf, server=False)
         self.sender = Sender(conf, "udp" if self.mode == "udp" else "tcp", ssl_ctx)
 
-    def payloads(self, tag, events):
-        messages, errors, warnings = self.encoder.messages(tag, events)
+    def payloads(self, chunk):
+        events = chunk.events()
+        messages, errors, warnings = self.encoder.messages(chunk.tag, events)
         if warnings:
             self.log.warn("%d records: %s", len(warnings), warnings[0])
         if errors:
@@ -110,20 +111,6 @@ class GelfOutput(Output):
             self.log.error("%d records dropped: %s (at most %d chunks of Packet_Size %d)",
                            len(too_big), too_big[0], MAX_CHUNKS, self.packet_size)
         return datagrams
-
-    async def flush(self, chunk):
-        payloads = self.payloads(chunk.tag, chunk.events())
-        if not payloads:
-            return OK
-        problem = await self.sender.send(payloads)
-        if problem is not None:
-            self.log.error("could not deliver %d records to %s: %s", chunk.count,
-                           self.sender.label, problem)
-            return RETRY
-        return OK
-
-    async def stop(self):
-        self.sender.close()
 
 
 PLUGIN = GelfOutput

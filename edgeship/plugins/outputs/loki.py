@@ -104,6 +104,30 @@ def _without(record, acc):
     return out
 
 
+def _pairs_of(pairs, record, keep_empty):
+    """``[(name, text)]`` of the configured ``(name, value or Accessor)`` pairs for
+    ``record``: an accessor's value as text; a missing key is left out, an empty text too
+    unless ``keep_empty``."""
+    found_pairs = []
+    for name, value in pairs:
+        if isinstance(value, accessor.Accessor):
+            found = value.lookup(record)
+            if found is _MISSING:
+                continue
+            value = accessor.to_text(found, _map_text)
+            if not value:
+                if not keep_empty:
+                    continue
+                value = ""
+        found_pairs.append((name, value))
+    return found_pairs
+
+
+def _map_pairs(found):
+    """``[(key, text)]`` of a record's map (kubernetes labels, a metadata map)."""
+    return [(str(k), accessor.to_text(v, _map_text) or "") for k, v in found.items()]
+
+
 def key_value_text(value):
     """A value of a key_value line, as Fluent Bit writes it (strings quoted, unescaped)."""
     if isinstance(value, str):
@@ -224,38 +248,20 @@ class LokiOutput(HttpOutput):
 
     # ------------------------------------------------------------------ body
     def _labels_of(self, record):
-        labels = []
-        for name, value in self.labels:
-            if isinstance(value, accessor.Accessor):
-                found = value.lookup(record)
-                if found is _MISSING:
-                    continue
-                value = accessor.to_text(found, _map_text)
-                if not value:
-                    continue
-            labels.append((name, value))
+        labels = _pairs_of(self.labels, record, keep_empty=False)
         if self.conf["auto_kubernetes_labels"]:
             kube = record.get("kubernetes")
             kube_labels = kube.get("labels") if isinstance(kube, dict) else None
             if isinstance(kube_labels, dict):
-                labels += [(str(k), accessor.to_text(v, _map_text) or "")
-                           for k, v in kube_labels.items()]
+                labels += _map_pairs(kube_labels)
         return tuple(labels) or DEFAULT_LABELS
 
     def _metadata_of(self, record):
-        pairs = []
-        for name, value in self.metadata:
-            if isinstance(value, accessor.Accessor):
-                found = value.lookup(record)
-                if found is _MISSING:
-                    continue
-                value = accessor.to_text(found, _map_text) or ""
-            pairs.append((name, value))
+        pairs = _pairs_of(self.metadata, record, keep_empty=True)
         for acc in self.metadata_maps:
             found = acc.get(record)
             if isinstance(found, dict):
-                pairs += [(str(k), accessor.to_text(v, _map_text) or "")
-                          for k, v in found.items()]
+                pairs += _map_pairs(found)
         return dict(pairs)
 
     def _line(self, record):

@@ -35,9 +35,9 @@ import time
 
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY, Output
 from edgeship.net.stream import NET_OPTIONS, Sender
 from edgeship.net.tls import TLS_OPTIONS, tls_context
+from edgeship.plugins.outputs._stream import SenderOutput
 
 NS = 1000000000
 SEVERITIES = {b"emerg": 0, b"alert": 1, b"crit": 2, b"err": 3, b"warning": 4, b"notice": 5,
@@ -89,7 +89,7 @@ def facility_of(value):
     return FACILITIES.get(value.lower())
 
 
-class SyslogOutput(Output):
+class SyslogOutput(SenderOutput):
     name = "syslog"
     description = "Syslog"
     options = (
@@ -260,17 +260,8 @@ class SyslogOutput(Output):
         return b"".join(parts)
 
     # ------------------------------------------------------------------ flush
-    async def flush(self, chunk):
-        messages = self.render(chunk.events())
-        problem = await self.sender.send(messages)
-        if problem is not None:
-            self.log.error("could not deliver %d records to %s: %s", chunk.count,
-                           self.sender.label, problem)
-            return RETRY
-        return OK
-
-    async def stop(self):
-        self.sender.close()
+    def payloads(self, chunk):
+        return self.render(chunk.events())
 
 
 PLUGIN = SyslogOutput

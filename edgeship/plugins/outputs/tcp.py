@@ -16,12 +16,12 @@ finish within net.io_timeout is a RETRY, and the chunk stays queued.
 from edgeship.codecs import formats
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY, Output
 from edgeship.net.stream import NET_OPTIONS, Sender
 from edgeship.net.tls import TLS_OPTIONS, tls_context
+from edgeship.plugins.outputs._stream import SenderOutput
 
 
-class TcpOutput(Output):
+class TcpOutput(SenderOutput):
     name = "tcp"
     description = "TCP Output"
     workers = 2
@@ -65,17 +65,8 @@ class TcpOutput(Output):
         return formats.render_json(chunk.events(), self.format, self.date_key,
                                    self.date_format)
 
-    async def flush(self, chunk):
-        data = self.render(chunk)
-        problem = await self.sender.send([data])
-        if problem is not None:
-            self.log.error("could not deliver %d records to %s: %s", chunk.count,
-                           self.sender.label, problem)
-            return RETRY
-        return OK
-
-    async def stop(self):
-        self.sender.close()
+    def payloads(self, chunk):
+        return [self.render(chunk)]
 
 
 PLUGIN = TcpOutput

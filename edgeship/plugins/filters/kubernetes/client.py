@@ -7,32 +7,34 @@ the kubelet (kube_meta.c get_meta_file_info, get_meta_info_from_request, refresh
 - API server: ``GET /api/v1/namespaces/<ns>/pods/<pod>`` and ``GET /api/v1/namespaces/<ns>``
   on ``Kube_URL``; kubelet: ``GET /pods`` on ``Kubelet_Host:Kubelet_Port`` (namespaces always
   from the API server). One connection per request, HTTP/1.1, headers in Fluent Bit's order:
-  Host, Content-Length: 0, User-Agent: Fluent-Bit, Connection: close, Authorization: Bearer
-  <the token file as it is>. TLS with ``Kube_CA_File``/``Kube_CA_Path``, ``tls.verify``,
-  ``tls.verify_hostname``, ``tls.vhost``. Only a 200 answer counts; a response (headers and
-  body) larger than ``Buffer_Size`` (at least 4096) gives nothing.
+  Host (no port for TLS to 443), Content-Length: 0, User-Agent: Fluent-Bit, Connection: close,
+  Authorization: Bearer <the token file as it is>. TLS with ``Kube_CA_File``/
+  ``Kube_CA_Path``, ``tls.verify``, ``tls.verify_hostname``, ``tls.vhost``. Only a 200
+  answer counts; a response (headers and body) larger than ``Buffer_Size`` (at least 4096)
+  gives nothing.
 - The token file is read before the first request and again once older than
   ``Kube_Token_TTL``; ``Kube_Token_Command`` runs a command instead. No token: no request.
 
-HTTP is h11 (sans-IO) on asyncio streams. Differences: ``Buffer_Size 0`` is MAX_ANSWER, not
-unlimited; every connect, write and read is bounded by ``NET_TIMEOUT`` (Fluent Bit blocks its engine until the server answers or the
-connection fails); the token loses surrounding whitespace (Fluent Bit sends a token file's
-final newline inside the header; real service account tokens have none).
+HTTP is the one client, edgeship/net/http_client.py (one per upstream; ``Connection: close``
+means no connection is kept). Differences: ``Buffer_Size 0`` is MAX_ANSWER, not unlimited;
+every connect, write and read is bounded by ``NET_TIMEOUT`` (Fluent Bit blocks its engine
+until the server answers or the connection fails); the token loses surrounding whitespace
+(Fluent Bit sends a token file's final newline inside the header; real service account
+tokens have none).
 """
 import asyncio
 import os
 import time
 
-import h11
-
 from edgeship.codecs import untrusted
+from edgeship.core.errors import ConfigError
 from edgeship.core.files import read_bytes
+from edgeship.net.http_client import HttpClient, HttpError
 
 NET_TIMEOUT = 10.0
 MIN_BUFFER = 4096
 # Buffer_Size 0 means no limit in Fluent Bit; a kubelet's /pods of a full node is a few MB.
 MAX_ANSWER = 64 * 1024 * 1024
-_READ_SIZE = 65536
 
 
 class FetchError(Exception):
@@ -60,12 +62,15 @@ class Client:
                       "minimum size allowed %d (bytes)", limit, MIN_BUFFER)
             limit = MIN_BUFFER
         self.buffer_limit = limit or MAX_ANSWER
-        self.tls_conf = {
-            "tls": True, "tls.verify": conf["tls.verify"],
-            "tls.verify_hostname": conf["tls.verify_hostname"], "tls.vhost": conf["tls.vhost"],
-            "tls.ca_file": self._path(conf["kube_ca_file"]),
-            "tls.ca_path": self._path(conf["kube_ca_path"])}
-        self._ssl = None
+        # What HttpClient reads of an output's section, for each upstream it is made for.
+        self.http_conf = {
+            "tls.verify": conf["tls.verify"], "tls.verify_hostname": conf["tls.verify_hostname"],
+            "tls.vhost": conf["tls.vhost"], "tls.ca_file": self._path(conf["kube_ca_file"]),
+            "tls.ca_path": self._path(conf["kube_ca_path"]),
+            "net.connect_timeout": NET_TIMEOUT, "net.io_timeout": NET_TIMEOUT,
+            "net.keepalive": False, "net.keepalive_idle_timeout": 0,
+            "net.keepalive_max_recycle": 1, "net.tcp_keepalive": False}
+        self.upstreams = {}     # (host, port, https) -> HttpClient
 
     def _path(self, path):
         if path and not os.path.isabs(path):
@@ -108,67 +113,35 @@ class Client:
     # ------------------------------------------------------------------ HTTP
     async def _get(self, host, port, https, path):
         token = await self._token()
-        ssl_context = self._ssl_context() if https else None
+        headers = [("User-Agent", "Fluent-Bit"), ("Connection", "close")]
+        if token is not None:
+            headers.append(("Authorization", b"Bearer " + token))
         try:
-            status, body = await asyncio.wait_for(
-                self._exchange(host, port, ssl_context, path, token), NET_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise FetchError("GET %s on %s:%d: no answer in %ds" % (path, host, port,
-                                                                    NET_TIMEOUT))
-        except (OSError, h11.ProtocolError) as exc:
+            response = await self._upstream(host, port, https).request("GET", path, headers, b"")
+        except HttpError as exc:
             raise FetchError("%s upstream connection error (%s:%d): %s"
                              % ("kubelet" if self.use_kubelet and path == "/pods"
                                 else "kube api", host, port, exc))
-        if status != 200:
-            raise FetchError("GET %s: HTTP status %d" % (path, status))
+        if response.truncated:
+            raise FetchError("GET %s: the answer is over Buffer_Size (%d bytes)"
+                             % (path, self.buffer_limit))
+        if response.status != 200:
+            raise FetchError("GET %s: HTTP status %d" % (path, response.status))
         try:
-            return untrusted.loads(body)
+            return untrusted.loads(response.body)
         except ValueError as exc:
             raise FetchError("GET %s: the answer is not JSON: %s" % (path, exc))
 
-    async def _exchange(self, host, port, ssl_context, path, token):
-        server_name = (self.tls_conf["tls.vhost"] or host) if ssl_context else None
-        reader, writer = await asyncio.open_connection(host, port, ssl=ssl_context,
-                                                       server_hostname=server_name)
-        try:
-            conn = h11.Connection(h11.CLIENT)
-            headers = [("Host", "%s:%d" % (host, port)), ("Content-Length", "0"),
-                       ("User-Agent", "Fluent-Bit"), ("Connection", "close")]
-            if token is not None:
-                headers.append(("Authorization", b"Bearer " + token))
-            writer.write(conn.send(h11.Request(method="GET", target=path, headers=headers)))
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-            status = None
-            body = []
-            received = 0
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await reader.read(_READ_SIZE)
-                    received += len(data)
-                    if received > self.buffer_limit:
-                        raise FetchError("GET %s: the answer is over Buffer_Size (%d bytes)"
-                                         % (path, self.buffer_limit))
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.Data):
-                    body.append(event.data)
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return status, b"".join(body)
-        finally:
-            writer.close()
-
-    def _ssl_context(self):
-        if self._ssl is None:
-            from edgeship.core.errors import ConfigError
-            from edgeship.net.tls import tls_context
+    def _upstream(self, host, port, https):
+        upstream = self.upstreams.get((host, port, https))
+        if upstream is None:
+            conf = dict(self.http_conf, host=host, port=port, tls=https)
             try:
-                self._ssl = tls_context(self.tls_conf, server=False)
+                upstream = HttpClient(conf, max_response=self.buffer_limit)
             except ConfigError as exc:
                 raise FetchError("TLS: %s" % exc)
-        return self._ssl
+            self.upstreams[(host, port, https)] = upstream
+        return upstream
 
     async def _token(self):
         """The token bytes, read again once older than Kube_Token_TTL."""
