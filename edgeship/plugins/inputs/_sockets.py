@@ -263,11 +263,12 @@ async def stream_server(serve, host=None, port=None, path=None, perm=None, ssl=N
     """A started asyncio server: TCP on host:port, or a Unix stream socket at ``path``
     (an old socket file there is replaced; ``perm`` applied). Raises OSError."""
     if path:
-        remove_socket_file(path)
-        server = await asyncio.start_unix_server(serve, path, ssl=ssl, backlog=backlog)
-        if perm is not None:
-            os.chmod(path, perm)
-        return server
+        sock = bind_unix(socket.SOCK_STREAM, path, perm)
+        try:
+            return await asyncio.start_unix_server(serve, sock=sock, ssl=ssl, backlog=backlog)
+        except OSError:
+            sock.close()
+            raise
     return await asyncio.start_server(serve, host, port, ssl=ssl, backlog=backlog,
                                       reuse_port=reuse_port or None)
 
@@ -380,12 +381,17 @@ def datagram_socket(host=None, port=None, path=None, perm=None, receive_buffer=N
     socket file there is replaced; ``perm`` applied). ``receive_buffer``: SO_RCVBUF;
     ``size``: the largest datagram read whole. Raises OSError."""
     if path:
-        remove_socket_file(path)
-        family, kind, proto, address = socket.AF_UNIX, socket.SOCK_DGRAM, 0, path
-    else:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM,
-                                   flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
+        sock = bind_unix(socket.SOCK_DGRAM, path, perm)
+        try:
+            if receive_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return DatagramSocket(sock, size)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         if receive_buffer:
@@ -397,9 +403,26 @@ def datagram_socket(host=None, port=None, path=None, perm=None, receive_buffer=N
     except OSError:
         sock.close()
         raise
-    if path and perm is not None:
-        os.chmod(path, perm)
     return DatagramSocket(sock, size)
+
+
+def bind_unix(kind, path, perm):
+    """A Unix socket of ``kind`` bound at ``path`` (an old socket file there replaced) that
+    appears there with ``perm`` already set: bound under a temporary name, chmod, renamed, so
+    a client never finds it open wider than configured."""
+    temporary = path + ".~"
+    sock = socket.socket(socket.AF_UNIX, kind)
+    try:
+        remove_socket_file(temporary)
+        sock.bind(temporary)
+        if perm is not None:
+            os.chmod(temporary, perm)
+        os.replace(temporary, path)
+    except OSError:
+        sock.close()
+        remove_socket_file(temporary)
+        raise
+    return sock
 
 
 def remove_socket_file(path):
