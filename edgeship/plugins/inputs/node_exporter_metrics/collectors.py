@@ -10,6 +10,7 @@ import os
 import re
 
 from edgeship.codecs import cmetrics as cm
+from edgeship.plugins.inputs._host import Host
 
 _CPU_MODES = ("idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user")
 # /proc/stat's per-cpu columns, in order.
@@ -18,8 +19,7 @@ _STAT_COLUMNS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "
 
 
 def _lines(path):
-    with open(path, "r", errors="replace") as f:
-        return f.read().splitlines()
+    return Host.read(path).splitlines()
 
 
 def _number(text):
@@ -33,16 +33,14 @@ def _number(text):
 def _sys_int(path):
     """A sysfs integer (strtoll of its first line), or None when it cannot be read."""
     try:
-        with open(path, "rb") as f:
-            return int(f.read(32).split()[0])
+        return int(Host.read(path).split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
 
 def _sys_text(path):
     try:
-        with open(path, "r", errors="replace") as f:
-            return f.readline().rstrip("\n")
+        return Host.read(path).split("\n", 1)[0]
     except OSError:
         return None
 
