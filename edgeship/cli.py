@@ -539,7 +539,7 @@ def run(opts):
 
     def build():
         """The pipeline of the configuration as it is now (again at each hot reload)."""
-        loader = Loader(strict=strict)
+        loader = Loader(strict=strict, dry_run=dry_run)
         sections = (loader.read(config) if config else []) + cli_sections
         _load_tls_only_if_used(sections)
         return loader.build(sections, service, parsers)

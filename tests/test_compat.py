@@ -5,7 +5,7 @@ Expected records were taken from the real Fluent Bit 5.1.1 binary on the same co
 import json
 import os
 
-from conftest import SHARED, run_edgeship
+from conftest import SHARED, run_edgeship, wait_for
 
 from edgeship.engine import loader
 
@@ -195,3 +195,57 @@ def test_docker_mode_joins_split_lines_as_fluent_bit(tmp_path):
     assert run_edgeship(["-c", conf]).returncode == 0
     assert records(tmp_path)[0] == {"log": '{"log": "part one part \\"two\\"\\n", "stream": '
                                            '"stdout", "time": "2024-05-01T10:00:00.2Z"}'}
+
+
+def test_integer_with_a_trailing_comment_read_as_atoi_does(tmp_path, spawn):
+    """Fluent Bit reads integer options with atoi: `Samples 3  # three` is 3 (a real config
+    of the corpus writes its Interval_Sec so). A warning at file:line:key; strict refuses;
+    a value with no leading digits stays an error."""
+    conf = tmp_path / "fluent-bit.conf"
+    text = ("[SERVICE]\n    Flush 0.1\n"
+            "[INPUT]\n    Name dummy\n    Samples 3   # three records\n    Rate 50\n"
+            "[OUTPUT]\n    Name file\n    Match *\n    Path %s\n    Format plain\n" % tmp_path)
+    conf.write_text(text)
+    child = spawn(["-c", str(conf)])
+    output = tmp_path / "dummy.0"
+    wait_for(lambda: output.exists() and output.read_text().count("\n") >= 3)
+    code, _, stderr = child.terminate()
+    assert code == 0, stderr
+    assert "fluent-bit.conf:5: key 'samples': '3   # three records' is not an integer" \
+        in stderr
+    assert records(tmp_path, "dummy.0") == [{"message": "dummy"}] * 3
+    proc = run_edgeship(["--strict", "--dry-run", "-c", str(conf)])
+    assert proc.returncode == 1 and "fluent-bit.conf:5: key 'samples'" in proc.stderr
+    conf.write_text(text.replace("3   # three records", "three"))
+    proc = run_edgeship(["--dry-run", "-c", str(conf)])
+    assert proc.returncode == 1
+    assert "fluent-bit.conf:5: key 'samples': dummy: invalid value: expected an integer" \
+        in proc.stderr
+
+
+def test_what_fluent_bit_checks_at_start_warns_in_a_dry_run(tmp_path):
+    """A TLS file absent on this machine, an undecodable es Cloud_ID, a unix syslog socket
+    without Path: Fluent Bit's --dry-run passes them and its run fails at the plugin's init.
+    edgeship's dry run warns at file:line:key and passes; the run stops with the error
+    before any record is read; --strict refuses in the dry run too."""
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text(
+        "[INPUT]\n    Name syslog\n    Mode unix_udp\n"
+        "[OUTPUT]\n    Name forward\n    Match *\n    tls on\n"
+        "    tls.ca_file %s\n"
+        "[OUTPUT]\n    Name es\n    Match *\n    Cloud_ID name:bm90IGJhc2U2NA$$\n"
+        % (tmp_path / "absent-ca.crt"))
+    wanted = ["fluent-bit.conf:1: key 'path': Mode unix_udp needs Path",
+              "fluent-bit.conf:8: key 'tls.ca_file': cannot load",
+              "fluent-bit.conf:12: key 'cloud_id': es: cannot decode Cloud_ID"]
+    proc = run_edgeship(["--dry-run", "-c", str(conf)])
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "[ warn]" in line]
+    for text in wanted:
+        assert any(text in line and "a run stops here" in line for line in warnings), text
+    for args in (["-c", str(conf)], ["--strict", "--dry-run", "-c", str(conf)]):
+        proc = run_edgeship(args)
+        assert proc.returncode == 1
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("[error]")]
+        for text in wanted:
+            assert any(text in line for line in errors), (args, text)

@@ -31,6 +31,14 @@ class ConfigError(Exception):
         return _one_line(where + self.message)
 
 
+class StartError(ConfigError):
+    """A problem Fluent Bit finds only when the plugin starts (its init callback), not in
+    ``--dry-run``: a TLS file that is absent here, an es Cloud_ID it cannot decode, a unix
+    socket mode without a path. A run stops on it as on any ConfigError; a dry run reports
+    it as a warning and passes, as Fluent Bit's does (a config is often checked on another
+    machine than the one it runs on), unless strict."""
+
+
 class ConfigErrors(ConfigError):
     """Every error of one configuration, so a run reports them all, not only the first;
     ``errors`` in file order. Shown as the first, for callers that print one."""

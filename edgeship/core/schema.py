@@ -80,6 +80,17 @@ def to_int(text):
         raise ValueError("expected an integer, got '%s'" % text)
 
 
+def atoi_text(text):
+    """The integer C's atoi reads at the start of ``text`` ("60" of "60  # a minute"), or
+    None when no digit starts it (atoi's 0 there would hide a typo)."""
+    body = text.lstrip(" \t\n\v\f\r")
+    sign = body[:1] if body[:1] in ("+", "-") else ""
+    end = len(sign)
+    while end < len(body) and "0" <= body[end] <= "9":
+        end += 1
+    return body[:end] if end > len(sign) else None
+
+
 def to_float(text):
     try:
         return float(text.strip())
@@ -276,10 +287,12 @@ class Schema:
     def allowed(self):
         return ", ".join(sorted(o.key for o in self.options))
 
-    def build(self, entries, where=None):
+    def build(self, entries, where=None, lenient=None):
         """Validate ``entries`` (a list of Entry) and return ``{key: value}``.
 
         ``where`` is (file, line) of the section header, used when an error has no line.
+        ``lenient(option, entry, error)``, when given, is asked about a value that does not
+        convert: it returns the text to convert instead, or raises ``error``.
         """
         values = Conf()
         seen = {}
@@ -294,8 +307,14 @@ class Schema:
             try:
                 value = opt.convert(entry.value)
             except ValueError as exc:
-                raise ConfigError("%s: invalid value: %s" % (self.owner, exc),
-                                  entry.file, entry.line, entry.key)
+                error = ConfigError("%s: invalid value: %s" % (self.owner, exc),
+                                    entry.file, entry.line, entry.key)
+                if lenient is None:
+                    raise error
+                try:
+                    value = opt.convert(lenient(opt, entry, error))
+                except ValueError:
+                    raise error
             if opt.multiple:
                 values.setdefault(opt.key, []).append(value)
                 values.ordered.append((opt.key, value, entry))

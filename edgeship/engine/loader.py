@@ -25,8 +25,8 @@ from edgeship import plugins
 from edgeship.core import backoff
 from edgeship.core.config import (PARSER_SECTIONS, ClassicReader, Section, Variables,
                                   dirname)
-from edgeship.core.errors import ConfigError, ConfigErrors
-from edgeship.core.schema import Entry, Option, Schema
+from edgeship.core.errors import ConfigError, ConfigErrors, StartError
+from edgeship.core.schema import Entry, Option, Schema, atoi_text
 from edgeship.core.tagmatch import Matcher
 from edgeship.core.files import LocalFiles
 from edgeship.engine.log import LEVELS, Log
@@ -78,7 +78,7 @@ STOCK_PARSERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 
 
 class Loader:
-    def __init__(self, environ=None, log_stream=None, strict=False):
+    def __init__(self, environ=None, log_stream=None, strict=False, dry_run=False):
         self.files = LocalFiles()
         self.variables = Variables(os.environ if environ is None else environ,
                                    socket.gethostname())
@@ -86,6 +86,9 @@ class Loader:
         self.log_stream = log_stream
         self.main_dir = ""
         self.strict = strict
+        # A dry run checks what Fluent Bit's does: what it finds only when a plugin starts
+        # (StartError) is a warning there.
+        self.dry_run = dry_run
         self._stock_sections = None
 
     # ------------------------------------------------------------------ sections
@@ -165,6 +168,19 @@ class Loader:
         notes, self.reader.notes = self.reader.notes, []
         for note in notes:
             self.config_context.tolerate(note)
+
+    def _atoi_number(self, option, entry, error):
+        """Fluent Bit reads an integer option with atoi: ``Interval_Sec 60  # a minute`` is
+        60. Tolerated, with a warning; text with no leading digits stays an error (atoi's 0
+        would hide a typo)."""
+        number = atoi_text(entry.value) if option.kind == "int" else None
+        if number is None:
+            raise error
+        self.config_context.tolerate(ConfigError(
+            "'%s' is not an integer: read as %s, as Fluent Bit's atoi reads it"
+            % (entry.value, number),
+            entry.file, entry.line, entry.key))
+        return number
 
     def _plugins_file(self, entry):
         """Fluent Bit loads the [PLUGINS] Path entries (Go and C shared objects) of this file;
@@ -280,7 +296,8 @@ class Loader:
             raise ConfigError("section '%s' tried to instance a plugin name that doesn't exist"
                               % name_entry.value, name_entry.file, name_entry.line, "name",
                               (name, plugins.names(kind)))
-        conf = cls.schema().build(section.entries, (section.file, section.line))
+        conf = cls.schema().build(section.entries, (section.file, section.line),
+                                  self._atoi_number)
         # Fluent Bit numbers instances per section kind: dummy.0, cpu.1, null.0, stdout.1.
         number = counters.get(kind, 0)
         counters[kind] = number + 1
@@ -289,6 +306,13 @@ class Loader:
         context.section = section
         try:
             plugin = cls(context, conf, instance)
+        except StartError as exc:
+            exc = _at_key(exc, section.entries, exc.key, section)
+            if self.dry_run and not engine.strict:
+                self.config_context.log.warn("%s (Fluent Bit checks this only when the plugin "
+                                             "starts: a run stops here)", exc)
+                return
+            raise exc
         except ConfigError as exc:
             raise _at_key(exc, section.entries, exc.key, section)
         if kind == "input":

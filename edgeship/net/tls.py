@@ -4,7 +4,7 @@
 quarter of the idle memory on a Pi) out of the process unless a section turns TLS on, so a
 plugin module may import this one at start-up.
 """
-from edgeship.core.errors import ConfigError
+from edgeship.core.errors import ConfigError, StartError
 from edgeship.core.files import check_regular
 from edgeship.core.schema import Option
 
@@ -43,8 +43,8 @@ def tls_context(conf, server):
             try:
                 check_regular(conf[key])  # a FIFO or device would hang the load
             except OSError as exc:
-                raise ConfigError("cannot load '%s': %s" % (conf[key], exc.strerror or exc),
-                                  key=key)
+                raise StartError("cannot load '%s': %s" % (conf[key], exc.strerror or exc),
+                                 key=key)
     ctx = ssl.create_default_context(purpose)
     # Verify as OpenSSL does by default, as Fluent Bit does, whatever the Python: 3.13 turns on
     # X509_STRICT (which refuses, say, a CA without keyUsage) and PARTIAL_CHAIN.
@@ -53,15 +53,15 @@ def tls_context(conf, server):
         try:
             ctx.load_verify_locations(conf.get("tls.ca_file"), conf.get("tls.ca_path"))
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError("cannot load the CA certificates: %s" % exc,
-                              key="tls.ca_file" if conf.get("tls.ca_file") else "tls.ca_path")
+            raise StartError("cannot load the CA certificates: %s" % exc,
+                             key="tls.ca_file" if conf.get("tls.ca_file") else "tls.ca_path")
     if conf.get("tls.crt_file"):
         try:
             ctx.load_cert_chain(conf["tls.crt_file"], conf.get("tls.key_file"),
                                 conf.get("tls.key_passwd"))
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError("cannot load the certificate or its key: %s" % exc,
-                              key="tls.crt_file")
+            raise StartError("cannot load the certificate or its key: %s" % exc,
+                             key="tls.crt_file")
     elif server:
         raise ConfigError("TLS needs tls.crt_file and tls.key_file", key="tls.crt_file")
     for key, attr in (("tls.min_version", "minimum_version"),

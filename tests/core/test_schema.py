@@ -1,6 +1,6 @@
 from edgeship.core.errors import ConfigError
-from edgeship.core.schema import (Entry, Option, Schema, to_binary_size, to_bool, to_seconds,
-                                  to_size)
+from edgeship.core.schema import (Entry, Option, Schema, atoi_text, to_binary_size, to_bool,
+                                  to_seconds, to_size)
 
 
 def test_converters():
@@ -150,3 +150,30 @@ def test_an_option_declared_twice_is_refused():
             assert "declared twice" in str(exc)
         else:
             raise AssertionError("a duplicate option was accepted")
+
+
+def test_atoi_text_reads_the_leading_integer_as_c_does():
+    assert atoi_text("60  # a minute") == "60"
+    assert atoi_text(" \t-5x") == "-5"
+    assert atoi_text("+7") == "+7"
+    for text in ("", "x1", "-", " # 5", "\u00a05"):
+        assert atoi_text(text) is None, text
+
+
+def test_lenient_is_asked_about_a_value_that_does_not_convert():
+    schema = Schema("demo", (Option("Port", "int", "1883", min=1, max=65535),))
+    asked = []
+
+    def lenient(option, entry, error):
+        asked.append((option.key, entry.value, error.line))
+        return atoi_text(entry.value)
+
+    conf = schema.build([Entry("port", "8080 # web", "f.conf", 3)], lenient=lenient)
+    assert conf["port"] == 8080 and asked == [("port", "8080 # web", 3)]
+    # what the lenient text gives is still checked against the bounds
+    try:
+        schema.build([Entry("port", "0 # none", "f.conf", 4)], lenient=lenient)
+    except ConfigError as exc:
+        assert exc.line == 4 and "expected an integer" in exc.message
+    else:
+        raise AssertionError("port 0 accepted")

@@ -28,7 +28,7 @@ Differences (README "Where edgeship differs"):
 import socket
 
 from edgeship.core import events as ev
-from edgeship.core.errors import ConfigError
+from edgeship.core.errors import ConfigError, StartError
 from edgeship.core.framing import OctetCountingFrames, SeparatorFrames
 from edgeship.core.schema import Option
 from edgeship.net.tls import TLS_OPTIONS, tls_context
@@ -73,7 +73,7 @@ class SyslogInput(ListeningInput):
         self.stream = self.mode.endswith("tcp")
         self.path = conf["path"]
         if self.unix and not self.path:
-            raise ConfigError("Mode %s needs Path, the socket's path" % self.mode, key="path")
+            raise StartError("Mode %s needs Path, the socket's path" % self.mode, key="path")
         self.perm = unix_permissions(conf["unix_perm"]) if self.unix else None
         self.chunk_size = conf["buffer_chunk_size"]
         self.max_size = conf["buffer_max_size"] or self.chunk_size

@@ -10,7 +10,7 @@ import base64
 import binascii
 import struct
 
-from edgeship.core.errors import ConfigError
+from edgeship.core.errors import ConfigError, StartError
 from edgeship.core.schema import Option
 from edgeship.plugins.outputs._bulk import BULK_OPTIONS, BulkOutput
 from edgeship.net.http_client import basic_auth
@@ -63,12 +63,12 @@ class EsOutput(BulkOutput):
             encoded = cloud_id.split(":", 1)[1]
             region, es_host = base64.b64decode(encoded).decode("utf-8").split("$")[:2]
         except (IndexError, ValueError, binascii.Error):
-            raise ConfigError("es: cannot decode Cloud_ID", key="cloud_id")
+            raise StartError("es: cannot decode Cloud_ID", key="cloud_id")
         host, _, port = es_host.partition(":")
         try:
             return "%s.%s" % (host, region), int(port) if port else 443
         except ValueError:
-            raise ConfigError("es: bad port in Cloud_ID", key="cloud_id")
+            raise StartError("es: bad port in Cloud_ID", key="cloud_id")
 
 
 PLUGIN = EsOutput
