@@ -34,9 +34,11 @@ def captured_answer(vec, index):
     return requests[min(index, len(requests) - 1)]["capture_server_answered"].encode("latin-1")
 
 
-def replay(vec, tmp_path, count=None, answer=None, config_edit=None, settle=None):
+def replay(vec, tmp_path, count=None, answer=None, config_edit=None, settle=None,
+           until_exit=False):
     """Run the vector's config under edgeship until ``count`` requests (default: as many as
-    captured) arrived; returns (receiver, edgeship's stderr)."""
+    captured) arrived, or with ``until_exit`` until edgeship exits by itself (a config_edit
+    gave tail Exit_On_Eof); returns (receiver, edgeship's stderr)."""
     receiver = Receiver(answer or (lambda request, index: captured_answer(vec, index)))
     config = re.sub(r"(?im)^(\s*Port\s+)\d+", r"\g<1>%d" % receiver.port,
                     vec["fluent_bit_config"])
@@ -48,11 +50,14 @@ def replay(vec, tmp_path, count=None, answer=None, config_edit=None, settle=None
         "".join(line + "\n" for line in vec.get("input_file_lines", [])))
     child = Child(["-c", str(tmp_path / "fluent-bit.conf")], cwd=str(tmp_path))
     try:
-        wanted = len(vec["requests"]) if count is None else count
-        wait_for(lambda: len(receiver.requests) >= wanted, timeout=30)
-        if settle:
-            settle(receiver)
-        _code, _out, err = child.terminate()
+        if until_exit:
+            err = child.proc.communicate(timeout=30)[1].decode()
+        else:
+            wanted = len(vec["requests"]) if count is None else count
+            wait_for(lambda: len(receiver.requests) >= wanted, timeout=30)
+            if settle:
+                settle(receiver)
+            _code, _out, err = child.terminate()
     finally:
         child.kill()
         receiver.close()

@@ -17,8 +17,8 @@ DIFFERENCES = {
     # edgeship's chunks pack maps with the smallest header, Fluent Bit's with map32
     # (codecs/entries.py): the same entries once decoded, a shorter body.
     "out_http_format_msgpack": "msgpack",
-    # Format gelf waits for the gelf encoder of the gelf output.
-    "out_http_format_gelf_keys": "skip",
+    # Fluent Bit drops the whole chunk when a record has no short_message; edgeship leaves
+    # out only that record (here: all of them, so nothing is sent either).
     "out_http_format_gelf_no_keys": "skip",
     # [SERVICE] json.escape_unicode off is not an edgeship option yet.
     "out_http_json_escape_unicode_off": "skip",
@@ -125,3 +125,26 @@ def test_body_key_and_headers_key_send_one_request_per_record(tmp_path):
         b"POST / HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nContent-Length: 3\r\nX-B: 2\r\n"
         b"X-Tag: app.logs\r\nUser-Agent: Fluent-Bit\r\nConnection: keep-alive\r\n\r\ntwo"]
     assert "cannot send a request" in err
+
+
+def test_format_gelf_leaves_out_only_the_records_gelf_cannot_carry(tmp_path):
+    """Fluent Bit's no_keys vector: no record has a short_message, nothing is sent and the
+    error is logged. With one record that has one, that record alone is sent (Fluent Bit
+    would drop the chunk)."""
+    vec = load("out_http_format_gelf_no_keys")
+
+    def exit_on_eof(config):
+        return config.replace("Read_From_Head true", "Read_From_Head true\n    Exit_On_Eof on")
+
+    receiver, err = replay(vec, tmp_path, config_edit=exit_on_eof, until_exit=True)
+    assert receiver.requests == []
+    assert "3 of 3 records could not be encoded to GELF and are left out (missing " \
+           "short_message key)" in err
+    lines = vec["input_file_lines"] + ['{"ts":"2024-01-02T03:04:08.0Z","short_message":"ok"}']
+    (tmp_path / "second").mkdir()
+    receiver, err = replay(dict(vec, input_file_lines=lines), tmp_path / "second",
+                           answer=lambda request, index: response(), config_edit=exit_on_eof,
+                           until_exit=True)
+    assert [r.body for r in receiver.requests] == [
+        b'{"version":"1.1", "short_message":"ok", "timestamp":1704164648.000}\n']
+    assert "3 of 4 records could not be encoded to GELF" in err

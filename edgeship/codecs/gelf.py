@@ -211,13 +211,3 @@ class GelfEncoder:
             except GelfError as exc:
                 errors.append(str(exc))
         return messages, errors, warnings
-
-    def render(self, tag, events):
-        """Every event's GELF JSON followed by a newline (the http output's Format gelf);
-        GelfError when one record cannot be encoded, as Fluent Bit fails the whole request.
-        Level warnings are not reported here: use ``messages`` to have them."""
-        messages, errors, _ = self.messages(tag, events)
-        if errors:
-            raise GelfError("%d of %d records could not be encoded to GELF (%s)"
-                            % (len(errors), len(events), errors[0]))
-        return b"".join([m + b"\n" for m in messages])

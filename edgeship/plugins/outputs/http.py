@@ -11,11 +11,18 @@ RETRY; other 4xx ERROR (dropped, logged with the body's first line).
 ``Body_Key`` + ``Headers_Key`` (both record accessors): one request per record, its body the
 string at Body_Key and its headers the map at Headers_Key.
 
+``Format gelf``: one GELF 1.1 JSON per record, each followed by a newline, in one request
+(``application/json``; the ``gelf_*_key`` options name the record keys of GELF's fields;
+codecs/gelf.py, shared with the gelf output).
+
 Differences: with Body_Key, Fluent Bit reports only the last record's request (earlier
 failures are lost); here any failure retries the chunk (records already accepted are sent
-again, at-least-once). ``Format gelf`` is not available yet: a config error says so.
+again, at-least-once). With Format gelf, a record GELF cannot carry (no short_message) makes
+Fluent Bit drop the whole chunk; here that record is left out (counted in one error line per
+chunk) and the others are sent.
 """
 from edgeship.codecs import formats
+from edgeship.codecs.gelf import GelfEncoder
 from edgeship.core import accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -24,7 +31,8 @@ from edgeship.net.http_client import address_options
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
 CONTENT_TYPES = {"json": "application/json", "json_stream": "application/json",
-                 "json_lines": "application/x-ndjson", "msgpack": "application/msgpack"}
+                 "json_lines": "application/x-ndjson", "msgpack": "application/msgpack",
+                 "gelf": "application/json"}
 
 
 class HttpOutputPlugin(HttpOutput):
@@ -49,18 +57,24 @@ class HttpOutputPlugin(HttpOutput):
         Option("Body_Key", help="record accessor of a string sent as the body of its own "
                                 "request"),
         Option("Headers_Key", help="record accessor of a map of headers (with Body_Key)"),
-        Option("gelf_timestamp_key", compat=True),
-        Option("gelf_host_key", compat=True),
-        Option("gelf_short_message_key", compat=True),
-        Option("gelf_full_message_key", compat=True),
-        Option("gelf_level_key", compat=True),
+        Option("gelf_timestamp_key", help="Format gelf: record key of timestamp (default: "
+                                          "the event time)"),
+        Option("gelf_host_key", help="Format gelf: record key of host (default host)"),
+        Option("gelf_short_message_key", help="Format gelf: record key of short_message "
+                                              "(default short_message)"),
+        Option("gelf_full_message_key", help="Format gelf: record key of full_message "
+                                             "(default full_message)"),
+        Option("gelf_level_key", help="Format gelf: record key of level (default level)"),
     ) + HttpOutput.client_options
 
     def configure(self):
         conf = self.conf
         self.format = conf["format"]
+        self.gelf = None
         if self.format == "gelf":
-            raise ConfigError("http: Format gelf is not supported yet", key="format")
+            self.gelf = GelfEncoder(conf["gelf_short_message_key"], conf["gelf_timestamp_key"],
+                                    conf["gelf_host_key"], conf["gelf_full_message_key"],
+                                    conf["gelf_level_key"])
         self.configure_client()
         uri = conf["uri"] or "/"
         self.uri = uri if uri.startswith("/") else "/" + uri
@@ -106,6 +120,10 @@ class HttpOutputPlugin(HttpOutput):
             return await self._flush_per_record(chunk)
         if self.format == "msgpack":
             body = chunk.payload
+        elif self.gelf is not None:
+            body = self._gelf_body(chunk)
+            if body is None:
+                return ERROR
         else:
             body = formats.render_json(chunk.events(), self.format, self.date_key,
                                        self.date_format)
@@ -113,6 +131,20 @@ class HttpOutputPlugin(HttpOutput):
         body = self.encode_body(body, headers)
         result, _ = await self.send(self.method, self.uri, self._finish(headers), body)
         return result
+
+    def _gelf_body(self, chunk):
+        """The GELF lines of the chunk's records GELF can carry (None when there is none);
+        the others are said in one error line."""
+        events = chunk.events()
+        messages, errors, warnings = self.gelf.messages(chunk.tag, events)
+        if warnings:
+            self.log.warn("%d records: %s", len(warnings), warnings[0])
+        if errors:
+            self.log.error("%d of %d records could not be encoded to GELF and are left out "
+                           "(%s)", len(errors), len(events), errors[0])
+        if not messages:
+            return None
+        return b"".join([message + b"\n" for message in messages])
 
     async def _flush_per_record(self, chunk):
         outcome = OK
