@@ -429,6 +429,15 @@ def examples_command(args):
 PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape")
 
 
+def _json_escape_unicode(on):
+    """[SERVICE] json.escape_unicode is process-wide, as in Fluent Bit. The JSON codec is
+    imported for it only when off or already loaded by a plugin (a hot reload may turn it
+    back on)."""
+    if not on or "edgeship.codecs.formats" in sys.modules:
+        from edgeship.codecs import formats
+        formats.escape_unicode(on)
+
+
 def _load_tls_only_if_used(sections):
     """Keep the ssl module (and libcrypto: ~4.5 MB of RSS, a quarter of the idle budget on a
     Pi) out of the process unless some section turns TLS on. asyncio binds ssl when it is
@@ -542,7 +551,9 @@ def run(opts):
         loader = Loader(strict=strict, dry_run=dry_run)
         sections = (loader.read(config) if config else []) + cli_sections
         _load_tls_only_if_used(sections)
-        return loader.build(sections, service, parsers)
+        engine = loader.build(sections, service, parsers)
+        _json_escape_unicode(engine.service["json.escape_unicode"])
+        return engine
 
     try:
         engine = build()

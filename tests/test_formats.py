@@ -339,3 +339,26 @@ def test_check_delimiter():
     assert [formats.check_delimiter(v) for v in ("tab", "\\t", "TAB", "space", "Comma", ";",
                                                  "\t", None)] == \
         ["\t", "\t", "\t", " ", ",", None, None, None]
+
+
+@both
+def test_json_escape_unicode_off_writes_utf8_and_still_escapes_controls(fmt):
+    """[SERVICE] json.escape_unicode off (Fluent Bit's vector out_http_json_escape_unicode_off):
+    non-ASCII as UTF-8 bytes, in values and keys; quotes, controls and DEL still escaped;
+    a raw byte that is no UTF-8 still becomes U+E0XX."""
+    records = [{"uni": "h\u00e9llo \u2713 \U0001f600", "\u043a\u043b\u044e\u0447": "x"},
+               {"ctl": "q\"\\\n\x01\x7f", "f": 0.1, "raw": b"\xff".decode("utf-8", "surrogateescape")},
+               {"plain": "ascii"}]
+    try:
+        fmt.escape_unicode(False)
+        off = fmt.json_batch(records)
+    finally:
+        fmt.escape_unicode(True)
+    assert off == [
+        '{"uni":"h\u00e9llo \u2713 \U0001f600","\u043a\u043b\u044e\u0447":"x"}'.encode(),
+        b'{"ctl":"q\\"\\\\\\n\\u0001\\u007f","f":0.1,"raw":"\xee\x83\xbf"}',
+        b'{"plain":"ascii"}']
+    on = fmt.json_batch(records)
+    assert on[0] == (b'{"uni":"h\\u00e9llo \\u2713 \\ud83d\\ude00",'
+                     b'"\\u043a\\u043b\\u044e\\u0447":"x"}')
+    assert on[1:] == [off[1].replace(b"\xee\x83\xbf", b"\\ue0ff"), off[2]]

@@ -20,8 +20,6 @@ DIFFERENCES = {
     # Fluent Bit drops the whole chunk when a record has no short_message; edgeship leaves
     # out only that record (here: all of them, so nothing is sent either).
     "out_http_format_gelf_no_keys": "skip",
-    # [SERVICE] json.escape_unicode off is not an edgeship option yet.
-    "out_http_json_escape_unicode_off": "skip",
     # dummy Metadata is not supported by the dummy input.
     "out_http_record_metadata_internal": "skip",
 }

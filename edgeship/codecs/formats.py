@@ -5,7 +5,8 @@ Two renderings exist in Fluent Bit and both are here:
 * **JSON** (``flb_msgpack_to_json``): used by stdout ``json*``, file ``out_file`` and
   ``plain``, http, MQTT. Compact, no spaces; ``"``, ``\\``, ``\\n``, ``\\r``, ``\\t``, ``\\b``,
   ``\\f`` short escapes, other control characters and DEL as ``\\u00XX``; every non-ASCII
-  character as ``\\uXXXX`` (lowercase hex, UTF-16 surrogate pairs above U+FFFF); ``/`` is not
+  character as ``\\uXXXX`` (lowercase hex, UTF-16 surrogate pairs above U+FFFF), or as its
+  UTF-8 bytes under ``[SERVICE] json.escape_unicode off`` (``escape_unicode``); ``/`` is not
   escaped. Floats: ``%.1f`` when integral (``3.0``, ``1000.0``), else ``%.16g`` (``0.1``,
   ``1e-07``, ``6.02e+23``, ``123456789.1234568``). A duplicate key keeps its last value at
   its last position; a Python dict has no duplicates left.
@@ -31,6 +32,7 @@ import re
 import struct
 import time
 
+from json.encoder import encode_basestring as _escape_controls
 from json.encoder import encode_basestring_ascii as _escape_ascii
 
 from edgeship.core import accessor
@@ -81,6 +83,22 @@ def json_float(value):
     return "%.16g" % value
 
 
+# [SERVICE] json.escape_unicode: process-wide, as Fluent Bit's config->json_escape_unicode.
+_unicode_escaped = True
+
+
+def escape_unicode(on):
+    """Write non-ASCII characters as ``\\uXXXX`` (on, the default) or as UTF-8 (off)."""
+    global _unicode_escaped
+    _unicode_escaped = bool(on)
+
+
+def _quote(text):
+    """The JSON string literal of ``text`` as the records' strings are written."""
+    quoted = _escape_ascii(text) if _unicode_escaped else _escape_controls(text)
+    return quoted.replace("\x7f", "\\u007f") if "\x7f" in quoted else quoted
+
+
 def _escape_run(match):
     units = match.group().encode("utf-16-be", "surrogatepass")
     return "".join(["\\u%04x" % u for u in struct.unpack(">%dH" % (len(units) // 2), units)])
@@ -115,7 +133,7 @@ def _text(text):
     module's C escaper writes \\uXXXX in lowercase with surrogate pairs, as Fluent Bit)."""
     if text.isascii() and "\x7f" not in text:
         return text
-    return _Fragment(_escape_ascii(_clean_str(text)))
+    return _Fragment(_quote(_clean_str(text)))
 
 
 def _exact(value):
@@ -171,9 +189,9 @@ def _py_dumps(value):
     """JSON text of a value made by ``_exact`` (strings ASCII-escaped, floats as _Raw)."""
     kind = type(value)
     if kind is str:
-        return _escape_ascii(value)
+        return _quote(value)
     if kind is dict:
-        return "{" + ",".join([_escape_ascii(k) + ":" + _py_dumps(v)
+        return "{" + ",".join([_quote(k) + ":" + _py_dumps(v)
                                for k, v in value.items()]) + "}"
     if kind is list:
         return "[" + ",".join([_py_dumps(v) for v in value]) + "]"
@@ -212,9 +230,11 @@ def _json_joined(values):
         exact = _has_float(data)
     except TypeError:  # bytes, a big int, a non-str key, a lone surrogate ...
         exact = True
-    if exact or not data.isascii() or b"\x7f" in data:
+    if exact or b"\x7f" in data or (_unicode_escaped and not data.isascii()):
         data = _dump_batch([_exact(v) for v in values])
-        if not data.isascii() or b"\x7f" in data:  # a non-ASCII key
+        if not _unicode_escaped:
+            data = data.replace(b"\x7f", b"\\u007f")  # in a key
+        elif not data.isascii() or b"\x7f" in data:  # a non-ASCII key
             data = _escape_non_ascii(data)
     return data
 

@@ -64,6 +64,8 @@ SERVICE_OPTIONS = (
     Option("Hot_Reload", "bool", "off",
            help="reload the configuration on SIGHUP or POST /api/v2/reload"),
     Option("coro_stack_size", "int", "0", compat=True),
+    Option("json.escape_unicode", "bool", "on",
+           help="JSON outputs write non-ASCII as \\uXXXX; off: as UTF-8"),
     Option("edgeship.strict", "bool", "off",
            help="refuse what Fluent Bit only ignores (as --strict)"),
 )
