@@ -27,6 +27,7 @@ float that is NaN or infinite is written ``null`` (Fluent Bit: ``nan``/``inf``).
 import math
 
 from edgeship.codecs.formats import json_string
+from edgeship.core.schema import Option
 
 NS = 1000000000
 _KEY_BYTES = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"_.-")
@@ -124,6 +125,18 @@ def _flatten(out, mapping, prefix):
         out.append(', "' + _key(prefix) + "_" + _key(key) + '":' + text)
 
 
+# The record keys of GELF's fields: the gelf output's options, and http's for Format gelf.
+GELF_KEY_OPTIONS = (
+    Option("Gelf_Short_Message_Key", help="record key of short_message (required in GELF; "
+                                          "default short_message)"),
+    Option("Gelf_Timestamp_Key", help="record key of timestamp (default: the event time)"),
+    Option("Gelf_Host_Key", help="record key of host (default host)"),
+    Option("Gelf_Full_Message_Key", help="record key of full_message (default full_message)"),
+    Option("Gelf_Level_Key", help="record key of level, 0-7 or a syslog keyword (default "
+                                  "level)"),
+)
+
+
 class GelfEncoder:
     """GELF messages of events, with the record keys that fill GELF's fields (None: the
     defaults). ``tag_key`` adds the tag to every record, last, under that key (the gelf
@@ -137,6 +150,13 @@ class GelfEncoder:
                           ("full_message", full_message_key)):
             self.roles.setdefault(key or role, role)   # the first role a key has wins
         self.tag_key = tag_key
+
+    @classmethod
+    def from_conf(cls, conf):
+        """The encoder of a plugin's GELF_KEY_OPTIONS (and Gelf_Tag_Key, where it has one)."""
+        return cls(conf["gelf_short_message_key"], conf["gelf_timestamp_key"],
+                   conf["gelf_host_key"], conf["gelf_full_message_key"],
+                   conf["gelf_level_key"], conf.get("gelf_tag_key"))
 
     def _level(self, value, warnings):
         kind = type(value)
@@ -211,3 +231,14 @@ class GelfEncoder:
             except GelfError as exc:
                 errors.append(str(exc))
         return messages, errors, warnings
+
+    def logged_messages(self, tag, events, log):
+        """``messages`` of the events, the records left out and the level warnings said in
+        one log line each (not one per record)."""
+        messages, errors, warnings = self.messages(tag, events)
+        if warnings:
+            log.warn("%d records: %s", len(warnings), warnings[0])
+        if errors:
+            log.error("%d of %d records could not be encoded to GELF and are left out (%s)",
+                      len(errors), len(events), errors[0])
+        return messages

@@ -26,7 +26,7 @@ the time in milliseconds and a random 16-bit nonce); receivers only compare it.
 """
 import os
 
-from edgeship.codecs.gelf import GelfEncoder
+from edgeship.codecs.gelf import GELF_KEY_OPTIONS, GelfEncoder
 from edgeship.core.forward import gzip_compress
 from edgeship.core.schema import Option
 from edgeship.net.stream import NET_OPTIONS, Sender
@@ -61,15 +61,7 @@ class GelfOutput(SenderOutput):
         Option("Mode", default="udp", choices=("udp", "tcp", "tls"),
                help="transport: udp, tcp or tls (tls turns TLS on)"),
         Option("Gelf_Tag_Key", help="record key the tag is added under"),
-        Option("Gelf_Short_Message_Key", help="record key of short_message (required in "
-                                              "GELF; default short_message)"),
-        Option("Gelf_Timestamp_Key", help="record key of timestamp (default: the event "
-                                          "time)"),
-        Option("Gelf_Host_Key", help="record key of host (default host)"),
-        Option("Gelf_Full_Message_Key", help="record key of full_message (default "
-                                             "full_message)"),
-        Option("Gelf_Level_Key", help="record key of level, 0-7 or a syslog keyword "
-                                      "(default level)"),
+    ) + GELF_KEY_OPTIONS + (
         Option("Packet_Size", "int", "1420", min=1,
                help="udp: bytes per datagram; bigger messages are compressed and chunked"),
         Option("Compress", "bool", "true", help="udp: gzip every message"),
@@ -78,9 +70,7 @@ class GelfOutput(SenderOutput):
     def configure(self):
         conf = self.conf
         self.mode = conf["mode"]
-        self.encoder = GelfEncoder(conf["gelf_short_message_key"], conf["gelf_timestamp_key"],
-                                   conf["gelf_host_key"], conf["gelf_full_message_key"],
-                                   conf["gelf_level_key"], conf["gelf_tag_key"])
+        self.encoder = GelfEncoder.from_conf(conf)
         self.packet_size = conf["packet_size"]
         self.compress = conf["compress"]
         ssl_ctx = None
@@ -91,13 +81,7 @@ class GelfOutput(SenderOutput):
         self.sender = Sender(conf, "udp" if self.mode == "udp" else "tcp", ssl_ctx)
 
     def payloads(self, chunk):
-        events = chunk.events()
-        messages, errors, warnings = self.encoder.messages(chunk.tag, events)
-        if warnings:
-            self.log.warn("%d records: %s", len(warnings), warnings[0])
-        if errors:
-            self.log.error("%d of %d records could not be encoded to GELF and are left out "
-                           "(%s)", len(errors), len(events), errors[0])
+        messages = self.encoder.logged_messages(chunk.tag, chunk.events(), self.log)
         if self.mode != "udp":
             return [m + b"\0" for m in messages]
         datagrams = []

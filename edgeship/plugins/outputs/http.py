@@ -22,7 +22,7 @@ Fluent Bit drop the whole chunk; here that record is left out (counted in one er
 chunk) and the others are sent.
 """
 from edgeship.codecs import formats
-from edgeship.codecs.gelf import GelfEncoder
+from edgeship.codecs.gelf import GELF_KEY_OPTIONS, GelfEncoder
 from edgeship.core import accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
@@ -57,24 +57,14 @@ class HttpOutputPlugin(HttpOutput):
         Option("Body_Key", help="record accessor of a string sent as the body of its own "
                                 "request"),
         Option("Headers_Key", help="record accessor of a map of headers (with Body_Key)"),
-        Option("gelf_timestamp_key", help="Format gelf: record key of timestamp (default: "
-                                          "the event time)"),
-        Option("gelf_host_key", help="Format gelf: record key of host (default host)"),
-        Option("gelf_short_message_key", help="Format gelf: record key of short_message "
-                                              "(default short_message)"),
-        Option("gelf_full_message_key", help="Format gelf: record key of full_message "
-                                             "(default full_message)"),
-        Option("gelf_level_key", help="Format gelf: record key of level (default level)"),
-    ) + HttpOutput.client_options
+    ) + GELF_KEY_OPTIONS + HttpOutput.client_options
 
     def configure(self):
         conf = self.conf
         self.format = conf["format"]
         self.gelf = None
         if self.format == "gelf":
-            self.gelf = GelfEncoder(conf["gelf_short_message_key"], conf["gelf_timestamp_key"],
-                                    conf["gelf_host_key"], conf["gelf_full_message_key"],
-                                    conf["gelf_level_key"])
+            self.gelf = GelfEncoder.from_conf(conf)
         self.configure_client()
         uri = conf["uri"] or "/"
         self.uri = uri if uri.startswith("/") else "/" + uri
@@ -135,13 +125,7 @@ class HttpOutputPlugin(HttpOutput):
     def _gelf_body(self, chunk):
         """The GELF lines of the chunk's records GELF can carry (None when there is none);
         the others are said in one error line."""
-        events = chunk.events()
-        messages, errors, warnings = self.gelf.messages(chunk.tag, events)
-        if warnings:
-            self.log.warn("%d records: %s", len(warnings), warnings[0])
-        if errors:
-            self.log.error("%d of %d records could not be encoded to GELF and are left out "
-                           "(%s)", len(errors), len(events), errors[0])
+        messages = self.gelf.logged_messages(chunk.tag, chunk.events(), self.log)
         if not messages:
             return None
         return b"".join([message + b"\n" for message in messages])
