@@ -9,7 +9,9 @@ false`` lets a later header replace an earlier one of the same name (case-insens
 the end; a ``URI`` without a leading '/' gets one. 200-205 OK; 408, 429, 5xx and no answer
 RETRY; other 4xx ERROR (dropped, logged with the body's first line).
 ``Body_Key`` + ``Headers_Key`` (both record accessors): one request per record, its body the
-string at Body_Key and its headers the map at Headers_Key.
+string at Body_Key and its headers the map at Headers_Key. ``aws_auth on`` signs each
+request with SigV4 for ``aws_service`` (required then) in ``aws_region``
+(``edgeship.net.aws``).
 
 Differences: with Body_Key, Fluent Bit reports only the last record's request (earlier
 failures are lost); here any failure retries the chunk (records already accepted are sent
@@ -20,6 +22,7 @@ from edgeship.core import accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, RETRY
+from edgeship.net.aws import AWS_AUTH_OPTIONS
 from edgeship.net.http_client import address_options
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
@@ -54,7 +57,8 @@ class HttpOutputPlugin(HttpOutput):
         Option("gelf_short_message_key", compat=True),
         Option("gelf_full_message_key", compat=True),
         Option("gelf_level_key", compat=True),
-    ) + HttpOutput.client_options
+        Option("aws_service", help="AWS service code signed with aws_auth"),
+    ) + AWS_AUTH_OPTIONS + HttpOutput.client_options
 
     def configure(self):
         conf = self.conf
@@ -62,6 +66,12 @@ class HttpOutputPlugin(HttpOutput):
         if self.format == "gelf":
             raise ConfigError("http: Format gelf is not supported yet", key="format")
         self.configure_client()
+        if conf["aws_auth"]:
+            if not conf["aws_service"]:
+                raise ConfigError("http: aws_auth needs aws_service", key="aws_service")
+            self.sign_with_aws(conf["aws_region"], conf["aws_service"], conf["aws_profile"],
+                               conf["aws_role_arn"], conf["aws_external_id"],
+                               conf["aws_sts_endpoint"])
         uri = conf["uri"] or "/"
         self.uri = uri if uri.startswith("/") else "/" + uri
         self.method = conf["http_method"].upper()
