@@ -37,6 +37,7 @@ import time
 from urllib.parse import quote, unquote, urlsplit
 
 from edgeship.codecs import untrusted
+from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
 from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpError, address_options)
 
@@ -50,6 +51,12 @@ AWS_AUTH_OPTIONS = (
     Option("aws_external_id", help="external id for aws_role_arn"),
     Option("aws_profile", help="profile of the shared credentials file"),
 )
+
+# The net.* and tls.* options of the AWS outputs (cloudwatch_logs, s3): TLS on by default.
+AWS_NET_OPTIONS = tuple(
+    Option("tls", "bool", "on", help="use TLS (on for AWS endpoints)") if o.key == "tls" else o
+    for o in HTTP_CLIENT_OPTIONS if o.key.startswith(("net.", "tls")))
+USER_AGENT = ("User-Agent", "aws-fluent-bit-plugin")
 
 REFRESH_WINDOW = 60            # seconds before expiry when credentials are fetched again
 ECS_HOST = "169.254.170.2"
@@ -174,6 +181,26 @@ class Signer:
         credentials = await self.provider.get()
         return sign(credentials, self.region, self.service, method, host, uri, headers, body,
                     s3=self.s3)
+
+
+def endpoint_conf(conf, endpoint, port):
+    """The HttpClient conf of an AWS output (``conf``: its net.*/tls.* options) for
+    ``endpoint``, ``[https://|http://]host[:port]`` (http turns TLS off; without a port,
+    ``port``). ConfigError naming ``endpoint`` when it is none of those."""
+    client_conf = dict(conf)
+    scheme, _, rest = endpoint.rpartition("://")
+    host, _, given = rest.split("/", 1)[0].partition(":")
+    if scheme not in ("", "https", "http") or not host:
+        raise ConfigError("endpoint must be [https://]host[:port], got '%s'" % endpoint,
+                          key="endpoint")
+    if scheme == "http":
+        client_conf["tls"] = False
+    try:
+        client_conf["port"] = int(given) if given else port
+    except ValueError:
+        raise ConfigError("bad port in endpoint '%s'" % endpoint, key="endpoint")
+    client_conf["host"] = host
+    return client_conf
 
 
 # ---------------------------------------------------------------------- HTTP for credentials

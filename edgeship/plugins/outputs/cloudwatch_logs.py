@@ -45,8 +45,7 @@ from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, RETRY
 from edgeship.net import aws
-from edgeship.net.http_client import HTTP_CLIENT_OPTIONS, HttpClient, HttpError, InvalidRequest
-from edgeship.plugins.outputs._http import HttpOutput
+from edgeship.plugins.outputs._aws import AwsOutput, Failed
 
 MAX_EVENTS = 10000
 MAX_BATCH_BYTES = 1048576
@@ -62,18 +61,6 @@ _CREDENTIAL_CODES = ("ExpiredTokenException", "UnrecognizedClientException",
 _ALREADY_EXISTS = "ResourceAlreadyExistsException"
 _NOT_FOUND = "ResourceNotFoundException"
 _MISSING = object()
-
-_NET_TLS_OPTIONS = tuple(
-    Option("tls", "bool", "on", help="use TLS (on for AWS endpoints)") if o.key == "tls" else o
-    for o in HTTP_CLIENT_OPTIONS if o.key.startswith(("net.", "tls")))
-
-
-class _Failed(Exception):
-    """A request failed: ``result`` is RETRY or ERROR, the message is logged."""
-
-    def __init__(self, result, text):
-        Exception.__init__(self, text)
-        self.result = result
 
 
 def _error_of(response):
@@ -97,7 +84,7 @@ def _truncate(message):
     return data[:MAX_MESSAGE].decode("utf-8", "ignore"), MAX_MESSAGE
 
 
-class CloudWatchLogs(HttpOutput):
+class CloudWatchLogs(AwsOutput):
     name = "cloudwatch_logs"
     description = "Amazon CloudWatch Logs"
     workers = 1
@@ -128,7 +115,7 @@ class CloudWatchLogs(HttpOutput):
                                                      "edgeship"),
         Option("metric_dimensions", compat=True),
         Option("add_entity", "bool", "false", compat=True),
-    ) + _NET_TLS_OPTIONS
+    ) + aws.AWS_NET_OPTIONS
 
     def configure(self):
         conf = self.conf
@@ -148,27 +135,11 @@ class CloudWatchLogs(HttpOutput):
         region = conf["region"]
         endpoint = conf["endpoint"] or "logs.%s.amazonaws.com%s" % (
             region, ".cn" if region.startswith("cn-") else "")
-        client_conf = dict(conf)
-        scheme, _, rest = endpoint.rpartition("://")
-        host, _, port = rest.split("/", 1)[0].partition(":")
-        if scheme not in ("", "https", "http") or not host:
-            raise ConfigError("cloudwatch_logs: endpoint must be [https://]host[:port], got "
-                              "'%s'" % endpoint, key="endpoint")
-        if scheme == "http":
-            client_conf["tls"] = False
-        try:
-            client_conf["port"] = int(port) if port else conf["port"]
-        except ValueError:
-            raise ConfigError("cloudwatch_logs: bad port in endpoint '%s'" % endpoint,
-                              key="endpoint")
-        client_conf["host"] = host
-        self.client = HttpClient(client_conf)
-        self.sign_with_aws(region, "logs", conf["profile"], conf["role_arn"],
-                           conf["external_id"], conf["sts_endpoint"], region_key="region")
-        agent = "aws-fluent-bit-plugin"
+        self.configure_aws(endpoint, conf["port"], region, "logs")
+        self.user_agent = aws.USER_AGENT
         if conf["extra_user_agent"]:
-            agent += " " + conf["extra_user_agent"]
-        self.user_agent = ("User-Agent", agent)
+            self.user_agent = ("User-Agent", "%s %s" % (aws.USER_AGENT[1],
+                                                        conf["extra_user_agent"]))
         self.streams = {}     # (group, stream) -> time.monotonic() when last used
         self.sent = {}        # chunk.id -> batch keys already accepted
 
@@ -256,31 +227,13 @@ class CloudWatchLogs(HttpOutput):
 
     # ------------------------------------------------------------------ requests
     async def _call(self, action, body):
-        """The Response of one CloudWatch Logs action; _Failed when none came back."""
+        """The Response of one CloudWatch Logs action; Failed when none came back."""
         headers = [("Content-Type", "application/x-amz-json-1.1"),
                    ("X-Amz-Target", "Logs_20140328." + action)]
         if action == "PutLogEvents" and self.conf["log_format"]:
             headers.append(("x-amzn-logs-format", self.conf["log_format"]))
         headers.append(self.user_agent)
-        client = self.client
-        try:
-            headers = await self.signer.sign("POST", client.host_header, "/", headers, body)
-        except aws.NoCredentials as exc:
-            raise _Failed(RETRY, "no AWS credentials: %s" % exc)
-        attempts = 2 if self.conf["auto_retry_requests"] else 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = await client.request("POST", "/", headers, body)
-            except InvalidRequest as exc:
-                raise _Failed(ERROR, "%s: cannot send the request: %s" % (action, exc))
-            except HttpError as exc:
-                if last:
-                    raise _Failed(RETRY, "%s to %s: %s" % (action, client.label, exc))
-                continue
-            if response.status >= 500 and not last:
-                continue
-            return response
+        return await self.call(action, "POST", "/", headers, body)
 
     def _judge(self, action, response):
         """Raise _Failed for a response that is not a success."""
@@ -289,11 +242,11 @@ class CloudWatchLogs(HttpOutput):
         code, message = _error_of(response)
         text = "%s: HTTP %d %s: %s" % (action, response.status, code or "", message)
         if response.status >= 500 or response.status == 429 or code in _RETRY_CODES:
-            raise _Failed(RETRY, text)
+            raise Failed(RETRY, text)
         if response.status in (401, 403) or code in _CREDENTIAL_CODES:
-            self.signer.provider.invalidate()
-            raise _Failed(RETRY, text)
-        raise _Failed(ERROR, text)
+            self.credentials_refused()
+            raise Failed(RETRY, text)
+        raise Failed(ERROR, text)
 
     async def _create_group(self, group):
         self.log.info("creating log group %s", group)
@@ -324,7 +277,7 @@ class CloudWatchLogs(HttpOutput):
         code = _error_of(response)[0] if response.status != 200 else None
         if code == _NOT_FOUND:
             if not self.conf["auto_create_group"]:
-                raise _Failed(RETRY, "log group %s not found and `auto_create_group` "
+                raise Failed(RETRY, "log group %s not found and `auto_create_group` "
                                      "disabled" % group)
             await self._create_group(group)
             response = await self._call("CreateLogStream", body)
@@ -342,7 +295,7 @@ class CloudWatchLogs(HttpOutput):
         response = await self._call("PutLogEvents", body)
         if response.status != 200 and _error_of(response)[0] == _NOT_FOUND:
             self.streams.pop((group, stream), None)   # deleted: created again on the retry
-            raise _Failed(RETRY, "PutLogEvents: log stream %s not found in %s"
+            raise Failed(RETRY, "PutLogEvents: log stream %s not found in %s"
                           % (stream, group))
         self._judge("PutLogEvents", response)
         try:
@@ -365,7 +318,7 @@ class CloudWatchLogs(HttpOutput):
                     await self._put(group, stream, run)
                     done.add((group, stream, index))
                     self.sent[chunk.id] = done
-        except _Failed as exc:
+        except Failed as exc:
             if exc.result == ERROR:
                 self.log.error("%s; the chunk will not be retried", exc)
                 self.sent.pop(chunk.id, None)
