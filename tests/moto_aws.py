@@ -1,6 +1,7 @@
 """moto's server (the AWS API as AWS documents it, CloudWatch Logs and S3 among them) on a
 free loopback port, and a boto3 client of it to read back what edgeship wrote."""
 import socket
+import urllib.request
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -21,6 +22,9 @@ class Moto:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         self.url = "http://127.0.0.1:%d" % self.port
+        # moto keeps its state per process: each test starts from an empty account
+        urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset",
+                                                      method="POST"), timeout=10).read()
 
     def client(self, service):
         return boto3.client(service, region_name=REGION, endpoint_url=self.url,
