@@ -39,7 +39,8 @@ from urllib.parse import quote, unquote, urlsplit
 from edgeship.codecs import untrusted
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
-from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpError, address_options)
+from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError,
+                                      address_options)
 
 # The aws_* options of the HTTP outputs that sign (prometheus_remote_write, es, opensearch);
 # each adds its own service option (aws_service / aws_service_name).
@@ -231,7 +232,6 @@ def _split_url(url, default_https=True):
 
 async def _request(url, method="GET", headers=(), body=b"", timeout=_STS_TIMEOUT):
     """The Response of one request to ``url``; HttpError when none came."""
-    from edgeship.net.http_client import HttpClient
     https, host, port, path = _split_url(url)
     conf = _client_conf(host, port, https)
     conf["net.connect_timeout"] = timeout
