@@ -425,8 +425,9 @@ def examples_command(args):
 
 
 # Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
-# by default), prometheus_scrape (prometheus_client imports ssl).
-PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape")
+# by default), prometheus_scrape (prometheus_client imports ssl), the AWS outputs (TLS on by
+# default, credentials from https STS).
+PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "cloudwatch_logs", "s3")
 
 
 def _json_escape_unicode(on):
@@ -449,8 +450,8 @@ def _load_tls_only_if_used(sections):
                 return
             if entry.key == "name" and entry.value.strip().lower() in PLUGINS_NEEDING_SSL:
                 return
-            if (entry.key == "tls" or entry.key.startswith("tls.")) and \
-                    entry.value.strip().lower() in TRUE_WORDS:
+            if (entry.key in ("tls", "aws_auth") or entry.key.startswith("tls.")) and \
+                    entry.value.strip().lower() in TRUE_WORDS:  # aws_auth: STS is https
                 return
             if entry.key == "mode" and entry.value.strip().lower() == "tls":  # syslog, gelf
                 return

@@ -82,7 +82,10 @@ def test_a_real_prometheus_receives_the_series(spawn, tmp_path):
         server.stop()
 
 
-def test_aws_auth_is_a_config_error():
+def test_aws_auth_needs_a_region():
     proc = run_edgeship(["-i", "dummy", "-o", "prometheus_remote_write", "-p", "aws_auth=on",
                          "--dry-run"])
-    assert proc.returncode != 0 and "aws_auth (SigV4) is not available" in proc.stderr
+    assert proc.returncode != 0 and "needs aws_region" in proc.stderr
+    proc = run_edgeship(["-i", "dummy", "-o", "prometheus_remote_write", "-p", "aws_auth=on",
+                         "-p", "aws_region=eu-west-1", "--dry-run"])
+    assert proc.returncode == 0, proc.stderr

@@ -309,6 +309,15 @@ class Template:
         return "".join(out)
 
 
+    def render_checked(self, record, tag=None):
+        """The text for ``record``, or None when one of its keys is missing from it
+        (flb_ra_translate_check: the caller falls back to a fixed name)."""
+        for kind, value in self.parts:
+            if kind == KEY and value.lookup(record) is MISSING:
+                return None
+        return self.render(record, tag)
+
+
 def accessor(text):
     """The single value a pattern names, as flb_ra_get_kv_pair reads it: the first part of
     the template. Text without a leading ``$`` is one literal top-level key. Returns None

@@ -4,9 +4,13 @@ built from their options, Fluent Bit's common headers, and the status rules.
 Each plugin composes its body and its own header list, then calls ``self.send()``; the
 response's status is judged by the plugin's ``judge()`` (Fluent Bit's per-plugin rules,
 table 1.3 of the reference): by default 200-205 OK, 408/429/5xx RETRY, other 4xx ERROR
-logged with the first line of the body, no response at all RETRY.
+logged with the first line of the body, no response at all RETRY. An output that calls
+``sign_with_aws()`` has every request signed with SigV4 (``edgeship.net.aws``) just before
+it is sent; without credentials the flush is retried.
 """
+from edgeship.core.errors import ConfigError
 from edgeship.engine.plugin import ERROR, OK, RETRY, Output
+from edgeship.net import aws
 from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError,
                                       InvalidRequest, basic_auth, gzip_body, gzip_option,
                                       parse_headers)
@@ -27,6 +31,7 @@ class HttpOutput(Output):
     """An output that sends each chunk as HTTP requests through one HttpClient."""
 
     client_options = HTTP_CLIENT_OPTIONS
+    signer = None
 
     def configure_client(self, host=None, port=None):
         conf = self.conf
@@ -36,6 +41,16 @@ class HttpOutput(Output):
         self.auth = None
         if conf["http_user"]:
             self.auth = ("Authorization", basic_auth(conf["http_user"], conf["http_passwd"]))
+
+    def sign_with_aws(self, region, service, profile=None, role_arn=None, external_id=None,
+                      sts_endpoint=None, region_key="aws_region", s3=False):
+        """Sign every request with SigV4 for ``service`` in ``region`` (a config error
+        naming ``region_key`` when it is missing), credentials from Fluent Bit's chain."""
+        if not region:
+            raise ConfigError("%s: AWS signing needs %s" % (self.name, region_key),
+                              key=region_key)
+        chain = aws.credentials_chain(region, sts_endpoint, profile, role_arn, external_id)
+        self.signer = aws.Signer(chain, region, service, s3)
 
     def encode_body(self, body, headers):
         """``body`` gzipped when ``compress gzip`` is set (adding the header)."""
@@ -50,6 +65,12 @@ class HttpOutput(Output):
     async def send(self, method, uri, headers, body):
         """``(result, response)``: OK/RETRY/ERROR, and the Response or None."""
         client = self.client
+        if self.signer is not None:
+            try:
+                headers = await self.signer.sign(method, client.host_header, uri, headers, body)
+            except aws.NoCredentials as exc:
+                self.log.error("no AWS credentials, the chunk will be retried: %s", exc)
+                return RETRY, None
         try:
             response = await client.request(method, uri, headers, body)
         except InvalidRequest as exc:

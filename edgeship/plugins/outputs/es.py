@@ -3,7 +3,9 @@
 
 es only: ``HTTP_API_Key`` (``Authorization: ApiKey <key>``), ``Cloud_ID`` (the host from
 ``<name>:<base64 region$es_host[:port]$kibana>``, port 443 unless it names one) and
-``Cloud_Auth`` (``user:password``). AWS_Auth (SigV4) is a config error. Generate_ID hashes
+``Cloud_Auth`` (``user:password``). ``AWS_Auth on`` signs each request with SigV4 for
+``AWS_Service_Name`` (default ``es``) in ``AWS_Region`` (required then; see
+``edgeship.net.aws`` for the credentials and ``AWS_Role_ARN``). Generate_ID hashes
 with MurmurHash3 (the optional ``mmh3`` package, extra ``es``). Workers 2 by default, as in Fluent Bit.
 """
 import base64
@@ -12,6 +14,7 @@ import struct
 
 from edgeship.core.errors import ConfigError, StartError
 from edgeship.core.schema import Option
+from edgeship.net.aws import AWS_AUTH_OPTIONS
 from edgeship.plugins.outputs._bulk import BULK_OPTIONS, BulkOutput
 from edgeship.net.http_client import basic_auth
 from edgeship.plugins.outputs._http import HttpOutput
@@ -25,15 +28,16 @@ class EsOutput(BulkOutput):
         Option("HTTP_API_Key", help="API key: Authorization: ApiKey <key>"),
         Option("Cloud_ID", help="Elastic Cloud deployment id (sets Host and Port)"),
         Option("Cloud_Auth", help="Elastic Cloud user:password"),
-        Option("AWS_Auth", "bool", "off", help="AWS SigV4 (not supported)"),
-        Option("AWS_Region", compat=True),
-    ) + HttpOutput.client_options
+        Option("AWS_Service_Name", default="es", help="AWS service code signed with AWS_Auth"),
+    ) + AWS_AUTH_OPTIONS + HttpOutput.client_options
 
     def configure(self):
         conf = self.conf
-        if conf["aws_auth"]:
-            raise ConfigError("es: AWS_Auth (SigV4) is not supported", key="aws_auth")
         BulkOutput.configure(self)
+        if conf["aws_auth"]:
+            self.sign_with_aws(conf["aws_region"], conf["aws_service_name"],
+                               conf["aws_profile"], conf["aws_role_arn"],
+                               conf["aws_external_id"], conf["aws_sts_endpoint"])
         if conf["generate_id"]:
             try:
                 import mmh3  # noqa: F401

@@ -9,7 +9,9 @@ false`` lets a later header replace an earlier one of the same name (case-insens
 the end; a ``URI`` without a leading '/' gets one. 200-205 OK; 408, 429, 5xx and no answer
 RETRY; other 4xx ERROR (dropped, logged with the body's first line).
 ``Body_Key`` + ``Headers_Key`` (both record accessors): one request per record, its body the
-string at Body_Key and its headers the map at Headers_Key.
+string at Body_Key and its headers the map at Headers_Key. ``aws_auth on`` signs each
+request with SigV4 for ``aws_service`` (required then) in ``aws_region``
+(``edgeship.net.aws``).
 
 ``Format gelf``: one GELF 1.1 JSON per record, each followed by a newline, in one request
 (``application/json``; the ``gelf_*_key`` options name the record keys of GELF's fields;
@@ -27,6 +29,7 @@ from edgeship.core import accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, RETRY
+from edgeship.net.aws import AWS_AUTH_OPTIONS
 from edgeship.net.http_client import address_options
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
@@ -57,7 +60,8 @@ class HttpOutputPlugin(HttpOutput):
         Option("Body_Key", help="record accessor of a string sent as the body of its own "
                                 "request"),
         Option("Headers_Key", help="record accessor of a map of headers (with Body_Key)"),
-    ) + GELF_KEY_OPTIONS + HttpOutput.client_options
+        Option("aws_service", help="AWS service code signed with aws_auth"),
+    ) + GELF_KEY_OPTIONS + AWS_AUTH_OPTIONS + HttpOutput.client_options
 
     def configure(self):
         conf = self.conf
@@ -66,6 +70,12 @@ class HttpOutputPlugin(HttpOutput):
         if self.format == "gelf":
             self.gelf = GelfEncoder.from_conf(conf)
         self.configure_client()
+        if conf["aws_auth"]:
+            if not conf["aws_service"]:
+                raise ConfigError("http: aws_auth needs aws_service", key="aws_service")
+            self.sign_with_aws(conf["aws_region"], conf["aws_service"], conf["aws_profile"],
+                               conf["aws_role_arn"], conf["aws_external_id"],
+                               conf["aws_sts_endpoint"])
         uri = conf["uri"] or "/"
         self.uri = uri if uri.startswith("/") else "/" + uri
         self.method = conf["http_method"].upper()

@@ -3,13 +3,14 @@
 
 OpenSearch only, as in Fluent Bit: ``Index`` may be a record-accessor template rendered per
 record (``logs-$app``; a rendered name with '"', '\\' or control characters falls back to
-the Index text); ``Pipeline`` goes after ``/_bulk/?``; Generate_ID is XXH3-128. AWS SigV4
-options are accepted and not supported (a config error when AWS_Auth is on).
+the Index text); ``Pipeline`` goes after ``/_bulk/?``; Generate_ID is XXH3-128.
+``AWS_Auth on`` signs each request with SigV4 for ``AWS_Service_Name`` (default ``es``;
+``aoss`` for OpenSearch Serverless) in ``AWS_Region``, as es does.
 """
 import xxhash
 
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
+from edgeship.net.aws import AWS_AUTH_OPTIONS
 from edgeship.plugins.outputs._bulk import BULK_OPTIONS, BulkOutput
 from edgeship.plugins.outputs._http import HttpOutput
 
@@ -20,19 +21,16 @@ class OpenSearchOutput(BulkOutput):
     pipeline_sep = "/?"
     index_is_template = True
     options = BULK_OPTIONS + (
-        Option("AWS_Auth", "bool", "off", help="AWS SigV4 (not supported)"),
-        Option("AWS_Region", compat=True),
-        Option("AWS_Service_Name", compat=True),
-        Option("AWS_Role_ARN", compat=True),
-        Option("AWS_STS_Endpoint", compat=True),
-        Option("AWS_External_ID", compat=True),
-        Option("AWS_Profile", compat=True),
-    ) + HttpOutput.client_options
+        Option("AWS_Service_Name", default="es", help="AWS service code signed with AWS_Auth"),
+    ) + AWS_AUTH_OPTIONS + HttpOutput.client_options
 
     def configure(self):
-        if self.conf["aws_auth"]:
-            raise ConfigError("opensearch: AWS_Auth (SigV4) is not supported", key="aws_auth")
+        conf = self.conf
         BulkOutput.configure(self)
+        if conf["aws_auth"]:
+            self.sign_with_aws(conf["aws_region"], conf["aws_service_name"],
+                               conf["aws_profile"], conf["aws_role_arn"],
+                               conf["aws_external_id"], conf["aws_sts_endpoint"])
 
     def generated_id(self, packed):
         """XXH3-128, its two 64-bit halves (low first) printed byte by byte in memory order,

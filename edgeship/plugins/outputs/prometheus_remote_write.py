@@ -8,9 +8,13 @@ or gzip (``compression gzip``); headers Content-Type ``application/x-protobuf``,
 each ``header``; ``add_label NAME VALUE`` (repeatable); 200-205 OK, 400 ERROR, anything else
 or no answer RETRY.
 
+``aws_auth on`` signs each request with SigV4 (``edgeship.net.aws``) for ``aws_service``
+(default ``aps``, Amazon Managed Prometheus) in ``aws_region`` (required then), credentials
+from Fluent Bit's chain, ``aws_profile``, ``aws_role_arn`` + ``aws_external_id`` assumed
+through ``aws_sts_endpoint``.
+
 Needs the ``remote_write`` extra (protobuf and cramjam); without it the config is refused at
-start, naming the extra. Difference: ``aws_auth`` (SigV4) is not available: ``aws_auth on``
-is a config error.
+start, naming the extra.
 """
 import time
 
@@ -18,6 +22,7 @@ from edgeship.codecs import cmetrics
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, METRICS, OK, RETRY
+from edgeship.net.aws import AWS_AUTH_OPTIONS
 from edgeship.net.http_client import address_options, gzip_body
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
@@ -31,17 +36,12 @@ class PrometheusRemoteWrite(HttpOutput):
         Option("add_label", multiple=True, help="'NAME VALUE' label added to every series"),
         Option("compression", default="snappy", choices=("snappy", "gzip"),
                help="body compression"),
-        Option("aws_auth", "bool", "false", help="AWS SigV4 (not available in edgeship)"),
-        Option("aws_service", default="aps", compat=True),
-        Option("aws_region", compat=True),
+        Option("aws_service", default="aps", help="AWS service code signed with aws_auth"),
         Option("log_response_payload", "bool", "true", compat=True),
-    ) + HttpOutput.client_options
+    ) + AWS_AUTH_OPTIONS + HttpOutput.client_options
 
     def configure(self):
         conf = self.conf
-        if conf["aws_auth"]:
-            raise ConfigError("prometheus_remote_write: aws_auth (SigV4) is not available in "
-                              "edgeship", key="aws_auth")
         try:    # imported here: a missing extra is a config error, not a traceback
             import cramjam
             from edgeship.codecs import remote_write
@@ -51,6 +51,10 @@ class PrometheusRemoteWrite(HttpOutput):
         self.encoder = remote_write
         self.snappy = cramjam.snappy
         self.configure_client()
+        if conf["aws_auth"]:
+            self.sign_with_aws(conf["aws_region"], conf["aws_service"], conf["aws_profile"],
+                               conf["aws_role_arn"], conf["aws_external_id"],
+                               conf["aws_sts_endpoint"])
         self.uri = conf["uri"] if conf["uri"].startswith("/") else "/" + conf["uri"]
         self.labels = []
         for text in conf["add_label"]:

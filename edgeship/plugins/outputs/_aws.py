@@ -1,0 +1,52 @@
+"""What the AWS outputs (cloudwatch_logs, s3) share: the client of their endpoint, signing,
+Fluent Bit's ``auto_retry_requests`` (a request that got no answer or a 5xx is sent again once
+at once), and ``Failed``, the outcome of a request that did not succeed.
+"""
+from edgeship.engine.plugin import ERROR, RETRY
+from edgeship.net import aws
+from edgeship.net.http_client import HttpClient, HttpError, InvalidRequest
+from edgeship.plugins.outputs._http import HttpOutput
+
+
+class Failed(Exception):
+    """A request failed: ``result`` is RETRY or ERROR, the message is logged."""
+
+    def __init__(self, result, text):
+        Exception.__init__(self, text)
+        self.result = result
+
+
+class AwsOutput(HttpOutput):
+    def configure_aws(self, endpoint, port, region, service, s3=False):
+        conf = self.conf
+        self.client = HttpClient(aws.endpoint_conf(conf, endpoint, port))
+        self.sign_with_aws(region, service, conf["profile"], conf["role_arn"],
+                           conf["external_id"], conf["sts_endpoint"], region_key="region",
+                           s3=s3)
+
+    async def call(self, action, method, uri, headers, body):
+        """The Response of one request (``action`` names it in messages); Failed when
+        none came back or it cannot be signed."""
+        client = self.client
+        try:
+            headers = await self.signer.sign(method, client.host_header, uri, headers, body)
+        except aws.NoCredentials as exc:
+            raise Failed(RETRY, "no AWS credentials: %s" % exc)
+        attempts = 2 if self.conf["auto_retry_requests"] else 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await client.request(method, uri, headers, body)
+            except InvalidRequest as exc:
+                raise Failed(ERROR, "%s: cannot send the request: %s" % (action, exc))
+            except HttpError as exc:
+                if last:
+                    raise Failed(RETRY, "%s to %s: %s" % (action, client.label, exc))
+                continue
+            if response.status >= 500 and not last:
+                continue
+            return response
+
+    def credentials_refused(self):
+        """The service refused the signature or token: fetch credentials again."""
+        self.signer.provider.invalidate()
