@@ -561,7 +561,7 @@ def test_each_input_lists_its_options(name, options):
     ("Name health\n    Host h\n    Port 70000\n", 4, "port"),
     ("Name head\n    File x\n    Lines many\n", 4, "lines"),
     ("Name random\n    Sample 3\n", 3, "sample"),
-    ("Name cpu\n    Interval_Sec 1s\n", 3, "interval_sec"),
+    ("Name cpu\n    Interval_Sec one\n", 3, "interval_sec"),  # "1s" is 1, as atoi reads it
 ])
 def test_bad_options_name_file_line_and_key(tmp_path, section, line, key):
     conf = tmp_path / "bad.conf"
