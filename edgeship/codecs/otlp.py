@@ -43,15 +43,11 @@ import binascii
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import \
     ExportMetricsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import (AnyValue, ArrayValue,
-                                                      InstrumentationScope, KeyValue,
-                                                      KeyValueList)
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (Gauge, Histogram, HistogramDataPoint,
                                                         Metric, NumberDataPoint,
                                                         ResourceMetrics, ScopeMetrics, Sum,
                                                         Summary, SummaryDataPoint)
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from edgeship.codecs import cmetrics
 from edgeship.core.accessor import MISSING
@@ -79,29 +75,39 @@ def _key(key):
     return str(key)
 
 
-def any_value(value):
-    """The AnyValue of a record value."""
+def fill(target, value):
+    """Set the AnyValue ``target`` to a record value (in place: building messages and then
+    copying them into their parent costs four times as much)."""
     if isinstance(value, str):
-        return AnyValue(string_value=_text(value))
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value - _TWO_64 if value > _INT64_MAX else value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=_key_values(value)))
-    if isinstance(value, (list, tuple)):
-        return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
-    if value is None:
-        return AnyValue()
-    if isinstance(value, (bytes, bytearray)):
-        return AnyValue(bytes_value=bytes(value))
-    return AnyValue(string_value=_text(str(value)))
+        target.string_value = _text(value)
+    elif isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value - _TWO_64 if value > _INT64_MAX else value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, dict):
+        target.kvlist_value.SetInParent()
+        fill_pairs(target.kvlist_value.values, value)
+    elif isinstance(value, (list, tuple)):
+        target.array_value.SetInParent()
+        values = target.array_value.values
+        for item in value:
+            fill(values.add(), item)
+    elif value is None:
+        target.SetInParent()        # an empty AnyValue, as Fluent Bit's nil
+    elif isinstance(value, (bytes, bytearray)):
+        target.bytes_value = bytes(value)
+    else:
+        target.string_value = _text(str(value))
 
 
-def _key_values(mapping):
-    return [KeyValue(key=_key(k), value=any_value(v)) for k, v in mapping.items()]
+def fill_pairs(target, mapping):
+    """Append a KeyValue to the repeated field ``target`` per item of ``mapping``."""
+    for key, value in mapping.items():
+        pair = target.add()
+        pair.key = _key(key)
+        fill(pair.value, value)
 
 
 def _id(value, size):
@@ -153,24 +159,26 @@ class LogsEncoder:
         self.trace_id = trace_id
         self.span_id = span_id
 
-    def _body(self, record):
-        """(body AnyValue, the accessor that matched or None)."""
+    def _body(self, target, record):
+        """Fill the body AnyValue; the accessor that matched, or None (the whole record)."""
         for acc in self.body_keys:
             value = acc.lookup(record)
             if value is not MISSING:
-                return any_value(value), acc
-        return any_value(record), None
+                fill(target, value)
+                return acc
+        fill(target, record)
+        return None
 
     def _rest(self, record, acc):
         """The record without the value ``acc`` found (copied along the path: records are
         shared with the other outputs)."""
         return _without(record, (acc.key,) + acc.path)
 
-    def log_record(self, time_ns, record, problems):
-        body, matched = self._body(record)
-        log = LogRecord(time_unix_nano=time_ns, body=body)
+    def _log_record(self, log, time_ns, record, problems):
+        log.time_unix_nano = time_ns
+        matched = self._body(log.body, record)
         if self.body_key_attributes and matched is not None:
-            log.attributes.extend(_key_values(self._rest(record, matched)))
+            fill_pairs(log.attributes, self._rest(record, matched))
         number = self.severity_number.lookup(record)
         if type(number) is int and 1 <= number <= 24:
             log.severity_number = number
@@ -191,17 +199,20 @@ class LogsEncoder:
                 problems.add("invalid span_id")
             else:
                 log.span_id = found
-        return log
 
     def requests(self, events, batch_size, problems):
         """Serialized ExportLogsServiceRequests of ``events`` (``(time_ns, record)``), at most
         ``batch_size`` records each; ``problems`` collects what was left out."""
         bodies = []
         for start in range(0, len(events), batch_size):
-            scope = ScopeLogs(scope=InstrumentationScope(), log_records=[
-                self.log_record(t, r, problems) for t, r in events[start:start + batch_size]])
-            request = ExportLogsServiceRequest(resource_logs=[
-                ResourceLogs(resource=Resource(), scope_logs=[scope])])
+            request = ExportLogsServiceRequest()
+            resource = request.resource_logs.add()
+            resource.resource.SetInParent()
+            scope = resource.scope_logs.add()
+            scope.scope.SetInParent()
+            logs = scope.log_records
+            for time_ns, record in events[start:start + batch_size]:
+                self._log_record(logs.add(), time_ns, record, problems)
             bodies.append(request.SerializeToString())
         return bodies
 
