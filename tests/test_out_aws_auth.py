@@ -40,6 +40,12 @@ def _checking(access_key, secret_key, region, service, ok):
     return answer
 
 
+def _checked(receiver, count=1):
+    """At least ``count`` requests arrived and were checked (the receiver lists a request
+    before its answer is computed)."""
+    return sum(1 for r in list(receiver.requests) if hasattr(r, "signature_ok")) >= count
+
+
 def _log(tmp_path):
     path = tmp_path / "edgeship.log"
     return path.read_text() if path.exists() else ""
@@ -61,7 +67,7 @@ def test_prometheus_remote_write_signs_for_aps(spawn, tmp_path):
         spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="ASIAPROM",
                                           AWS_SECRET_ACCESS_KEY="prom/secret",
                                           AWS_SESSION_TOKEN="prom-session"))
-        wait_for(lambda: len(receiver.requests) >= 2, timeout=30)
+        wait_for(lambda: _checked(receiver, 2), timeout=30)
     finally:
         receiver.close()
     first = receiver.requests[0]
@@ -93,7 +99,7 @@ def test_es_retries_until_credentials_exist_then_signs(spawn, tmp_path):
         assert "environment: not set" in line and "EC2 instance metadata" in line
         credentials.write_text("[edge]\naws_access_key_id = AKFILE\n"
                                "aws_secret_access_key = file-secret\n")
-        wait_for(lambda: receiver.requests, timeout=30)
+        wait_for(lambda: _checked(receiver), timeout=30)
     finally:
         receiver.close()
     request = receiver.requests[0]
@@ -126,7 +132,7 @@ def test_opensearch_serverless_with_an_assumed_role(spawn, tmp_path):
     try:
         spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="AKBASE",
                                           AWS_SECRET_ACCESS_KEY="base-secret"))
-        wait_for(lambda: receiver.requests, timeout=30)
+        wait_for(lambda: _checked(receiver), timeout=30)
     finally:
         receiver.close()
         server.close()
@@ -159,8 +165,31 @@ def test_http_output_signs_for_its_aws_service(spawn, tmp_path):
     try:
         spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="AKHTTP",
                                           AWS_SECRET_ACCESS_KEY="http-secret"))
-        wait_for(lambda: receiver.requests, timeout=30)
+        wait_for(lambda: _checked(receiver), timeout=30)
     finally:
         receiver.close()
     assert receiver.requests[0].signature_ok
     assert receiver.requests[0].json_lines()[0]["seq"] == 3
+
+
+def test_opentelemetry_signs_for_its_aws_service(spawn, tmp_path):
+    """OTLP to an AWS endpoint (CloudWatch's OTLP logs endpoint: service "logs", Fluent Bit's
+    default aws_service): the protobuf body is signed."""
+    receiver = Receiver(_checking("AKOTEL", "otel-secret", "eu-central-1", "logs",
+                                  response(200, b"")))
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text(
+        "[SERVICE]\n    Flush 0.2\n    Log_File %s\n"
+        "[INPUT]\n    Name dummy\n    Dummy {\"log\":\"signed\"}\n    Samples 1\n"
+        "[OUTPUT]\n    Name opentelemetry\n    Match *\n    Host 127.0.0.1\n    Port %d\n"
+        "    aws_auth on\n    aws_region eu-central-1\n"
+        % (tmp_path / "edgeship.log", receiver.port))
+    try:
+        spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="AKOTEL",
+                                          AWS_SECRET_ACCESS_KEY="otel-secret"))
+        wait_for(lambda: _checked(receiver), timeout=30)
+    finally:
+        receiver.close()
+    request = receiver.requests[0]
+    assert request.signature_ok, request.header("Authorization")
+    assert request.path == "/v1/logs" and b"signed" in request.body

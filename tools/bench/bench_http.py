@@ -1,10 +1,12 @@
-"""HTTP outputs benchmark: tail + json -> http json_lines, and -> es _bulk, to a local receiver.
+"""HTTP outputs benchmark: tail + json -> http json_lines, -> es _bulk, and -> opentelemetry
+(OTLP/HTTP protobuf), to a local receiver.
 
     python tools/bench/bench_http.py [--lines 1000000] [--fluent-bit PATH] [--only NAME]
 
 The sender (tail reading N JSON lines with the json parser) posts to a receiver on loopback
 that this script runs in a thread (the same for edgeship and Fluent Bit): it reads each
-request, counts its records (JSON lines, or bulk action/source pairs) and answers 200 (es:
+request, counts its records (JSON lines, bulk action/source pairs, or the log records of an
+ExportLogsServiceRequest, decoded with opentelemetry-proto) and answers 200 (es:
 ``{"errors":false,...}``). Each row is events/s from the sender's start until the receiver
 counted all N records, the sender's CPU time per event (the receiver's is left out: it is
 the same for both) and its peak RSS.
@@ -26,6 +28,7 @@ from tools.bench.common import (EDGESHIP, HEADER, comparison_parser, fluent_bit,
 VARIANTS = (
     ("http json_lines", "lines", ["-o", "http", "-p", "format=json_lines", "-p", "uri=/in"]),
     ("es bulk", "bulk", ["-o", "es", "-p", "index=bench", "-p", "suppress_type_name=on"]),
+    ("opentelemetry", "otlp", ["-o", "opentelemetry"]),
 )
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
 _BULK_OK = b'{"took":1,"errors":false,"items":[]}'
@@ -60,11 +63,22 @@ class Receiver:
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 data = await reader.readexactly(length)
-                lines = data.count(b"\n")
-                self.count += lines // 2 if self.mode == "bulk" else lines
+                if self.mode == "otlp":
+                    self.count += _log_records(data)
+                else:
+                    lines = data.count(b"\n")
+                    self.count += lines // 2 if self.mode == "bulk" else lines
                 writer.write(answer)
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+
+
+def _log_records(body):
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    request = ExportLogsServiceRequest()
+    request.ParseFromString(body)
+    return sum(len(scope.log_records) for resource in request.resource_logs
+               for scope in resource.scope_logs)
 
 
 def measure(name, lines, args, receiver):

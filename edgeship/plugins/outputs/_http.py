@@ -37,7 +37,7 @@ class HttpOutput(Output):
         conf = self.conf
         self.client = HttpClient(conf, host, port)
         self.config_headers = parse_headers(conf["header"])
-        self.gzip = gzip_option(conf["compress"])
+        self.gzip = self.gzip_wanted(conf["compress"])
         self.auth = None
         if conf["http_user"]:
             self.auth = ("Authorization", basic_auth(conf["http_user"], conf["http_passwd"]))
@@ -51,6 +51,10 @@ class HttpOutput(Output):
                               key=region_key)
         chain = aws.credentials_chain(region, sts_endpoint, profile, role_arn, external_id)
         self.signer = aws.Signer(chain, region, service, s3)
+
+    def gzip_wanted(self, compress):
+        """True for ``compress gzip`` (ConfigError for what the plugin cannot send)."""
+        return gzip_option(compress)
 
     def encode_body(self, body, headers):
         """``body`` gzipped when ``compress gzip`` is set (adding the header)."""
@@ -80,15 +84,20 @@ class HttpOutput(Output):
             self.log.error("could not flush records to %s: %s", client.label, exc)
             return RETRY, None
         result = self.judge(response.status)
+        self.report(result, response)
+        return result, response
+
+    def report(self, result, response):
+        """Log the answer judged ``result`` (a plugin may log it as its Fluent Bit does)."""
+        label = self.client.label
         if result == OK:
-            self.log.debug("%s, HTTP status=%d", client.label, response.status)
+            self.log.debug("%s, HTTP status=%d", label, response.status)
         elif result == ERROR:
-            self.log.error("%s, HTTP status=%d %s; the chunk will not be retried", client.label,
+            self.log.error("%s, HTTP status=%d %s; the chunk will not be retried", label,
                            response.status, response.first_line())
         else:
-            self.log.error("%s, HTTP status=%d %s", client.label, response.status,
+            self.log.error("%s, HTTP status=%d %s", label, response.status,
                            response.first_line())
-        return result, response
 
     async def stop(self):
         client = getattr(self, "client", None)
