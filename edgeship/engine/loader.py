@@ -15,6 +15,7 @@ and what a plugin tolerates through its context (an unregistered tail Parser...)
 A Parsers_File naming Fluent Bit's stock file at one of its standard places, absent there,
 is read from edgeship's own stock file (edgeship/etc/parsers.conf), said in one info line.
 """
+import difflib
 import functools
 import errno
 import os
@@ -372,7 +373,6 @@ def _suggested(exc):
 
 def _did_you_mean(given, choices):
     """`` (did you mean 'x'?)`` for the accepted name closest to ``given``, or ''."""
-    import difflib      # only on a config error: 0.4 MB an edgeship that starts never needs
     close = difflib.get_close_matches(given.strip().lower(), list(choices), 1, 0.6)
     return " (did you mean '%s'?)" % close[0] if close else ""
 
