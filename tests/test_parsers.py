@@ -227,6 +227,16 @@ def test_regex_time_key_types_and_failed_time():
                                                            {"n": 7, "msg": "hello"})
     # invalid time: warned, field dropped, time left to the caller (now)
     assert parser.parse("not-a-time 7 hello") == (None, {"n": 7, "msg": "hello"})
+    # Time_Keep: the time stays at its place and Types apply to it; one that does not parse
+    # is dropped all the same; with Skip_Empty_Values off an empty time is such a time
+    kept = make("regex", regex=r"^(?<n>\d+) (?<time>\S*) (?<msg>.*)$", time_format="%s",
+                time_keep="on", types="time:integer n:integer", skip_empty_values="off")
+    event = kept.parse("7 1711360801 hello")
+    assert event == (1711360801000000000, {"n": 7, "time": 1711360801, "msg": "hello"})
+    assert list(event[1]) == ["n", "time", "msg"]
+    assert kept.parse("7 soon hello") == (None, {"n": 7, "msg": "hello"})
+    assert kept.parse("7  ") == (None, {"n": 7, "msg": ""})
+    assert kept.time_failed == 2
 
 
 def test_regex_repeated_name_keeps_the_last_nonempty():

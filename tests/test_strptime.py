@@ -2,6 +2,7 @@
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from edgeship.codecs.strptime import TimeFormat, days_from_civil, parse_offset
 
@@ -104,6 +105,8 @@ def test_offset_and_zone_options():
         TimeFormat("%H", zone="Mars/Olympus")
     with pytest.raises(ValueError):
         TimeFormat("%H", zone="UTC", offset="+0100")
+    # year 0 is past what datetime holds: a number (that parsers refuse), not an exception
+    assert TimeFormat("%Y-%m-%d", zone="Europe/Paris").parse("0000-01-01") < 0
 
 
 def test_days_from_civil_matches_calendar():
@@ -111,3 +114,91 @@ def test_days_from_civil_matches_calendar():
     for year, month, day in ((1970, 1, 1), (2000, 2, 29), (1969, 12, 31), (2100, 3, 1)):
         assert days_from_civil(year, month, day) * 86400 == \
             calendar.timegm((year, month, day, 0, 0, 0))
+
+
+# ------------------------------------------------------------------ fast path equivalence
+FAST_FORMATS = (ISO, "%Y-%m-%dT%H:%M:%S.%L", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S.%LZ", "%Y-%m-%d %H:%M:%S,%L", "%b %d %H:%M:%S",
+                "%d/%b/%Y:%H:%M:%S %z", "%d.%m.%Y %T")
+NOW = 1711360801.5      # 2024-03-25: the year of the yearless formats
+
+
+@st.composite
+def time_texts(draw):
+    """Texts near the stock formats: well-formed fields (edge dates included: 29 February of
+    leap and common years, day 31 of short months, second 60), each field sometimes replaced
+    by an out-of-range, one-digit or non-digit value; fractions of 0 to 10 digits; zones Z,
+    +hh:mm, -hhmm, +hh, names; trailing text."""
+    fields = {"year": draw(st.sampled_from(["2024", "2023", "2000", "2100", "1970", "1969",
+                                            "2106", "0000", "9999"])),
+              "month": "%02d" % draw(st.integers(1, 12)),
+              "day": "%02d" % draw(st.integers(1, 31)),
+              "hour": "%02d" % draw(st.integers(0, 23)),
+              "minute": "%02d" % draw(st.integers(0, 59)),
+              "second": "%02d" % draw(st.integers(0, 60)),
+              "name": draw(st.sampled_from(["Jan", "Feb", "mar", "DEC", "sep"])),
+              "fraction": draw(st.text("0123456789", min_size=1, max_size=9)),
+              "zone": draw(st.sampled_from(["Z", "+00:00", "-07:00", "+0530", "-0330"]))}
+    if draw(st.booleans()):
+        fields["month"], fields["day"] = draw(st.sampled_from(
+            [("02", "29"), ("02", "30"), ("04", "31"), ("12", "31"), ("01", "01")]))
+    for _ in range(draw(st.integers(0, 2))):
+        fields[draw(st.sampled_from(sorted(fields)))] = draw(st.sampled_from(
+            ["", "0", "00", "5", "13", "24", "29", "32", "45", "60", "61", "99", "123",
+             "20245", "x", "\u0663\u0663", " 5", "March", "Foo", "Ma", "0123456789", "+05",
+             "+5", "UTC", "GMT", "EST", " +01:00", "+01:0", "+99:99", "z"]))
+    shape = draw(st.integers(0, 3))
+    if shape == 0:
+        text = "{year}-{month}-{day}T{hour}:{minute}:{second}.{fraction}{zone}"
+    elif shape == 1:
+        text = "{name}" + draw(st.sampled_from([" ", "  ", "-"])) + "{day} {hour}:{minute}:{second}"
+    elif shape == 2:
+        text = "{day}/{name}/{year}:{hour}:{minute}:{second} {zone}"
+    else:
+        text = "{year}-{month}-{day} {hour}:{minute}:{second},{fraction}"
+    return (draw(st.sampled_from(["", " ", "\t"])) + text.format(**fields)
+            + draw(st.sampled_from(["", "x", "5", " trailing"])))
+
+
+def _general(fmt, **kw):
+    general = TimeFormat(fmt, **kw)
+    general.fast = None     # the general regex and setters only
+    return general
+
+
+@pytest.mark.parametrize("options", [{}, {"strict": False}, {"offset": "-0600"},
+                                     {"zone": "Europe/Paris"}])
+@settings(max_examples=600, deadline=None)
+@given(text=time_texts())
+def test_fast_path_gives_what_the_general_path_gives(options, text):
+    for fmt in FAST_FORMATS:
+        fast = TimeFormat(fmt, **options)
+        assert fast.fast is not None, fmt
+        expected = _general(fmt, **options).parse(text, now=NOW)
+        assert fast.parse(text, now=NOW) == expected, (fmt, text)
+        assert fast.parse(text, now=NOW) == expected, (fmt, text)    # from its caches
+
+
+def test_fast_path_reads_the_stock_formats_and_keeps_out_of_others():
+    cases = {ISO: "2024-02-29T23:59:60.5-07:00", "%b %d %H:%M:%S": "Feb 29 10:00:01",
+             "%d/%b/%Y:%H:%M:%S %z": "31/Dec/1999:23:59:59 +0100"}
+    for fmt, text in cases.items():
+        fast = TimeFormat(fmt)
+        assert fast.fast.match(text)
+        assert fast.parse(text, now=NOW) == _general(fmt).parse(text, now=NOW) is not None
+    assert TimeFormat(ISO).parse("2024-03-25T10:00:01.123456+00:00") == 1711360801123456000
+    for fmt in ("%Y-%m-%d %H:%M:%S %Z", "%s.%L", "%H:%M:%S", "%Y-%j %H:%M:%S", "%L %Y-%m-%d %T",
+                "%d %bch %Y %H:%M:%S", "%Y-%m-%d %I:%M:%S %p"):
+        assert TimeFormat(fmt).fast is None, fmt
+    assert TimeFormat(ISO, system_timezone=True).fast is None
+
+
+def test_fast_path_caches_stay_small():
+    fast = TimeFormat("%Y-%m-%d %H:%M:%S")
+    for day in range(2000):
+        fast.parse("%04d-01-01 00:00:00" % (1971 + day))
+    assert len(fast.dates) <= 512
+    yearless = TimeFormat("%b %d %H:%M:%S")
+    jan = yearless.parse("Jan 01 00:00:00", now=NOW)
+    # a new year clears the dates read with the old one
+    assert yearless.parse("Jan 01 00:00:00", now=NOW + 366 * 86400) == jan + 366 * 86400 * 10 ** 9

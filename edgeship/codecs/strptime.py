@@ -23,6 +23,14 @@ Fluent Bit rules reproduced here:
   that matches nothing gives 1899-12-31T00:00:00 (a format without a year: today, 00:00).
   The parser refuses such a time (see ``events.in_range``).
 - A time text longer than 63 characters is refused.
+
+Fast path (same results, checked against the general path by tests/test_strptime.py): a format
+made of a date (``%Y``, ``%m`` or a month name, ``%d``), then ``%H``, ``%M``, ``%S``, maybe
+``%L`` and a numeric ``%z``, with literals between (Fluent Bit's stock formats: RFC 3339,
+RFC 3164, Apache) reads the common texts (two-digit fields, a four-digit year, ``Z`` or
+``+hh[:]mm``) with one plainer regex, the days of each distinct date text cached (consecutive
+records share it). A text it does not take, or with a field out of range, goes the general
+way.
 """
 import calendar
 import re
@@ -208,14 +216,19 @@ def _set_numeric_zone(tm, text):
     if head == "G" or head == "U" or head == "Z":
         tm[GMTOFF] = 0
     elif head in "+-":
-        seconds = int(text[1:3]) * 3600
-        minutes = text[3:].lstrip(":")
-        if minutes:
-            seconds += int(minutes) * 60
-        tm[GMTOFF] = -seconds if head == "-" else seconds
+        tm[GMTOFF] = _numeric_offset(text)
     else:
         tm[GMTOFF] = _RFC822[text.upper()]
     return True
+
+
+def _numeric_offset(text):
+    """Seconds of ``+hh``, ``+hhmm`` or ``+hh:mm`` (no range check, as strptime)."""
+    seconds = int(text[1:3]) * 3600
+    minutes = text[3:].lstrip(":")
+    if minutes:
+        seconds += int(minutes) * 60
+    return -seconds if text[0] == "-" else seconds
 
 
 def _set_zone_name(tm, text):
@@ -358,6 +371,58 @@ class TimeFormat:
                 pattern = "(?:%s%s)?" % (fragment, pattern)
             self.regex = re.compile(pattern)
         self.complete_group = len(self.setters) + 1
+        self.fast = None
+        if not self.system_timezone:
+            self._compile_fast(head, cut, tail)
+
+    def _compile_fast(self, head, cut, tail):
+        """The fast path's regex and group layout, when the format has its shape (see the
+        module docstring); self.fast stays None otherwise."""
+        elements = _elements(head) + ([("frac", None)] if cut else []) + _elements(tail)
+        directives = [value for kind, value in elements if kind == "dir"]
+        date = directives[:-3] if directives[-1:] != ["z"] else directives[:-4]
+        months = [letter for letter in date if letter in "mbBh"]
+        if sorted(date) not in (sorted("Ymd"), sorted("md"), sorted(months + ["Y", "d"]),
+                                sorted(months + ["d"])) or len(months) != 1 \
+                or directives[len(date):len(date) + 3] != ["H", "M", "S"] \
+                or any(kind == "space" for kind, _ in elements) \
+                or (cut and elements.index(("frac", None)) < elements.index(("dir", "S"))):
+            return
+        fragments = [] if self.with_year else [_WS + "*"]
+        date_open = False
+        previous = None
+        for kind, value in elements:
+            if kind == "dir" and value in date and not date_open:
+                fragments.append("(")          # group 1: the whole date text, the cache key
+                date_open = True
+            if kind == "dir" and value == "H":
+                fragments.append(")")
+            if kind == "ws":
+                fragments.append(_WS + "*")
+            elif kind == "lit":
+                if previous in ("b", "B", "h") and value.isalpha():
+                    return  # a month name must end where its abbreviation does
+                fragments.append(re.escape(value))
+            elif kind == "frac":
+                fragments.append("([0-9]{1,9})")
+            elif value == "Y":
+                fragments.append("([0-9]{4})")
+            elif value in ("b", "B", "h"):
+                fragments.append("([A-Za-z]{3})")
+            elif value == "z":
+                fragments.append("(Z|[+-][0-9]{2}:?[0-9]{2})")
+            else:
+                fragments.append("([0-9]{2})")
+            previous = value if kind == "dir" else kind
+        self.fast = re.compile("".join(fragments))
+        self.fast_date = [(value, index) for index, value in enumerate(date, 1)]
+        self.fast_time = len(date) + 1       # index of %H in match.groups()
+        self.fast_frac = bool(cut)
+        self.fast_zone = directives[-1] == "z"
+        self.dates = {}
+        self.zones = {}
+        self.dates_year = None
+        self.year_second = self.year = None
 
     def _fragment(self, element):
         kind, value = element
@@ -385,6 +450,12 @@ class TimeFormat:
         """Nanoseconds since the epoch for ``text``, or None when it does not parse."""
         if len(text) > _MAX_TEXT or (not self.with_year and len(text) + 6 >= _MAX_TEXT + 1):
             return None
+        if self.fast is not None:
+            match = self.fast.match(text)
+            if match is not None:
+                result = self._parse_fast(match, now)
+                if result is not None:
+                    return result
         match = self.regex.match(text)
         if match is None:
             return None
@@ -413,6 +484,76 @@ class TimeFormat:
         if complete:
             _finish_fields(tm)
         return self._epoch(tm) * 1000000000 + tm[FRAC]
+
+    def _parse_fast(self, match, now):
+        """Nanoseconds of a text the fast regex matched, or None to go the general way."""
+        groups = match.groups()
+        if not self.with_year:
+            year = self._year(now)
+            if year != self.dates_year:
+                self.dates.clear()
+                self.dates_year = year
+        days = self.dates.get(groups[0])
+        if days is None:
+            days = self._date_days(groups)
+            if days is None:
+                return None
+        index = self.fast_time
+        hour, minute, second = int(groups[index]), int(groups[index + 1]), int(groups[index + 2])
+        if hour > 23 or minute > 59 or second > 60:
+            return None
+        wall = days * 86400 + hour * 3600 + minute * 60 + second
+        index += 3
+        fraction = 0
+        if self.fast_frac:
+            fraction = int(groups[index].ljust(9, "0"))
+            index += 1
+        if self.with_zone:
+            zone = groups[index] if self.fast_zone else "Z"
+            offset = self.zones.get(zone)
+            if offset is None:
+                offset = 0 if zone == "Z" else _numeric_offset(zone)
+                if len(self.zones) < 64:
+                    self.zones[zone] = offset
+            epoch = wall - offset
+        elif self.zone is not None:
+            epoch = wall - _zone_offset(self.zone, wall)
+        else:
+            epoch = wall - self.offset
+        return epoch * 1000000000 + fraction
+
+    def _date_days(self, groups):
+        """Days since the epoch of the date groups (None when a field is out of range),
+        cached by the date text."""
+        year = self.dates_year
+        month = day = 0
+        for letter, index in self.fast_date:
+            value = groups[index]
+            if letter == "Y":
+                year = int(value)
+            elif letter == "d":
+                day = int(value)
+            elif letter == "m":
+                month = int(value)
+            else:
+                month = _MONTH_INDEX.get(value.lower(), -1) + 1
+        if not (1 <= month <= 12 and 1 <= day <= 31):
+            return None
+        days = days_from_civil(year, month, 1) + day - 1
+        if len(self.dates) >= 512:
+            self.dates.clear()
+        self.dates[groups[0]] = days
+        return days
+
+    def _year(self, now):
+        """The current year where a yearless text is read (as ``_today``), looked up once a
+        second."""
+        second = int(time.time() if now is None else now)
+        if second != self.year_second:
+            tm = [0] * 13
+            self._today(tm, second)
+            self.year_second, self.year = second, tm[YEAR]
+        return self.year
 
     def _today(self, tm, now):
         now = time.time() if now is None else now
@@ -488,7 +629,10 @@ def _load_zone(name):
 def _zone_offset(zone, wall):
     """UTC offset (seconds) of ``zone`` at local wall-clock seconds ``wall``."""
     import datetime
-    naive = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=wall)
+    try:
+        naive = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=wall)
+    except OverflowError:
+        return 0    # year 0 or past 9999: a time events.in_range refuses anyway
     return int(naive.replace(tzinfo=zone).utcoffset().total_seconds())
 
 

@@ -2,7 +2,7 @@
 into the syslog input with the stock syslog-rfc5424 parser -> null.
 
     python tools/bench/bench_syslog.py [--messages 1000000] [--framing octet_counting|newline]
-                                       [--fluent-bit PATH]
+                                       [--fluent-bit PATH] [--tail]
 
 This script is the sender: it builds the messages in memory first, then writes them on one
 connection and shuts its side. The receiver closes the connection once it has read, parsed
@@ -11,6 +11,9 @@ next, and close at end of stream), so the row is events/s from the first byte se
 close, and the CPU time per event of the receiver in that window plus one flush interval
 (see common.py). With a Fluent Bit binary (``--fluent-bit PATH`` or ``fluent-bit`` on PATH)
 the same run is made with Fluent Bit (its stock parsers.conf, ``-R``) and the ratio follows.
+
+``--tail``: the same messages, one a line, in a file read by the tail input with the same
+parser (the regex parser path without sockets), each run to its end (``Exit_On_Eof``).
 """
 import argparse
 import os
@@ -20,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.bench.common import (EDGESHIP, HEADER, MOVIES, Measured, fluent_bit,  # noqa: E402
-                                free_port, print_ratio, row, workdir)
+                                free_port, print_ratio, row, run_timed, workdir)
 
 FLUSH = 0.2
 
@@ -71,8 +74,12 @@ def main():
                         default="octet_counting")
     parser.add_argument("--fluent-bit", help="Fluent Bit binary to compare with (default: "
                                              "fluent-bit on PATH, if any)")
+    parser.add_argument("--tail", action="store_true",
+                        help="read the messages from a file with tail instead")
     args = parser.parse_args()
     binary = fluent_bit(args.fluent_bit)
+    if args.tail:
+        return tail(args.messages)
     payload = messages(args.messages, args.framing)
     common = ["-p", "mode=tcp", "-p", "listen=127.0.0.1", "-p", "format=" + args.framing,
               "-p", "parser=syslog-rfc5424", "-p", "buffer_chunk_size=256k",
@@ -95,6 +102,22 @@ def main():
                           "-p", "port=%d" % port] + common + ["-o", "null", "-m", "*"],
                          port, payload, args.messages)
         print_ratio(ours, theirs)
+
+
+def tail(count):
+    """tail + syslog-rfc5424 -> null on a file of ``count`` messages (edgeship only)."""
+    with workdir() as folder:
+        log = os.path.join(folder, "syslog.log")
+        with open(log, "wb") as f:
+            f.write(messages(count, "newline"))
+        print(HEADER)
+        stock = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "edgeship", "etc", "parsers.conf")
+        seconds, cpu, rss, _ = run_timed(
+            ["-f", str(FLUSH), "-R", stock, "-i", "tail", "-p", "path=" + log,
+             "-p", "read_from_head=on", "-p", "exit_on_eof=on", "-p", "parser=syslog-rfc5424",
+             "-t", "syslog", "-o", "null", "-m", "*"])
+        row("edgeship: tail + syslog-rfc5424 -> null", count, seconds, cpu, rss)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,8 @@ class SyslogInput(ListeningInput):
         now = ev.now_ns()
         events = self.parser.parse_lines(lines, now)
         raw_key, source_key = self.raw_key, self.source_key
+        if not raw_key and not source_key and None not in events:
+            return events       # every message parsed, nothing to add
         same_source = not isinstance(addresses, list)
         unparsed = 0
         example = None

@@ -29,7 +29,9 @@ class RegexParser(Parser):
                        for name, numbers in capture_fields(self.regex)]
         self.has_groups = self.regex.groups > 0
         self.skip_empty = conf.get("skip_empty_values", True)
-        self.simple = all(len(numbers) == 1 for _, numbers in self.fields)
+        # Each name one group (the usual case): the record is built in one comprehension.
+        self.single = [(name, numbers[0]) for name, numbers in self.fields] \
+            if all(len(numbers) == 1 for _, numbers in self.fields) else None
 
     def parse(self, text):
         match = self.regex.search(text)
@@ -37,6 +39,32 @@ class RegexParser(Parser):
             self.failed += 1
             return None
         values = match.groups()
+        if self.single is None:
+            time_ns, record = self._fields(values)
+        else:
+            if self.skip_empty:
+                record = {name: values[number] for name, number in self.single
+                          if values[number]}
+            else:
+                record = {name: values[number] or "" for name, number in self.single}
+            time_ns = None
+            value = record.get(self.time_field) if self.time_field is not None else None
+            if value is not None:
+                time_ns = self.lookup_time(value)
+                if time_ns is None or not self.time_keep:
+                    del record[self.time_field]
+            types = self.types
+            if types:
+                for name in record:
+                    if name in types:
+                        record[name] = self.cast(name, record[name])
+        if self.decoders is not None:
+            record = self.decoders.apply(record)
+        return time_ns, record
+
+    def _fields(self, values):
+        """(time_ns, record) when a name has several groups: each value in group order, a
+        later one replacing an earlier one at its own position."""
         record = {}
         time_ns = None
         skip_empty = self.skip_empty
@@ -58,12 +86,7 @@ class RegexParser(Parser):
                         continue
                 if types and name in types:
                     value = self.cast(name, value)
-                if self.simple:
-                    record[name] = value
-                else:
-                    put(record, name, value)
-        if self.decoders is not None:
-            record = self.decoders.apply(record)
+                put(record, name, value)
         return time_ns, record
 
 

