@@ -11,6 +11,23 @@ from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+# Every variable the credentials chain reads: a test's edgeship sees only those it sets.
+AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+           "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+           "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+           "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+           "EKS_POD_EXECUTION_ROLE")
+
+
+def aws_env(tmp_path, **extra):
+    """The environment of an edgeship under test: no AWS variable of the machine's, a HOME
+    without ~/.aws, and ``extra``."""
+    env = dict((name, "") for name in AWS_ENV)
+    env["HOME"] = str(tmp_path / "home")
+    env.update(extra)
+    return env
+
 
 def expected_authorization(method, host, uri, headers, body, access_key, secret_key,
                            region, service, s3=False):

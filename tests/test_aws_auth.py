@@ -8,17 +8,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from aws_oracle import Endpoints, expected_authorization, sts_answer
+from aws_oracle import AWS_ENV, Endpoints, expected_authorization, sts_answer
 from edgeship.net import aws
 
 CREDS = aws.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 SESSION = aws.Credentials("ASIAEXAMPLE", "c2VjcmV0L2tleQ==", "FwoGZXIvYXdzE//token+/=")
-AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-           "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-           "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
-           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-           "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-           "EKS_POD_EXECUTION_ROLE")
 
 
 @pytest.fixture

@@ -4,21 +4,13 @@ service does) and refuses a wrong one with 403, as AWS answers."""
 import json
 import os
 
-from aws_oracle import Endpoints, expected_authorization, sts_answer
+from aws_oracle import Endpoints, aws_env, expected_authorization, sts_answer
 from conftest import run_edgeship, wait_for
 from http_receiver import Receiver, response
-from test_aws_auth import AWS_ENV
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FIXTURE = os.path.join(DATA, "node_exporter", "fixture")
 BULK_OK = json.dumps({"took": 1, "errors": False, "items": [{"create": {"status": 201}}]})
-
-
-def _env(tmp_path, **extra):
-    env = dict((name, "") for name in AWS_ENV)
-    env["HOME"] = str(tmp_path / "home")
-    env.update(extra)
-    return env
 
 
 def _checking(access_key, secret_key, region, service, ok):
@@ -64,7 +56,7 @@ def test_prometheus_remote_write_signs_for_aps(spawn, tmp_path):
         "    AWS_region us-west-2\n    add_label app edge\n"
         % (tmp_path / "edgeship.log", FIXTURE, FIXTURE, receiver.port))
     try:
-        spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="ASIAPROM",
+        spawn(["-c", str(conf)], env=aws_env(tmp_path, AWS_ACCESS_KEY_ID="ASIAPROM",
                                           AWS_SECRET_ACCESS_KEY="prom/secret",
                                           AWS_SESSION_TOKEN="prom-session"))
         wait_for(lambda: _checked(receiver, 2), timeout=30)
@@ -91,7 +83,7 @@ def test_es_retries_until_credentials_exist_then_signs(spawn, tmp_path):
         "    AWS_Region eu-west-1\n    AWS_Profile edge\n"
         % (tmp_path / "edgeship.log", receiver.port))
     try:
-        spawn(["-c", str(conf)], env=_env(tmp_path,
+        spawn(["-c", str(conf)], env=aws_env(tmp_path,
                                           AWS_SHARED_CREDENTIALS_FILE=str(credentials)))
         wait_for(lambda: "no AWS credentials" in _log(tmp_path), timeout=30)
         assert not receiver.requests
@@ -130,7 +122,7 @@ def test_opensearch_serverless_with_an_assumed_role(spawn, tmp_path):
         "    AWS_External_ID ext\n    AWS_STS_Endpoint %s\n"
         % (tmp_path / "edgeship.log", receiver.port, server.url))
     try:
-        spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="AKBASE",
+        spawn(["-c", str(conf)], env=aws_env(tmp_path, AWS_ACCESS_KEY_ID="AKBASE",
                                           AWS_SECRET_ACCESS_KEY="base-secret"))
         wait_for(lambda: _checked(receiver), timeout=30)
     finally:
@@ -151,25 +143,33 @@ def test_aws_auth_without_a_region_is_a_config_error(tmp_path):
     assert "fluent-bit.conf" in done.stderr
 
 
-def test_http_output_signs_for_its_aws_service(spawn, tmp_path):
-    receiver = Receiver(_checking("AKHTTP", "http-secret", "ap-south-1", "execute-api",
-                                  response(200, b"{}")))
+def _one_record(spawn, tmp_path, receiver, record, output, access_key, secret_key):
+    """One dummy ``record`` through ``output`` (its section's lines after Match) to
+    ``receiver``, these credentials in the environment: the first request, once checked."""
     conf = tmp_path / "fluent-bit.conf"
     conf.write_text(
         "[SERVICE]\n    Flush 0.2\n    Log_File %s\n"
-        "[INPUT]\n    Name dummy\n    Dummy {\"seq\":3}\n    Samples 1\n"
-        "[OUTPUT]\n    Name http\n    Match *\n    Host 127.0.0.1\n    Port %d\n"
-        "    URI /prod/ingest?stream=a%%20b&x=1\n    Format json_lines\n    aws_auth on\n"
-        "    aws_region ap-south-1\n    aws_service execute-api\n"
-        % (tmp_path / "edgeship.log", receiver.port))
+        "[INPUT]\n    Name dummy\n    Dummy %s\n    Samples 1\n"
+        "[OUTPUT]\n    Match *\n    Host 127.0.0.1\n    Port %d\n%s"
+        % (tmp_path / "edgeship.log", json.dumps(record), receiver.port, output))
     try:
-        spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="AKHTTP",
-                                          AWS_SECRET_ACCESS_KEY="http-secret"))
+        spawn(["-c", str(conf)], env=aws_env(tmp_path, AWS_ACCESS_KEY_ID=access_key,
+                                          AWS_SECRET_ACCESS_KEY=secret_key))
         wait_for(lambda: _checked(receiver), timeout=30)
     finally:
         receiver.close()
-    assert receiver.requests[0].signature_ok
-    assert receiver.requests[0].json_lines()[0]["seq"] == 3
+    return receiver.requests[0]
+
+
+def test_http_output_signs_for_its_aws_service(spawn, tmp_path):
+    receiver = Receiver(_checking("AKHTTP", "http-secret", "ap-south-1", "execute-api",
+                                  response(200, b"{}")))
+    request = _one_record(spawn, tmp_path, receiver, {"seq": 3},
+                          "    Name http\n    URI /prod/ingest?stream=a%20b&x=1\n"
+                          "    Format json_lines\n    aws_auth on\n    aws_region ap-south-1\n"
+                          "    aws_service execute-api\n", "AKHTTP", "http-secret")
+    assert request.signature_ok
+    assert request.json_lines()[0]["seq"] == 3
 
 
 def test_opentelemetry_signs_for_its_aws_service(spawn, tmp_path):
@@ -177,19 +177,8 @@ def test_opentelemetry_signs_for_its_aws_service(spawn, tmp_path):
     default aws_service): the protobuf body is signed."""
     receiver = Receiver(_checking("AKOTEL", "otel-secret", "eu-central-1", "logs",
                                   response(200, b"")))
-    conf = tmp_path / "fluent-bit.conf"
-    conf.write_text(
-        "[SERVICE]\n    Flush 0.2\n    Log_File %s\n"
-        "[INPUT]\n    Name dummy\n    Dummy {\"log\":\"signed\"}\n    Samples 1\n"
-        "[OUTPUT]\n    Name opentelemetry\n    Match *\n    Host 127.0.0.1\n    Port %d\n"
-        "    aws_auth on\n    aws_region eu-central-1\n"
-        % (tmp_path / "edgeship.log", receiver.port))
-    try:
-        spawn(["-c", str(conf)], env=_env(tmp_path, AWS_ACCESS_KEY_ID="AKOTEL",
-                                          AWS_SECRET_ACCESS_KEY="otel-secret"))
-        wait_for(lambda: _checked(receiver), timeout=30)
-    finally:
-        receiver.close()
-    request = receiver.requests[0]
+    request = _one_record(spawn, tmp_path, receiver, {"log": "signed"},
+                          "    Name opentelemetry\n    aws_auth on\n"
+                          "    aws_region eu-central-1\n", "AKOTEL", "otel-secret")
     assert request.signature_ok, request.header("Authorization")
     assert request.path == "/v1/logs" and b"signed" in request.body

@@ -9,7 +9,7 @@ import pytest
 from conftest import wait_for
 from filter_helpers import load
 from moto_aws import CREDENTIALS, REGION, Moto
-from test_aws_auth import AWS_ENV
+from aws_oracle import aws_env
 from edgeship.codecs import entries
 from edgeship.engine.plugin import OK
 from edgeship.plugins.outputs import cloudwatch_logs
@@ -20,13 +20,6 @@ def moto():
     server = Moto()
     yield server
     server.stop()
-
-
-def _env(tmp_path):
-    env = dict((name, "") for name in AWS_ENV)
-    env["HOME"] = str(tmp_path / "home")
-    env.update(CREDENTIALS)
-    return env
 
 
 def _config(tmp_path, moto, lines, output):
@@ -63,7 +56,7 @@ def test_records_land_in_the_group_and_stream_fluent_bit_chooses(spawn, tmp_path
                          "    log_group_name fallback\n    log_group_template grp-$svc\n"
                          "    log_stream_prefix from-\n    auto_create_group on\n"
                          "    log_retention_days 7\n    log_group_class STANDARD\n")],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     logs = moto.client("logs")
     got = wait_for(lambda: len(_messages(logs, "grp-api", "from-app.web")) == 2
                    and _messages(logs, "grp-api", "from-app.web"), timeout=30)
@@ -82,7 +75,7 @@ def test_log_key_sends_the_value_alone(spawn, tmp_path, moto):
     logs.create_log_group(logGroupName="g")
     spawn(["-c", _config(tmp_path, moto, lines, "    log_group_name g\n"
                                                 "    log_stream_name s\n    log_key log\n")],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     got = wait_for(lambda: len(_messages(logs, "g", "s")) == 2 and _messages(logs, "g", "s"),
                    timeout=30)
     assert got == ["plain text line", '{"inner":true}']
@@ -93,7 +86,7 @@ def test_a_missing_group_is_retried_until_it_exists(spawn, tmp_path, moto):
     spawn(["-c", _config(tmp_path, moto, [{"n": 1}],
                          "    log_group_name later\n    log_stream_name s\n"
                          "    auto_create_group off\n    Retry_Limit no_limits\n")],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     wait_for(lambda: "log group later not found and `auto_create_group` disabled"
              in _log(tmp_path), timeout=30)
     logs = moto.client("logs")
@@ -105,7 +98,7 @@ def test_an_invalid_parameter_is_an_error_logged_with_its_message(spawn, tmp_pat
     spawn(["-c", _config(tmp_path, moto, [{"n": 1}],
                          "    log_group_name %s\n    log_stream_name s\n"
                          "    auto_create_group on\n    Retry_Limit no_limits\n" % ("g" * 513))],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     line = wait_for(lambda: [l for l in _log(tmp_path).splitlines()
                              if "CreateLogGroup" in l and "error" in l], timeout=30)[0]
     assert "InvalidParameterException" in line and "512" in line

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_edgeship, wait_for
 from moto_aws import CREDENTIALS, REGION, Moto
-from test_aws_auth import AWS_ENV
+from aws_oracle import aws_env
 
 
 @pytest.fixture
@@ -20,13 +20,6 @@ def moto():
     server.s3 = s3
     yield server
     server.stop()
-
-
-def _env(tmp_path):
-    env = dict((name, "") for name in AWS_ENV)
-    env["HOME"] = str(tmp_path / "home")
-    env.update(CREDENTIALS)
-    return env
 
 
 def _config(tmp_path, moto, output, records=({"log": "one", "n": 1}, {"log": "two", "n": 2}),
@@ -54,7 +47,7 @@ def test_json_lines_object_under_fluent_bits_key(spawn, tmp_path, moto):
     records = ({"t": "1700000000", "log": "one", "n": 1},
                {"t": "1700000001", "log": "quote \" \u00e9", "n": 2})
     spawn(["-c", _config(tmp_path, moto, "    use_put_object on\n", records)],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     key = wait_for(lambda: _objects(moto), timeout=30)[0]
     # /fluent-bit-logs/$TAG/%Y/%m/%d/%H/%M/%S at the first record's time, then -object<8>
     assert re.fullmatch(r"fluent-bit-logs/kube\.var\.app/2023/11/14/22/13/20-object"
@@ -70,7 +63,7 @@ def test_tag_parts_uuid_gzip_and_headers(spawn, tmp_path, moto):
                          "    compression gzip\n    content_type application/json\n"
                          "    storage_class STANDARD_IA\n    send_content_md5 on\n"
                          "    json_date_key false\n")],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     key = wait_for(lambda: _objects(moto), timeout=30)[0]
     assert re.fullmatch(r"var/app/\d{4}/[A-Za-z0-9]{8}\.gz", key), key
     answer = moto.s3.get_object(Bucket="logs", Key=key)
@@ -93,10 +86,10 @@ def test_index_counts_objects_across_restarts(spawn, tmp_path, moto):
             "    log_key log\n"
             % (tmp_path / "edgeship.log", word, REGION, moto.url, tmp_path / "store"))
         return str(conf)
-    child = spawn(["-c", config("one")], env=_env(tmp_path))
+    child = spawn(["-c", config("one")], env=aws_env(tmp_path, **CREDENTIALS))
     wait_for(lambda: _objects(moto), timeout=30)
     child.terminate()
-    spawn(["-c", config("two")], env=_env(tmp_path))
+    spawn(["-c", config("two")], env=aws_env(tmp_path, **CREDENTIALS))
     keys = wait_for(lambda: len(_objects(moto)) == 2 and _objects(moto), timeout=30)
     assert sorted(keys) == ["idx/0.log", "idx/1.log"]
     bodies = [moto.s3.get_object(Bucket="logs", Key=k)["Body"].read() for k in sorted(keys)]
@@ -106,7 +99,7 @@ def test_index_counts_objects_across_restarts(spawn, tmp_path, moto):
 def test_a_missing_bucket_is_retried_until_it_exists(spawn, tmp_path, moto):
     spawn(["-c", _config(tmp_path, moto, "    Retry_Limit no_limits\n    static_file_path on\n"
                                          "    s3_key_format /fixed.log\n", bucket="later")],
-          env=_env(tmp_path))
+          env=aws_env(tmp_path, **CREDENTIALS))
     log = tmp_path / "edgeship.log"
     wait_for(lambda: log.exists() and "NoSuchBucket" in log.read_text(), timeout=30)
     moto.s3.create_bucket(Bucket="later",

@@ -185,20 +185,14 @@ class LogsEncoder:
         text = self.severity_text.lookup(record)
         if isinstance(text, str):
             log.severity_text = _text(text)
-        trace = self.trace_id.lookup(record)
-        if trace is not MISSING:
-            found = _id(trace, 16)
-            if found is None:
-                problems.add("invalid trace_id")
-            else:
-                log.trace_id = found
-        span = self.span_id.lookup(record)
-        if span is not MISSING:
-            found = _id(span, 8)
-            if found is None:
-                problems.add("invalid span_id")
-            else:
-                log.span_id = found
+        for field, acc, size in (("trace_id", self.trace_id, 16), ("span_id", self.span_id, 8)):
+            value = acc.lookup(record)
+            if value is not MISSING:
+                found = _id(value, size)
+                if found is None:
+                    problems.add("invalid " + field)
+                else:
+                    setattr(log, field, found)
 
     def requests(self, events, batch_size, problems):
         """Serialized ExportLogsServiceRequests of ``events`` (``(time_ns, record)``), at most

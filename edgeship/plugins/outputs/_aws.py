@@ -2,6 +2,7 @@
 Fluent Bit's ``auto_retry_requests`` (a request that got no answer or a 5xx is sent again once
 at once), and ``Failed``, the outcome of a request that did not succeed.
 """
+from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, RETRY
 from edgeship.net import aws
 from edgeship.net.http_client import HttpClient, HttpError, InvalidRequest
@@ -17,6 +18,16 @@ class Failed(Exception):
 
 
 class AwsOutput(HttpOutput):
+    # The options every AWS output has (besides each one's own), declared once.
+    common_options = (
+        Option("sts_endpoint", help="STS endpoint for role_arn"),
+        Option("role_arn", help="IAM role assumed with STS"),
+        Option("external_id", help="external id for role_arn"),
+        Option("profile", help="profile of the shared credentials file"),
+        Option("auto_retry_requests", "bool", "true",
+               help="send a failed request again once at once"),
+    ) + aws.AWS_NET_OPTIONS
+
     def configure_aws(self, endpoint, port, region, service, s3=False):
         conf = self.conf
         self.client = HttpClient(aws.endpoint_conf(conf, endpoint, port))

@@ -101,21 +101,15 @@ class CloudWatchLogs(AwsOutput):
                                                    "groups it creates"),
         Option("log_retention_days", "int", "0", help="retention set on groups it creates"),
         Option("auto_create_group", "bool", "false", help="create a missing log group"),
-        Option("auto_retry_requests", "bool", "true",
-               help="send a failed request again once at once"),
         Option("endpoint", help="CloudWatch Logs endpoint (default logs.<region>."
                                 "amazonaws.com)"),
         Option("Port", "int", "443", min=1, max=65535, help="port of the endpoint"),
-        Option("sts_endpoint", help="STS endpoint for role_arn"),
-        Option("role_arn", help="IAM role assumed with STS"),
-        Option("external_id", help="external id for role_arn"),
-        Option("profile", help="profile of the shared credentials file"),
         Option("extra_user_agent", help="appended to the User-Agent"),
         Option("metric_namespace", compat=True, help="EMF of cpu/mem records: not in "
                                                      "edgeship"),
         Option("metric_dimensions", compat=True),
         Option("add_entity", "bool", "false", compat=True),
-    ) + aws.AWS_NET_OPTIONS
+    ) + AwsOutput.common_options
 
     def configure(self):
         conf = self.conf

@@ -67,10 +67,6 @@ class S3Output(AwsOutput):
         Option("region", default="us-east-1", help="AWS region of the bucket"),
         Option("endpoint", help="S3 endpoint (default s3.<region>.amazonaws.com)"),
         Option("Port", "int", "443", min=1, max=65535, help="port of the endpoint"),
-        Option("sts_endpoint", help="STS endpoint for role_arn"),
-        Option("role_arn", help="IAM role assumed with STS"),
-        Option("external_id", help="external id for role_arn"),
-        Option("profile", help="profile of the shared credentials file"),
         Option("s3_key_format", default="/fluent-bit-logs/$TAG/%Y/%m/%d/%H/%M/%S",
                help="object key: $TAG, $TAG[n], $UUID, $INDEX and strftime"),
         Option("s3_key_format_tag_delimiters", default=".",
@@ -88,8 +84,6 @@ class S3Output(AwsOutput):
         Option("canned_acl", help="x-amz-acl of the objects"),
         Option("storage_class", help="x-amz-storage-class of the objects"),
         Option("send_content_md5", "bool", "false", help="send Content-MD5"),
-        Option("auto_retry_requests", "bool", "true",
-               help="send a failed request again once at once"),
         Option("store_dir", default="/tmp/fluent-bit/s3",
                help="where the $INDEX sequence number is kept"),
         Option("use_put_object", "bool", "false", compat=True,
@@ -111,7 +105,7 @@ class S3Output(AwsOutput):
         Option("authorization_endpoint_username", compat=True),
         Option("authorization_endpoint_password", compat=True),
         Option("authorization_endpoint_bearer_token", compat=True),
-    ) + aws.AWS_NET_OPTIONS
+    ) + AwsOutput.common_options
 
     def configure(self):
         conf = self.conf
