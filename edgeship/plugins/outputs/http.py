@@ -40,7 +40,7 @@ CONTENT_TYPES = {"json": "application/json", "json_stream": "application/json",
 
 class HttpOutputPlugin(HttpOutput):
     name = "http"
-    description = "HTTP POST/PUT of each chunk (JSON, JSON lines, msgpack)"
+    description = "HTTP POST/PUT of each chunk (JSON, JSON lines, msgpack, GELF)"
     workers = 2
     options = address_options(80) + (
         Option("URI", default="/", help="request path (and query)"),
