@@ -1,7 +1,8 @@
 """What an AWS service does with a signed request, done by botocore (an independent SigV4
 implementation): recompute the Authorization header from the headers the request lists in
 SignedHeaders, and compare. Also a loopback HTTP server answering as the AWS credential
-endpoints document (ECS container endpoint, EC2 IMDSv2, STS)."""
+endpoints document (ECS container endpoint, EC2 IMDSv2, STS), and as the EC2 instance
+metadata service answers an instance's metadata, identity document and tags."""
 import datetime
 import http.server
 import threading
@@ -17,7 +18,7 @@ AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "A
            "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
            "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-           "EKS_POD_EXECUTION_ROLE")
+           "EKS_POD_EXECUTION_ROLE", "AWS_EC2_METADATA_SERVICE_ENDPOINT")
 
 
 def aws_env(tmp_path, **extra):
@@ -52,7 +53,7 @@ class Endpoints:
     """A loopback HTTP server; ``routes[(method, path)]`` -> (status, body bytes) or a
     callable(handler) returning one. Every request is kept as (method, path, headers)."""
 
-    def __init__(self, routes):
+    def __init__(self, routes, port=0):
         self.routes = routes
         self.requests = []
         outer = self
@@ -77,7 +78,7 @@ class Endpoints:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -93,3 +94,27 @@ def sts_answer(action, access_key, secret_key, token, expiration):
             "<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
             "</%sResult></%sResponse>" % (action, action, access_key, secret_key, token,
                                           expiration, action, action)).encode()
+
+
+def imds_routes(paths, token="imds-token"):
+    """Endpoints routes answering as the EC2 instance metadata service: ``paths`` {path:
+    body bytes}, each also with a trailing slash. With ``token``, IMDSv2 only (AWS's
+    "http-tokens required"): PUT /latest/api/token with a TTL header gets ``token``, a GET
+    without it gets 401. Without, IMDSv1: no token asked for."""
+    def guarded(body):
+        def answer(handler):
+            if token is not None and handler.headers.get("X-aws-ec2-metadata-token") != token:
+                return 401, b""
+            return 200, body
+        return answer
+
+    def put_token(handler):
+        if not handler.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return 400, b"missing ttl"
+        return 200, token.encode()
+    routes = {}
+    if token is not None:
+        routes[("PUT", "/latest/api/token")] = put_token
+    for path, body in paths.items():
+        routes[("GET", path)] = routes[("GET", path + "/")] = guarded(body)
+    return routes

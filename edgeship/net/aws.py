@@ -15,7 +15,8 @@ Kept from Fluent Bit 5.1.1 (src/aws/, flb_signv4.c):
   credentials (``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` on 169.254.170.2, or
   ``AWS_CONTAINER_CREDENTIALS_FULL_URI``, which must be https, loopback or the link-local
   ECS/EKS hosts, with ``AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)`` as ``Authorization``);
-  EC2 instance metadata, IMDSv2 (a PUT for a token, then the role's credentials).
+  EC2 instance metadata, IMDSv2 (a PUT for a token, then the role's credentials; ``Imds``,
+  which the aws filter uses too).
 - ``EKS_POD_EXECUTION_ROLE`` (Fargate) assumes that role on top of the chain; the plugin's
   role_arn (+ external_id) assumes its role with STS ``AssumeRole`` signed by the chain's
   credentials, at ``sts_endpoint`` or ``https://sts.<region>.amazonaws.com``.
@@ -24,7 +25,9 @@ Kept from Fluent Bit 5.1.1 (src/aws/, flb_signv4.c):
 
 Differences: ``credential_process`` in the config file is not run (no subprocess on the
 send path); IMDSv1 is not tried when the token PUT fails (AWS recommends v2 only); the
-credential endpoints over https verify the host name (Fluent Bit's default does not).
+credential endpoints over https verify the host name (Fluent Bit's default does not); the
+IMDS address can be moved with AWS_EC2_METADATA_SERVICE_ENDPOINT, as in the AWS SDKs
+(Fluent Bit always asks 169.254.169.254).
 """
 import asyncio
 import datetime
@@ -459,36 +462,76 @@ class ContainerProvider(Provider):
         return _from_json(response.body, url)
 
 
+class ImdsError(Exception):
+    """The instance metadata service gave no answer (``status`` None) or not a 200."""
+
+    def __init__(self, message, status=None):
+        Exception.__init__(self, message)
+        self.status = status
+
+
+class Imds:
+    """GET requests to the EC2 instance metadata service (IMDS), as Fluent Bit's flb_aws_imds
+    makes them: with ``v2``, a token (PUT /latest/api/token, 6 h) is asked for before the
+    first request and again when the service answers 401; IMDSv1 sends no token. The
+    address is ``host`` ("host[:port]"), else the AWS SDKs' AWS_EC2_METADATA_SERVICE_ENDPOINT
+    ("http://host[:port]"), else 169.254.169.254."""
+
+    def __init__(self, host=None, v2=True):
+        if host:
+            self.base = "http://%s" % host
+        else:
+            self.base = (os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                         or "http://" + IMDS_HOST).rstrip("/")
+        self.v2 = v2
+        self.token = None
+
+    async def _refresh_token(self):
+        response = await _request(self.base + "/latest/api/token", "PUT",
+                                  [("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
+                                  timeout=_METADATA_TIMEOUT)
+        if response.status != 200 or not response.body:
+            raise ImdsError("IMDSv2 token: HTTP %d" % response.status, response.status)
+        self.token = response.body.decode("latin-1").strip()
+
+    async def _get(self, path):
+        headers = [("X-aws-ec2-metadata-token", self.token)] if self.v2 else []
+        return await _request(self.base + path, headers=headers, timeout=_METADATA_TIMEOUT)
+
+    async def get(self, path):
+        """The body (bytes) of the 200 answer to GET ``path``; ImdsError otherwise."""
+        try:
+            if self.v2 and self.token is None:
+                await self._refresh_token()
+            response = await self._get(path)
+            if self.v2 and response.status == 401:     # the token expired
+                await self._refresh_token()
+                response = await self._get(path)
+        except (HttpError, OSError, ValueError) as exc:
+            raise ImdsError("%s: %s" % (self.base, exc))
+        if response.status != 200:
+            raise ImdsError("%s: HTTP %d" % (path, response.status), response.status)
+        return response.body
+
+
 class ImdsProvider(Provider):
     """EC2 instance role credentials from the instance metadata service, IMDSv2."""
     label = "EC2 instance metadata"
 
-    def __init__(self, host=IMDS_HOST):
-        self.base = "http://%s" % host
+    def __init__(self, host=None):
+        self.imds = Imds(host)
 
     async def fetch(self):
+        path = "/latest/meta-data/iam/security-credentials/"
         try:
-            response = await _request(self.base + "/latest/api/token", "PUT",
-                                      [("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
-                                      timeout=_METADATA_TIMEOUT)
-            if response.status != 200:
-                raise CredentialsError("IMDSv2 token: HTTP %d" % response.status)
-            auth = [("X-aws-ec2-metadata-token", response.body.decode("latin-1").strip())]
-            path = "/latest/meta-data/iam/security-credentials/"
-            response = await _request(self.base + path, headers=auth,
-                                      timeout=_METADATA_TIMEOUT)
-            if response.status != 200:
-                raise CredentialsError("no instance role (HTTP %d)" % response.status)
-            role = response.body.decode("utf-8", "replace").strip().split("\n")[0].strip()
+            roles = await self.imds.get(path)
+            role = roles.decode("utf-8", "replace").strip().split("\n")[0].strip()
             if not role:
                 raise CredentialsError("no instance role")
-            response = await _request(self.base + path + quote(role), headers=auth,
-                                      timeout=_METADATA_TIMEOUT)
-        except (HttpError, OSError) as exc:
-            raise CredentialsError("%s: %s" % (self.base, exc))
-        if response.status != 200:
-            raise CredentialsError("role %s: HTTP %d" % (role, response.status))
-        return _from_json(response.body, self.base)
+            body = await self.imds.get(path + quote(role))
+        except ImdsError as exc:
+            raise CredentialsError(str(exc))
+        return _from_json(body, self.imds.base)
 
 
 class AssumeRoleProvider(Provider):
