@@ -90,7 +90,7 @@ class NrlogsOutput(HttpOutput):
         compress = (conf["compress"] or "").strip().lower()
         self.gzip = compress == "gzip"
         if not self.gzip and compress not in _FALSE:
-            self.log.warning("unknown compress encoding value '%s', payload compression has "
+            self.log.warn("unknown compress encoding value '%s', payload compression has "
                              "been disabled", conf["compress"])
         key = (("X-License-Key", conf["license_key"]) if conf["license_key"]
                else ("X-Insert-Key", conf["api_key"]))
