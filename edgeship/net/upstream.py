@@ -40,7 +40,8 @@ def read_upstream(path, reader):
         conf["where"] = (section.file, section.line)
         nodes.append(conf)
     if name is None:
-        raise ConfigError("no [UPSTREAM] section in upstream file", path)
+        # located by the plugin at its Upstream line: an empty file has no line of its own
+        raise ConfigError("no [UPSTREAM] section in upstream file '%s'" % path, key="upstream")
     if not nodes:
         raise ConfigError("upstream '%s' has no [NODE] section" % name, path)
     return name, nodes

@@ -193,6 +193,19 @@ def test_too_deep_an_include_chain_is_one_error_line(tmp_path):
     assert code == 1 and "more than 1000 included files" in line
 
 
+def test_an_empty_upstream_file_is_an_error_at_its_upstream_line(tmp_path):
+    """Found by the generated values above: the error named the empty file with no line."""
+    root = str(tmp_path)
+    main = _write(os.path.join(root, "main.conf"),
+                  "[SERVICE]\n[OUTPUT]\n    Name forward\n    Upstream a.conf\n")
+    _write(os.path.join(root, "a.conf"), "")
+    code, stderr = dry_run(main, root)
+    with open(main, "rb") as f:
+        line = check_outcome(code, stderr, {main: f.read(), os.path.join(root, "a.conf"): b""},
+                             root)
+    assert line.startswith("[error] [config] %s:4: key 'upstream': no [UPSTREAM]" % main), line
+
+
 def test_an_include_cycle_names_the_chain(tmp_path):
     root = str(tmp_path)
     main = _chain(root, 300, last="@INCLUDE c150.conf\n")
