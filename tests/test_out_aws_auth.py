@@ -66,7 +66,7 @@ def test_prometheus_remote_write_signs_for_aps(spawn, tmp_path):
     assert all(r.signature_ok for r in receiver.requests[:2])
     assert first.header("X-Amz-Security-Token") == "prom-session"
     assert "/us-west-2/aps/aws4_request" in first.header("Authorization")
-    assert "403" not in _log(tmp_path)
+    assert "HTTP status=403" not in _log(tmp_path)
 
 
 def test_es_retries_until_credentials_exist_then_signs(spawn, tmp_path):
