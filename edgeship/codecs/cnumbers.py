@@ -45,11 +45,12 @@ def strtoull(text, base=10):
     return (-value) & UINT64_MAX if match.group(1) == "-" else value
 
 
-def strtod(text):
-    """strtod(text, NULL), as atof reads it: the longest leading number, 0.0 for none."""
+def strtod(text, none=0.0):
+    """strtod(text, NULL), as atof reads it: the longest leading number, ``none`` (0.0) when
+    there is none (strtod's end pointer left at the start)."""
     match = _FLOAT.match(text)
     if match is None:
-        return 0.0
+        return none
     number = match.group(1)
     body = number.lstrip("+-")
     if body[:2] in ("0x", "0X"):

@@ -5,7 +5,10 @@ line and key, since a filter may have many rules of the same key.
 """
 from edgeship.core.accessor import accessor
 from edgeship.core.errors import ConfigError
+from edgeship.plugins.filters._tokens import split_fields
 from edgeship.text.onigmo import compile_onigmo
+
+KEEP, DROP = True, False
 
 
 def rule_error(plugin, message, entry):
@@ -30,3 +33,36 @@ def rule_regex(plugin, pattern, entry):
     except ValueError as exc:
         raise rule_error(plugin, "could not compile regex pattern '%s': %s" % (pattern, exc),
                          entry)
+
+
+def grep_rule(plugin, is_regex, value, entry, add_dollar=True):
+    """(is_regex, accessor, regex) of a grep-style ``Regex``/``Exclude`` line ``KEY REGEX``
+    (the regex is the rest of the line after one space, spaces included). ``add_dollar``:
+    KEY is read as ``$KEY`` (grep), else as an accessor text, where a plain KEY is one
+    literal key."""
+    words = split_fields(value, 1)
+    if len(words) != 2:
+        raise rule_error(plugin, "invalid regex, expected field and regular expression",
+                         entry)
+    field, pattern = words
+    if add_dollar and not field.startswith("$"):
+        field = "$" + field
+    return is_regex, rule_accessor(plugin, field, entry), rule_regex(plugin, pattern, entry)
+
+
+def rule_matches(acc, regex, record):
+    """Does the regex search the record's value? Only a string value can match."""
+    # A top-level key (the usual rule) skips the accessor's path walk.
+    value = acc.get(record) if acc.path else record.get(acc.key)
+    return isinstance(value, str) and regex.search(value) is not None
+
+
+def legacy_decision(rules, record):
+    """KEEP or DROP by grep's legacy order: rules in config order, an Exclude that matches
+    drops, a Regex that does not match drops, the first Regex that matches keeps at once."""
+    for is_regex, acc, regex in rules:
+        if rule_matches(acc, regex, record):
+            return is_regex   # Regex match keeps now; Exclude match drops
+        if is_regex:
+            return DROP
+    return KEEP

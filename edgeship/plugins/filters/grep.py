@@ -11,10 +11,7 @@ Quirks kept from Fluent Bit 5.1.1:
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
-from edgeship.plugins.filters._rules import rule_accessor, rule_error, rule_regex
-from edgeship.plugins.filters._tokens import split_fields
-
-KEEP, DROP = True, False
+from edgeship.plugins.filters._rules import grep_rule, legacy_decision, rule_matches
 
 
 class GrepFilter(Filter):
@@ -32,28 +29,12 @@ class GrepFilter(Filter):
     def configure(self):
         self.op = self.conf["logical_op"]
         # (is_regex, value getter, compiled regex) in config order, Regex and Exclude mixed.
-        self.rules = [self._rule(key == "regex", value, entry)
+        self.rules = [grep_rule("grep", key == "regex", value, entry)
                       for key, value, entry in self.conf.ordered]
         if self.op != "legacy" and len(set(r[0] for r in self.rules)) > 1:
             raise ConfigError("grep: Both 'regex' and 'exclude' are set: Logical_Op %s "
                               "needs rules of one kind" % self.conf["logical_op"].upper(),
                               key="logical_op")
-
-    def _rule(self, is_regex, value, entry):
-        words = split_fields(value, 1)
-        if len(words) != 2:
-            raise rule_error("grep", "invalid regex, expected field and regular expression",
-                             entry)
-        field, pattern = words
-        if not field.startswith("$"):
-            field = "$" + field
-        return is_regex, rule_accessor("grep", field, entry), rule_regex("grep", pattern, entry)
-
-    @staticmethod
-    def _matches(acc, regex, record):
-        # A top-level key (the usual rule) skips the accessor's path walk.
-        value = acc.get(record) if acc.path else record.get(acc.key)
-        return isinstance(value, str) and regex.search(value) is not None
 
     def _one_top_level_rule(self, events):
         """The usual grep, one rule on a top-level key, as one comprehension: with a single
@@ -67,18 +48,13 @@ class GrepFilter(Filter):
                 if not (type(v := e[1].get(key)) is str and search(v) is not None)]
 
     def _legacy(self, record):
-        for is_regex, acc, regex in self.rules:
-            if self._matches(acc, regex, record):
-                return is_regex   # Regex match keeps now; Exclude match drops
-            if is_regex:
-                return DROP
-        return KEEP
+        return legacy_decision(self.rules, record)
 
     def _and_or(self, record):
         want = self.op == "or"  # OR stops at the first match, AND at the first miss
         found = False
         for _, acc, regex in self.rules:
-            found = self._matches(acc, regex, record)
+            found = rule_matches(acc, regex, record)
             if found == want:
                 break
         all_regex = self.rules[0][0]  # configure() refuses mixed kinds here
