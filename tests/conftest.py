@@ -71,6 +71,26 @@ class Child:
         return self.proc.returncode, out.decode(), err.decode()
 
 
+class Printed:
+    """What a running ``Child`` printed on stdout so far (read without blocking)."""
+
+    def __init__(self, child):
+        self.child = child
+        self.data = []
+        os.set_blocking(child.proc.stdout.fileno(), False)
+
+    def lines(self):
+        self.data.append(self.child.proc.stdout.read() or b"")
+        return b"".join(self.data).decode().splitlines()
+
+    def metrics(self):
+        """The stdout output's metrics lines without their timestamp."""
+        return [line.split(" ", 1)[1] for line in self.lines() if " = " in line]
+
+    def records(self):
+        return [line for line in self.lines() if line.startswith("{")]
+
+
 def wait_for(predicate, timeout=20.0, interval=0.05):
     """Poll ``predicate`` until it returns a true value; fail the test on timeout."""
     deadline = time.monotonic() + timeout

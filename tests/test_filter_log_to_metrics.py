@@ -1,11 +1,9 @@
 """log_to_metrics filter: a real edgeship child; the metrics printed by the stdout output are
 the lines Fluent Bit 5.1.1 printed for the same config and records (checked on the real
 binary, timestamps aside)."""
-import os
-
 import pytest
 
-from conftest import run_edgeship, wait_for
+from conftest import Printed, run_edgeship, wait_for
 from edgeship.plugins.filters.log_to_metrics import label_text
 
 pytestmark = pytest.mark.e2e
@@ -25,25 +23,6 @@ def config(tmp_path, filters, samples=3, record=RECORD, outputs=None):
     path = tmp_path / "fluent-bit.conf"
     path.write_text(text)
     return path
-
-
-class Printed:
-    """What a running child printed on stdout so far."""
-
-    def __init__(self, child):
-        self.child = child
-        self.data = []
-        os.set_blocking(child.proc.stdout.fileno(), False)
-
-    def lines(self):
-        self.data.append(self.child.proc.stdout.read() or b"")
-        return b"".join(self.data).decode().splitlines()
-
-    def metrics(self):
-        return [line.split(" ", 1)[1] for line in self.lines() if " = " in line]
-
-    def records(self):
-        return [line for line in self.lines() if line.startswith("{")]
 
 
 COUNTER = [("Tag", "metric.a"), ("metric_mode", "counter"), ("metric_name", "count_plain"),

@@ -1,11 +1,10 @@
 """statsd input: a real edgeship child fed real UDP datagrams; the records and metrics as
 Fluent Bit 5.1.1 printed them for the same datagrams (checked on the real binary)."""
-import os
 import socket
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import Printed, free_port, wait_for
 from listener import Listener, section
 from edgeship.plugins.inputs.statsd import StatsdError, parse_line
 
@@ -74,16 +73,9 @@ def test_metrics_on_turns_each_datagram_into_a_metrics_context(spawn, tmp_path):
              if (tmp_path / "log").exists() else False)
     send(port, [b"a:1|c", b"c:-3|g|#env:prod,host:x", b"t:320|ms|@0.1", b"u:bob|s",
                 b"x:1|c|@0.5\ny:7|c"])
-    printed = []
-    os.set_blocking(child.proc.stdout.fileno(), False)
-
-    def metric_lines():
-        printed.append(child.proc.stdout.read() or b"")
-        lines = b"".join(printed).decode().splitlines()
-        return [line.split(" ", 1)[1] for line in lines if " = " in line]
-
-    wait_for(lambda: len(metric_lines()) >= 6)
-    assert metric_lines() == ["a = 1", 'c{incremental="true",env="prod",host="x"} = -3',
+    printed = Printed(child)
+    wait_for(lambda: len(printed.metrics()) >= 6)
+    assert printed.metrics() == ["a = 1", 'c{incremental="true",env="prod",host="x"} = -3',
                               "t = 3200", "u = 0", "x = 2", "y = 7"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import free_port, wait_for
 from forward_capture import Capture
 from edgeship.codecs import cmetrics
-from edgeship.plugins.inputs.prometheus_scrape import context_of
+from edgeship.codecs.prometheus_text import decode
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "cmetrics")
 
@@ -22,7 +22,7 @@ def _read(name, mode="rb"):
 def test_an_exposition_becomes_fluent_bits_context():
     captured = _read("scrape_context.msgpack")
     scrape_ts = cmetrics.decode(captured)[0]["metrics"][0]["values"][0]["ts"]
-    assert context_of(_read("scrape_source.prom", "r"), scrape_ts).encode() == captured
+    assert decode(_read("scrape_source.prom", "r"), scrape_ts).encode() == captured
 
 
 class Exporter:
