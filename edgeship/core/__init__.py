@@ -8,3 +8,5 @@ the checked reading of the local files a config names, with plain ``os.stat`` an
 # edgeship's version: here so every layer and the firmware may name it (no module of its own:
 # the device's heap pays for each one).
 VERSION = "0.1.0"
+# The Fluent Bit release edgeship behaves as, where a protocol or record names a version.
+FLUENT_BIT_VERSION = "5.1.1"

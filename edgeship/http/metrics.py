@@ -16,9 +16,7 @@ are not counted.
 import time
 
 from edgeship.codecs import cmetrics, engine_metrics
-
-# The API level edgeship answers as (the "/" endpoint, build_info).
-FLUENT_BIT_VERSION = "5.1.1"
+from edgeship.core import FLUENT_BIT_VERSION  # the API level answered ("/", build_info)
 
 _OUTPUT_HELP = dict(engine_metrics.OUTPUT_COUNTERS)
 _OUTPUT_KEYS = tuple(_OUTPUT_HELP)

@@ -15,13 +15,14 @@ leave the record for ``ddtags``, ahead of dd_tags. 200-205 OK, any other status 
 included, as Fluent Bit).
 """
 from edgeship.codecs import formats
+from edgeship.core import FLUENT_BIT_VERSION
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY
 from edgeship.net.http_client import address_options
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
 DEFAULT_HOST = "http-intake.logs.datadoghq.com"
-ORIGIN = (("DD-EVP-ORIGIN", "Fluent-Bit"), ("DD-EVP-ORIGIN-VERSION", "5.1.1"))
+ORIGIN = (("DD-EVP-ORIGIN", "Fluent-Bit"), ("DD-EVP-ORIGIN-VERSION", FLUENT_BIT_VERSION))
 _MS = 1000000
 
 

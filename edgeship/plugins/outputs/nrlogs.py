@@ -21,6 +21,7 @@ answers, so the chunk waits until it times out.
 from urllib.parse import urlsplit
 
 from edgeship.codecs import formats
+from edgeship.core import FLUENT_BIT_VERSION
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY
@@ -29,7 +30,7 @@ from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
 DEFAULT_BASE_URI = "https://log-api.newrelic.com/log/v1"
 # The 'common' part of every body: Fluent Bit names itself and its version.
-COMMON = {"attributes": {"plugin": {"type": "Fluent Bit", "version": "5.1.1"}}}
+COMMON = {"attributes": {"plugin": {"type": "Fluent Bit", "version": FLUENT_BIT_VERSION}}}
 _FALSE = ("false", "off", "no", "0")
 _MS = 1000000
 # Fluent Bit's nrlogs has no Header, Proxy, http_User or compress of the other HTTP outputs
