@@ -33,7 +33,7 @@ class Listener:
             return
         if input_keys.get("Path"):
             wait_for(lambda: os.path.exists(input_keys["Path"]) or self._died())
-        elif input_keys["Name"] in ("udp", "statsd") or input_keys.get("Mode") == "udp":
+        elif input_keys["Name"] in ("udp", "statsd", "collectd") or input_keys.get("Mode") == "udp":
             wait_for(lambda: "listening on" in self.log() or self._died())
         else:
             wait_for(lambda: accepts_connections(int(input_keys["Port"])) or self._died())
