@@ -8,6 +8,8 @@ answering), ``("slow", seconds, bytes)`` (answer late).
 import gzip
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -51,8 +53,20 @@ class Request:
         return [json.loads(line) for line in self.text().splitlines() if line]
 
 
+def self_signed_certificate(folder):
+    """(certificate, key) paths of a new self-signed EC certificate for 127.0.0.1."""
+    cert, key = folder / "receiver.crt", folder / "receiver.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 class Receiver:
-    def __init__(self, answer=None, port=0):
+    """``tls``: (certificate, key) paths to answer over TLS."""
+
+    def __init__(self, answer=None, port=0, tls=None):
         self.answer = answer or (lambda request, index: response())
         self.requests = []
         self.connections = 0
@@ -63,6 +77,10 @@ class Receiver:
         self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
         self.closed = False
+        self.tls = None
+        if tls is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(str(tls[0]), str(tls[1]))
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -79,6 +97,8 @@ class Receiver:
     def _serve(self, conn, number):
         buffer = b""
         try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             while True:
                 while b"\r\n\r\n" not in buffer:
                     data = conn.recv(65536)

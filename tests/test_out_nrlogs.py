@@ -138,7 +138,7 @@ def _dry_run(tmp_path, lines):
 @pytest.mark.parametrize("lines, where, message", [
     ([], ":4: key 'api_key'", "no 'api_key' or 'license_key' was configured"),
     (["api_key k", "base_uri ftp://h/x"], ":8: key 'base_uri'", "base_uri must be"),
-    (["api_key k", "base_uri http://h:port/x"], ":8: key 'base_uri'", "bad base_uri"),
+    (["api_key k", "base_uri http://h:port/x"], ":8: key 'base_uri'", "base_uri must be"),
     (["api_key k", "header X-A b"], "", "header"),
 ])
 def test_what_cannot_work_is_a_config_error(tmp_path, lines, where, message):

@@ -37,12 +37,12 @@ import os
 import re
 import secrets
 import time
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from edgeship.codecs import untrusted
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
-from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError,
+from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, split_url,
                                       address_options)
 
 # The aws_* options of the HTTP outputs that sign (prometheus_remote_write, es, opensearch);
@@ -218,24 +218,9 @@ def _client_conf(host, port, https):
     return conf
 
 
-def _split_url(url, default_https=True):
-    """(https, host, port, path) of ``http(s)://host[:port][/path]`` or a bare host."""
-    if "://" not in url:
-        url = ("https://" if default_https else "http://") + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http(s) URL: %s" % url)
-    https = parts.scheme == "https"
-    port = parts.port or (443 if https else 80)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return https, parts.hostname, port, path
-
-
 async def _request(url, method="GET", headers=(), body=b"", timeout=_STS_TIMEOUT):
     """The Response of one request to ``url``; HttpError when none came."""
-    https, host, port, path = _split_url(url)
+    https, host, port, path = split_url(url)
     conf = _client_conf(host, port, https)
     conf["net.connect_timeout"] = timeout
     conf["net.io_timeout"] = timeout
@@ -430,7 +415,7 @@ class ContainerProvider(Provider):
         if not full:
             return None
         try:
-            https, host, _, _ = _split_url(full, default_https=False)
+            https, host, _, _ = split_url(full, default_https=False)
         except ValueError as exc:
             raise CredentialsError(str(exc))
         if not (https or host.startswith("127.") or host in _LINK_LOCAL_HOSTS
@@ -553,7 +538,7 @@ class AssumeRoleProvider(Provider):
             pairs.append(("ExternalId", self.external_id))
         url = sts_url(self.sts_endpoint, self.region).rstrip("/") + "/?" + _query(pairs)
         try:
-            https, host, port, target = _split_url(url)
+            https, host, port, target = split_url(url)
         except ValueError as exc:
             raise CredentialsError(str(exc))
         host_header = host if https and port == 443 else "%s:%s" % (host, port)

@@ -33,6 +33,7 @@ import socket
 import struct
 import time
 import zlib
+from urllib.parse import urlsplit
 
 import h11
 
@@ -140,6 +141,22 @@ def parse_headers(entries, key="header"):
             raise ConfigError("Header needs 'Name value', got '%s'" % entry, key=key)
         headers.append((name, value.strip()))
     return headers
+
+
+def split_url(url, default_https=True):
+    """(https, host, port, path) of ``http(s)://host[:port][/path][?query]`` or a bare host
+    (``default_https`` says which); ValueError for anything else."""
+    if "://" not in url:
+        url = ("https://" if default_https else "http://") + url
+    parts = urlsplit(url.strip())
+    port = parts.port           # ValueError for a bad port
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL: %s" % url)
+    https = parts.scheme.lower() == "https"
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return https, parts.hostname, port or (443 if https else 80), path
 
 
 def _parse_proxy(text):

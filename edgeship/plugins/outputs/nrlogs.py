@@ -18,14 +18,12 @@ Difference: a ``http://`` base_uri without a ``tls`` key is sent in plain HTTP; 
 speaks TLS to it (its ``tls`` defaults on whatever the scheme), which a plain server never
 answers, so the chunk waits until it times out.
 """
-from urllib.parse import urlsplit
-
 from edgeship.codecs import formats
 from edgeship.core import FLUENT_BIT_VERSION
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY
-from edgeship.net.http_client import HTTP_CLIENT_OPTIONS, HttpClient
+from edgeship.net.http_client import HTTP_CLIENT_OPTIONS, HttpClient, split_url
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
 DEFAULT_BASE_URI = "https://log-api.newrelic.com/log/v1"
@@ -41,19 +39,10 @@ _NOT_NRLOGS = ("http_user", "http_passwd", "header", "compress", "proxy", "tls")
 def _split_base_uri(text):
     """``(https, host, port, path)`` of a base_uri; ConfigError naming it when unusable."""
     try:
-        parts = urlsplit(text.strip())
-        port = parts.port
+        return split_url(text, default_https=False)
     except ValueError as exc:
-        raise ConfigError("nrlogs: bad base_uri '%s': %s" % (text, exc), key="base_uri")
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("nrlogs: base_uri must be http(s)://host[:port][/path], got '%s'"
-                          % text, key="base_uri")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    https = scheme == "https"
-    return https, parts.hostname, port or (443 if https else 80), path
+        raise ConfigError("nrlogs: base_uri must be http(s)://host[:port][/path], got '%s' "
+                          "(%s)" % (text, exc), key="base_uri")
 
 
 def log_entry(time_ns, record):
