@@ -76,11 +76,7 @@ class SocketText:
         self.parser = None
         self.json = conf["format"] == "json"
         if conf["parser"]:
-            try:
-                self.parser = _stock.parser(self.context, conf["parser"])
-            except KeyError:
-                raise ConfigError("requested parser '%s' not found" % conf["parser"],
-                                  key="parser")
+            self.parser = _stock.required(self.context, conf["parser"])
             if self.json:
                 self.log.warn("'parser' requires line-delimited payloads; switching format "
                               "from 'json' to 'none'")
@@ -317,6 +313,21 @@ class ListeningInput(Input):
         finally:
             self.connections.discard(writer)
             writer.close()
+
+    async def serve_datagrams(self, take, size=65536):
+        """Listen on UDP ``Listen:Port`` (``net.share_port``) and hand each batch of
+        datagrams (each read whole up to ``size`` bytes) to ``take`` until stopped; a socket
+        that cannot be bound is logged and ends the input."""
+        conf = self.conf
+        where = "%s:%s" % (conf["listen"], conf["port"])
+        try:
+            sock = datagram_socket(conf["listen"], conf["port"], size=size,
+                                   reuse_port=conf["net.share_port"])
+        except OSError as exc:
+            self.log.error("could not listen on %s: %s", where, exc)
+            return
+        self.log.info("listening on %s", where)
+        await self.read_datagrams(sock, take)
 
     async def read_datagrams(self, sock, take):
         """Hand each batch of ``sock``'s datagrams to ``take`` once there is room (nothing is

@@ -26,7 +26,7 @@ import struct
 from edgeship.core import events as ev
 from edgeship.core.errors import StartError
 from edgeship.core.schema import Option
-from edgeship.plugins.inputs._sockets import NET_OPTIONS, ListeningInput, datagram_socket
+from edgeship.plugins.inputs._sockets import NET_OPTIONS, ListeningInput
 
 DEFAULT_PORT = 25826
 DEFAULT_TYPESDB = "/usr/share/collectd/types.db"
@@ -155,16 +155,7 @@ class CollectdInput(ListeningInput):
                                  key="typesdb")
 
     async def run(self):
-        conf = self.conf
-        where = "%s:%s" % (conf["listen"], conf["port"])
-        try:
-            sock = datagram_socket(conf["listen"], conf["port"], size=MAX_DATAGRAM,
-                                   reuse_port=conf["net.share_port"])
-        except OSError as exc:
-            self.log.error("failed to bind to %s: %s", where, exc)
-            return
-        self.log.info("listening on %s", where)
-        await self.read_datagrams(sock, self._take)
+        await self.serve_datagrams(self._take, MAX_DATAGRAM)
 
     def _take(self, datagrams):
         now = ev.now_ns()

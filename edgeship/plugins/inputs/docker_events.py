@@ -20,7 +20,6 @@ Buffer_Size is handed on in pieces and one the parser does not match is kept und
 import asyncio
 
 from edgeship.core import events as ev
-from edgeship.core.errors import ConfigError
 from edgeship.core.framing import SeparatorFrames
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
@@ -55,13 +54,7 @@ class DockerEvents(Input):
     def configure(self):
         conf = self.conf
         self.buffer_size = max(conf["buffer_size"], MIN_BUFFER)
-        self.parser = None
-        if conf["parser"]:
-            try:
-                self.parser = _stock.parser(self.context, conf["parser"])
-            except KeyError:
-                raise ConfigError("requested parser '%s' not found" % conf["parser"],
-                                  key="parser")
+        self.parser = _stock.required(self.context, conf["parser"]) if conf["parser"] else None
         self._waiting = None
 
     async def _connect(self):

@@ -33,7 +33,7 @@ from edgeship.codecs import cmetrics
 from edgeship.codecs.cnumbers import strtod
 from edgeship.core import events as ev
 from edgeship.core.schema import Option
-from edgeship.plugins.inputs._sockets import NET_OPTIONS, ListeningInput, datagram_socket
+from edgeship.plugins.inputs._sockets import NET_OPTIONS, ListeningInput
 
 DEFAULT_PORT = 8125
 MAX_PACKET = 65535          # Fluent Bit reads a datagram into a 64 KiB buffer
@@ -109,16 +109,8 @@ class StatsdInput(ListeningInput):
     ) + NET_OPTIONS
 
     async def run(self):
-        conf = self.conf
-        where = "%s:%s" % (conf["listen"], conf["port"])
-        try:
-            sock = datagram_socket(conf["listen"], conf["port"], size=MAX_PACKET,
-                                   reuse_port=conf["net.share_port"])
-        except OSError as exc:
-            self.log.error("can't bind to %s: %s", where, exc)
-            return
-        self.log.info("listening on %s", where)
-        await self.read_datagrams(sock, self._metrics if conf["metrics"] else self._records)
+        take = self._metrics if self.conf["metrics"] else self._records
+        await self.serve_datagrams(take, MAX_PACKET)
 
     def _lines(self, datagrams, errors):
         """(datagram index, parsed line) of every line until each datagram's first error;

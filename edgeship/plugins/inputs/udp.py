@@ -12,8 +12,7 @@ and adds nothing). Datagrams are read a batch at a time (one emit per batch); wh
 input waits for room (Mem_Buf_Limit) nothing is read, as Fluent Bit's paused collector.
 """
 from edgeship.plugins.inputs._sockets import (NET_OPTIONS, ListeningInput, SocketText,
-                                              datagram_socket, socket_text_options,
-                                              source_address)
+                                              socket_text_options, source_address)
 
 DEFAULT_PORT = 5170
 
@@ -27,17 +26,7 @@ class UdpInput(SocketText, ListeningInput):
         self.configure_text()
 
     async def run(self):
-        conf = self.conf
-        where = "%s:%s" % (conf["listen"], conf["port"])
-        try:
-            sock = datagram_socket(conf["listen"], conf["port"],
-                                   size=max(self.buffer_size, 65536),
-                                   reuse_port=conf["net.share_port"])
-        except OSError as exc:
-            self.log.error("could not listen on %s: %s", where, exc)
-            return
-        self.log.info("listening on %s", where)
-        await self.read_datagrams(sock, self._take)
+        await self.serve_datagrams(self._take, max(self.buffer_size, 65536))
 
     def _take(self, datagrams):
         events = []

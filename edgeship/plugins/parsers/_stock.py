@@ -5,6 +5,16 @@ by name without a Parsers_File, for the inputs that default to one: syslog
 loaded (``-R``) for the syslog input to start ("parser not set"); edgeship also starts
 without it.
 """
+from edgeship.core.errors import ConfigError
+
+
+def required(context, name):
+    """``parser(context, name)``, a ConfigError naming the ``Parser`` key when it is not
+    there."""
+    try:
+        return parser(context, name)
+    except KeyError:
+        raise ConfigError("requested parser '%s' not found" % name, key="parser")
 
 
 def parser(context, name):
