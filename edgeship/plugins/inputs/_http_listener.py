@@ -109,6 +109,18 @@ class HttpListener(ListeningInput):
             body = inflater.unused_data       # concatenated gzip members
         return b"".join(parts)
 
+    def by_tag_key(self, records, tag_key):
+        """{tag: records}: the input's Tag, or the string value ``tag_key`` (an Accessor
+        or None) finds in a record."""
+        if tag_key is None:
+            return {self.tag: records}
+        batches = {}
+        for record in records:
+            value = tag_key.lookup(record)
+            batches.setdefault(value if isinstance(value, str) else self.tag,
+                               []).append(record)
+        return batches
+
     async def deliver(self, batches, size):
         """Emit ``batches`` ({tag: [records]}, stamped now) once there is room, and wait
         until every output confirmed them (or the spool holds them)."""

@@ -153,21 +153,11 @@ class ElasticsearchInput(HttpListener):
         except BulkError as exc:
             return self.refuse(request, "error: invalid bulk payload\n", str(exc))
         if records:
-            await self.deliver(self._batches(records), len(request.body))
+            await self.deliver(self.by_tag_key(records, self.tag_key), len(request.body))
         failed = any(b'"status":40' in item for item in items)
         answer = b"".join((b'{"errors":', b"true" if failed else b"false", b',"items":[',
                            b",".join(items), b"]}"))
         return Response(200, JSON, answer)
-
-    def _batches(self, records):
-        if self.tag_key is None:
-            return {self.tag: records}
-        batches = {}
-        for record in records:
-            value = self.tag_key.lookup(record)
-            batches.setdefault(value if isinstance(value, str) else self.tag,
-                               []).append(record)
-        return batches
 
 
 PLUGIN = ElasticsearchInput
