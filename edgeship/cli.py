@@ -427,9 +427,9 @@ def examples_command(args):
 # Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
 # by default), prometheus_scrape and prometheus_textfile (prometheus_client imports ssl), the
 # AWS outputs (TLS on by default, credentials from https STS), nrlogs (New Relic's https
-# base_uri by default), slack (an https webhook only).
+# base_uri by default), slack and logdna (TLS only).
 PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "prometheus_textfile",
-                       "cloudwatch_logs", "s3", "nrlogs", "slack")
+                       "cloudwatch_logs", "s3", "nrlogs", "slack", "logdna")
 
 
 def _json_escape_unicode(on):
