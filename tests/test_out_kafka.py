@@ -202,3 +202,28 @@ def test_without_the_library_the_error_names_the_extra(tmp_path):
         capture_output=True, text=True, cwd=ROOT)
     assert check.returncode == 0, check.stderr
 
+
+
+def test_a_full_librdkafka_queue_waits_and_loses_nothing(tmp_path, broker):
+    lines = ['{"ts":"2024-01-02T03:04:05.000000000Z","n":%d}' % i for i in range(300)]
+    log = _run(tmp_path, broker, ["rdkafka.queue.buffering.max.messages 20",
+                                  "rdkafka.linger.ms 200"], lines, _count(300))
+    assert sorted(json.loads(v)["n"] for v in broker.values()) == list(range(300))
+    assert "internal queue is full, retrying in one second" in log
+
+
+def test_stops_within_grace_while_the_broker_never_answers(tmp_path, broker):
+    broker.drop(10 ** 6)
+    (tmp_path / "records.jsonl").write_text('{"log":"x"}\n')
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text("[SERVICE]\n    Flush 0.2\n    Grace 1\n[INPUT]\n    Name tail\n"
+                    "    Path records.jsonl\n    Read_From_Head true\n[OUTPUT]\n"
+                    "    Name kafka\n    Match *\n    Brokers %s\n" % broker.address)
+    child = Child(["-c", str(conf)], cwd=str(tmp_path))
+    try:
+        wait_for(lambda: broker.produce_requests >= 2, timeout=30)
+        code, _, err = child.terminate(timeout=20)
+    finally:
+        child.kill()
+    assert code == 0, err
+    assert broker.records == []
