@@ -227,3 +227,22 @@ def test_stops_within_grace_while_the_broker_never_answers(tmp_path, broker):
         child.kill()
     assert code == 0, err
     assert broker.records == []
+
+
+def test_what_librdkafka_refuses_at_start_passes_dry_run_and_stops_a_run(tmp_path):
+    # Each property is one librdkafka takes; together they make no producer (the CA file is
+    # not on this machine): Fluent Bit's init fails, its --dry-run passes.
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text("[INPUT]\n    Name dummy\n[OUTPUT]\n    Name kafka\n    Match *\n"
+                    "    Brokers 127.0.0.1:9\n    rdkafka.security.protocol ssl\n"
+                    "    rdkafka.ssl.ca.location %s\n" % (tmp_path / "absent.pem"))
+    dry = run_edgeship(["--dry-run", "-c", str(conf)])
+    assert dry.returncode == 0, dry.stderr
+    assert "librdkafka cannot make the producer" in dry.stderr
+    run = run_edgeship(["-c", str(conf)])
+    assert run.returncode == 1
+    assert "fluent-bit.conf:3: kafka: librdkafka cannot make the producer: Failed to create " \
+           "producer: ssl.ca.location failed" in run.stderr
+    no_brokers = run_edgeship(["-i", "dummy", "-o", "kafka"])
+    assert no_brokers.returncode == 1
+    assert "key 'brokers': kafka: no brokers defined" in no_brokers.stderr

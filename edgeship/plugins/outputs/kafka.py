@@ -62,6 +62,8 @@ MAX_TOPIC_LENGTH = 249
 _RDKAFKA = "rdkafka."
 # Set on every check producer: no log line from a producer made only to check the config.
 _QUIET = {"log_level": 0}
+# How confluent-kafka starts what rd_kafka_new refused (not one property: their whole).
+_CREATE_FAILED = "Failed to create producer"
 _KEY_ENCODING = ("utf-8", "surrogateescape")     # strings carrying raw bytes keep them
 
 
@@ -73,10 +75,10 @@ class _Delivery:
     """The delivery reports of one chunk's messages, counted as librdkafka's thread serves
     them; ``done`` (a future of the chunk's loop) is set when the last one came."""
 
-    def __init__(self, loop, count):
+    def __init__(self, loop):
         self.loop = loop
         self.done = loop.create_future()
-        self.pending = count
+        self.pending = 0    # set before the first message is produced
         self.failed = 0
         self.first_error = None
         self.lock = threading.Lock()
@@ -164,6 +166,8 @@ class Kafka(Output):
         if conf["aws_msk_iam"]:
             raise ConfigError("kafka: aws_msk_iam is not available in edgeship; use "
                               "rdkafka.sasl.* properties", key="aws_msk_iam")
+        if not conf["brokers"] or not conf["brokers"].strip():
+            raise StartError("kafka: no brokers defined", key="brokers")
         if self.format == "raw" and not conf["raw_log_key"]:
             self.context.tolerate(ConfigError(
                 "kafka: Format raw needs Raw_Log_Key: every record will be left out",
@@ -203,19 +207,23 @@ class Kafka(Output):
         base = {"client.id": conf["client_id"] or DEFAULT_TOPIC}
         properties = [(entry.key[len(_RDKAFKA):], value, entry)
                       for key, value, entry in conf.ordered if key == _RDKAFKA]
-        accepted = {}
-        if not self._refusal(dict(base, **dict((n, v) for n, v, _ in properties))):
-            accepted = dict((name, value) for name, value, _ in properties)
-        else:   # which ones: each checked on top of those accepted before it
+        accepted = dict((name, value) for name, value, _ in properties)
+        if self._refusal(dict(base, **accepted)):
+            accepted = {}   # which ones: each checked on top of those accepted before it
             for name, value, entry in properties:
                 refusal = self._refusal(dict(base, **dict(accepted, **{name: value})))
-                if refusal is None:
-                    accepted[name] = value
+                if refusal is None or refusal.startswith(_CREATE_FAILED):
+                    accepted[name] = value      # a property librdkafka takes
                     continue
                 error = ConfigError("kafka: librdkafka refuses '%s': %s; left out, as Fluent "
                                     "Bit does" % (name, refusal), entry.file, entry.line,
                                     entry.key)
                 self.context.tolerate(error)
+            # Properties it takes one by one that do not go together (SSL with a CA file
+            # that is not there): Fluent Bit's init fails.
+            refusal = self._refusal(dict(base, **accepted))
+            if refusal is not None:
+                raise StartError("kafka: librdkafka cannot make the producer: %s" % refusal)
         if str(accepted.get("delivery.report.only.error", "")).lower() in ("true", "1"):
             self.log.warn("rdkafka.delivery.report.only.error true is overridden: every "
                           "delivery report confirms a chunk")
@@ -240,10 +248,7 @@ class Kafka(Output):
                                                    self.format)
 
     async def start(self):
-        brokers = self.conf["brokers"]
-        if not brokers or not brokers.strip():
-            raise StartError("kafka: no brokers defined", key="brokers")
-        settings = dict(self.settings, **{"bootstrap.servers": brokers,
+        settings = dict(self.settings, **{"bootstrap.servers": self.conf["brokers"],
                                          "logger": _LibraryLog(self.log)})
         self.producer = self.library.Producer(settings)
         self.closing = False
@@ -278,8 +283,10 @@ class Kafka(Output):
                     problem = problem or str(exc)
             return values, problem
         key = self.conf["raw_log_key"]
+        if not key:
+            return [None] * len(events), "no Raw_Log_Key set"
         for _, record in events:
-            value = record.get(key) if key else None
+            value = record.get(key)
             if type(value) is str:
                 values.append(_bytes(value))
             else:
@@ -357,14 +364,14 @@ class Kafka(Output):
 
     # --- delivery ------------------------------------------------------------------------
 
-    def _produce(self, chunk, loop):
-        """In the sender thread: queue the chunk's messages in librdkafka. Returns the
-        chunk's _Delivery, None when nothing is to be sent, RETRY when librdkafka's queue
-        stayed full."""
+    def _produce(self, chunk, delivery):
+        """In the sender thread: queue the chunk's messages in librdkafka, their reports
+        going to ``delivery``. Returns OK, or None when nothing is to be sent, RETRY when
+        librdkafka's queue stayed full."""
         messages = self._messages(chunk.events())
         if not messages:
             return None
-        delivery = _Delivery(loop, len(messages))
+        delivery.pending = len(messages)
         produce = self.producer.produce
         report = delivery.report
         refused = []
@@ -391,14 +398,15 @@ class Kafka(Output):
         if refused:
             self.log.error("%d records refused by librdkafka are left out (%s)", len(refused),
                            refused[0])
-        return delivery
+        return OK
 
     async def flush(self, chunk):
         loop = asyncio.get_running_loop()
-        delivery = await loop.run_in_executor(self.sender, self._produce, chunk, loop)
-        if delivery is None:
+        delivery = _Delivery(loop)
+        queued = await loop.run_in_executor(self.sender, self._produce, chunk, delivery)
+        if queued is None:
             return OK
-        if delivery == RETRY:
+        if queued == RETRY:
             return RETRY
         await delivery.done
         if delivery.failed:
