@@ -11,6 +11,7 @@ the formats not built, the missing extra."""
 import json
 import os
 import subprocess
+import sys
 
 import msgpack
 import pytest
@@ -60,6 +61,7 @@ def _count(n):
     return lambda standin: len(standin.records) >= n
 
 
+@pytest.mark.e2e
 def test_json_messages_topic_and_key_as_fluent_bit_builds_them(tmp_path, broker):
     lines = [
         '{"ts":"2024-01-02T03:04:05.250000000Z","log":"one","t":"other","k":"key1"}',
@@ -133,6 +135,7 @@ def test_dynamic_topic(tmp_path, broker):
     assert "not allowed in dynamic_kafka topic names" in log
 
 
+@pytest.mark.e2e
 def test_a_refused_then_dropped_produce_loses_nothing(tmp_path, broker):
     # INVALID_RECORD is final for librdkafka: the delivery report fails, the chunk is
     # retried (Fluent Bit had confirmed it when queued and lost it). Then dropped
@@ -194,7 +197,7 @@ def test_without_the_library_the_error_names_the_extra(tmp_path):
     assert "pip install 'edgeship[kafka]'" in done.stderr
     # And a config without kafka never loads it.
     check = subprocess.run(
-        [os.sys.executable, "-c",
+        [sys.executable, "-c",
          "import sys; from edgeship.cli import main\n"
          "try:\n    main(['--dry-run', '-i', 'dummy', '-o', 'null'])\n"
          "except SystemExit:\n    pass\n"

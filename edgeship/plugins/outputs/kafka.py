@@ -111,7 +111,8 @@ class _LibraryLog:
         self.target = log
 
     def log(self, level, fmt, *args):
-        text = fmt % args if args else fmt
+        # confluent-kafka passes (facility, client name, line): Fluent Bit shows "name: line".
+        text = "%s: %s" % args[1:] if len(args) == 3 else fmt % args
         if level >= 40:
             self.target.error("%s", text)
         elif level >= 30:
