@@ -190,7 +190,7 @@ class Kafka(Output):
 
     def _word(self, key, words, fallback):
         value = self.conf[key].strip().lower()
-        if value in _NOT_BUILT:
+        if key == "format" and value in _NOT_BUILT:
             raise ConfigError("kafka: Format %s is not available in edgeship (json, msgpack, "
                               "gelf or raw)" % value, key=key)
         if value not in words:
@@ -249,8 +249,10 @@ class Kafka(Output):
                                                    self.format)
 
     async def start(self):
-        settings = dict(self.settings, **{"bootstrap.servers": self.conf["brokers"],
-                                         "logger": _LibraryLog(self.log)})
+        # rdkafka.* comes after Brokers, as in Fluent Bit: rdkafka.bootstrap.servers wins.
+        settings = {"bootstrap.servers": self.conf["brokers"]}
+        settings.update(self.settings)
+        settings["logger"] = _LibraryLog(self.log)
         self.producer = self.library.Producer(settings)
         self.closing = False
         self.poller = threading.Thread(target=self._serve, name=self.display + ".poll",
@@ -276,12 +278,16 @@ class Kafka(Output):
         values = []
         problem = None
         if fmt == "gelf":
+            warnings = []
             for time_ns, record in events:
                 try:
-                    values.append(self.gelf.message(time_ns, record).encode("ascii"))
+                    values.append(self.gelf.message(time_ns, record, None, warnings)
+                                  .encode("ascii"))
                 except GelfError as exc:
                     values.append(None)
                     problem = problem or str(exc)
+            if warnings:
+                self.log.warn("%d records: %s", len(warnings), warnings[0])
             return values, problem
         key = self.conf["raw_log_key"]
         if not key:
