@@ -64,6 +64,8 @@ _RDKAFKA = "rdkafka."
 _QUIET = {"log_level": 0}
 # How confluent-kafka starts what rd_kafka_new refused (not one property: their whole).
 _CREATE_FAILED = "Failed to create producer"
+# Declared by Fluent Bit's kafka output and never read by it.
+_GELF_UNREAD = ("gelf_timestamp_key", "gelf_host_key")
 _KEY_ENCODING = ("utf-8", "surrogateescape")     # strings carrying raw bytes keep them
 
 
@@ -152,7 +154,8 @@ class Kafka(Output):
         Option("aws_msk_iam_cluster_arn", compat=True),
         Option("rdkafka.", prefix=True,
                help="rdkafka.<property>: any librdkafka configuration property"),
-    ) + GELF_KEY_OPTIONS
+    ) + tuple(o for o in GELF_KEY_OPTIONS if o.key not in _GELF_UNREAD) \
+        + tuple(Option(key, compat=True) for key in _GELF_UNREAD)
 
     def configure(self):
         conf = self.conf
