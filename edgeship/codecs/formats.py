@@ -286,8 +286,11 @@ def record_template(text):
 DATE_FORMATS = ("double", "epoch", "epoch_ms", "epoch_millis", "epoch_milliseconds",
                 "iso8601", "java_sql_timestamp")
 _DATE_ALIASES = {"epoch_millis": "epoch_ms", "epoch_milliseconds": "epoch_ms"}
-_STRFTIME = {"iso8601": ("%Y-%m-%dT%H:%M:%S", ".%06dZ"),
-             "java_sql_timestamp": ("%Y-%m-%d %H:%M:%S", ".%06d")}
+# (day format, fraction format, nanoseconds per fraction unit); iso8601_ns is kafka's
+# Timestamp_Format only, not a json_date_format.
+_STRFTIME = {"iso8601": ("%Y-%m-%dT%H:%M:%S", ".%06dZ", 1000),
+             "iso8601_ns": ("%Y-%m-%dT%H:%M:%S", ".%09dZ", 1),
+             "java_sql_timestamp": ("%Y-%m-%d %H:%M:%S", ".%06d", 1000)}
 
 
 def date_key_option(value):
@@ -306,6 +309,7 @@ def date_json(time_ns, date_format="double"):
     epoch_ms            ``1711360801500``
     iso8601             ``"2024-03-25T10:00:01.500000Z"``
     java_sql_timestamp  ``"2024-03-25 10:00:01.500000"``
+    iso8601_ns          ``"2024-03-25T10:00:01.500000000Z"``
     """
     sec, nsec = divmod(time_ns, NS)
     date_format = _DATE_ALIASES.get(date_format, date_format)
@@ -316,8 +320,8 @@ def date_json(time_ns, date_format="double"):
     if date_format == "epoch_ms":
         return b"%d" % (sec * 1000 + nsec // 1000000)
     if date_format in _STRFTIME:
-        day, fraction = _STRFTIME[date_format]
-        text = time.strftime(day, time.gmtime(sec)) + fraction % (nsec // 1000)
+        day, fraction, unit = _STRFTIME[date_format]
+        text = time.strftime(day, time.gmtime(sec)) + fraction % (nsec // unit)
         return b'"' + text.encode() + b'"'
     raise ValueError("unknown json_date_format '%s'" % date_format)
 
