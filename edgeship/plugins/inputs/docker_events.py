@@ -23,11 +23,11 @@ from edgeship.core import events as ev
 from edgeship.core.framing import SeparatorFrames
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Input
+from edgeship.net.stream import open_stream
 from edgeship.plugins.parsers import _stock
 
 REQUEST = b"GET /events HTTP/1.0\r\n\r\n"
 MIN_BUFFER = 2048
-MAX_HEAD = 65536
 
 
 class DockerEventsError(Exception):
@@ -58,8 +58,8 @@ class DockerEvents(Input):
         self._waiting = None
 
     async def _connect(self):
-        reader, writer = await asyncio.open_unix_connection(self.conf["unix_path"],
-                                                            limit=MAX_HEAD)
+        stream = await open_stream(None, None, unix_path=self.conf["unix_path"])
+        reader, writer = stream.reader, stream.writer
         writer.write(REQUEST)
         head = await reader.readuntil(b"\r\n\r\n")
         status = head.split(b"\r\n", 1)[0].split(b" ", 2)
