@@ -426,8 +426,10 @@ def examples_command(args):
 
 # Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
 # by default), prometheus_scrape (prometheus_client imports ssl), the AWS outputs (TLS on by
-# default, credentials from https STS), nrlogs (New Relic's https base_uri by default).
-PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "cloudwatch_logs", "s3", "nrlogs")
+# default, credentials from https STS), nrlogs (New Relic's https base_uri by default), the
+# Azure and Google Cloud outputs (TLS on by default, Google's OAuth2 token URI is https).
+PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "cloudwatch_logs", "s3", "nrlogs",
+                       "azure", "bigquery", "stackdriver")
 
 
 def _json_escape_unicode(on):
