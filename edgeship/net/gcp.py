@@ -10,7 +10,10 @@ POSTed as ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jw
 (form-encoded); the answer's ``access_token``, ``token_type`` and ``expires_in`` give the
 ``Authorization`` header (``Bearer <token>``), kept for 90 % of ``expires_in``. A credentials
 file that is missing, unreadable or not a JSON object stops the start (StartError: a
-warning in ``--dry-run``, where Fluent Bit does not look at it).
+warning in ``--dry-run``, where Fluent Bit does not look at it). stackdriver without a
+private key asks the GCE metadata server instead (``Metadata-Flavor: Google``): the token of
+``/computeMetadata/v1/instance/service-accounts/<account>/token``, the project, zone and
+instance id.
 
 Difference: the token is asked at the file's ``token_uri`` (what Google's own libraries do;
 ``https://oauth2.googleapis.com/token`` when the file has none, Fluent Bit's fixed URI), so
@@ -84,30 +87,66 @@ def read_credentials(path):
     return {name: lowered[name] for name in _FIELDS if name in lowered}
 
 
-def service_account(conf):
-    """The account fields from a plugin's CREDENTIAL_OPTIONS and the environment."""
-    path = conf["google_service_credentials"] or os.environ.get("GOOGLE_SERVICE_CREDENTIALS")
+def service_account(conf, env_files=("GOOGLE_SERVICE_CREDENTIALS",)):
+    """The account fields from a plugin's CREDENTIAL_OPTIONS, else from the first of the
+    ``env_files`` variables naming a credentials file, else from the environment's
+    SERVICE_ACCOUNT_EMAIL / SERVICE_ACCOUNT_SECRET (either may be missing)."""
+    path = conf["google_service_credentials"]
+    for name in env_files:
+        path = path or os.environ.get(name)
     if path:
         return read_credentials(path)
-    account = {"client_email": conf["service_account_email"]
-               or os.environ.get("SERVICE_ACCOUNT_EMAIL"),
-               "private_key": conf["service_account_secret"]
-               or os.environ.get("SERVICE_ACCOUNT_SECRET")}
-    if not account["client_email"]:
-        raise ConfigError("service_account_email/client_email is not defined",
-                          key="google_service_credentials")
-    if not account["private_key"]:
-        raise ConfigError("service_account_secret/private_key is not defined",
-                          key="service_account_secret")
-    return account
+    return {"client_email": conf["service_account_email"]
+            or os.environ.get("SERVICE_ACCOUNT_EMAIL"),
+            "private_key": conf["service_account_secret"]
+            or os.environ.get("SERVICE_ACCOUNT_SECRET")}
 
 
-class AccessToken:
-    """The ``Authorization`` value of a service account for ``scope``, fetched at its token
-    URI when there is none or it expired. ``conf`` gives the net.* and tls.* options of the
-    token requests (the plugin's)."""
+class _Token:
+    """An ``Authorization`` value kept until 90 % of its ``expires_in``; subclasses ask
+    for a new one (``_ask``: the Response)."""
 
-    def __init__(self, conf, account, scope, log):
+    value = None
+    expires = 0.0
+
+    def forget(self):
+        """The service refused the token (revoked, expired early): ask a new one next."""
+        self.value = None
+
+    async def header(self):
+        """``Bearer <token>``; TokenError when none can be had now."""
+        now = time.time()
+        if self.value is not None and now < self.expires:
+            return self.value
+        try:
+            response = await self._ask(now)
+        except HttpError as exc:
+            raise TokenError("token request to %s failed: %s" % (self.client.label, exc))
+        if response.status != 200:
+            raise TokenError("token request to %s: HTTP status=%d %s" % (
+                self.client.label, response.status, response.first_line()))
+        try:
+            doc = untrusted.loads(response.body)
+            token, kind = doc["access_token"], doc["token_type"]
+            lifetime = int(doc.get("expires_in", 0))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise TokenError("token answer from %s unreadable: %s" % (self.client.label, exc))
+        if not isinstance(token, str) or not isinstance(kind, str) or lifetime <= 60:
+            raise TokenError("token answer from %s has no usable token" % self.client.label)
+        self.value = "%s %s" % (kind, token)
+        self.expires = now + lifetime - lifetime // 10
+        return self.value
+
+    def close(self):
+        self.client.close()
+
+
+class AccessToken(_Token):
+    """The ``Authorization`` value of a service account for ``scope``, asked at its token
+    URI with a signed JWT. ``conf`` gives the net.* and tls.* options of the token requests
+    (the plugin's)."""
+
+    def __init__(self, conf, account, scope):
         self.jwt = _jwt()
         self.email = account.get("client_email")
         if not self.email:
@@ -118,7 +157,6 @@ class AccessToken:
                              key="google_service_credentials")
         self.private_key = account["private_key"]
         self.scope = scope
-        self.log = log
         self.uri = account.get("token_uri") or TOKEN_URI
         try:
             parts = urlsplit(self.uri)
@@ -133,12 +171,6 @@ class AccessToken:
         client_conf = dict(conf, tls=https, proxy=None)
         self.client = HttpClient(client_conf, parts.hostname, port or (443 if https else 80),
                                  max_response=_MAX_ANSWER)
-        self.value = None
-        self.expires = 0.0
-
-    def forget(self):
-        """The service refused the token (revoked, expired early): ask a new one next."""
-        self.value = None
 
     def assertion(self, now):
         claims = {"iss": self.email, "scope": self.scope, "aud": self.uri,
@@ -148,32 +180,60 @@ class AccessToken:
         except (ValueError, TypeError, self.jwt.PyJWTError) as exc:
             raise TokenError("cannot sign the JWT with the private key: %s" % exc)
 
-    async def header(self):
-        """``Bearer <token>``; TokenError when none can be had now."""
-        now = time.time()
-        if self.value is not None and now < self.expires:
-            return self.value
+    def _ask(self, now):
         body = ("grant_type=%s&assertion=%s" % (quote(_GRANT_TYPE, safe=""),
                                                 self.assertion(int(now)))).encode("ascii")
         headers = [("Content-Type", "application/x-www-form-urlencoded")]
+        return self.client.request("POST", self.path, headers, body)
+
+
+class MetadataServer:
+    """The GCE/GKE metadata server (``metadata_server``, ``$METADATA_SERVER`` or
+    ``http://metadata.google.internal``): the project, zone and instance of the machine."""
+
+    def __init__(self, conf, url):
         try:
-            response = await self.client.request("POST", self.path, headers, body)
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme != "http" or not parts.hostname:
+            raise ConfigError("metadata_server must be http://host[:port], got '%s'" % url,
+                              key="metadata_server")
+        client_conf = dict(conf, tls=False, proxy=None)
+        self.client = HttpClient(client_conf, parts.hostname, port or 80,
+                                 max_response=_MAX_ANSWER)
+        self.label = self.client.label
+
+    def get(self, path):
+        """The Response of ``GET path`` (HttpError when there is none)."""
+        headers = [("User-Agent", "Fluent-Bit"), ("Content-Type", "application/text"),
+                   ("Metadata-Flavor", "Google")]
+        return self.client.request("GET", path, headers, b"")
+
+    async def text(self, path):
+        """The answer to ``GET path`` as text; TokenError when there is none."""
+        try:
+            response = await self.get(path)
         except HttpError as exc:
-            raise TokenError("token request to %s failed: %s" % (self.client.label, exc))
+            raise TokenError("metadata server %s: %s" % (self.label, exc))
         if response.status != 200:
-            raise TokenError("token request to %s: HTTP status=%d %s" % (
-                self.client.label, response.status, response.first_line()))
-        try:
-            doc = untrusted.loads(response.body)
-            token, kind = doc["access_token"], doc["token_type"]
-            lifetime = int(doc.get("expires_in", 0))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise TokenError("token answer from %s unreadable: %s" % (self.client.label, exc))
-        if not isinstance(token, str) or not isinstance(kind, str) or lifetime <= 60:
-            raise TokenError("token answer from %s has no usable token" % self.client.label)
-        self.value = "%s %s" % (kind, token)
-        self.expires = now + lifetime - lifetime // 10
-        return self.value
+            raise TokenError("metadata server %s: %s: HTTP status=%d" % (
+                self.label, path, response.status))
+        return response.body.decode("utf-8", "replace").strip()
 
     def close(self):
         self.client.close()
+
+
+class MetadataToken(_Token):
+    """The access token of the machine's service account ``email`` (``default``), from the
+    metadata server."""
+
+    def __init__(self, metadata, email):
+        self.metadata = metadata
+        self.client = metadata.client
+        self.path = "/computeMetadata/v1/instance/service-accounts/%s/token" % email
+
+    def _ask(self, now):
+        return self.metadata.get(self.path)

@@ -68,12 +68,18 @@ class BigQueryOutput(HttpOutput):
             raise StartError("bigquery: enable_identity_federation is not supported by "
                              "edgeship; use a service account", key="enable_identity_federation")
         account = gcp.service_account(conf)
+        if not account.get("client_email"):
+            raise ConfigError("bigquery: service_account_email/client_email is not defined",
+                              key="google_service_credentials")
+        if not account.get("private_key"):
+            raise ConfigError("bigquery: service_account_secret/private_key is not defined",
+                              key="service_account_secret")
         project = conf["project_id"] or account.get("project_id")
         if not project:
             raise ConfigError("bigquery: no 'project_id' configured or present in "
                               "credentials", key="project_id")
         self.uri = RESOURCE % (project, conf["dataset_id"], conf["table_id"])
-        self.token = gcp.AccessToken(conf, account, SCOPE, self.log)
+        self.token = gcp.AccessToken(conf, account, SCOPE)
         self.client = HttpClient(conf, conf["host"], conf["port"])
         self.head = (b'{"kind":"bigquery#tableDataInsertAllRequest","skipInvalidRows":'
                      + _flag(conf["skip_invalid_rows"]) + b',"ignoreUnknownValues":'
