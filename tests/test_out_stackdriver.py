@@ -96,6 +96,63 @@ def test_requests_are_the_ones_fluent_bit_sent(name, tmp_path):
                            or p.endswith("/token"))
 
 
+def _metadata_run(tmp_path, conf_text, records, steps):
+    metadata = metadata_server()
+    logging = CloudLogging(["ya29.meta"])
+    shutil.copy(PARSERS, str(tmp_path / "parsers.conf"))
+    for name in records:
+        shutil.copy(os.path.join(DATA, name), str(tmp_path / name))
+    conf = tmp_path / "fluent-bit.conf"
+    conf.write_text(conf_text.replace("LPORT", str(logging.port))
+                    .replace("MPORT", str(metadata.port)))
+    child = Child(["-c", str(conf)], cwd=str(tmp_path))
+    try:
+        steps(logging)
+        code, _, err = child.terminate()
+    finally:
+        child.kill()
+        metadata.close()
+        logging.receiver.close()
+    assert code == 0, err
+    return logging
+
+
+def test_k8s_resources_take_their_labels_from_the_tag_or_local_resource_id(tmp_path):
+    # Fluent Bit's captures: k8s_container from a 'k8s_container.<ns>.<pod>.<container>' tag
+    # and from a kubelet log file tag through custom_k8s_regex after tag_prefix; k8s_node
+    # from a record's local_resource_id; k8s_pod; stdout/stderr as the log name.
+    def steps(logging):
+        wait_for(lambda: len(logging.requests) >= 4, timeout=30)
+
+    logging = _metadata_run(tmp_path, _read("k8s.conf").decode(),
+                            ("k8s_records.jsonl", "k8s_node_records.jsonl"), steps)
+    bodies = sorted(r.body for r in logging.requests)
+    assert b"\n".join(bodies) + b"\n" == _read("k8s.bodies")
+
+
+def test_a_k8s_chunk_without_its_labels_is_dropped_and_logged(tmp_path):
+    log = tmp_path / "edgeship.log"
+    conf = ("[SERVICE]\n    Flush 0.2\n    Log_File %s\n    Parsers_File parsers.conf\n"
+            "[INPUT]\n    Name tail\n    Path k8s_records.jsonl\n    Tag app.logs\n"
+            "    Read_From_Head true\n[INPUT]\n    Name tail\n    Path k8s_records.jsonl\n"
+            "    Tag k8s_pod.ns.pod\n    Read_From_Head true\n"
+            "[OUTPUT]\n    Name stackdriver\n    Match *\n    resource k8s_pod\n"
+            "    k8s_cluster_name c\n    k8s_cluster_location l\n    tls off\n"
+            "    metadata_server http://127.0.0.1:MPORT\n"
+            "    cloud_logging_base_url http://127.0.0.1:LPORT\n" % log)
+
+    def steps(logging):
+        wait_for(lambda: logging.requests and log.exists() and "dropped" in log.read_text(),
+                 timeout=30)
+
+    logging = _metadata_run(tmp_path, conf, ("k8s_records.jsonl",), steps)
+    assert len(logging.requests) == 1
+    assert b'"namespace_name":"ns","pod_name":"pod"' in logging.requests[0].body
+    text = log.read_text()
+    assert "cannot extract the k8s_pod resource labels from the tag 'app.logs'" in text
+    assert "chunk of 3 records (tag app.logs) dropped" in text
+
+
 def _conf(tmp_path, logging_port, credentials, extra=""):
     shutil.copy(PARSERS, str(tmp_path / "parsers.conf"))
     shutil.copy(os.path.join(DATA, "records.jsonl"), str(tmp_path / "records.jsonl"))
@@ -247,8 +304,10 @@ def test_without_credentials_the_metadata_server_is_used(tmp_path):
 
 
 @pytest.mark.parametrize("lines, key, message", [
-    (["resource k8s_container", "k8s_cluster_name c", "k8s_cluster_location l"], "resource",
-     "resource k8s_container is not supported by edgeship yet"),
+    (["resource k8s_container", "k8s_cluster_name c"], "k8s_cluster_location",
+     "needs 'k8s_cluster_location'"),
+    (["resource k8s_pod", "k8s_cluster_name c", "k8s_cluster_location l",
+      "custom_k8s_regex (?<pod_name>[a-z"], "custom_k8s_regex", "custom_k8s_regex"),
     (["resource_labels location=here"], "resource_labels", "not supported by edgeship yet"),
     (["resource cloud_run_revision"], "resource", "unsupported resource type"),
     (["resource generic_node", "location l", "namespace n"], "node_id", "needs 'node_id'"),

@@ -15,7 +15,14 @@ Kept from Fluent Bit 5.1.1 (checked on the binary, tests/data/stackdriver):
   resource labels by type: global ``project_id``; generic_node ``node_id``, ``project_id``,
   ``location``, ``namespace``; generic_task ``job``, ``task_id``, ``project_id``,
   ``location``, ``namespace``; gce_instance ``project_id``, ``zone``, ``instance_id``;
-  k8s_cluster ``project_id``, ``location``, ``cluster_name``.
+  k8s_cluster ``project_id``, ``location``, ``cluster_name``; k8s_container, k8s_pod and
+  k8s_node those three and ``namespace_name``, ``pod_name``, ``container_name`` /
+  ``node_name`` from the chunk's local resource id (the first record's
+  ``logging.googleapis.com/local_resource_id``, else the tag): the named groups of
+  ``custom_k8s_regex`` found in the tag, else in the id, after ``tag_prefix`` (default
+  ``<resource>.``), else the id's parts (``k8s_container.<namespace>.<pod>.<container>``,
+  ``k8s_pod.<namespace>.<pod>``, ``k8s_node.<node>``). A k8s entry's log name is its
+  ``stream`` (stdout/stderr) when it has one.
 - Each entry, in this order: ``severity`` (the ``severity_key`` value, default
   ``logging.googleapis.com/severity``, a name such as ``ERROR``/``warn``/``E`` as its number),
   ``trace`` (``trace_key``; ``projects/<project>/traces/<trace>`` with
@@ -40,9 +47,9 @@ Differences:
   does not answer); Fluent Bit asks at start and stops without an answer.
 - The special keys are matched with their exact names (Fluent Bit reads them whatever their
   case but removes them from the payload only with the exact name).
-- Not in edgeship yet, refused with a config error: the k8s_container, k8s_pod and k8s_node
-  resources (local_resource_id, ``custom_k8s_regex``, ``tag_prefix``) and
-  ``resource_labels``. Accepted and not used: ``test_log_entry_format``; the
+- A k8s chunk whose labels cannot be found is dropped and logged (ERROR); Fluent Bit retries
+  it for ever. An unknown resource type is a config error (Fluent Bit retries every chunk).
+- Not in edgeship yet: ``resource_labels`` (a config error). Accepted and not used: ``test_log_entry_format``; the
   ``logging.googleapis.com/operation``, ``sourceLocation`` and ``http_request_key`` fields
   stay in jsonPayload instead of becoming the entry's ``operation``, ``sourceLocation`` and
   ``httpRequest``; the ``logging.googleapis.com/monitored_resource`` record key is removed
@@ -59,6 +66,7 @@ from edgeship.engine.plugin import ERROR, OK, RETRY
 from edgeship.net import gcp
 from edgeship.net.http_client import TLS_ON_NET_OPTIONS, HttpClient
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
+from edgeship.text import onigmo
 
 SCOPE = "https://www.googleapis.com/auth/logging.write"
 BASE_URL = "https://logging.googleapis.com"
@@ -87,12 +95,27 @@ _RESOURCE_LABELS = {
     "k8s_cluster": (("project_id", "project"), ("location", "k8s_cluster_location"),
                     ("cluster_name", "k8s_cluster_name")),
 }
+_K8S = ("project_id", "project"), ("location", "k8s_cluster_location"), \
+    ("cluster_name", "k8s_cluster_name")
+# The k8s resources whose labels come from each chunk's local_resource_id: its labels, and
+# how many '.'-separated parts the id has (the type first).
+_LOCAL_RESOURCES = {
+    "k8s_container": (("namespace_name", "pod_name", "container_name"), 4),
+    "k8s_pod": (("namespace_name", "pod_name"), 3),
+    "k8s_node": (("node_name",), 2),
+}
+for _type, (_names, _) in _LOCAL_RESOURCES.items():
+    _RESOURCE_LABELS[_type] = _K8S + tuple((name, name) for name in _names)
+LOCAL_RESOURCE_ID_KEY = _PREFIX + "local_resource_id"
+DEFAULT_K8S_REGEX = (r"(?<pod_name>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*"
+                     r"[a-z0-9])?)*)_(?<namespace_name>[^_]+)_(?<container_name>.+)-"
+                     r"(?<docker_id>[a-z0-9]{64})\.log$")
 _REQUIRED = {
     "generic_node": ("location", "namespace", "node_id"),
     "generic_task": ("location", "namespace", "job", "task_id"),
-    "k8s_cluster": ("k8s_cluster_name", "k8s_cluster_location"),
 }
-_NOT_YET = ("k8s_container", "k8s_pod", "k8s_node")
+for _type in ("k8s_cluster",) + tuple(_LOCAL_RESOURCES):
+    _REQUIRED[_type] = ("k8s_cluster_name", "k8s_cluster_location")
 
 
 def _time_override(record):
@@ -153,9 +176,12 @@ class StackdriverOutput(HttpOutput):
         Option("compress", help="gzip: compress the request body"),
         Option("labels", "list", help="labels of every entry, key=value,..."),
         Option("labels_key", default=_PREFIX + "labels", help="record key of a labels map"),
-        Option("tag_prefix", help="k8s resources: not in edgeship yet"),
+        Option("tag_prefix", help="k8s resources: the tag's prefix before the local resource "
+                                  "id (default '<resource>.')"),
         Option("stackdriver_agent", help="User-Agent (default Fluent-Bit)"),
-        Option("custom_k8s_regex", compat=True, help="k8s resources: not in edgeship yet"),
+        Option("custom_k8s_regex", default=DEFAULT_K8S_REGEX,
+               help="k8s resources: regex with named groups pod_name, namespace_name, "
+                    "container_name, node_name, matched on the tag after tag_prefix"),
         Option("resource_labels", "list", help="not in edgeship yet"),
         Option("text_payload_key", help="record key sent as textPayload when it is alone"),
         Option("test_log_entry_format", "bool", "false", compat=True),
@@ -168,12 +194,9 @@ class StackdriverOutput(HttpOutput):
     def configure(self):
         conf = self.conf
         resource = conf["resource"]
-        if resource in _NOT_YET or conf["resource_labels"]:
-            key = "resource_labels" if conf["resource_labels"] else "resource"
-            raise ConfigError("stackdriver: %s is not supported by edgeship yet (supported "
-                              "resources: %s)" % (key if key == "resource_labels" else
-                                                  "resource " + resource,
-                                                  ", ".join(_RESOURCE_LABELS)), key=key)
+        if conf["resource_labels"]:
+            raise ConfigError("stackdriver: resource_labels is not supported by edgeship yet",
+                              key="resource_labels")
         if resource not in _RESOURCE_LABELS:
             raise ConfigError("stackdriver: unsupported resource type '%s'" % resource,
                               key="resource")
@@ -215,7 +238,15 @@ class StackdriverOutput(HttpOutput):
         self.removed = frozenset(_ALWAYS_REMOVED + tuple(
             conf[key] for key in ("project_id_key", "labels_key", "severity_key", "trace_key",
                                   "span_id_key", "trace_sampled_key", "log_name_key")))
-        self.head = None
+        self.resource = None
+        self.local = _LOCAL_RESOURCES.get(resource)
+        if self.local is not None:
+            self.tag_prefix = conf["tag_prefix"] or resource + "."
+            try:
+                self.k8s_regex = onigmo.compile_onigmo(conf["custom_k8s_regex"])
+            except ValueError as exc:
+                raise ConfigError("stackdriver: custom_k8s_regex: %s" % exc,
+                                  key="custom_k8s_regex")
 
     def _configure_client(self, url):
         try:
@@ -236,8 +267,9 @@ class StackdriverOutput(HttpOutput):
     def summary(self):
         return "%s%s resource=%s" % (self.client.label, self.uri, self.conf["resource"])
 
-    async def _head(self):
-        """The body's opening, once the project (and zone, instance) are known."""
+    async def _resource(self):
+        """The resource's type and fixed labels, once the project (and zone, instance) are
+        known."""
         if self.metadata is not None and self.project is None:
             self.project = await self.metadata.text("/computeMetadata/v1/project/project-id")
             if not self.conf["resource"].startswith("generic_"):
@@ -252,13 +284,41 @@ class StackdriverOutput(HttpOutput):
                   "instance_id": self.instance_id}
         labels = {}
         for label, source in _RESOURCE_LABELS[conf["resource"]]:
+            if self.local is not None and source in self.local[0]:
+                continue     # from each chunk's local_resource_id
             value = values[source] if source in values else conf[source]
             if value:
                 labels[label] = value
         self.export_project = conf["export_to_project_id"] or self.project
-        resource = {"type": conf["resource"], "labels": labels}
-        return b'{"partialSuccess":true,"resource":' + formats.to_json(resource) + \
-            b',"entries":['
+        return {"type": conf["resource"], "labels": labels}
+
+    def _local_labels(self, chunk):
+        """The labels a k8s resource takes from the chunk's local_resource_id (the first
+        record's ``logging.googleapis.com/local_resource_id``, else the tag): the named groups
+        of custom_k8s_regex on the tag, else on the id, after tag_prefix; else the id's
+        '.'-separated parts. None when neither gives them."""
+        tag, prefix = chunk.tag, self.tag_prefix
+        events = chunk.events()
+        local_id = events[0][1].get(LOCAL_RESOURCE_ID_KEY) if events else None
+        if not isinstance(local_id, str):
+            local_id = tag
+        match = None
+        if len(tag) <= len(prefix) or tag.startswith(prefix):
+            match = self.k8s_regex.search(tag[len(prefix):])
+        if match is None and len(local_id) >= len(prefix):
+            match = self.k8s_regex.search(local_id[len(prefix):])
+        names, parts = self.local
+        if match is not None:
+            found = match.groupdict()
+            return {name: found[name] for name in names if found.get(name)}
+        if local_id[:len(prefix)].lower() != prefix.lower():
+            return None
+        # The prefix's own dots do not split (k8s_container.ns.pod.container).
+        pieces = (local_id[:len(prefix) - 1].replace(".", "_") +
+                  local_id[len(prefix) - 1:]).split(".", parts - 1)
+        if len(pieces) != parts or not all(pieces[1:]):
+            return None
+        return dict(zip(names, pieces[1:]))
 
     def _entry(self, time_ns, record, tag, problems):
         conf = self.conf
@@ -309,13 +369,16 @@ class StackdriverOutput(HttpOutput):
             entry["jsonPayload"] = payload
         project = record.get(conf["project_id_key"])
         log_name = record.get(conf["log_name_key"])
+        if self.local is not None and not isinstance(log_name, str) \
+                and record.get("stream") in ("stdout", "stderr"):
+            log_name = record["stream"]
         entry["logName"] = "projects/%s/logs/%s" % (
             project if isinstance(project, str) else self.export_project,
             log_name if isinstance(log_name, str) else tag)
         entry["timestamp"] = _timestamp(time_ns)
         return entry
 
-    def body(self, chunk):
+    def body(self, chunk, head):
         problems = [0, 0]
         entries = [self._entry(t, record, chunk.tag, problems) for t, record in chunk.events()]
         if problems[0]:
@@ -324,7 +387,7 @@ class StackdriverOutput(HttpOutput):
         if problems[1]:
             self.log.warn("%d records have a %s that is not a map: kept in jsonPayload",
                           problems[1], self.conf["labels_key"])
-        return self.head + b",".join(formats.json_batch(entries)) + b"]}"
+        return head + b",".join(formats.json_batch(entries)) + b"]}"
 
     def judge(self, status):
         if status == 200:
@@ -335,14 +398,25 @@ class StackdriverOutput(HttpOutput):
 
     async def flush(self, chunk):
         try:
-            if self.head is None:
-                self.head = await self._head()
+            if self.resource is None:
+                self.resource = await self._resource()
             authorization = await self.token.header()
         except gcp.TokenError as exc:
             self.log.error("cannot retrieve oauth2 token: %s", exc)
             return RETRY
+        resource = self.resource
+        if self.local is not None:
+            labels = self._local_labels(chunk)
+            if labels is None:
+                self.log.error("cannot extract the %s resource labels from the tag '%s' or the "
+                               "local_resource_id: the chunk is dropped", self.conf["resource"],
+                               chunk.tag)
+                return ERROR
+            resource = {"type": resource["type"], "labels": dict(resource["labels"], **labels)}
+        head = b'{"partialSuccess":true,"resource":' + formats.to_json(resource) + \
+            b',"entries":['
         headers = self.headers + [("Authorization", authorization)]
-        body = self.encode_body(self.body(chunk), headers)
+        body = self.encode_body(self.body(chunk, head), headers)
         result, response = await self.send("POST", self.uri, headers, body)
         if response is not None and response.status == 401:
             self.token.forget()
