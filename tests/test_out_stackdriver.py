@@ -130,6 +130,16 @@ def test_k8s_resources_take_their_labels_from_the_tag_or_local_resource_id(tmp_p
     assert b"\n".join(bodies) + b"\n" == _read("k8s.bodies")
 
 
+def test_resource_labels_replace_the_resource_labels_as_fluent_bit_does(tmp_path):
+    def steps(logging):
+        wait_for(lambda: len(logging.requests) >= 2, timeout=30)
+
+    logging = _metadata_run(tmp_path, _read("resource_labels.conf").decode(),
+                            ("resource_labels_records.jsonl",), steps)
+    bodies = sorted(r.body for r in logging.requests)
+    assert b"\n".join(bodies) + b"\n" == _read("resource_labels.bodies")
+
+
 def test_a_k8s_chunk_without_its_labels_is_dropped_and_logged(tmp_path):
     log = tmp_path / "edgeship.log"
     conf = ("[SERVICE]\n    Flush 0.2\n    Log_File %s\n    Parsers_File parsers.conf\n"
@@ -308,7 +318,8 @@ def test_without_credentials_the_metadata_server_is_used(tmp_path):
      "needs 'k8s_cluster_location'"),
     (["resource k8s_pod", "k8s_cluster_name c", "k8s_cluster_location l",
       "custom_k8s_regex (?<pod_name>[a-z"], "custom_k8s_regex", "custom_k8s_regex"),
-    (["resource_labels location=here"], "resource_labels", "not supported by edgeship yet"),
+    (["resource_labels location=$a["], "resource_labels", "resource_labels"),
+    (["resource_labels location"], "resource_labels", "invalid key value pair on 'location'"),
     (["resource cloud_run_revision"], "resource", "unsupported resource type"),
     (["resource generic_node", "location l", "namespace n"], "node_id", "needs 'node_id'"),
     (["resource k8s_cluster", "k8s_cluster_name c"], "k8s_cluster_location",

@@ -22,7 +22,12 @@ Kept from Fluent Bit 5.1.1 (checked on the binary, tests/data/stackdriver):
   ``custom_k8s_regex`` found in the tag, else in the id, after ``tag_prefix`` (default
   ``<resource>.``), else the id's parts (``k8s_container.<namespace>.<pod>.<container>``,
   ``k8s_pod.<namespace>.<pod>``, ``k8s_node.<node>``). A k8s entry's log name is its
-  ``stream`` (stdout/stderr) when it has one.
+  ``stream`` (stdout/stderr) when it has one. ``resource_labels label=value,...`` (a value
+  ``$accessor`` read in the chunk's first record, a string or left out with a warning) are
+  the resource's labels instead, ``project_id`` last (a ``project_id`` there is ignored), when
+  they name every label the
+  resource needs (cluster_name and location for k8s, the generic ones' config keys), or it
+  needs none; else they are warned about and not used.
 - Each entry, in this order: ``severity`` (the ``severity_key`` value, default
   ``logging.googleapis.com/severity``, a name such as ``ERROR``/``warn``/``E`` as its number),
   ``trace`` (``trace_key``; ``projects/<project>/traces/<trace>`` with
@@ -49,7 +54,7 @@ Differences:
   case but removes them from the payload only with the exact name).
 - A k8s chunk whose labels cannot be found is dropped and logged (ERROR); Fluent Bit retries
   it for ever. An unknown resource type is a config error (Fluent Bit retries every chunk).
-- Not in edgeship yet: ``resource_labels`` (a config error). Accepted and not used: ``test_log_entry_format``; the
+- Not in edgeship: accepted and not used: ``test_log_entry_format``; the
   ``logging.googleapis.com/operation``, ``sourceLocation`` and ``http_request_key`` fields
   stay in jsonPayload instead of becoming the entry's ``operation``, ``sourceLocation`` and
   ``httpRequest``; the ``logging.googleapis.com/monitored_resource`` record key is removed
@@ -60,6 +65,7 @@ import time
 from urllib.parse import urlsplit
 
 from edgeship.codecs import formats
+from edgeship.core import accessor
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, RETRY
@@ -114,8 +120,11 @@ _REQUIRED = {
     "generic_node": ("location", "namespace", "node_id"),
     "generic_task": ("location", "namespace", "job", "task_id"),
 }
+# The labels resource_labels must name to be used, by resource (the k8s ones: cluster).
+_REQUIRED_LABELS = dict(_REQUIRED)
 for _type in ("k8s_cluster",) + tuple(_LOCAL_RESOURCES):
     _REQUIRED[_type] = ("k8s_cluster_name", "k8s_cluster_location")
+    _REQUIRED_LABELS[_type] = ("cluster_name", "location")
 
 
 def _time_override(record):
@@ -129,6 +138,18 @@ def _time_override(record):
         return (_integer(record["timestampSeconds"]), _integer(record["timestampNanos"]),
                 ("timestampSeconds", "timestampNanos"))
     return None
+
+
+def _pairs(items, key):
+    """``[(name, value)]`` of ``name=value`` items (both trimmed, neither empty)."""
+    pairs = []
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise ConfigError("stackdriver: invalid key value pair on '%s'" % item, key=key)
+        pairs.append((name, value))
+    return pairs
 
 
 def _integer(value):
@@ -182,7 +203,9 @@ class StackdriverOutput(HttpOutput):
         Option("custom_k8s_regex", default=DEFAULT_K8S_REGEX,
                help="k8s resources: regex with named groups pod_name, namespace_name, "
                     "container_name, node_name, matched on the tag after tag_prefix"),
-        Option("resource_labels", "list", help="not in edgeship yet"),
+        Option("resource_labels", "list",
+               help="the resource's labels, label=value or label=$record_accessor (of the "
+                    "chunk's first record); project_id is added"),
         Option("text_payload_key", help="record key sent as textPayload when it is alone"),
         Option("test_log_entry_format", "bool", "false", compat=True),
         Option("cloud_logging_base_url", help="Cloud Logging API URL (default "
@@ -194,23 +217,15 @@ class StackdriverOutput(HttpOutput):
     def configure(self):
         conf = self.conf
         resource = conf["resource"]
-        if conf["resource_labels"]:
-            raise ConfigError("stackdriver: resource_labels is not supported by edgeship yet",
-                              key="resource_labels")
         if resource not in _RESOURCE_LABELS:
             raise ConfigError("stackdriver: unsupported resource type '%s'" % resource,
                               key="resource")
-        for key in _REQUIRED.get(resource, ()):
+        self.resource_labels = self._resource_labels(resource)
+        for key in () if self.resource_labels else _REQUIRED.get(resource, ()):
             if not conf[key]:
                 raise ConfigError("stackdriver: resource %s needs '%s'" % (resource, key),
                                   key=key)
-        self.labels = {}
-        for item in conf["labels"] or ():
-            name, sep, value = item.partition("=")
-            if not sep or not name or not value:
-                raise ConfigError("stackdriver: invalid key value pair on '%s'" % item,
-                                  key="labels")
-            self.labels[name] = value
+        self.labels = dict(_pairs(conf["labels"], "labels"))
         account = gcp.service_account(conf, ("GOOGLE_APPLICATION_CREDENTIALS",
                                              "GOOGLE_SERVICE_CREDENTIALS"))
         email = account.get("client_email")
@@ -247,6 +262,48 @@ class StackdriverOutput(HttpOutput):
             except ValueError as exc:
                 raise ConfigError("stackdriver: custom_k8s_regex: %s" % exc,
                                   key="custom_k8s_regex")
+
+    def _resource_labels(self, resource):
+        """``[(label, accessor or None, text)]`` of resource_labels when they are used: they
+        name every label the resource needs (or it needs none)."""
+        pairs = _pairs(self.conf["resource_labels"], "resource_labels")
+        if not pairs:
+            return None
+        missing = [label for label in _REQUIRED_LABELS.get(resource, ())
+                   if label not in dict(pairs)]
+        if missing:
+            self.log.warn("labels set in resource_labels will not be applied, as the required "
+                          "resource label [%s] is missing", missing[0])
+            return None
+        labels = []
+        for label, text in pairs:
+            if label == "project_id":
+                continue      # always the project's, added last
+            found = None
+            if text.startswith("$"):
+                try:
+                    found = accessor.accessor(text)
+                except ValueError as exc:
+                    raise ConfigError("stackdriver: resource_labels: %s" % exc,
+                                      key="resource_labels")
+            labels.append((label, found, text))
+        return labels
+
+    def _labels_of(self, record):
+        """The resource_labels of a chunk whose first record is ``record``."""
+        labels = {}
+        for label, found, text in self.resource_labels:
+            if found is None:
+                labels[label] = text
+                continue
+            value = found.lookup(record)
+            if isinstance(value, str):
+                labels[label] = value
+            else:
+                self.log.warn("failed to find a corresponding entry for resource label entry "
+                              "[%s=%s]", label, text)
+        labels["project_id"] = self.project
+        return labels
 
     def _configure_client(self, url):
         try:
@@ -405,7 +462,11 @@ class StackdriverOutput(HttpOutput):
             self.log.error("cannot retrieve oauth2 token: %s", exc)
             return RETRY
         resource = self.resource
-        if self.local is not None:
+        if self.resource_labels is not None:
+            events = chunk.events()
+            resource = {"type": resource["type"],
+                        "labels": self._labels_of(events[0][1] if events else {})}
+        elif self.local is not None:
             labels = self._local_labels(chunk)
             if labels is None:
                 self.log.error("cannot extract the %s resource labels from the tag '%s' or the "
