@@ -140,6 +140,42 @@ def test_resource_labels_replace_the_resource_labels_as_fluent_bit_does(tmp_path
     assert b"\n".join(bodies) + b"\n" == _read("resource_labels.bodies")
 
 
+def test_operation_source_location_and_http_request_become_entry_fields(tmp_path):
+    def steps(logging):
+        wait_for(lambda: logging.requests, timeout=30)
+
+    logging = _metadata_run(tmp_path, _read("special_fields.conf").decode(),
+                            ("special_fields_records.jsonl",), steps)
+    # Fluent Bit writes cacheLookup's value as cacheHit; edgeship the record's cacheHit.
+    # (first record: cacheHit true, no cacheLookup; second: cacheLookup true, no cacheHit)
+    fluent_bit = _read("special_fields.body")
+    expected = fluent_bit.replace(b'"cacheLookup":false,"cacheHit":false',
+                                  b'"cacheLookup":false,"cacheHit":true', 1) \
+        .replace(b'"cacheLookup":true,"cacheHit":true', b'"cacheLookup":true,"cacheHit":false', 1)
+    assert fluent_bit.count(b'"cacheHit":') == 2 and expected.count(b'"cacheHit":true') == 1
+    assert logging.requests[0].body == expected
+
+
+def test_a_monitored_resource_map_gives_the_resource_labels(tmp_path):
+    def steps(logging):
+        wait_for(lambda: logging.requests, timeout=30)
+
+    (tmp_path / "records.jsonl").write_text(
+        '{"log":"a"}\n{"log":"b","logging.googleapis.com/monitored_resource":{"type":"x",'
+        '"labels":{"instance_id":"i-1","zone":"z","n":1}}}\n')
+    conf = ("[SERVICE]\n    Parsers_File parsers.conf\n[INPUT]\n    Name tail\n"
+            "    Path records.jsonl\n    Tag t\n    Parser json_ts\n"
+            "    Read_From_Head true\n[OUTPUT]\n    Name stackdriver\n    Match *\n"
+            "    resource gce_instance\n    tls off\n"
+            "    metadata_server http://127.0.0.1:MPORT\n"
+            "    cloud_logging_base_url http://127.0.0.1:LPORT\n")
+    logging = _metadata_run(tmp_path, conf, (), steps)
+    sent = json.loads(logging.requests[0].body)
+    assert sent["resource"] == {"type": "gce_instance",
+                                "labels": {"instance_id": "i-1", "zone": "z"}}
+    assert [e["jsonPayload"] for e in sent["entries"]] == [{"log": "a"}, {"log": "b"}]
+
+
 def test_a_k8s_chunk_without_its_labels_is_dropped_and_logged(tmp_path):
     log = tmp_path / "edgeship.log"
     conf = ("[SERVICE]\n    Flush 0.2\n    Log_File %s\n    Parsers_File parsers.conf\n"

@@ -27,12 +27,21 @@ Kept from Fluent Bit 5.1.1 (checked on the binary, tests/data/stackdriver):
   the resource's labels instead, ``project_id`` last (a ``project_id`` there is ignored), when
   they name every label the
   resource needs (cluster_name and location for k8s, the generic ones' config keys), or it
-  needs none; else they are warned about and not used.
+  needs none; else they are warned about and not used. Without them, the ``labels`` map of
+  the first ``logging.googleapis.com/monitored_resource`` map in the chunk's records (its
+  string values) are the resource's labels.
 - Each entry, in this order: ``severity`` (the ``severity_key`` value, default
   ``logging.googleapis.com/severity``, a name such as ``ERROR``/``warn``/``E`` as its number),
   ``trace`` (``trace_key``; ``projects/<project>/traces/<trace>`` with
   ``autoformat_stackdriver_trace``), ``spanId``, ``traceSampled`` (boolean), ``insertId``
-  (``logging.googleapis.com/insertId``), ``labels`` (the record's ``labels_key`` map, then
+  (``logging.googleapis.com/insertId``), ``operation`` (id, producer, first, last),
+  ``sourceLocation`` (file, line, function), ``httpRequest`` (latency when it reads as
+  ``<n>s``, requestMethod, requestUrl, userAgent, remoteIp, serverIp, referer, protocol,
+  requestSize, responseSize, status, cacheFillBytes, cacheLookup, cacheHit,
+  cacheValidatedWithOriginServer) from the ``logging.googleapis.com/operation``,
+  ``logging.googleapis.com/sourceLocation`` and ``http_request_key`` maps (every sub-field
+  written, defaults for the missing; unknown sub-fields stay under the key in jsonPayload),
+  ``labels`` (the record's ``labels_key`` map, then
   ``labels k=v,...``), ``jsonPayload`` (the record without those keys, the project/log
   name keys, ``stream``, and a ``timestamp`` ``{seconds, nanos}`` map or
   ``timestampSeconds``/``timestampNanos`` pair, which set the time) or ``textPayload`` (the
@@ -54,13 +63,11 @@ Differences:
   case but removes them from the payload only with the exact name).
 - A k8s chunk whose labels cannot be found is dropped and logged (ERROR); Fluent Bit retries
   it for ever. An unknown resource type is a config error (Fluent Bit retries every chunk).
-- Not in edgeship: accepted and not used: ``test_log_entry_format``; the
-  ``logging.googleapis.com/operation``, ``sourceLocation`` and ``http_request_key`` fields
-  stay in jsonPayload instead of becoming the entry's ``operation``, ``sourceLocation`` and
-  ``httpRequest``; the ``logging.googleapis.com/monitored_resource`` record key is removed
-  from the payload but does not set the resource.
+- httpRequest's ``cacheHit`` is the record's (Fluent Bit writes cacheLookup's value there).
+- Not in edgeship: ``test_log_entry_format`` (accepted and not used).
 """
 import os
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -79,9 +86,27 @@ BASE_URL = "https://logging.googleapis.com"
 WRITE_URI = "/v2/entries:write"
 METADATA_SERVER = "http://metadata.google.internal"
 _PREFIX = "logging.googleapis.com/"
+_INT_TEXT = re.compile(r"[ \t\n\r\f\v]*[+-]?[0-9]+\Z")
+_LATENCY = re.compile(r"\s*\d+(.\d+)?\s*s\s*\Z", re.ASCII)
+# The record maps that become an entry's fields: (entry field, record key or the option
+# naming it, sub-fields (name, kind, default) in Fluent Bit's order).
+_STRUCTURED = (
+    ("operation", _PREFIX + "operation", (("id", "str", ""), ("producer", "str", ""),
+                                          ("first", "bool", False), ("last", "bool", False))),
+    ("sourceLocation", _PREFIX + "sourceLocation", (("file", "str", ""), ("line", "int", 0),
+                                                    ("function", "str", ""))),
+    ("httpRequest", "http_request_key", tuple(
+        (name, "str", "") for name in ("requestMethod", "requestUrl", "userAgent", "remoteIp",
+                                       "serverIp", "referer", "protocol")) + tuple(
+        (name, "int", 0) for name in ("requestSize", "responseSize", "status",
+                                      "cacheFillBytes")) + tuple(
+        (name, "bool", False) for name in ("cacheLookup", "cacheHit",
+                                           "cacheValidatedWithOriginServer"))),
+)
 INSERT_ID_KEY = _PREFIX + "insertId"
+MONITORED_RESOURCE_KEY = _PREFIX + "monitored_resource"
 # Always taken out of jsonPayload, with the configured special keys.
-_ALWAYS_REMOVED = (_PREFIX + "monitored_resource", _PREFIX + "local_resource_id", "stream")
+_ALWAYS_REMOVED = (MONITORED_RESOURCE_KEY, _PREFIX + "local_resource_id", "stream")
 _SEVERITIES = {}
 for _number, _names in ((800, "EMERGENCY EMERG"), (700, "A ALERT"),
                         (600, "C F CRIT FATAL CRITICAL"), (500, "E ERR ERROR SEVERE"),
@@ -140,6 +165,17 @@ def _time_override(record):
     return None
 
 
+def _monitored_labels(events):
+    """The string labels of the first record's ``logging.googleapis.com/monitored_resource``
+    map that has a non-empty ``labels`` map, or None."""
+    for _, record in events:
+        resource = record.get(MONITORED_RESOURCE_KEY)
+        if isinstance(resource, dict) and isinstance(resource.get("labels"), dict) \
+                and resource["labels"]:
+            return {k: v for k, v in resource["labels"].items() if isinstance(v, str)}
+    return None
+
+
 def _pairs(items, key):
     """``[(name, value)]`` of ``name=value`` items (both trimmed, neither empty)."""
     pairs = []
@@ -150,6 +186,39 @@ def _pairs(items, key):
             raise ConfigError("stackdriver: invalid key value pair on '%s'" % item, key=key)
         pairs.append((name, value))
     return pairs
+
+
+def _int64(value, default):
+    """A sub-field's integer: a non-negative integer, or a string strtoll reads whole."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 <= value < 1 << 64 else default
+    if isinstance(value, str) and _INT_TEXT.match(value):
+        number = int(value)
+        return number if -(1 << 63) <= number < 1 << 63 else default
+    return default
+
+
+def _latency(value):
+    """httpRequest.latency: ``<seconds>s``, its digits, '.' and 's' kept."""
+    if not isinstance(value, str) or len(value) > 32 or not _LATENCY.match(value):
+        return None
+    return "".join(ch for ch in value if ch in "0123456789.s")
+
+
+def _sub_fields(value, fields):
+    """``(entry field, extra)`` of an operation/sourceLocation/httpRequest map: each known
+    sub-field of the right type, else its default; the unknown ones apart."""
+    out = {}
+    for name, kind, default in fields:
+        found = value.get(name, default)
+        if kind == "int":
+            out[name] = _int64(found, default)
+        elif kind == "bool":
+            out[name] = found if isinstance(found, bool) else default
+        else:
+            out[name] = found if isinstance(found, str) else default
+    known = set(out)
+    return out, {k: v for k, v in value.items() if k not in known}
 
 
 def _integer(value):
@@ -185,8 +254,8 @@ class StackdriverOutput(HttpOutput):
                help="record key of traceSampled"),
         Option("log_name_key", default=_PREFIX + "logName",
                help="record key of the log name (default: the tag)"),
-        Option("http_request_key", default=_PREFIX + "http_request", compat=True,
-               help="kept in jsonPayload in edgeship"),
+        Option("http_request_key", default=_PREFIX + "http_request",
+               help="record key of a map sent as the entry's httpRequest"),
         Option("k8s_cluster_name", help="k8s_cluster resource: cluster name"),
         Option("k8s_cluster_location", help="k8s_cluster resource: cluster location"),
         Option("location", help="generic_node/generic_task resource: location"),
@@ -254,6 +323,8 @@ class StackdriverOutput(HttpOutput):
             conf[key] for key in ("project_id_key", "labels_key", "severity_key", "trace_key",
                                   "span_id_key", "trace_sampled_key", "log_name_key")))
         self.resource = None
+        self.structured = tuple((field, conf[key] if key == "http_request_key" else key, subs)
+                                for field, key, subs in _STRUCTURED)
         self.local = _LOCAL_RESOURCES.get(resource)
         if self.local is not None:
             self.tag_prefix = conf["tag_prefix"] or resource + "."
@@ -401,6 +472,19 @@ class StackdriverOutput(HttpOutput):
                 skipped.add(INSERT_ID_KEY)
             else:
                 problems[0] += 1
+        kept = {}       # a structured key's unknown sub-fields, left in jsonPayload
+        for field, key, subs in self.structured:
+            value = record.get(key)
+            if isinstance(value, dict):
+                entry[field], extra = _sub_fields(value, subs)
+                skipped.add(key)
+                if field == "httpRequest":
+                    latency = _latency(value.get("latency"))
+                    extra.pop("latency", None)
+                    if latency:
+                        entry[field] = dict(latency=latency, **entry[field])
+                if extra:
+                    kept[key] = extra
         payload_labels = record.get(conf["labels_key"])
         keep_labels = payload_labels is not None and not isinstance(payload_labels, dict)
         if keep_labels:
@@ -416,9 +500,9 @@ class StackdriverOutput(HttpOutput):
             if seconds:
                 time_ns = seconds * formats.NS + nanos
         removed = self.removed
-        payload = {k: v for k, v in record.items()
-                   if k not in skipped and (k not in removed or
-                                            (keep_labels and k == conf["labels_key"]))}
+        payload = {k: kept.get(k, v) for k, v in record.items()
+                   if k in kept or k not in skipped and (
+                       k not in removed or (keep_labels and k == conf["labels_key"]))}
         text_key = conf["text_payload_key"]
         if text_key and len(payload) == 1 and isinstance(payload.get(text_key), str):
             entry["textPayload"] = payload[text_key]
@@ -462,10 +546,13 @@ class StackdriverOutput(HttpOutput):
             self.log.error("cannot retrieve oauth2 token: %s", exc)
             return RETRY
         resource = self.resource
+        events = chunk.events()
+        monitored = None if self.resource_labels is not None else _monitored_labels(events)
         if self.resource_labels is not None:
-            events = chunk.events()
             resource = {"type": resource["type"],
                         "labels": self._labels_of(events[0][1] if events else {})}
+        elif monitored is not None:
+            resource = {"type": resource["type"], "labels": monitored}
         elif self.local is not None:
             labels = self._local_labels(chunk)
             if labels is None:
