@@ -304,7 +304,9 @@ def test_what_fluent_bit_would_drop_is_kept(tmp_path, tokens):
         f.write('{"ts":"2024-01-02T03:05:00.000000000Z","a":1,'
                 '"logging.googleapis.com/insertId":""}\n'
                 '{"ts":"2024-01-02T03:05:01.000000000Z","b":2,'
-                '"logging.googleapis.com/labels":"not a map"}\n')
+                '"logging.googleapis.com/labels":"not a map"}\n'
+                '{"ts":"2024-01-02T03:05:02.000000000Z","c":3,'
+                '"timestampSeconds":"99999999999999999","timestampNanos":0}\n')
     child = Child(["-c", conf], cwd=str(tmp_path))
     try:
         steps()
@@ -317,6 +319,9 @@ def test_what_fluent_bit_would_drop_is_kept(tmp_path, tokens):
     assert entries[0]["jsonPayload"] == {"a": 1, "logging.googleapis.com/insertId": ""}
     assert "insertId" not in entries[0] and "labels" not in entries[1]
     assert entries[1]["jsonPayload"] == {"b": 2, "logging.googleapis.com/labels": "not a map"}
+    # A time past the year 9999 keeps the record's own.
+    assert entries[2]["jsonPayload"] == {"c": 3}
+    assert entries[2]["timestamp"] == "2024-01-02T03:05:02.000000000Z"
     log = _log(tmp_path)
     assert "1 records have an insertId that is not a non-empty string" in log
     assert "1 records have a logging.googleapis.com/labels that is not a map" in log

@@ -86,6 +86,7 @@ BASE_URL = "https://logging.googleapis.com"
 WRITE_URI = "/v2/entries:write"
 METADATA_SERVER = "http://metadata.google.internal"
 _PREFIX = "logging.googleapis.com/"
+_MAX_SECONDS = 253402300799        # 9999-12-31T23:59:59Z
 _INT_TEXT = re.compile(r"[ \t\n\r\f\v]*[+-]?[0-9]+\Z")
 _LATENCY = re.compile(r"\s*\d+(.\d+)?\s*s\s*\Z", re.ASCII)
 # The record maps that become an entry's fields: (entry field, record key or the option
@@ -153,16 +154,21 @@ for _type in ("k8s_cluster",) + tuple(_LOCAL_RESOURCES):
 
 
 def _time_override(record):
-    """``(time_ns, keys)`` from a ``timestamp`` {seconds, nanos} map or the
-    ``timestampSeconds``/``timestampNanos`` pair (seconds 0: the time is kept, the keys still
-    go), or None."""
+    """``(seconds, nanos, keys)`` from a ``timestamp`` {seconds, nanos} map or the
+    ``timestampSeconds``/``timestampNanos`` pair, or None. Seconds 0 (also what cannot be
+    read, or is past the year 9999) keep the record's time; the keys go all the same."""
     stamp = record.get("timestamp")
     if isinstance(stamp, dict) and "seconds" in stamp and "nanos" in stamp:
-        return _integer(stamp["seconds"]), _integer(stamp["nanos"]), ("timestamp",)
-    if "timestampSeconds" in record and "timestampNanos" in record:
-        return (_integer(record["timestampSeconds"]), _integer(record["timestampNanos"]),
-                ("timestampSeconds", "timestampNanos"))
-    return None
+        found = stamp["seconds"], stamp["nanos"], ("timestamp",)
+    elif "timestampSeconds" in record and "timestampNanos" in record:
+        found = record["timestampSeconds"], record["timestampNanos"], \
+            ("timestampSeconds", "timestampNanos")
+    else:
+        return None
+    seconds, nanos = _time_part(found[0]), _time_part(found[1])
+    if seconds > _MAX_SECONDS or nanos >= formats.NS:
+        seconds = 0
+    return seconds, nanos, found[2]
 
 
 def _monitored_labels(events):
@@ -221,7 +227,9 @@ def _sub_fields(value, fields):
     return out, {k: v for k, v in value.items() if k not in known}
 
 
-def _integer(value):
+def _time_part(value):
+    """A timestamp part as Fluent Bit reads it: a non-negative integer or a string of
+    digits; anything else 0."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str) and value.isdigit() and value.isascii() and len(value) < 20:
