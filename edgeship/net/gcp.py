@@ -2,7 +2,8 @@
 
 Kept from Fluent Bit 5.1.1 (out_bigquery, out_stackdriver, flb_oauth2.c): the service
 account comes from the ``google_service_credentials`` JSON file (or the file named by
-``GOOGLE_SERVICE_CREDENTIALS``; its keys read case-insensitively), else from the
+``GOOGLE_SERVICE_CREDENTIALS``, for stackdriver first by ``GOOGLE_APPLICATION_CREDENTIALS``;
+its keys read case-insensitively), else from the
 ``service_account_email`` / ``service_account_secret`` options (or ``SERVICE_ACCOUNT_EMAIL``
 / ``SERVICE_ACCOUNT_SECRET``). A JWT signed RS256 with the account's private key (``iss`` the
 account, ``scope`` the plugin's, ``aud`` the token URI, ``iat`` now, ``exp`` 3000 s later) is
