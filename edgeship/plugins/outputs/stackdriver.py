@@ -277,9 +277,10 @@ class StackdriverOutput(HttpOutput):
         Option("tag_prefix", help="k8s resources: the tag's prefix before the local resource "
                                   "id (default '<resource>.')"),
         Option("stackdriver_agent", help="User-Agent (default Fluent-Bit)"),
-        Option("custom_k8s_regex", default=DEFAULT_K8S_REGEX,
+        Option("custom_k8s_regex",
                help="k8s resources: regex with named groups pod_name, namespace_name, "
-                    "container_name, node_name, matched on the tag after tag_prefix"),
+                    "container_name, node_name, matched on the tag after tag_prefix "
+                    "(default: Fluent Bit's, for <pod>_<namespace>_<container>-<id>.log)"),
         Option("resource_labels", "list",
                help="the resource's labels, label=value or label=$record_accessor (of the "
                     "chunk's first record); project_id is added"),
@@ -337,7 +338,8 @@ class StackdriverOutput(HttpOutput):
         if self.local is not None:
             self.tag_prefix = conf["tag_prefix"] or resource + "."
             try:
-                self.k8s_regex = onigmo.compile_onigmo(conf["custom_k8s_regex"])
+                self.k8s_regex = onigmo.compile_onigmo(conf["custom_k8s_regex"]
+                                                       or DEFAULT_K8S_REGEX)
             except ValueError as exc:
                 raise ConfigError("stackdriver: custom_k8s_regex: %s" % exc,
                                   key="custom_k8s_regex")
