@@ -427,9 +427,11 @@ def examples_command(args):
 # Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
 # by default), prometheus_scrape and prometheus_textfile (prometheus_client imports ssl), the
 # AWS outputs (TLS on by default, credentials from https STS), nrlogs (New Relic's https
-# base_uri by default), slack and logdna (TLS only).
+# base_uri by default), slack and logdna (TLS only), the Azure and Google Cloud outputs (TLS
+# on by default, Google's OAuth2 token URI is https).
 PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "prometheus_textfile",
-                       "cloudwatch_logs", "s3", "nrlogs", "slack", "logdna")
+                       "cloudwatch_logs", "s3", "nrlogs", "slack", "logdna", "azure",
+                       "bigquery", "stackdriver")
 
 
 def _json_escape_unicode(on):

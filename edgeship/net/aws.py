@@ -42,8 +42,8 @@ from urllib.parse import quote, unquote
 from edgeship.codecs import untrusted
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
-from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, HttpClient, HttpError, split_url,
-                                      address_options)
+from edgeship.net.http_client import (HTTP_CLIENT_OPTIONS, TLS_ON_NET_OPTIONS, HttpClient,
+                                      HttpError, address_options, split_url)
 
 # The aws_* options of the HTTP outputs that sign (prometheus_remote_write, es, opensearch);
 # each adds its own service option (aws_service / aws_service_name).
@@ -57,9 +57,7 @@ AWS_AUTH_OPTIONS = (
 )
 
 # The net.* and tls.* options of the AWS outputs (cloudwatch_logs, s3): TLS on by default.
-AWS_NET_OPTIONS = tuple(
-    Option("tls", "bool", "on", help="use TLS (on for AWS endpoints)") if o.key == "tls" else o
-    for o in HTTP_CLIENT_OPTIONS if o.key.startswith(("net.", "tls")))
+AWS_NET_OPTIONS = TLS_ON_NET_OPTIONS
 USER_AGENT = ("User-Agent", "aws-fluent-bit-plugin")
 
 REFRESH_WINDOW = 60            # seconds before expiry when credentials are fetched again

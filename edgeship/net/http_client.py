@@ -75,6 +75,13 @@ HTTP_CLIENT_OPTIONS = (
 ) + TLS_OPTIONS
 
 
+# The net.* and tls.* options of an output that speaks TLS by default and has none of the
+# http output's Header/Proxy/http_User (Fluent Bit's FLB_IO_TLS cloud plugins: AWS, Azure,
+# Google Cloud).
+TLS_ON_NET_OPTIONS = tuple(
+    Option("tls", "bool", "on", help="use TLS (on for the cloud service)") if o.key == "tls"
+    else o for o in HTTP_CLIENT_OPTIONS if o.key.startswith(("net.", "tls")))
+
 def address_options(port, host="127.0.0.1"):
     """The ``Host``/``Port`` options of an HTTP output, with its Fluent Bit defaults."""
     return (Option("Host", default=host, help="host of the server"),
