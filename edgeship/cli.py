@@ -427,7 +427,8 @@ def examples_command(args):
 # Plugins that load ssl whatever their tls.* options say: kubernetes (its API server is https
 # by default), prometheus_scrape (prometheus_client imports ssl), the AWS outputs (TLS on by
 # default, credentials from https STS), nrlogs (New Relic's https base_uri by default).
-PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "cloudwatch_logs", "s3", "nrlogs")
+PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "cloudwatch_logs", "s3", "nrlogs",
+                       "kinesis_firehose", "kinesis_streams")
 
 
 def _json_escape_unicode(on):
