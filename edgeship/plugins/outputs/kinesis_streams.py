@@ -37,6 +37,7 @@ import secrets
 from edgeship.plugins.outputs._kinesis import KinesisOutput
 
 _KEY_MODULUS = 7919
+_KEY_NUMBERS = range(_KEY_MODULUS)
 
 
 def _djb2(text):
@@ -69,7 +70,7 @@ class KinesisStreams(KinesisOutput):
 
     def record_suffixes(self, tag, count):
         head = b',"PartitionKey":"%s%d' % (self.key_prefix, _djb2(tag) % _KEY_MODULUS)
-        return [b'%s%d"' % (head, random.randrange(_KEY_MODULUS)) for _ in range(count)]
+        return [head + b'%d"' % number for number in random.choices(_KEY_NUMBERS, k=count)]
 
 
 PLUGIN = KinesisStreams
