@@ -88,10 +88,9 @@ class KinesisOutput(AwsOutput):
         self.sent = {}        # chunk.id -> indices of its records AWS accepted
 
     def _compressor(self, name):
-        if not name or name.strip().lower() == "none":
+        if name is None:
             return None
-        name = name.strip().lower()
-        if name not in _COMPRESSIONS:
+        if name not in _COMPRESSIONS:       # as Fluent Bit: exactly one of these words
             raise ConfigError("%s: unknown compression: %s (edgeship has gzip, zstd and "
                               "snappy)" % (self.name, name), key="compression")
         if name == "gzip":
