@@ -430,8 +430,8 @@ def examples_command(args):
 # base_uri by default), slack and logdna (TLS only), the Azure and Google Cloud outputs (TLS
 # on by default, Google's OAuth2 token URI is https).
 PLUGINS_NEEDING_SSL = ("kubernetes", "prometheus_scrape", "prometheus_textfile",
-                       "cloudwatch_logs", "s3", "nrlogs", "slack", "logdna", "azure",
-                       "bigquery", "stackdriver")
+                       "cloudwatch_logs", "s3", "kinesis_firehose", "kinesis_streams",
+                       "nrlogs", "slack", "logdna", "azure", "bigquery", "stackdriver")
 
 
 def _json_escape_unicode(on):

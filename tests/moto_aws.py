@@ -4,6 +4,7 @@ import socket
 import urllib.request
 
 import boto3
+import pytest
 from moto.server import ThreadedMotoServer
 
 REGION = "eu-west-1"
@@ -32,3 +33,11 @@ class Moto:
 
     def stop(self):
         self.server.stop()
+
+
+@pytest.fixture
+def moto():
+    """A moto server for one test (a test module uses it with ``from moto_aws import moto``)."""
+    server = Moto()
+    yield server
+    server.stop()

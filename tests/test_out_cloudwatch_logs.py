@@ -4,22 +4,13 @@ import asyncio
 import json
 import time
 
-import pytest
-
 from conftest import wait_for
 from filter_helpers import load
-from moto_aws import CREDENTIALS, REGION, Moto
+from moto_aws import CREDENTIALS, REGION, moto  # noqa: F401  (the fixture)
 from aws_oracle import aws_env
 from edgeship.codecs import entries
 from edgeship.engine.plugin import OK
 from edgeship.plugins.outputs import cloudwatch_logs
-
-
-@pytest.fixture
-def moto():
-    server = Moto()
-    yield server
-    server.stop()
 
 
 def _config(tmp_path, moto, lines, output):

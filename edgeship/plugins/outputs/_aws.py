@@ -1,12 +1,33 @@
-"""What the AWS outputs (cloudwatch_logs, s3) share: the client of their endpoint, signing,
-Fluent Bit's ``auto_retry_requests`` (a request that got no answer or a 5xx is sent again once
-at once), and ``Failed``, the outcome of a request that did not succeed.
+"""What the AWS outputs (cloudwatch_logs, s3, kinesis_firehose, kinesis_streams) share: the
+client of their endpoint, signing, Fluent Bit's ``auto_retry_requests`` (a request that got no
+answer or a 5xx is sent again once at once), ``Failed``, the outcome of a request that did not
+succeed, and how an AWS JSON API's error answer is judged.
 """
+from edgeship.codecs import untrusted
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, RETRY
 from edgeship.net import aws
 from edgeship.net.http_client import HttpClient, HttpError, InvalidRequest
 from edgeship.plugins.outputs._http import HttpOutput
+
+
+# Error codes of a refused signature or expired token: credentials are fetched again.
+CREDENTIAL_CODES = ("ExpiredTokenException", "UnrecognizedClientException",
+                    "InvalidSignatureException", "IncompleteSignatureException")
+
+
+def error_of(response):
+    """(code, message) of an AWS JSON error answer."""
+    try:
+        doc = untrusted.loads(response.body)
+    except ValueError:
+        return None, response.first_line()
+    if not isinstance(doc, dict):
+        return None, response.first_line()
+    code = doc.get("__type") or doc.get("code") or ""
+    code = code.rsplit("#", 1)[-1] if isinstance(code, str) else ""
+    message = doc.get("message") or doc.get("Message") or ""
+    return code or None, message if isinstance(message, str) else str(message)
 
 
 class Failed(Exception):
@@ -57,6 +78,21 @@ class AwsOutput(HttpOutput):
             if response.status >= 500 and not last:
                 continue
             return response
+
+    def check(self, action, response, retry_codes):
+        """Raise Failed for an answer of a JSON API that is not a success: 5xx, 429 or a
+        code of ``retry_codes`` RETRY; a refused signature or token (401/403) fetches
+        credentials again and RETRYs; anything else is ERROR."""
+        if response.status == 200:
+            return
+        code, message = error_of(response)
+        text = "%s: HTTP %d %s: %s" % (action, response.status, code or "", message)
+        if response.status >= 500 or response.status == 429 or code in retry_codes:
+            raise Failed(RETRY, text)
+        if response.status in (401, 403) or code in CREDENTIAL_CODES:
+            self.credentials_refused()
+            raise Failed(RETRY, text)
+        raise Failed(ERROR, text)
 
     def credentials_refused(self):
         """The service refused the signature or token: fetch credentials again."""

@@ -45,7 +45,7 @@ from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import ERROR, OK, RETRY
 from edgeship.net import aws
-from edgeship.plugins.outputs._aws import AwsOutput, Failed
+from edgeship.plugins.outputs._aws import AwsOutput, Failed, error_of
 
 MAX_EVENTS = 10000
 MAX_BATCH_BYTES = 1048576
@@ -61,20 +61,6 @@ _CREDENTIAL_CODES = ("ExpiredTokenException", "UnrecognizedClientException",
 _ALREADY_EXISTS = "ResourceAlreadyExistsException"
 _NOT_FOUND = "ResourceNotFoundException"
 _MISSING = object()
-
-
-def _error_of(response):
-    """(code, message) of an AWS JSON error answer."""
-    try:
-        doc = untrusted.loads(response.body)
-    except ValueError:
-        return None, response.first_line()
-    if not isinstance(doc, dict):
-        return None, response.first_line()
-    code = doc.get("__type") or doc.get("code") or ""
-    code = code.rsplit("#", 1)[-1] if isinstance(code, str) else ""
-    message = doc.get("message") or doc.get("Message") or ""
-    return code or None, message if isinstance(message, str) else str(message)
 
 
 def _truncate(message):
@@ -230,17 +216,8 @@ class CloudWatchLogs(AwsOutput):
         return await self.call(action, "POST", "/", headers, body)
 
     def _judge(self, action, response):
-        """Raise _Failed for a response that is not a success."""
-        if response.status == 200:
-            return
-        code, message = _error_of(response)
-        text = "%s: HTTP %d %s: %s" % (action, response.status, code or "", message)
-        if response.status >= 500 or response.status == 429 or code in _RETRY_CODES:
-            raise Failed(RETRY, text)
-        if response.status in (401, 403) or code in _CREDENTIAL_CODES:
-            self.credentials_refused()
-            raise Failed(RETRY, text)
-        raise Failed(ERROR, text)
+        """Raise Failed for a response that is not a success."""
+        self.check(action, response, _RETRY_CODES)
 
     async def _create_group(self, group):
         self.log.info("creating log group %s", group)
@@ -248,7 +225,7 @@ class CloudWatchLogs(AwsOutput):
         if self.conf["log_group_class"]:
             body["logGroupClass"] = self.conf["log_group_class"]
         response = await self._call("CreateLogGroup", formats.to_json(body))
-        if response.status != 200 and _error_of(response)[0] == _ALREADY_EXISTS:
+        if response.status != 200 and error_of(response)[0] == _ALREADY_EXISTS:
             self.log.info("log group %s already exists", group)
         else:
             self._judge("CreateLogGroup", response)
@@ -268,14 +245,14 @@ class CloudWatchLogs(AwsOutput):
         body = formats.to_json({"logGroupName": group, "logStreamName": stream})
         self.log.info("creating log stream %s in log group %s", stream, group)
         response = await self._call("CreateLogStream", body)
-        code = _error_of(response)[0] if response.status != 200 else None
+        code = error_of(response)[0] if response.status != 200 else None
         if code == _NOT_FOUND:
             if not self.conf["auto_create_group"]:
                 raise Failed(RETRY, "log group %s not found and `auto_create_group` "
                                      "disabled" % group)
             await self._create_group(group)
             response = await self._call("CreateLogStream", body)
-            code = _error_of(response)[0] if response.status != 200 else None
+            code = error_of(response)[0] if response.status != 200 else None
         if code != _ALREADY_EXISTS:
             self._judge("CreateLogStream", response)
         self.streams[(group, stream)] = now
@@ -287,7 +264,7 @@ class CloudWatchLogs(AwsOutput):
             b'{"timestamp":%d,"message":%s}' % (ms, text)
             for (ms, _, _), text in zip(run, texts)), b"]}"))
         response = await self._call("PutLogEvents", body)
-        if response.status != 200 and _error_of(response)[0] == _NOT_FOUND:
+        if response.status != 200 and error_of(response)[0] == _NOT_FOUND:
             self.streams.pop((group, stream), None)   # deleted: created again on the retry
             raise Failed(RETRY, "PutLogEvents: log stream %s not found in %s"
                           % (stream, group))
