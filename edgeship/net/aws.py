@@ -56,7 +56,8 @@ AWS_AUTH_OPTIONS = (
     Option("aws_profile", help="profile of the shared credentials file"),
 )
 
-# The net.* and tls.* options of the AWS outputs (cloudwatch_logs, s3): TLS on by default.
+# The net.* and tls.* options of the AWS outputs (cloudwatch_logs, s3, kinesis_*): TLS on by
+# default.
 AWS_NET_OPTIONS = TLS_ON_NET_OPTIONS
 USER_AGENT = ("User-Agent", "aws-fluent-bit-plugin")
 
