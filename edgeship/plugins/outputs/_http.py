@@ -27,11 +27,19 @@ def default_judge(status):
     return RETRY
 
 
+def retry_unless_success(status):
+    """The rule of the outputs that retry every failure (datadog, nrlogs, slack, logdna):
+    200-205 OK, any other status RETRY."""
+    return OK if 200 <= status <= 205 else RETRY
+
+
 class HttpOutput(Output):
     """An output that sends each chunk as HTTP requests through one HttpClient."""
 
     client_options = HTTP_CLIENT_OPTIONS
     signer = None
+    # Fluent Bit's slack and logdna log every success at info level, with the answer.
+    success_logged_at_info = False
 
     def configure_client(self, host=None, port=None):
         conf = self.conf
@@ -90,7 +98,10 @@ class HttpOutput(Output):
     def report(self, result, response):
         """Log the answer judged ``result`` (a plugin may log it as its Fluent Bit does)."""
         label = self.client.label
-        if result == OK:
+        if result == OK and self.success_logged_at_info:
+            self.log.info("%s, HTTP status=%d %s", label, response.status,
+                          response.first_line())
+        elif result == OK:
             self.log.debug("%s, HTTP status=%d", label, response.status)
         elif result == ERROR:
             self.log.error("%s, HTTP status=%d %s; the chunk will not be retried", label,

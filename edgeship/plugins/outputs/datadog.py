@@ -17,9 +17,8 @@ included, as Fluent Bit).
 from edgeship.codecs import formats
 from edgeship.core import FLUENT_BIT_VERSION
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY
 from edgeship.net.http_client import address_options
-from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
+from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput, retry_unless_success
 
 DEFAULT_HOST = "http-intake.logs.datadoghq.com"
 ORIGIN = (("DD-EVP-ORIGIN", "Fluent-Bit"), ("DD-EVP-ORIGIN-VERSION", FLUENT_BIT_VERSION))
@@ -127,8 +126,7 @@ class DatadogOutput(HttpOutput):
             objects.append(opening + stamp + (b"}" if part == b"{}" else b"," + part[1:]))
         return b"[" + b",".join(objects) + b"]"
 
-    def judge(self, status):
-        return OK if 200 <= status <= 205 else RETRY
+    judge = staticmethod(retry_unless_success)
 
     async def flush(self, chunk):
         headers = list(self.headers)

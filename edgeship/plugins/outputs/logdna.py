@@ -20,9 +20,8 @@ import time
 from edgeship.codecs import formats
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY
 from edgeship.net.http_client import HTTP_CLIENT_OPTIONS, HttpClient, basic_auth
-from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
+from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput, retry_unless_success
 
 PROMOTED = ("meta", "level", "severity", "file", "app", "hostname")
 _URI_KEPT = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -40,6 +39,7 @@ def uri_encode(text):
 class LogdnaOutput(HttpOutput):
     name = "logdna"
     description = "LogDNA"
+    success_logged_at_info = True
     options = (
         Option("logdna_host", default="logs.logdna.com", help="ingestion host"),
         Option("logdna_port", "int", "443", min=1, max=65535, help="ingestion port"),
@@ -96,15 +96,7 @@ class LogdnaOutput(HttpOutput):
             entry["line"] = text.decode("utf-8", "surrogateescape")
         return formats.to_json({"lines": [entry for entry, _ in lines]})
 
-    def judge(self, status):
-        return OK if 200 <= status <= 205 else RETRY
-
-    def report(self, result, response):
-        if result == OK:
-            self.log.info("%s, HTTP status=%d %s", self.client.label, response.status,
-                          response.first_line())
-        else:
-            HttpOutput.report(self, result, response)
+    judge = staticmethod(retry_unless_success)
 
     async def flush(self, chunk):
         uri = "%s%d%s" % (self.uri_head, int(time.time()), self.uri_tail)

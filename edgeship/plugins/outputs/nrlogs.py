@@ -22,9 +22,8 @@ from edgeship.codecs import formats
 from edgeship.core import FLUENT_BIT_VERSION
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY
 from edgeship.net.http_client import HTTP_CLIENT_OPTIONS, HttpClient, split_url
-from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
+from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput, retry_unless_success
 
 DEFAULT_BASE_URI = "https://log-api.newrelic.com/log/v1"
 # The 'common' part of every body: Fluent Bit names itself and its version.
@@ -90,8 +89,7 @@ class NrlogsOutput(HttpOutput):
         logs = [log_entry(time_ns, record) for time_ns, record in chunk.events()]
         return formats.to_json([{"common": COMMON, "logs": logs}])
 
-    def judge(self, status):
-        return OK if 200 <= status <= 205 else RETRY
+    judge = staticmethod(retry_unless_success)
 
     async def flush(self, chunk):
         headers = list(self.headers)

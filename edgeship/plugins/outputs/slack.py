@@ -12,9 +12,8 @@ anything else or no answer retried.
 from edgeship.codecs import formats
 from edgeship.core.errors import ConfigError, StartError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY
 from edgeship.net.http_client import HTTP_CLIENT_OPTIONS, HttpClient, split_url
-from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
+from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput, retry_unless_success
 
 NS = 1000000000
 # Fluent Bit's slack output takes only its webhook and the networking and TLS keys.
@@ -31,6 +30,7 @@ def message_text(events):
 class SlackOutput(HttpOutput):
     name = "slack"
     description = "Send events to a Slack channel"
+    success_logged_at_info = True
     options = (
         Option("Webhook", help="the incoming webhook URL (required)"),
     ) + tuple(o for o in HTTP_CLIENT_OPTIONS if o.key not in _NOT_SLACK)
@@ -50,15 +50,7 @@ class SlackOutput(HttpOutput):
         self.client = HttpClient(dict(self.conf, tls=True), host, port)
         self.headers = [("Content-Type", "application/json"), USER_AGENT]
 
-    def judge(self, status):
-        return OK if 200 <= status <= 205 else RETRY
-
-    def report(self, result, response):
-        if result == OK:
-            self.log.info("%s, HTTP status=%d %s", self.client.label, response.status,
-                          response.first_line())
-        else:
-            HttpOutput.report(self, result, response)
+    judge = staticmethod(retry_unless_success)
 
     async def flush(self, chunk):
         body = formats.to_json({"text": message_text(chunk.events())})
