@@ -228,3 +228,33 @@ def test_bad_add_is_refused(tmp_path):
         assert proc.returncode != 0
         text = proc.stderr + log(tmp_path)
         assert word in text and "add" in text
+
+
+def test_malformed_agent_answers_drop_no_record(spawn, tmp_path):
+    # A cluster answer without Version: records unchanged; a task answer that is no JSON
+    # object: the cluster metadata only.
+    routes = agent_routes()
+    routes[("GET", "/v1/metadata")] = (200, json.dumps({"Cluster": "default"}).encode())
+    agent = Endpoints(routes)
+    try:
+        out = config(tmp_path, agent.port, (("nginx", tag_of(NGINX_ID)),),
+                     "ecs_tag_prefix %s" % PREFIX, "add cluster $ClusterName",
+                     "add family $TaskDefinitionFamily")
+        start(spawn, tmp_path)
+        wait_for(lambda: len(records(out)) >= 3)
+        assert all(r == [["log", "up"], ["src", "nginx"]] for r in records(out))
+        assert "Could not parse 'ContainerInstanceArn' from /v1/metadata response" \
+            in log(tmp_path)
+        routes[("GET", "/v1/tasks")] = (200, b'["not", "a task"]')
+        routes[("GET", "/v1/metadata")] = (200, json.dumps(CLUSTER).encode())
+        wait_for(lambda: any(["cluster", "default"] in r for r in records(out)))
+        seen = len(records(out))
+        wait_for(lambda: len(records(out)) >= seen + 3)
+    finally:
+        agent.close()
+    got = records(out)
+    done = [r for r in got if ["cluster", "default"] in r]
+    assert all(r == [["log", "up"], ["src", "nginx"], ["cluster", "default"], ["family", ""]]
+               for r in done)
+    assert all(r == [["log", "up"], ["src", "nginx"]] for r in got[:got.index(done[0])])
+    assert "Could not parse response from /v1/tasks?dockerid=79c796ed2a7f" in log(tmp_path)
