@@ -1,6 +1,7 @@
 """A real edgeship child with one listening input (tcp, udp, syslog, http) writing what it
 receives with the file output (out_file format) and its log to a file, for the network
 input tests."""
+import http.client
 import json
 import os
 
@@ -73,3 +74,14 @@ class Listener:
         """The records once at least ``count`` arrived."""
         return wait_for(lambda: len(self.records()) >= count and self.records(by_time),
                         timeout)
+
+
+def http_request(port, method, path, body=None, headers=None):
+    """(status, Content-Type, body) of one request to a listening input on 127.0.0.1."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        conn.close()

@@ -2,13 +2,12 @@
 client; the answers are those Fluent Bit 5.1.1 gave to the same requests (captured), the
 records those it printed."""
 import gzip
-import http.client
 import json
 
 import pytest
 
 from conftest import free_port
-from listener import Listener
+from listener import Listener, http_request
 
 pytestmark = pytest.mark.e2e
 
@@ -35,18 +34,9 @@ def start(spawn, tmp_path, **keys):
     return listener
 
 
-def ask(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, response.getheader("Content-Type"), data
-
-
 def test_a_bulk_request_is_answered_and_recorded_as_fluent_bit_does(spawn, tmp_path):
     listener = start(spawn, tmp_path)
-    status, kind, answer = ask(listener.port, "POST", "/_bulk", BULK,
+    status, kind, answer = http_request(listener.port, "POST", "/_bulk", BULK,
                                {"Content-Type": "application/x-ndjson"})
     assert (status, kind, answer) == (200, "application/json", FLUENT_BIT_ANSWER)
     # The answer came after the records were written: they are all there already.
@@ -58,21 +48,21 @@ def test_gzip_tag_key_and_the_discovery_endpoints(spawn, tmp_path):
     listener = start(spawn, tmp_path, Tag_Key="service", Meta_Key="meta", Hostname="edge1",
                      Version="7.10.2")
     body = gzip.compress(b'{"create":{}}\n{"service":"web","m":1}\n{"index":{}}\n{"m":2}\n')
-    status, _, answer = ask(listener.port, "POST", "/_bulk", body,
+    status, _, answer = http_request(listener.port, "POST", "/_bulk", body,
                             {"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert status == 200 and json.loads(answer)["errors"] is False
     events = listener.events()
     assert sorted((tag, record["m"]) for tag, _, record in events) == [("es", 2), ("web", 1)]
     assert all("meta" in record for _, _, record in events)
-    assert ask(listener.port, "GET", "/")[2] == (
+    assert http_request(listener.port, "GET", "/")[2] == (
         b'{"version":{"number":"7.10.2","build_flavor":"Fluent Bit OSS"},'
         b'"tagline":"Fluent Bit\'s Bulk API compatible endpoint"}')
-    nodes = json.loads(ask(listener.port, "GET", "/_nodes/http")[2])
+    nodes = json.loads(http_request(listener.port, "GET", "/_nodes/http")[2])
     node = next(iter(nodes["nodes"].values()))
     assert node["http"]["publish_address"] == "edge1:%d" % listener.port
     assert node["http"]["max_content_length_in_bytes"] == 4000000   # 4M, as Fluent Bit says
-    assert ask(listener.port, "HEAD", "/")[0] == 200
-    assert ask(listener.port, "PUT", "/logs")[::2] == (200, b"{}")
+    assert http_request(listener.port, "HEAD", "/")[0] == 200
+    assert http_request(listener.port, "PUT", "/logs")[::2] == (200, b"{}")
 
 
 @pytest.mark.parametrize("method, path, body, headers, answer", [
@@ -89,8 +79,8 @@ def test_gzip_tag_key_and_the_discovery_endpoints(spawn, tmp_path):
 def test_bad_requests_are_answered_400_and_the_input_carries_on(spawn, tmp_path, method, path,
                                                                  body, headers, answer):
     listener = start(spawn, tmp_path)
-    assert ask(listener.port, method, path, body, headers)[::2] == (400, answer)
-    status, _, _ = ask(listener.port, "POST", "/_bulk", b'{"index":{}}\n{"ok":1}\n',
+    assert http_request(listener.port, method, path, body, headers)[::2] == (400, answer)
+    status, _, _ = http_request(listener.port, "POST", "/_bulk", b'{"index":{}}\n{"ok":1}\n',
                        {"Content-Type": "application/json"})
     assert status == 200 and listener.records() == [{"@meta": {"index": {}}, "ok": 1}]
 
@@ -98,7 +88,7 @@ def test_bad_requests_are_answered_400_and_the_input_carries_on(spawn, tmp_path,
 def test_an_unknown_action_ends_the_request(spawn, tmp_path):
     listener = start(spawn, tmp_path)
     body = b'{"index":{}}\n{"a":1}\n{"bogus":{}}\n{"b":2}\n{"index":{}}\n{"c":3}\n'
-    status, _, answer = ask(listener.port, "POST", "/_bulk", body,
+    status, _, answer = http_request(listener.port, "POST", "/_bulk", body,
                             {"Content-Type": "application/json"})
     assert status == 200 and answer == (
         b'{"errors":true,"items":[{"index":{"status":201,"result":"created"}},'

@@ -1,11 +1,10 @@
 """splunk input: a real edgeship child takes HEC requests from a plain HTTP client; answers
 and records are those Fluent Bit 5.1.1 gave for the same requests (captured)."""
-import http.client
 
 import pytest
 
 from conftest import free_port
-from listener import Listener
+from listener import Listener, http_request
 
 pytestmark = pytest.mark.e2e
 
@@ -20,12 +19,8 @@ def start(spawn, tmp_path, **keys):
 
 
 def ask(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, data
+    status, _, data = http_request(port, method, path, body, headers)
+    return status, data
 
 
 def test_tokens_records_and_answers_as_fluent_bit(spawn, tmp_path):

@@ -14,11 +14,10 @@ Bit's out_tcp: a flush is OK once every byte is in the kernel on a live connecti
 finish within net.io_timeout is a RETRY, and the chunk stays queued.
 """
 from edgeship.codecs import formats
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.net.stream import NET_OPTIONS, Sender
 from edgeship.net.tls import TLS_OPTIONS, tls_context
-from edgeship.plugins.outputs._stream import SenderOutput
+from edgeship.plugins.outputs._stream import SenderOutput, record_format_options
 
 
 class TcpOutput(SenderOutput):
@@ -28,32 +27,13 @@ class TcpOutput(SenderOutput):
     options = (
         Option("Host", default="127.0.0.1", help="host of the receiver"),
         Option("Port", "int", "5170", min=1, max=65535, help="TCP port of the receiver"),
-        Option("Format", default="msgpack",
-               choices=("msgpack", "json", "json_lines", "json_stream"),
-               help="msgpack (the chunk as it is), json (one array per chunk), json_lines or "
-                    "json_stream"),
-        Option("json_date_key", default="date",
-               help="key of the record time in JSON formats; false/off/no leaves it out"),
-        Option("json_date_format", default="double", choices=formats.DATE_FORMATS,
-               help="time in JSON formats: double, epoch, epoch_ms, iso8601 or "
-                    "java_sql_timestamp"),
-        Option("Raw_Message_Key",
-               help="send only this record accessor's text per record, each with a newline"),
-    ) + NET_OPTIONS + TLS_OPTIONS
+    ) + record_format_options("msgpack", "msgpack (the chunk as it is), json (one array per "
+                                         "chunk), json_lines or json_stream") \
+        + NET_OPTIONS + TLS_OPTIONS
 
     def configure(self):
-        conf = self.conf
-        self.format = conf["format"]
-        self.date_key = formats.date_key_option(conf["json_date_key"])
-        self.date_format = conf["json_date_format"]
-        self.raw_template = None
-        if conf["raw_message_key"]:
-            try:
-                self.raw_template = formats.record_template(conf["raw_message_key"])
-            except ValueError as exc:
-                raise ConfigError("tcp: Raw_Message_Key: %s" % exc, key="raw_message_key")
-        self.reads_records = self.format != "msgpack" or self.raw_template is not None
-        self.sender = Sender(conf, "tcp", tls_context(conf, server=False))
+        self.configure_record_format()
+        self.sender = Sender(self.conf, "tcp", tls_context(self.conf, server=False))
 
     def render(self, chunk):
         if self.raw_template is not None:

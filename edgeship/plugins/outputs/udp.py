@@ -14,10 +14,9 @@ is left out and logged; Fluent Bit tries to send it, the send fails, and the chu
 retried for ever.
 """
 from edgeship.codecs import entries, formats
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.net.stream import NET_OPTIONS, Sender
-from edgeship.plugins.outputs._stream import SenderOutput
+from edgeship.plugins.outputs._stream import SenderOutput, record_format_options
 
 MAX_DATAGRAM = 65507
 
@@ -28,29 +27,12 @@ class UdpOutput(SenderOutput):
     options = (
         Option("Host", default="127.0.0.1", help="host of the receiver"),
         Option("Port", "int", "5170", min=1, max=65535, help="UDP port of the receiver"),
-        Option("Format", default="msgpack",
-               choices=("msgpack", "json", "json_lines", "json_stream"),
-               help="a record per datagram: msgpack, json_lines, json or json_stream"),
-        Option("json_date_key", default="date",
-               help="key of the record time in JSON formats; false/off/no leaves it out"),
-        Option("json_date_format", default="double", choices=formats.DATE_FORMATS,
-               help="time in JSON formats"),
-        Option("Raw_Message_Key", help="send only this record accessor's text per record"),
-    ) + NET_OPTIONS
+    ) + record_format_options("msgpack", "a record per datagram: msgpack, json_lines, json or "
+                                         "json_stream") + NET_OPTIONS
 
     def configure(self):
-        conf = self.conf
-        self.format = conf["format"]
-        self.date_key = formats.date_key_option(conf["json_date_key"])
-        self.date_format = conf["json_date_format"]
-        self.raw_template = None
-        if conf["raw_message_key"]:
-            try:
-                self.raw_template = formats.record_template(conf["raw_message_key"])
-            except ValueError as exc:
-                raise ConfigError("udp: Raw_Message_Key: %s" % exc, key="raw_message_key")
-        self.reads_records = self.format != "msgpack" or self.raw_template is not None
-        self.sender = Sender(conf, "udp")
+        self.configure_record_format()
+        self.sender = Sender(self.conf, "udp")
 
     def _datagrams(self, chunk):
         if self.raw_template is not None:
