@@ -256,7 +256,7 @@ def test_namespace_path_and_plain_http(spawn, tmp_path):
     (tmp_path / "token").write_text("t")
     try:
         start(spawn, tmp_path, None, kube_url="http://127.0.0.1:%d" % httpd.server_address[1],
-                                kube_namespace="shop", kube_watch_timeout="0")
+              kube_namespace="shop", kube_watch_timeout="0")
         wait_for(lambda: len(got) >= 2)
         assert got[:2] == ["/api/v1/namespaces/shop/events?",
                            "/api/v1/namespaces/shop/events?watch=1&resourceVersion=7"]

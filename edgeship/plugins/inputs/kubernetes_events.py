@@ -244,7 +244,6 @@ class KubernetesEvents(Input):
             self._take(items, 0, watching=False)
             if not isinstance(token, str) or not token:
                 break
-        self.last_failure = None
         self.last_version = max(self.last_version, version)
         return version
 
@@ -268,8 +267,9 @@ class KubernetesEvents(Input):
                     body = await response.read()
                 except HttpError:
                     pass
-                raise _WatchEnded("events watch failure, http_status=%d payload=%s"
-                                  % (response.status, body[:200].decode("utf-8", "replace")))
+                raise FetchError("events watch failure, http_status=%d payload=%s"
+                                 % (response.status, body[:200].decode("utf-8", "replace")))
+            self.last_failure = None
             await self._read_watch(response)
         finally:
             response.close()
