@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import run_edgeship, wait_for
+from conftest import free_port, run_edgeship, wait_for
 from listener import Listener, section
 from mosquitto import Certs
 
@@ -51,10 +51,10 @@ class ApiServer:
     each watch gets the lines ``feed`` is given until ``end_watch``; ``gone`` answers the
     next watch request with 410. ``requests``: (path, headers) in order."""
 
-    def __init__(self, folder, events=(), version=1000):
-        self.certs = Certs(str(folder))
-        self.events = list(events)
-        self.version = version
+    def __init__(self, certs, port=0):
+        self.certs = certs
+        self.events = []
+        self.version = 1000
         self.requests = []
         self.gone = False
         self.watches = []           # one queue per watch request
@@ -102,7 +102,7 @@ class ApiServer:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                     self.wfile.flush()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.socket = self.certs.server_context().wrap_socket(self.httpd.socket,
                                                                     server_side=True)
@@ -136,7 +136,7 @@ class ApiServer:
 
 @pytest.fixture
 def api(tmp_path):
-    server = ApiServer(tmp_path / "certs")
+    server = ApiServer(Certs(str(tmp_path / "certs")))
     (tmp_path / "token").write_text("test-token\n")
     yield server
     server.close()
@@ -263,6 +263,34 @@ def test_namespace_path_and_plain_http(spawn, tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_server_down_at_start_is_tried_each_interval_and_logged_once(spawn, tmp_path):
+    certs = Certs(str(tmp_path / "certs"))
+    port = free_port()
+    (tmp_path / "token").write_text("test-token")
+    listener = start(spawn, tmp_path, None, kube_url="https://127.0.0.1:%d" % port,
+                     kube_ca_file=certs.ca)
+    # Log_Level debug: the repeats of the failure are there, at debug level.
+    wait_for(lambda: listener.log().count("kube api upstream connection error") >= 3)
+    log = listener.log()
+    assert [line for line in log.splitlines()
+            if "kube api upstream connection error" in line and "[error]" in line] \
+        == [line for line in log.splitlines() if "upstream connection error" in line][:1]
+    api = ApiServer(certs, port)
+    try:
+        api.events = [event(1, 60, 101)]
+        assert listener.wait_records(1) == api.events
+    finally:
+        api.close()
+
+
+def test_a_missing_token_file_sends_no_request(spawn, tmp_path, api):
+    listener = start(spawn, tmp_path, api, kube_token_file=tmp_path / "missing")
+    wait_for(lambda: "failed to refresh token" in listener.log())
+    (tmp_path / "missing").write_text("late-token")
+    wait_for(lambda: watch_count(api) == 1)
+    assert all(("Authorization", "Bearer late-token") in headers for _, headers in api.requests)
 
 
 def db_uids(path):
