@@ -425,9 +425,9 @@ def examples_command(args):
 
 
 # Plugins that load ssl whatever their tls.* options say: kubernetes and kubernetes_events (the
-# API server is https by default), prometheus_scrape and prometheus_textfile (prometheus_client imports ssl), the
-# AWS outputs (TLS on by default, credentials from https STS), nrlogs (New Relic's https
-# base_uri by default), slack (an https webhook only).
+# API server is https by default), prometheus_scrape and prometheus_textfile (prometheus_client
+# imports ssl), the AWS outputs (TLS on by default, credentials from https STS), nrlogs (New
+# Relic's https base_uri by default), slack (an https webhook only).
 PLUGINS_NEEDING_SSL = ("kubernetes", "kubernetes_events", "prometheus_scrape",
                        "prometheus_textfile", "cloudwatch_logs", "s3", "nrlogs", "slack")
 
