@@ -1,5 +1,6 @@
 """The one HTTP/1.1 client: the HTTP outputs (http, es, opensearch, loki, splunk, datadog) and
-the kubernetes filter's API server and kubelet requests.
+the kubernetes filter's API server and kubelet requests, the kubernetes_events input's LIST
+and streamed WATCH (``stream``).
 
 h11 does the protocol (request framing, response parsing, keep-alive rules); this module is
 the socket glue on the asyncio loop. h11 was chosen because it is sans-IO (it never touches a
@@ -207,6 +208,48 @@ class _Connection:
             pass
 
 
+async def _next_event(conn, timeout):
+    """The connection's next h11 event, reading as needed, each read within ``timeout``."""
+    while True:
+        event = conn.h11.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.h11.receive_data(await asyncio.wait_for(conn.reader.read(_READ_SIZE), timeout))
+
+
+class StreamedResponse:
+    """A response read as it comes: ``status`` and ``headers`` (lowercase name bytes, value
+    bytes) at once, then ``await read()`` for the next body bytes (b"" at its end)."""
+
+    __slots__ = ("status", "headers", "_conn", "_idle_timeout")
+
+    def __init__(self, conn, status, headers, idle_timeout):
+        self.status = status
+        self.headers = headers
+        self._conn = conn
+        self._idle_timeout = idle_timeout
+
+    async def read(self):
+        """The next body bytes, b"" once the body ended; HttpError when the connection
+        failed, was cut mid-body or stayed silent ``idle_timeout`` seconds."""
+        try:
+            while True:
+                event = await _next_event(self._conn, self._idle_timeout)
+                if isinstance(event, h11.Data):
+                    return bytes(event.data)
+                if isinstance(event, h11.EndOfMessage):
+                    return b""
+                if isinstance(event, h11.ConnectionClosed):
+                    raise HttpError("server closed the connection mid-response")
+        except asyncio.TimeoutError:
+            raise HttpError("nothing received for %ss" % self._idle_timeout)
+        except (OSError, EOFError, h11.ProtocolError) as exc:
+            raise HttpError(str(exc) or type(exc).__name__)
+
+    def close(self):
+        self._conn.close()
+
+
 class HttpClient:
     """Requests to one upstream (``host:port``), over a pool of kept-alive connections.
 
@@ -295,11 +338,9 @@ class HttpClient:
             return "http://%s:%s%s" % (self.host, self.port, uri)
         return uri
 
-    async def request(self, method, uri, headers, body):
-        """Send one request; the Response, or HttpError when none came back complete.
-
-        ``headers`` are the plugin's own, in the order Fluent Bit sends them; Host,
-        Content-Length and (unless among them) Connection are added around them."""
+    def _wire(self, headers, body):
+        """The request's header lines: Host, Content-Length and (unless among them)
+        Connection around the plugin's ``headers``."""
         wire = []
         if self.proxy is not None and self.ssl_ctx is None:
             wire.append(("Proxy-Connection", "KeepAlive"))
@@ -309,7 +350,14 @@ class HttpClient:
         wire.extend(headers)
         if not any(name.lower() == "connection" for name, _ in headers):
             wire.append(("Connection", "keep-alive"))
-        wire = [(_bytes(name), _bytes(value)) for name, value in wire]
+        return [(_bytes(name), _bytes(value)) for name, value in wire]
+
+    async def request(self, method, uri, headers, body):
+        """Send one request; the Response, or HttpError when none came back complete.
+
+        ``headers`` are the plugin's own, in the order Fluent Bit sends them; Host,
+        Content-Length and (unless among them) Connection are added around them."""
+        wire = self._wire(headers, body)
         conn = None
         try:
             conn = await self._connection()
@@ -332,7 +380,7 @@ class HttpClient:
             if conn is not None:   # failed, cancelled, or not to be kept
                 conn.close()
 
-    async def _exchange(self, conn, method, target, headers, body):
+    async def _send(self, conn, method, target, headers, body):
         proto = conn.h11
         # h11 checks the request and keeps the connection's state; the head is written here
         # because h11 always puts Host first, and Fluent Bit puts Proxy-Connection before it.
@@ -344,6 +392,37 @@ class HttpClient:
         head += (b"\r\n", body)
         conn.writer.write(b"".join(head))
         await asyncio.wait_for(conn.writer.drain(), self.io_timeout)
+
+    async def stream(self, method, uri, headers, idle_timeout):
+        """Send one request and return once the response's head came: a StreamedResponse
+        whose body is read as the server sends it (a Kubernetes watch), each read bounded
+        by ``idle_timeout`` seconds. Its connection is never given back to the pool."""
+        conn = None
+        try:
+            conn = await self._connection()
+            await self._send(conn, method, self.target(uri), self._wire(headers, b""), b"")
+            while True:
+                event = await _next_event(conn, self.io_timeout)
+                if isinstance(event, h11.Response):
+                    response = StreamedResponse(conn, event.status_code, list(event.headers),
+                                                idle_timeout)
+                    conn = None
+                    return response
+                if isinstance(event, h11.ConnectionClosed):
+                    raise HttpError("server closed the connection before answering")
+        except asyncio.TimeoutError:
+            raise HttpError("no answer within %ss" % self.io_timeout)
+        except h11.LocalProtocolError as exc:
+            raise InvalidRequest(str(exc))
+        except (OSError, EOFError, h11.ProtocolError) as exc:
+            raise HttpError(str(exc) or type(exc).__name__)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    async def _exchange(self, conn, method, target, headers, body):
+        proto = conn.h11
+        await self._send(conn, method, target, headers, body)
         deadline = time.monotonic() + self.io_timeout
         status = None
         response_headers = []

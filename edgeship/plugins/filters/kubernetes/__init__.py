@@ -24,7 +24,7 @@ Behaviour of Fluent Bit 5.1.1 kept:
 Differences (README "Where edgeship differs"):
 - Lookups never block: a batch whose pod is not cached waits (its ack open, later batches of
   the same pod behind it) while the other pods' batches flow; every request is bounded by
-  ``client.NET_TIMEOUT``. Fluent Bit blocks its engine on each request.
+  ``net.kubernetes.NET_TIMEOUT``. Fluent Bit blocks its engine on each request.
 - An expired entry is still used when its refetch fails (Fluent Bit evicts it: no metadata).
 - A Use_Journal record whose CONTAINER_NAME is missing or does not match passes unchanged
   (Fluent Bit drops it). Key names are compared exactly (Fluent Bit also takes a key that is a

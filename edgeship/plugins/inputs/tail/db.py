@@ -53,16 +53,28 @@ def markers(before, head):
 SYNC_LEVELS = {"off": 0, "normal": 1, "full": 2, "extra": 3}
 
 
+def connect(path, create, sync="normal", locking=False, journal_mode="wal"):
+    """An autocommit connection to the SQLite file ``path`` as Fluent Bit opens its plugins'
+    DBs: the ``create`` statement, then the DB.sync, DB.locking and DB.journal_mode pragmas
+    (tail and kubernetes_events)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(create)
+        conn.execute("PRAGMA synchronous=%d;" % SYNC_LEVELS[sync])
+        if locking:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE;")
+        conn.execute("PRAGMA journal_mode=%s;" % journal_mode.upper())
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
 class OffsetsDB:
     def __init__(self, path, sync="normal", locking=False, journal_mode="wal"):
         # Autocommit: each statement is its own transaction, so an offset is on disk (or in
         # the WAL) when set_offset returns, and a SIGKILL right after cannot undo it.
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.execute(CREATE)
-        self.conn.execute("PRAGMA synchronous=%d;" % SYNC_LEVELS[sync])
-        if locking:
-            self.conn.execute("PRAGMA locking_mode=EXCLUSIVE;")
-        self.conn.execute("PRAGMA journal_mode=%s;" % journal_mode.upper())
+        self.conn = connect(path, CREATE, sync, locking, journal_mode)
         have = {row[1] for row in self.conn.execute("PRAGMA table_info(in_tail_files)")}
         for column in MARKER_COLUMNS:
             if column not in have:
