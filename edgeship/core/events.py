@@ -57,3 +57,14 @@ def format_sec_nsec(time_ns):
     """``1711360801.000000000``: Fluent Bit's sec.nsec rendering."""
     sec, nsec = split(time_ns)
     return "%d.%09d" % (sec, nsec)
+
+
+def append_keys(events, pairs):
+    """Set each ``(key, value)`` of ``pairs`` on every record of ``events`` as its last keys
+    (a key the record had is moved there), in place: what metadata filters add."""
+    if pairs:
+        for _, record in events:
+            for key, value in pairs:
+                record.pop(key, None)
+                record[key] = value
+    return events

@@ -30,6 +30,7 @@ member's deflate stream is zlib's, not miniz's: the same text, other compressed 
 """
 import asyncio
 import base64
+import contextlib
 import socket
 import struct
 import time
@@ -360,8 +361,9 @@ class HttpClient:
         wire = self._wire(headers, body)
         conn = None
         try:
-            conn = await self._connection()
-            response = await self._exchange(conn, method, self.target(uri), wire, body)
+            with self._failures():
+                conn = await self._connection()
+                response = await self._exchange(conn, method, self.target(uri), wire, body)
             conn.used += 1
             conn.last_use = time.monotonic()
             if self.keepalive and conn.h11.our_state is h11.DONE \
@@ -370,15 +372,22 @@ class HttpClient:
                 self.idle.append(conn)
                 conn = None
             return response
+        finally:
+            if conn is not None:   # failed, cancelled, or not to be kept
+                conn.close()
+
+    @contextlib.contextmanager
+    def _failures(self):
+        """What an exchange raises, as the client's errors: HttpError when no answer came,
+        InvalidRequest when h11 refused to send the request."""
+        try:
+            yield
         except asyncio.TimeoutError:
             raise HttpError("no answer within %ss" % self.io_timeout)
         except h11.LocalProtocolError as exc:
             raise InvalidRequest(str(exc))
         except (OSError, EOFError, h11.ProtocolError) as exc:
             raise HttpError(str(exc) or type(exc).__name__)
-        finally:
-            if conn is not None:   # failed, cancelled, or not to be kept
-                conn.close()
 
     async def _send(self, conn, method, target, headers, body):
         proto = conn.h11
@@ -399,23 +408,19 @@ class HttpClient:
         by ``idle_timeout`` seconds. Its connection is never given back to the pool."""
         conn = None
         try:
-            conn = await self._connection()
-            await self._send(conn, method, self.target(uri), self._wire(headers, b""), b"")
-            while True:
-                event = await _next_event(conn, self.io_timeout)
-                if isinstance(event, h11.Response):
-                    response = StreamedResponse(conn, event.status_code, list(event.headers),
-                                                idle_timeout)
-                    conn = None
-                    return response
-                if isinstance(event, h11.ConnectionClosed):
-                    raise HttpError("server closed the connection before answering")
-        except asyncio.TimeoutError:
-            raise HttpError("no answer within %ss" % self.io_timeout)
-        except h11.LocalProtocolError as exc:
-            raise InvalidRequest(str(exc))
-        except (OSError, EOFError, h11.ProtocolError) as exc:
-            raise HttpError(str(exc) or type(exc).__name__)
+            with self._failures():
+                conn = await self._connection()
+                await self._send(conn, method, self.target(uri), self._wire(headers, b""),
+                                 b"")
+                while True:
+                    event = await _next_event(conn, self.io_timeout)
+                    if isinstance(event, h11.Response):
+                        response = StreamedResponse(conn, event.status_code,
+                                                    list(event.headers), idle_timeout)
+                        conn = None
+                        return response
+                    if isinstance(event, h11.ConnectionClosed):
+                        raise HttpError("server closed the connection before answering")
         finally:
             if conn is not None:
                 conn.close()

@@ -35,6 +35,7 @@ import asyncio
 import time
 
 from edgeship.codecs import untrusted
+from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
@@ -139,14 +140,7 @@ class AwsFilter(Filter):
     def _apply(self, events):
         if not self._complete():
             self.context.count("records_without_metadata", len(events))
-        added = self.added
-        if not added:
-            return events
-        for _, record in events:
-            for key, value in added:
-                record.pop(key, None)
-                record[key] = value
-        return events
+        return ev.append_keys(events, self.added)
 
     def stop(self):
         if self.task is not None:

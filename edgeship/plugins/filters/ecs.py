@@ -42,6 +42,7 @@ import asyncio
 import time
 
 from edgeship.codecs import formats, untrusted
+from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
 from edgeship.engine.plugin import Filter
@@ -166,14 +167,14 @@ class EcsFilter(Filter):
 
     def _with_container(self, tag, events):
         if self.cluster_only or self._given_up(tag):
-            return self._apply(events, self.cluster_added)
+            return ev.append_keys(events, self.cluster_added)
         short_id = self._short_id(tag)
         if short_id is None:
             self._fall_back(tag)
-            return self._apply(events, self.cluster_added)
+            return ev.append_keys(events, self.cluster_added)
         added = self._cached(short_id)
         if added is not None:
-            return self._apply(events, added)
+            return ev.append_keys(events, added)
         lookup = self.lookups.get(short_id)
         if lookup is None:
             lookup = asyncio.ensure_future(self._fetch_task(tag, short_id))
@@ -183,16 +184,7 @@ class EcsFilter(Filter):
     async def _after_lookup(self, short_id, lookup, events):
         await asyncio.wait([lookup])
         added = None if lookup.cancelled() else lookup.result()
-        return self._apply(events, self.cluster_added if added is None else added)
-
-    def _apply(self, events, added):
-        if not added:
-            return events
-        for _, record in events:
-            for key, value in added:
-                record.pop(key, None)
-                record[key] = value
-        return events
+        return ev.append_keys(events, self.cluster_added if added is None else added)
 
     def _short_id(self, tag):
         if len(self.prefix) + SHORT_ID > len(tag):

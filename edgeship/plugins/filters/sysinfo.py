@@ -6,14 +6,15 @@ release edgeship behaves as, 5.1.1), ``os_name_key`` (``linux``), ``hostname_key
 (gethostname), ``os_version_key`` (uname's version) and ``kernel_version_key`` (uname's
 release). The facts are read once per batch of records.
 
-Difference: a key the record already has is overwritten (Fluent Bit appends a second key of
-the same name, which most outputs then print twice).
+Difference: a key the record already has is replaced and moved last (Fluent Bit appends a
+second key of the same name, which most outputs then print twice).
 """
 import os
 import socket
 import sys
 
 from edgeship.core import FLUENT_BIT_VERSION
+from edgeship.core import events as ev
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import Filter
 
@@ -44,11 +45,7 @@ class SysinfoFilter(Filter):
         return [(conf[key], read()) for key, read in facts if conf[key]]
 
     def filter(self, tag, events):
-        facts = self._facts()
-        if facts:
-            for _, record in events:
-                record.update(facts)
-        return events
+        return ev.append_keys(events, self._facts())
 
 
 PLUGIN = SysinfoFilter
