@@ -1,4 +1,4 @@
-"""What the inputs that take HTTP requests (http, elasticsearch) share, on
+"""What the inputs that take HTTP requests (http, elasticsearch, splunk, opentelemetry) share, on
 ``edgeship.net.http_server``: Fluent Bit's http_server options, serving until stopped, gzip
 bodies, 400 answers logged without flooding, and delivery that answers only once the records
 are confirmed.
@@ -44,6 +44,9 @@ def http_server_options(port):
     ) + NET_OPTIONS + TLS_OPTIONS
 
 
+SUCCESS_CODE_OPTION = Option("Successful_Response_Code", "int", "201", help="200, 201 or 204")
+
+
 def error(text, status=400):
     return Response(status, (), text.encode("utf-8"))
 
@@ -79,6 +82,14 @@ class HttpListener(ListeningInput):
             await self.until_stopped()
         finally:
             await self.server.close()
+
+    def configured_success_code(self):
+        """``Successful_Response_Code``: 200, 201 or 204; another is logged and 201 used."""
+        code = self.conf["successful_response_code"]
+        if code not in (200, 201, 204):
+            self.log.error("%d is not supported response code. Use default 201", code)
+            code = 201
+        return code
 
     def refuse(self, request, answer, reason=None):
         """A 400 answer, logged (not more often than the log allows)."""
@@ -121,17 +132,31 @@ class HttpListener(ListeningInput):
                                []).append(record)
         return batches
 
-    async def deliver(self, batches, size):
-        """Emit ``batches`` ({tag: [records]}, stamped now) once there is room, and wait
-        until every output confirmed them (or the spool holds them)."""
+    async def deliver(self, batches, size, stamped=False):
+        """Emit ``batches`` ({tag: [records]}, stamped now; with ``stamped``, {tag: [(time
+        ns, record)]}) once there is room, and wait until every output confirmed them (or
+        the spool holds them)."""
         await self.context.room()
         now = ev.now_ns()
-        loop = asyncio.get_running_loop()
         waits = []
         for tag, records in batches.items():
-            confirmed = loop.create_future()
-            waits.append(confirmed)
-            ack = Ack(lambda done=confirmed: done.done() or done.set_result(None))
-            self.context.emit(tag, [(now, record) for record in records], size, ack)
+            events = records if stamped else [(now, record) for record in records]
+            self.context.emit(tag, events, size, self._confirmation(waits))
             size = 0
         await asyncio.gather(*waits)
+
+    async def deliver_metrics(self, tag, payloads):
+        """Emit encoded metrics contexts once there is room, and wait until every output
+        confirmed them (or the spool holds them)."""
+        await self.context.room()
+        waits = []
+        for payload in payloads:
+            self.context.emit_metrics(tag, payload, self._confirmation(waits))
+        await asyncio.gather(*waits)
+
+    @staticmethod
+    def _confirmation(waits):
+        """An Ack that resolves a future appended to ``waits``."""
+        confirmed = asyncio.get_running_loop().create_future()
+        waits.append(confirmed)
+        return Ack(lambda: confirmed.done() or confirmed.set_result(None))
