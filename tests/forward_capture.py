@@ -10,8 +10,8 @@ from conftest import free_port
 class Capture:
     """A forward server that keeps every frame and acks each chunk id."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, port=None):
+        self.port = port or free_port()
         self.frames = []
         self.raw = []
         self.sock = socket.socket()

@@ -1,5 +1,6 @@
 """A real Prometheus server (Debian's, 2.42) per test: free port, its own config and TSDB
-directory, scraping the given targets every second; queried over its HTTP API."""
+directory, scraping the given targets (and itself with ``scrape_self``) every second, writing
+what it scrapes to ``write_to`` (a remote write URL) when given; queried over its HTTP API."""
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
 class Prometheus:
-    def __init__(self, folder, targets=(), metrics_path="/metrics", remote_write=False):
+    def __init__(self, folder, targets=(), metrics_path="/metrics", remote_write=False,
+                 scrape_self=False, write_to=None):
         self.folder = str(folder)
         os.makedirs(self.folder, exist_ok=True)
         self.port = free_port()
@@ -25,6 +27,14 @@ class Prometheus:
                 f.write("scrape_configs:\n  - job_name: edgeship\n    metrics_path: %s\n"
                         "    static_configs:\n      - targets: [%s]\n"
                         % (metrics_path, ", ".join('"%s"' % t for t in targets)))
+            if scrape_self:
+                f.write("%s  - job_name: prometheus\n    static_configs:\n"
+                        "      - targets: [\"127.0.0.1:%d\"]\n"
+                        % ("" if targets else "scrape_configs:\n", self.port))
+            if write_to:
+                f.write("remote_write:\n  - url: %s\n    queue_config:\n"
+                        "      batch_send_deadline: 1s\n      min_backoff: 100ms\n"
+                        "      max_backoff: 1s\n" % write_to)
         args = [PROMETHEUS, "--config.file=" + conf,
                 "--storage.tsdb.path=" + os.path.join(self.folder, "data"),
                 "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]

@@ -137,6 +137,20 @@ class Family:
                              "count": int(count), "sum": double_bits(float(total))}
         self._close(series, labels)
 
+    def append(self, labels, ts, value=None, histogram=None):
+        """A new series even when one has these labels, with hash 0: how cmetrics' remote
+        write decoder adds each sample. ``histogram``: (bucket counts, sum, count)."""
+        series = {"ts": ts}
+        if histogram is None:
+            series["value"] = float(value)
+        else:
+            buckets, total, count = histogram
+            series["histogram"] = {"buckets": buckets, "sum": float(total), "count": count}
+        if labels:
+            series["labels"] = list(labels)
+        series["hash"] = 0
+        self.map["values"].append(series)
+
 
 class Context:
     """A cmetrics context an input builds: ``family(...)`` then ``Family.set``; ``encode()``

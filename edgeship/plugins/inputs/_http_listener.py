@@ -1,17 +1,20 @@
-"""What the inputs that take HTTP requests (http, elasticsearch, splunk, opentelemetry) share, on
-``edgeship.net.http_server``: Fluent Bit's http_server options, serving until stopped, gzip
-bodies, 400 answers logged without flooding, and delivery that answers only once the records
-are confirmed.
+"""What the inputs that take HTTP requests (http, elasticsearch, splunk, opentelemetry,
+prometheus_remote_write) share, on ``edgeship.net.http_server``: Fluent Bit's http_server
+options, serving until stopped, compressed bodies (gzip; zstd and snappy where an input takes
+them), 400 answers logged without flooding, and delivery that answers only once the records
+or metrics are confirmed.
 
-At-least-once for HTTP senders: ``deliver`` returns once every output the records were routed
-to confirmed them (memory storage) or the spool holds them (filesystem storage), through
-``Ack`` as in_forward's ack; a request cut off by shutdown is never answered, so the sender
-resends it. Fluent Bit answers as soon as the records are appended to its in-memory chunk.
+At-least-once for HTTP senders: ``deliver`` (records) and ``deliver_metrics`` return once
+every output the data was routed to confirmed it (memory storage) or the spool holds it
+(filesystem storage), through ``Ack`` as in_forward's ack; a request cut off by shutdown is
+never answered, so the sender resends it. Fluent Bit answers as soon as the data is appended
+to its in-memory chunk.
 """
 import asyncio
 import zlib
 
 from edgeship.core import events as ev
+from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.ack import Ack
 from edgeship.net.http_server import HttpServer, Response
@@ -21,6 +24,10 @@ from edgeship.plugins.inputs._sockets import NET_OPTIONS, ListeningInput
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BadBody(ValueError):
+    """A body that does not decompress as its Content-Encoding says."""
 
 
 def http_server_options(port):
@@ -44,7 +51,8 @@ def http_server_options(port):
     ) + NET_OPTIONS + TLS_OPTIONS
 
 
-SUCCESS_CODE_OPTION = Option("Successful_Response_Code", "int", "201", help="200, 201 or 204")
+SUCCESS_CODE_OPTION = Option("Successful_Response_Code", "int", "201",
+                             help="status of a taken request: 200, 201 or 204")
 
 
 def error(text, status=400):
@@ -56,6 +64,8 @@ class HttpListener(ListeningInput):
     ``configure_server()`` from configure() and answers requests in ``handle(request)``."""
 
     server = None
+    # The Content-Encodings ``decoded_body`` undoes (zstd and snappy need cramjam).
+    encodings = ("gzip",)
 
     def configure_server(self):
         self.max_body = self.conf["http_server.buffer_max_size"]
@@ -84,10 +94,13 @@ class HttpListener(ListeningInput):
             await self.server.close()
 
     def configured_success_code(self):
-        """``Successful_Response_Code``: 200, 201 or 204; another is logged and 201 used."""
+        """``Successful_Response_Code``: 200, 201 or 204; another is a warning at its
+        config line (an error with --strict) and 201 is used, as Fluent Bit logs and uses."""
         code = self.conf["successful_response_code"]
         if code not in (200, 201, 204):
-            self.log.error("%d is not supported response code. Use default 201", code)
+            self.context.tolerate(ConfigError(
+                "%s: %d is not a supported response code (200, 201, 204): 201 is used"
+                % (self.name, code), key="successful_response_code"))
             code = 201
         return code
 
@@ -99,13 +112,39 @@ class HttpListener(ListeningInput):
         return error(answer)
 
     def decoded_body(self, request):
-        """The body, gunzipped when ``Content-Encoding: gzip`` says so (concatenated
-        members too); BodyTooLarge past Buffer_Max_Size, zlib.error or EOFError when it does
-        not decompress."""
+        """The body, decompressed as ``Content-Encoding`` says when it names one of
+        ``encodings`` (gzip: concatenated members too; snappy: raw, or framed when it starts
+        with the stream identifier, as Fluent Bit tells them apart); BodyTooLarge past
+        Buffer_Max_Size, BadBody when it does not decompress."""
         body = request.body
         encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ("gzip", "x-gzip") or not body:
+        if encoding == "x-gzip":
+            encoding = "gzip"
+        if encoding not in self.encodings or not body:
             return body
+        if encoding == "gzip":
+            try:
+                return self._gunzip(body)
+            except (zlib.error, EOFError) as exc:
+                raise BadBody(exc)
+        import cramjam
+        try:
+            if encoding == "snappy" and body[:1] != b"\xff":
+                if cramjam.snappy.decompress_raw_len(body) > self.max_body:
+                    raise BodyTooLarge()
+                return bytes(cramjam.snappy.decompress_raw(body))
+            codec = cramjam.snappy if encoding == "snappy" else cramjam.zstd
+            out = bytearray(self.max_body + 1)
+            size = codec.decompress_into(body, out)
+        except cramjam.DecompressionError as exc:
+            if "whole buffer" in str(exc):          # it fills Buffer_Max_Size + 1
+                raise BodyTooLarge()
+            raise BadBody(exc)
+        if size > self.max_body:
+            raise BodyTooLarge()
+        return bytes(out[:size])
+
+    def _gunzip(self, body):
         parts = []
         size = 0
         while body:
@@ -132,6 +171,11 @@ class HttpListener(ListeningInput):
                                []).append(record)
         return batches
 
+    def _confirmation(self):
+        """(future, Ack): the future is done once the Ack fires."""
+        confirmed = asyncio.get_running_loop().create_future()
+        return confirmed, Ack(lambda: confirmed.done() or confirmed.set_result(None))
+
     async def deliver(self, batches, size, stamped=False):
         """Emit ``batches`` ({tag: [records]}, stamped now; with ``stamped``, {tag: [(time
         ns, record)]}) once there is room, and wait until every output confirmed them (or
@@ -140,23 +184,17 @@ class HttpListener(ListeningInput):
         now = ev.now_ns()
         waits = []
         for tag, records in batches.items():
+            confirmed, ack = self._confirmation()
+            waits.append(confirmed)
             events = records if stamped else [(now, record) for record in records]
-            self.context.emit(tag, events, size, self._confirmation(waits))
+            self.context.emit(tag, events, size, ack)
             size = 0
         await asyncio.gather(*waits)
 
-    async def deliver_metrics(self, tag, payloads):
-        """Emit encoded metrics contexts once there is room, and wait until every output
-        confirmed them (or the spool holds them)."""
+    async def deliver_metrics(self, tag, payload):
+        """Emit encoded cmetrics contexts (one payload) once there is room, and wait until
+        every output confirmed them (or the spool holds them)."""
         await self.context.room()
-        waits = []
-        for payload in payloads:
-            self.context.emit_metrics(tag, payload, self._confirmation(waits))
-        await asyncio.gather(*waits)
-
-    @staticmethod
-    def _confirmation(waits):
-        """An Ack that resolves a future appended to ``waits``."""
-        confirmed = asyncio.get_running_loop().create_future()
-        waits.append(confirmed)
-        return Ack(lambda: confirmed.done() or confirmed.set_result(None))
+        confirmed, ack = self._confirmation()
+        self.context.emit_metrics(tag, payload, ack)
+        await confirmed

@@ -23,13 +23,12 @@ cluster and node names of the sniffer document are random letters of their lengt
 (Fluent Bit's overrun into each other).
 """
 import os
-import zlib
 
 from edgeship.codecs import formats
 from edgeship.core.accessor import accessor
 from edgeship.core.schema import Option
 from edgeship.net.http_server import Response
-from edgeship.plugins.inputs._http_listener import (BodyTooLarge, HttpListener, error,
+from edgeship.plugins.inputs._http_listener import (BadBody, BodyTooLarge, HttpListener, error,
                                                     http_server_options)
 from edgeship.plugins.inputs._sockets import JsonStream
 
@@ -138,7 +137,7 @@ class ElasticsearchInput(HttpListener):
             body = self.decoded_body(request)
         except BodyTooLarge:
             return error("error: payload too large\n", 413)
-        except (zlib.error, EOFError) as exc:
+        except BadBody as exc:
             return self.refuse(request, "error: invalid bulk payload\n",
                                "cannot decompress the body: %s" % exc)
         if not body:

@@ -32,14 +32,14 @@ validation (``oauth2.*``, Fluent Bit's 401) and HTTP/2.
 """
 import re
 import time
-import zlib
 from urllib.parse import parse_qsl
 
 from edgeship.core.accessor import accessor
 from edgeship.core.schema import Option
 from edgeship.net.http_server import Response
-from edgeship.plugins.inputs._http_listener import (SUCCESS_CODE_OPTION, BodyTooLarge,
-                                                    HttpListener, http_server_options)
+from edgeship.plugins.inputs._http_listener import (SUCCESS_CODE_OPTION, BadBody,
+                                                    BodyTooLarge, HttpListener,
+                                                    http_server_options)
 from edgeship.plugins.inputs._sockets import JsonStream
 
 DEFAULT_PORT = 9880
@@ -95,7 +95,7 @@ class HttpInput(HttpListener):
             body = self.decoded_body(request)
         except BodyTooLarge:
             return Response(413, (), b"error: payload too large\n")
-        except (zlib.error, EOFError) as exc:
+        except BadBody as exc:
             return self.refuse(request, "error: unable to process records\n",
                                "cannot decompress the body: %s" % exc)
         if not body:

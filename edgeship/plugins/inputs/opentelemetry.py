@@ -40,15 +40,13 @@ taken (Fluent Bit refuses the whole request); bodies nested deeper than 64 level
 refused with 400. OTLP/gRPC needs HTTP/2, which edgeship's server does not speak: its paths
 answer 404 and a warning says to use OTLP/HTTP (port 4318).
 """
-import zlib
-
 from edgeship.codecs import untrusted
 from edgeship.core import events as ev
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.net.http_server import Response
-from edgeship.plugins.inputs._http_listener import (SUCCESS_CODE_OPTION, BodyTooLarge,
-                                                    HttpListener, error,
+from edgeship.plugins.inputs._http_listener import (SUCCESS_CODE_OPTION, BadBody,
+                                                    BodyTooLarge, HttpListener, error,
                                                     http_server_options)
 
 DEFAULT_PORT = 4318
@@ -112,7 +110,7 @@ class OpenTelemetryInput(HttpListener):
             body = self.decoded_body(request)
         except BodyTooLarge:
             return error("error: payload too large\n", 413)
-        except (zlib.error, EOFError) as exc:
+        except BadBody as exc:
             return self.refuse(request, DESERIALISATION_ERROR,
                                "cannot decompress the body: %s" % exc)
         mime = _mime(request.headers.get("content-type"))
@@ -151,7 +149,7 @@ class OpenTelemetryInput(HttpListener):
                                     "does not carry them", len(skipped),
                                     ", ".join(skipped[:5]))
             if payloads:
-                await self.deliver_metrics(self.tags[signal], payloads)
+                await self.deliver_metrics(self.tags[signal], b"".join(payloads))
         return self.success
 
     def _raw_trace(self, body):

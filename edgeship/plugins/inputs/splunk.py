@@ -28,12 +28,11 @@ is not a map is skipped and logged; an empty body is answered 400 ``No data`` (5
 Bit sends no answer). edgeship records carry no metadata, so with ``store_token_in_metadata``
 on (the default) the token is not kept.
 """
-import zlib
 
 from edgeship.core.accessor import accessor
 from edgeship.core.schema import Option
 from edgeship.net.http_server import Response
-from edgeship.plugins.inputs._http_listener import (BodyTooLarge, HttpListener, error,
+from edgeship.plugins.inputs._http_listener import (BadBody, BodyTooLarge, HttpListener, error,
                                                     http_server_options)
 from edgeship.plugins.inputs._sockets import JsonStream, source_address
 
@@ -118,7 +117,7 @@ class SplunkInput(HttpListener):
             body = self.decoded_body(request)
         except BodyTooLarge:
             return error("error: payload too large\n", 413)
-        except (zlib.error, EOFError) as exc:
+        except BadBody as exc:
             self.log.warn_often("cannot decompress the body: %s", exc)
             return INVALID_FORMAT
         if not body:

@@ -44,6 +44,7 @@ class PrometheusRemoteWrite(HttpOutput):
         conf = self.conf
         try:    # imported here: a missing extra is a config error, not a traceback
             import cramjam
+            import google.protobuf  # noqa: F401  (remote_write imports it when encoding)
             from edgeship.codecs import remote_write
         except ImportError as exc:
             raise ConfigError("prometheus_remote_write needs the remote_write extra "
