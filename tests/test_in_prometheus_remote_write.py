@@ -290,9 +290,10 @@ def test_an_unsupported_response_code_is_tolerated_and_help_works():
     proc = run_edgeship(["-i", "prometheus_remote_write", "-p", "successful_response_code=202",
                          "-o", "stdout", "--dry-run"])
     assert proc.returncode == 0
-    assert "202 is not a supported response code (200, 201, 204): 201 is used" in proc.stderr
+    assert ("prometheus_remote_write: 202 is not a supported response code (200, 201, 204): "
+            "201 is used") in proc.stderr
     proc = run_edgeship(["-i", "prometheus_remote_write", "-p", "successful_response_code=202",
                          "-o", "stdout", "--dry-run", "--strict"])
     assert proc.returncode != 0
     proc = run_edgeship(["-i", "prometheus_remote_write", "-h"])
-    assert proc.returncode == 0 and "successful_response_code" in proc.stdout
+    assert proc.returncode == 0 and "successful_response_code" in proc.stdout.lower()

@@ -203,7 +203,8 @@ def test_health_endpoint_and_bad_response_code(spawn, tmp_path):
     assert response.status == 200 and json.loads(response.read())["status"] == "ok"
     conn.request("POST", "/", body=b'{"a":1}', headers={"Content-Type": "application/json"})
     assert conn.getresponse().status == 201
-    assert "202 is not supported response code. Use default 201" in listener.log()
+    assert ("http: 202 is not a supported response code (200, 201, 204): 201 is used"
+            in listener.log())
 
 
 def test_config_errors(tmp_path):

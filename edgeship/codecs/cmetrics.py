@@ -37,7 +37,8 @@ TYPE_NAMES = {COUNTER: "counter", GAUGE: "gauge", HISTOGRAM: "histogram",
 _PACKED_ORDER = (COUNTER, GAUGE, UNTYPED, SUMMARY, HISTOGRAM, EXP_HISTOGRAM)
 _TEXT_ORDER = (COUNTER, GAUGE, SUMMARY, HISTOGRAM, EXP_HISTOGRAM, UNTYPED)
 VERSION = 2
-AGGREGATION_CUMULATIVE = 2
+AGGREGATION_UNSPECIFIED, AGGREGATION_DELTA, AGGREGATION_CUMULATIVE = 0, 1, 2
+VALUE_INT64, VALUE_UINT64 = 1, 2        # a series' value_type
 
 
 class MetricsError(ValueError):
@@ -86,7 +87,7 @@ class Family:
         self.map = {"meta": meta, "values": []}
         self._series = {}
 
-    def _at(self, labels, ts):
+    def _at(self, labels, ts, start_ts=None):
         labels = tuple(labels)
         series = self._series.get(labels)
         if series is None:
@@ -97,6 +98,8 @@ class Family:
             else:                                   # the static series comes first
                 self.map["values"].insert(0, series)
         series["ts"] = time.time_ns() if ts is None else ts
+        if start_ts:
+            series["start_ts"] = start_ts
         return series, labels
 
     def _close(self, series, labels):
@@ -109,21 +112,26 @@ class Family:
         else:
             series["hash"] = 0
 
-    def set(self, value, labels=(), ts=None):
-        """A counter, gauge or untyped value."""
-        series, labels = self._at(labels, ts)
+    def set(self, value, labels=(), ts=None, start_ts=None, int64=False):
+        """A counter, gauge or untyped value; ``int64`` keeps an integer as cmetrics'
+        int64 value type (an OTLP ``as_int``) beside its float."""
+        series, labels = self._at(labels, ts, start_ts)
         series["value"] = float(value)
+        if int64:
+            series["value_type"] = VALUE_INT64
+            series["value_int64"] = int(value)
         self._close(series, labels)
 
-    def set_histogram(self, bucket_counts, total, count, labels=(), ts=None):
-        """Cumulative counts per bound then +Inf, the sum of observations, their count."""
-        series, labels = self._at(labels, ts)
+    def set_histogram(self, bucket_counts, total, count, labels=(), ts=None, start_ts=None):
+        """Counts per bound then +Inf (cumulative, as inputs build them; an OTLP sender's
+        as it sent them), the sum of observations, their count."""
+        series, labels = self._at(labels, ts, start_ts)
         series["histogram"] = {"buckets": [int(c) for c in bucket_counts],
                                "sum": float(total), "count": int(count)}
         self._close(series, labels)
 
-    def set_summary(self, quantile_values, total, count, labels=(), ts=None):
-        series, labels = self._at(labels, ts)
+    def set_summary(self, quantile_values, total, count, labels=(), ts=None, start_ts=None):
+        series, labels = self._at(labels, ts, start_ts)
         series["summary"] = {"quantiles_set": 1 if quantile_values else 0,
                              "quantiles": [double_bits(float(v)) for v in quantile_values],
                              "count": int(count), "sum": double_bits(float(total))}
@@ -350,12 +358,15 @@ def _escape_label(value):
 def _labels_text(pairs):
     if not pairs:
         return ""
-    return "{%s}" % ",".join(['%s="%s"' % (k, _escape_label(v if v is not None else ""))
-                              for k, v in pairs])
+    return "{%s}" % ",".join(['%s="%s"' % (k, _escape_label(v)) for k, v in pairs])
 
 
 def _series_pairs(family, series, static):
-    return static + list(zip(family["meta"]["labels"], series.get("labels", [])))
+    """The labels a rendering writes: a label without value is left out, as every cmetrics
+    encoder leaves it out."""
+    return static + [(key, value) for key, value
+                     in zip(family["meta"]["labels"], series.get("labels", []))
+                     if value is not None]
 
 
 def render_prometheus(contexts, add_timestamp=False):

@@ -1,7 +1,9 @@
-"""OTLP (OpenTelemetry protocol) protobuf bodies of log records and cmetrics contexts, as
-Fluent Bit 5.1.1's opentelemetry output builds them (out_opentelemetry's logs encoder and
-cmetrics' ``cmt_encode_opentelemetry``). The messages are opentelemetry-proto's generated
-classes; this module is imported only by the output that needs it (its import costs RAM).
+"""OTLP (OpenTelemetry protocol) bodies: log records and cmetrics contexts encoded as Fluent
+Bit 5.1.1's opentelemetry output builds them (out_opentelemetry's logs encoder and cmetrics'
+``cmt_encode_opentelemetry``), and decoded as its opentelemetry input reads them
+(``parse_request``, ``log_events``, ``metrics_contexts``; rules in that input's docstring).
+The messages are opentelemetry-proto's generated classes; this module is imported only by
+the plugins that need it (its import costs RAM).
 
 Logs (``LogsEncoder``): one ExportLogsServiceRequest per batch, one ResourceLogs with an
 empty Resource and one ScopeLogs with an empty InstrumentationScope (what Fluent Bit sets for
@@ -38,8 +40,11 @@ text; a value of no msgpack type is sent as its text (Fluent Bit fails the whole
 retries it forever). Exponential histograms are not encoded (no edgeship input makes them):
 they are left out, named by the caller in a warning.
 """
+import base64
 import binascii
 
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import \
     ExportMetricsServiceRequest
@@ -49,12 +54,11 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (Gauge, Histogram, Histog
                                                         ResourceMetrics, ScopeMetrics, Sum,
                                                         Summary, SummaryDataPoint)
 
-from edgeship.codecs import cmetrics
+from edgeship.codecs import cmetrics, untrusted
 from edgeship.core.accessor import MISSING
 
 _INT64_MAX = (1 << 63) - 1
 _TWO_64 = 1 << 64
-_VALUE_INT64, _VALUE_UINT64 = 1, 2   # cmetrics' value_type
 
 
 def _text(value):
@@ -215,9 +219,9 @@ def _number_point(series, attributes):
     point = NumberDataPoint(attributes=attributes, time_unix_nano=series["ts"],
                             start_time_unix_nano=series.get("start_ts", 0))
     kind = series.get("value_type")
-    if kind == _VALUE_INT64 and "value_int64" in series:
+    if kind == cmetrics.VALUE_INT64 and "value_int64" in series:
         point.as_int = series["value_int64"]
-    elif kind == _VALUE_UINT64 and "value_uint64" in series:
+    elif kind == cmetrics.VALUE_UINT64 and "value_uint64" in series:
         value = series["value_uint64"]
         if value <= _INT64_MAX:
             point.as_int = value
@@ -294,3 +298,196 @@ def metrics_request(contexts, labels, skipped):
                     metrics.append(metric)
         resources.append(ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=metrics)]))
     return ExportMetricsServiceRequest(resource_metrics=resources).SerializeToString()
+
+
+# --------------------------------------------------------------------------- decoding
+class OtlpError(ValueError):
+    """A request body that is not the OTLP message its endpoint takes."""
+
+
+def _hex_ids_to_base64(value):
+    """OTLP/JSON writes trace and span ids as hex where protobuf's JSON mapping reads
+    base64: convert them in place (an id that is not hex is an OtlpError, as there). The
+    document is ``untrusted.loads``'s, nested at most 64 deep."""
+    if type(value) is dict:
+        for key, item in value.items():
+            if key in _ID_KEYS and type(item) is str:
+                try:
+                    value[key] = base64.b64encode(binascii.unhexlify(item)).decode()
+                except (binascii.Error, ValueError):
+                    raise OtlpError("%s is not hex: %r" % (key, item[:40]))
+            elif type(item) in (dict, list):
+                _hex_ids_to_base64(item)
+    elif type(value) is list:
+        for item in value:
+            if type(item) in (dict, list):
+                _hex_ids_to_base64(item)
+
+
+_ID_KEYS = frozenset(("traceId", "spanId", "trace_id", "span_id"))
+_REQUESTS = {"logs": ExportLogsServiceRequest, "metrics": ExportMetricsServiceRequest}
+
+
+def parse_request(signal, body, json):
+    """The Export{Logs,Metrics}ServiceRequest of an OTLP/HTTP body, protobuf or (``json``)
+    OTLP/JSON; OtlpError when it is not one."""
+    request = _REQUESTS[signal]()
+    try:
+        if json:
+            document = untrusted.loads(body)
+            if type(document) is not dict:
+                raise OtlpError("not a JSON object")
+            _hex_ids_to_base64(document)
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        else:
+            request.ParseFromString(body)
+    except OtlpError:
+        raise
+    except (DecodeError, json_format.ParseError, ValueError, TypeError,
+            RecursionError) as exc:     # ValueError: untrusted's not JSON or too deep
+        raise OtlpError(str(exc) or type(exc).__name__)
+    return request
+
+
+def value_of(any_value):
+    """A record value from an AnyValue, as Fluent Bit packs one (unset: None). Nesting is
+    bounded before: protobuf's decoder refuses messages nested over 100 deep (two per
+    value level), ``untrusted.loads`` JSON over 64."""
+    kind = any_value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "kvlist_value":
+        return {pair.key: value_of(pair.value) for pair in any_value.kvlist_value.values}
+    if kind == "array_value":
+        return [value_of(item) for item in any_value.array_value.values]
+    if kind == "string_value_strindex":     # profiles only
+        return None
+    return getattr(any_value, kind)
+
+
+def log_events(request, body_key, now_ns, unset_body_empty):
+    """[(time ns, record)] of every LogRecord, as in_opentelemetry makes them: a kvlist body
+    is the record (without ``body_key``), any other body ``{body_key or "log": value}``; the
+    time is the record's, else its observed time, else ``now_ns``. A record without body is
+    ``{}`` with ``unset_body_empty`` (Fluent Bit's JSON path), else ``{"log": None}``."""
+    key = body_key or "log"
+    events = []
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for log in scope_logs.log_records:
+                if not log.HasField("body"):
+                    record = {} if unset_body_empty else {key: None}
+                elif body_key is None and log.body.WhichOneof("value") == "kvlist_value":
+                    record = value_of(log.body)
+                else:
+                    record = {key: value_of(log.body)}
+                events.append((log.time_unix_nano or log.observed_time_unix_nano or now_ns,
+                               record))
+    return events
+
+
+def _label_text(any_value):
+    """A data point attribute as a label value, as cmetrics' decoder writes it."""
+    kind = any_value.WhichOneof("value")
+    if kind == "string_value":
+        return any_value.string_value
+    if kind == "bytes_value":
+        return any_value.bytes_value.decode("utf-8", "replace")
+    if kind == "bool_value":
+        return "1" if any_value.bool_value else "0"
+    if kind == "int_value":
+        return str(any_value.int_value)
+    if kind == "double_value":
+        return "%.17g" % any_value.double_value
+    return None
+
+
+_TEMPORALITY = {1: cmetrics.AGGREGATION_DELTA, 2: cmetrics.AGGREGATION_CUMULATIVE}
+
+
+def _family(context, metric, kind, points, bounds=None):
+    keys = []
+    for point in points:
+        for pair in point.attributes:
+            if not pair.key:
+                raise OtlpError("a data point attribute of %s has no key" % metric.name)
+            if pair.key not in keys:
+                keys.append(pair.key)
+    family = context.family(kind, "", "", metric.name, metric.description or "-", keys,
+                            metric.unit, bounds)
+    return family, keys
+
+
+def _labels(point, keys):
+    if not point.attributes:
+        return ()
+    given = {pair.key: _label_text(pair.value) for pair in point.attributes}
+    return [given.get(key) for key in keys]
+
+
+def _add_metric(context, metric):
+    """The family of one OTLP metric, as cmetrics' decoder makes it: a sum is a counter
+    (its temporality kept), a gauge a gauge, a histogram and a summary take their bounds
+    and quantiles from their first data point. Returns the name of a metric left out
+    (exponential histograms), else None."""
+    kind = metric.WhichOneof("data")
+    if kind in ("sum", "gauge"):
+        points = getattr(metric, kind).data_points
+        family, keys = _family(context, metric, cmetrics.COUNTER if kind == "sum"
+                               else cmetrics.GAUGE, points)
+        if kind == "sum":
+            family.map["meta"]["aggregation_type"] = _TEMPORALITY.get(
+                metric.sum.aggregation_temporality, cmetrics.AGGREGATION_UNSPECIFIED)
+        for point in points:
+            which = point.WhichOneof("value")
+            if which is None:
+                raise OtlpError("a data point of %s has no value" % metric.name)
+            value = getattr(point, which)
+            if which == "as_int" and kind == "sum" and metric.sum.is_monotonic and value < 0:
+                value, which = 0.0, "as_double"     # a monotonic counter never goes below 0
+            family.set(value, _labels(point, keys), point.time_unix_nano,
+                       point.start_time_unix_nano, int64=which == "as_int")
+    elif kind == "histogram":
+        points = metric.histogram.data_points
+        bounds = list(points[0].explicit_bounds) if points else []
+        family, keys = _family(context, metric, cmetrics.HISTOGRAM, points, bounds)
+        family.map["meta"]["aggregation_type"] = _TEMPORALITY.get(
+            metric.histogram.aggregation_temporality, cmetrics.AGGREGATION_UNSPECIFIED)
+        for point in points:
+            counts = list(point.bucket_counts)
+            if len(counts) > len(bounds) + 1:
+                raise OtlpError("%s: more bucket counts than bounds" % metric.name)
+            counts += [0] * (len(bounds) + 1 - len(counts))
+            family.set_histogram(counts, point.sum, point.count, _labels(point, keys),
+                                 point.time_unix_nano, point.start_time_unix_nano)
+    elif kind == "summary":
+        points = metric.summary.data_points
+        quantiles = [q.quantile for q in points[0].quantile_values] if points else []
+        family, keys = _family(context, metric, cmetrics.SUMMARY, points, quantiles)
+        for point in points:
+            values = [q.value for q in point.quantile_values][:len(quantiles)]
+            values += [0.0] * (len(quantiles) - len(values))
+            family.set_summary(values, point.sum, point.count, _labels(point, keys),
+                               point.time_unix_nano, point.start_time_unix_nano)
+    elif kind is None:
+        raise OtlpError("metric %s has no data" % metric.name)
+    else:
+        return metric.name
+    return None
+
+
+def metrics_contexts(request, skipped):
+    """The encoded cmetrics contexts of an ExportMetricsServiceRequest, one per ScopeMetrics
+    with series; the names of the metrics left out are appended to ``skipped``."""
+    payloads = []
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            context = cmetrics.Context()
+            for metric in scope_metrics.metrics:
+                left_out = _add_metric(context, metric)
+                if left_out is not None:
+                    skipped.append(left_out)
+            payload = context.encode()
+            if payload is not None:
+                payloads.append(payload)
+    return payloads

@@ -1,4 +1,4 @@
-"""What the inputs that take HTTP requests (http, elasticsearch, splunk,
+"""What the inputs that take HTTP requests (http, elasticsearch, splunk, opentelemetry,
 prometheus_remote_write) share, on ``edgeship.net.http_server``: Fluent Bit's http_server
 options, serving until stopped, compressed bodies (gzip; zstd and snappy where an input takes
 them), 400 answers logged without flooding, and delivery that answers only once the records
@@ -14,6 +14,7 @@ import asyncio
 import zlib
 
 from edgeship.core import events as ev
+from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.engine.ack import Ack
 from edgeship.net.http_server import HttpServer, Response
@@ -48,6 +49,10 @@ def http_server_options(port):
         Option("http_server.ingress_queue_event_limit", "int", compat=True),
         Option("http_server.ingress_queue_byte_limit", "size", compat=True),
     ) + NET_OPTIONS + TLS_OPTIONS
+
+
+SUCCESS_CODE_OPTION = Option("Successful_Response_Code", "int", "201",
+                             help="status of a taken request: 200, 201 or 204")
 
 
 def error(text, status=400):
@@ -87,6 +92,17 @@ class HttpListener(ListeningInput):
             await self.until_stopped()
         finally:
             await self.server.close()
+
+    def configured_success_code(self):
+        """``Successful_Response_Code``: 200, 201 or 204; another is a warning at its
+        config line (an error with --strict) and 201 is used, as Fluent Bit logs and uses."""
+        code = self.conf["successful_response_code"]
+        if code not in (200, 201, 204):
+            self.context.tolerate(ConfigError(
+                "%s: %d is not a supported response code (200, 201, 204): 201 is used"
+                % (self.name, code), key="successful_response_code"))
+            code = 201
+        return code
 
     def refuse(self, request, answer, reason=None):
         """A 400 answer, logged (not more often than the log allows)."""
@@ -160,16 +176,18 @@ class HttpListener(ListeningInput):
         confirmed = asyncio.get_running_loop().create_future()
         return confirmed, Ack(lambda: confirmed.done() or confirmed.set_result(None))
 
-    async def deliver(self, batches, size):
-        """Emit ``batches`` ({tag: [records]}, stamped now) once there is room, and wait
-        until every output confirmed them (or the spool holds them)."""
+    async def deliver(self, batches, size, stamped=False):
+        """Emit ``batches`` ({tag: [records]}, stamped now; with ``stamped``, {tag: [(time
+        ns, record)]}) once there is room, and wait until every output confirmed them (or
+        the spool holds them)."""
         await self.context.room()
         now = ev.now_ns()
         waits = []
         for tag, records in batches.items():
             confirmed, ack = self._confirmation()
             waits.append(confirmed)
-            self.context.emit(tag, [(now, record) for record in records], size, ack)
+            events = records if stamped else [(now, record) for record in records]
+            self.context.emit(tag, events, size, ack)
             size = 0
         await asyncio.gather(*waits)
 

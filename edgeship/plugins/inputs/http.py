@@ -37,12 +37,12 @@ from urllib.parse import parse_qsl
 from edgeship.core.accessor import accessor
 from edgeship.core.schema import Option
 from edgeship.net.http_server import Response
-from edgeship.plugins.inputs._http_listener import (BadBody, BodyTooLarge, HttpListener,
+from edgeship.plugins.inputs._http_listener import (SUCCESS_CODE_OPTION, BadBody,
+                                                    BodyTooLarge, HttpListener,
                                                     http_server_options)
 from edgeship.plugins.inputs._sockets import JsonStream
 
 DEFAULT_PORT = 9880
-SUCCESS_CODES = (200, 201, 204)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
 
 
@@ -60,18 +60,14 @@ class HttpInput(HttpListener):
         Option("Success_Header", multiple=True,
                help="'Name value' header added to success answers (repeatable)"),
         Option("Tag_Key", help="record key whose string value becomes the record's tag"),
-        Option("Successful_Response_Code", "int", "201", help="200, 201 or 204"),
+        SUCCESS_CODE_OPTION,
         Option("Enable_Health_Endpoint", "bool", "false", help="answer GET /health"),
     )
 
     def configure(self):
         conf = self.conf
         self.configure_server()
-        self.success_code = conf["successful_response_code"]
-        if self.success_code not in SUCCESS_CODES:
-            self.log.error("%d is not supported response code. Use default 201",
-                           self.success_code)
-            self.success_code = 201
+        self.success_code = self.configured_success_code()
         self.success_headers = []
         for item in conf["success_header"]:
             name, _, value = item.strip().partition(" ")

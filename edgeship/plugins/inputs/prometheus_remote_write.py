@@ -40,11 +40,11 @@ start, naming the extra.
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.net.http_server import Response
-from edgeship.plugins.inputs._http_listener import (BadBody, BodyTooLarge, HttpListener, error,
+from edgeship.plugins.inputs._http_listener import (SUCCESS_CODE_OPTION, BadBody, BodyTooLarge,
+                                                    HttpListener, error,
                                                     http_server_options)
 
 DEFAULT_PORT = 8080
-RESPONSE_CODES = (200, 201, 204)
 
 
 class PrometheusRemoteWriteInput(HttpListener):
@@ -55,8 +55,7 @@ class PrometheusRemoteWriteInput(HttpListener):
         Option("URI", help="the only request path taken (none: any path)"),
         Option("tag_from_uri", "bool", "true", compat=True,
                help="no effect in Fluent Bit 5.1.1 either: the tag is the input's"),
-        Option("successful_response_code", "int", "201",
-               help="status of a taken request: 200, 201 or 204"),
+        SUCCESS_CODE_OPTION,
     )
 
     def configure(self):
@@ -70,13 +69,7 @@ class PrometheusRemoteWriteInput(HttpListener):
         self.decoder = remote_write
         self.configure_server()
         self.uri = self.conf["uri"]
-        code = self.conf["successful_response_code"]
-        if code not in RESPONSE_CODES:
-            self.context.tolerate(ConfigError(
-                "prometheus_remote_write: %d is not a supported response code (200, 201, "
-                "204): 201 is used" % code, key="successful_response_code"))
-            code = 201
-        self.success = Response(code)
+        self.success = Response(self.configured_success_code())
 
     async def handle(self, request):
         if not request.path.startswith("/"):

@@ -15,6 +15,9 @@ One file descriptor per file stays open across flushes (at most MAX_OPEN_FILES p
 it is reopened when the file was moved or deleted (logrotate), and closed on stop. The
 blocking write + fsync runs in one thread per output, so the loop stays free and writes to
 a file keep their order.
+
+Metrics chunks are written as the stdout output prints them (``cmetrics.render_text``), in
+every Format, as Fluent Bit's file output writes them.
 """
 import asyncio
 import errno
@@ -22,10 +25,10 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from edgeship.codecs import formats
+from edgeship.codecs import cmetrics, formats
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.engine.plugin import OK, RETRY, Output
+from edgeship.engine.plugin import LOGS, METRICS, OK, RETRY, Output
 
 FORMATS = ("out_file", "plain", "csv", "ltsv", "template", "msgpack")
 MAX_OPEN_FILES = 64
@@ -120,6 +123,7 @@ class FileOutput(Output):
     STOP_TIMEOUT = 10
     name = "file"
     description = "Generate log file"
+    signals = (LOGS, METRICS)
     options = (
         Option("Path", help="directory of the files (default: the current directory)"),
         Option("File", help="file name (default: the tag)"),
@@ -169,6 +173,8 @@ class FileOutput(Output):
     def render(self, chunk):
         """(bytes, header for an empty file) of a chunk in the configured format."""
         fmt = self.format
+        if chunk.signal == METRICS:     # one line per series, whatever the Format
+            return cmetrics.render_text(cmetrics.decode(chunk.payload)).encode(), b""
         if fmt == "msgpack":
             return chunk.payload, b""  # Fluent Bit writes its chunk's bytes as they are
         if fmt == "plain" and chunk.json_lines is not None:
