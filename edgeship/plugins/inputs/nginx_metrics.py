@@ -9,9 +9,10 @@ the binary against a real nginx and a stand-in for the Plus API):
   connection, closed after the answer (nginx counts one accepted connection per request, as
   it does for Fluent Bit); only ``200`` with a body counts as an answer.
 - ``nginx_plus off``: ``GET <status_url>`` (/status), the stub_status page parsed as
-  Fluent Bit parses it (its first four non-empty lines: ``Active connections: N``, a line
-  not read, `` accepts handled requests``, ``Reading: N Writing: N Waiting: N``), into the
-  counters ``nginx_connections_accepted``, ``nginx_connections_handled``,
+  Fluent Bit parses it (the text up to a NUL, its first four non-empty lines scanned as its
+  ``sscanf`` formats do: ``Active connections: N``, a line not read, `` N N N`` for
+  accepts, handled and requests, ``Reading: N Writing: N Waiting: N``), into the counters
+  ``nginx_connections_accepted``, ``nginx_connections_handled``,
   ``nginx_http_requests_total`` and the gauges ``nginx_connections_active|reading|writing|
   waiting``. ``nginx_up`` is set only when the state changes: 1 at the first good scrape, 0
   at the first failed one after it; before any good scrape every series is 0 stamped 0
@@ -32,7 +33,8 @@ Differences (README "Where edgeship differs"):
 - Failures are logged once, then at debug level until a scrape succeeds (Fluent Bit logs
   every interval). A request is bounded by ``net.connect_timeout`` and ``net.io_timeout``
   (Fluent Bit applies none of the input's ``net.*`` options); ``net.keepalive*`` are
-  accepted with no effect (Fluent Bit never keeps the connection either). A page may be up to
+  accepted with no effect (Fluent Bit never keeps the connection either; edgeship says so
+  with ``Connection: close``, Fluent Bit sends no Connection header). A page may be up to
   the HTTP client's bound (8 MB): Fluent Bit's client gives up past 4 KB, so a Plus API page
   of a few upstream peers fails its scrape. ``scrape_interval`` may be a fraction.
 - Plus mode, where Fluent Bit's values are wrong: a field that is not a number is not read
@@ -49,7 +51,8 @@ Differences (README "Where edgeship differs"):
   discarded`` and ``nginxplus_server_zone_sent``, twice the same name in one exposition,
   which Prometheus refuses). A page that is not the JSON the API documents (an array of
   versions, an object) fails the scrape, ``nginxplus_up 0`` (Fluent Bit logs it, skips the
-  page, goes on with version 1 for the versions page, and reports 1).
+  page and reports 1); so does a versions page that cannot be read (Fluent Bit goes on with
+  version 1).
 """
 import re
 import time
