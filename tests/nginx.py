@@ -1,10 +1,14 @@
 """A real nginx per test, unprivileged (master_process off: no user switch), on a free
 loopback port with its own prefix: TLS with the test CA's certificate, basic auth, keep-alive,
 proxying to a recording Receiver (tests/http_receiver.py). Its access log names the
-connection and the request number on it, and the authenticated user.
+connection and the request number on it, and the authenticated user. ``locations`` adds
+server-level config before ``location /`` (the stub_status page of the nginx_metrics tests);
+without a backend, ``/`` answers 200 ``ok``. ``stop()`` then ``start()`` brings it back on the
+same port.
 
     server = Nginx(tmp_path, backend_port, users={"alice": "pw"}, tls=True).start()
     server.log_lines()    # [(connection, request number, user, status, uri), ...]
+    Nginx(tmp_path, locations="location = /status { stub_status; }").start()
 """
 import base64
 import hashlib
@@ -20,7 +24,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 class Nginx:
-    def __init__(self, folder, backend_port, users=None, tls=False):
+    def __init__(self, folder, backend_port=None, users=None, tls=False, locations=""):
         self.folder = os.path.join(str(folder), "nginx")
         os.makedirs(os.path.join(self.folder, "logs"), exist_ok=True)
         self.port = free_port()
@@ -50,16 +54,20 @@ http {
   scgi_temp_path %(dir)s/scgi;
   keepalive_timeout 60s;
   client_max_body_size 64m;
-  upstream receiver { server 127.0.0.1:%(backend)d; keepalive 4; }
+  %(upstream)s
   server {
     %(listen)s
     %(auth)s
-    location / { proxy_pass http://receiver; proxy_http_version 1.1;
-                 proxy_set_header Connection ""; }
+    %(locations)s
+    location / { %(root)s }
   }
 }
-""" % {"dir": self.folder, "log": self.access_log, "backend": backend_port,
-       "listen": listen, "auth": auth}
+""" % {"dir": self.folder, "log": self.access_log, "listen": listen, "auth": auth,
+       "locations": locations,
+       "upstream": "upstream receiver { server 127.0.0.1:%d; keepalive 4; }" % backend_port
+                   if backend_port else "",
+       "root": 'proxy_pass http://receiver; proxy_http_version 1.1; '
+               'proxy_set_header Connection "";' if backend_port else 'return 200 "ok\\n";'}
         self.config = os.path.join(self.folder, "nginx.conf")
         with open(self.config, "w") as f:
             f.write(config)
