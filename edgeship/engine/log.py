@@ -73,3 +73,28 @@ class Log:
     def debug(self, message, *args):
         if self.level >= 4:
             self._write(4, message, args)
+
+    def failure_streak(self):
+        return FailureStreak(self)
+
+
+class FailureStreak:
+    """For a source that fails the same way at every try (a server down): the first failure
+    of a streak, or a different one, is an error line, a repeat a debug line; ``recovered()``
+    ends the streak and says whether there was one."""
+
+    def __init__(self, log):
+        self.log = log
+        self.last = None
+
+    def failed(self, message):
+        if message != self.last:
+            self.log.error("%s", message)
+        else:
+            self.log.debug("%s", message)
+        self.last = message
+
+    def recovered(self):
+        ended = self.last is not None
+        self.last = None
+        return ended

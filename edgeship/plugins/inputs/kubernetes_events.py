@@ -165,7 +165,7 @@ class KubernetesEvents(Input):
         self.last_version = 0       # highest resourceVersion seen (dedup without a DB)
         self.pending = {}           # uid -> (resourceVersion, time): emitted, not confirmed
         self.cleaned_at = 0.0
-        self.last_failure = None
+        self.failures = self.log.failure_streak()
         self._task = None
 
     def summary(self):
@@ -204,17 +204,10 @@ class KubernetesEvents(Input):
                 version = await self._list()
                 await self._watch(version)
             except FetchError as exc:
-                self._failed(str(exc))
+                self.failures.failed(str(exc))
             except _WatchEnded as exc:
                 self.log.info("%s; listing again", exc)
             await asyncio.sleep(period)
-
-    def _failed(self, message):
-        if message != self.last_failure:
-            self.log.error("%s", message)
-        else:
-            self.log.debug("%s", message)
-        self.last_failure = message
 
     async def _list(self):
         """Every page of the list, emitted page by page; the list's resourceVersion."""
@@ -269,7 +262,7 @@ class KubernetesEvents(Input):
                     pass
                 raise FetchError("events watch failure, http_status=%d payload=%s"
                                  % (response.status, body[:200].decode("utf-8", "replace")))
-            self.last_failure = None
+            self.failures.recovered()
             await self._read_watch(response)
         finally:
             response.close()

@@ -287,7 +287,7 @@ class NginxMetrics(IntervalInput):
                 family.set(0, ts=0)        # cmetrics packs an unset static series so
             self.families[key] = family
         self.up = False
-        self.last_failure = None
+        self.failures = self.log.failure_streak()
         self.warned = set()
         if self.plus:
             self.log.info("nginx-plus mode on")
@@ -305,27 +305,19 @@ class NginxMetrics(IntervalInput):
             else:
                 await self._scrape_stub(now)
         except _Failed as exc:
-            self._failed(str(exc))
+            self.failures.failed(str(exc))
             if self.plus:
                 self.families["up"].set(0, ts=now)
             elif self.up:
                 self.families["up"].set(0, ts=now)
                 self.up = False
         else:
-            if self.last_failure is not None:
+            if self.failures.recovered():
                 self.log.info("%s answers again", self.client.label)
-                self.last_failure = None
             if self.plus or not self.up:
                 self.families["up"].set(1, ts=now)
                 self.up = True
         self.context.emit_metrics(self.tag, self.metrics.encode())
-
-    def _failed(self, message):
-        if message != self.last_failure:
-            self.log.error("%s", message)
-        else:
-            self.log.debug("%s", message)
-        self.last_failure = message
 
     def _warn_once(self, message):
         if message not in self.warned:
