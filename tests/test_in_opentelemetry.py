@@ -7,6 +7,7 @@ import http.client
 import logging
 import socket
 
+import cramjam
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import \
@@ -128,13 +129,14 @@ def start(spawn, tmp_path, extra="", **keys):
     return listener
 
 
-def written(listener, name, ending):
-    """The text of the output file ``name`` once it ends with ``ending``."""
+def written(listener, name, ending, times=1):
+    """The text of the output file ``name`` once it ends with ``ending`` and holds it
+    ``times`` times."""
     path = listener.out / name
 
     def complete():
         text = path.read_text() if path.exists() else ""
-        return text if text.endswith(ending) else None
+        return text if text.endswith(ending) and text.count(ending) >= times else None
     return wait_for(complete)
 
 
@@ -147,6 +149,11 @@ def test_protobuf_logs_and_metrics_as_fluent_bit(spawn, tmp_path):
     assert http_request(listener.port, "POST", "/v1/metrics", gzipped,
                         dict(PROTOBUF, **{"Content-Encoding": "gzip"}))[0] == 201
     assert written(listener, "v1_metrics", "count=6 }\n") == FLUENT_BIT_METRICS
+    # zstd, as the Collector's otlphttp exporter sends with `compression: zstd`.
+    squeezed = bytes(cramjam.zstd.compress(logs_request()))
+    assert http_request(listener.port, "POST", "/v1/logs", squeezed,
+                        dict(PROTOBUF, **{"Content-Encoding": "zstd"}))[0] == 201
+    assert written(listener, "v1_logs", "{\"log\":2.5}]\n", times=2) == FLUENT_BIT_LOGS * 2
 
 
 def test_json_logs_as_fluent_bit_and_the_tag_rules(spawn, tmp_path):

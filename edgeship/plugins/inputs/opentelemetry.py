@@ -6,7 +6,7 @@ Kept from Fluent Bit 5.1.1 (records, metrics and answers checked on the real bin
 - Listens on 0.0.0.0:4318. ``POST /v1/logs``, ``/v1/metrics``, ``/v1/traces``; bodies in
   protobuf (``application/x-protobuf``, ``application/protobuf``) or OTLP/JSON
   (``application/json``, which must start with ``{``; a logs or traces body without
-  Content-Type is read as JSON), gzip bodies.
+  Content-Type is read as JSON); gzip, zstd and snappy bodies (``Content-Encoding``).
 - The tag is the input's ``Tag`` when set, else ``v1_logs`` / ``v1_metrics`` /
   ``v1_traces`` (``tag_from_uri``, on by default), else the instance name.
 - Logs: one record per LogRecord. A ``kvlistValue`` body is the record; any other body is
@@ -63,6 +63,7 @@ def _mime(content_type):
 class OpenTelemetryInput(HttpListener):
     name = "opentelemetry"
     description = "OpenTelemetry"
+    encodings = ("gzip", "zstd", "snappy")     # cramjam comes with the opentelemetry extra
     options = http_server_options(DEFAULT_PORT) + (
         Option("Tag_From_Uri", "bool", "true",
                help="tag records v1_logs, v1_metrics or v1_traces when Tag is not set"),
