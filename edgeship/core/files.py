@@ -1,6 +1,7 @@
 """Reading the local files a config names (config files and their includes, parsers and
 upstream files, scripts, TLS certificates): ``LocalFiles``, the ``files`` object of the sans-IO
-config reader (core/config.py), and ``read_bytes`` / ``check_regular`` for the rest.
+config reader (core/config.py), and ``read_bytes`` / ``check_regular`` / ``open_regular`` for
+the rest.
 
 In core because every layer that opens a path a user wrote needs these checks (the engine's
 loader, net's TLS options, the script filters, the forward output's upstream file) and core is
@@ -44,20 +45,21 @@ def _stat(path):
     return os.stat(path)
 
 
-def _check_regular(st):
+def _check_regular(st, max_bytes=MAX_FILE_BYTES):
     kind = st[_MODE] & _FILE_TYPE
     if kind == _DIRECTORY:
         raise OSError(errno.EISDIR, "Is a directory")
     if kind != _REGULAR:
         raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)")
-    if st[_SIZE] > MAX_FILE_BYTES:
-        raise OSError(_EFBIG, "larger than %d bytes" % MAX_FILE_BYTES)
+    if max_bytes is not None and st[_SIZE] > max_bytes:
+        raise OSError(_EFBIG, "larger than %d bytes" % max_bytes)
 
 
-def check_regular(path):
+def check_regular(path, max_bytes=MAX_FILE_BYTES):
     """OSError unless ``path`` is a regular file of a config's size (for files a library
-    opens itself, such as TLS certificates)."""
-    _check_regular(_stat(path))
+    opens itself, such as TLS certificates). ``max_bytes=None`` for data files of any size
+    (a GeoIP database, a checklist of millions of lines)."""
+    _check_regular(_stat(path), max_bytes)
 
 
 def read_bytes(path):
@@ -79,6 +81,21 @@ def read_bytes(path):
     if len(data) > MAX_FILE_BYTES:
         raise OSError(_EFBIG, "larger than %d bytes" % MAX_FILE_BYTES)
     return data
+
+
+def open_regular(path):
+    """The regular file ``path`` opened for reading bytes, whatever its size (a data file a
+    plugin reads line by line, such as a checklist); OSError for anything else."""
+    check_regular(path, None)
+    if _OPEN_FLAGS is None:
+        return open(path, "rb")
+    fd = os.open(path, _OPEN_FLAGS)   # O_NONBLOCK: as read_bytes, a FIFO cannot hang it
+    try:
+        _check_regular(os.fstat(fd), None)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class LocalFiles:

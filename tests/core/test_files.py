@@ -5,7 +5,8 @@ import os
 import random
 import sys
 
-from edgeship.core.files import MAX_FILE_BYTES, LocalFiles, check_regular, read_bytes
+from edgeship.core.files import (MAX_FILE_BYTES, LocalFiles, check_regular, open_regular,
+                                 read_bytes)
 
 
 def _folder():
@@ -80,6 +81,25 @@ def test_a_file_larger_than_any_config_is_refused_unread():
             f.seek(MAX_FILE_BYTES)
             f.write(b"x")
         assert "larger than" in _error(read_bytes, path).args[1]
+    finally:
+        _remove(folder)
+
+
+def test_a_data_file_of_any_size_is_opened_but_never_a_directory():
+    folder = _folder()
+    try:
+        path = folder + "/big"
+        with open(path, "wb") as f:     # sparse, larger than any config
+            f.seek(MAX_FILE_BYTES)
+            f.write(b"x")
+        check_regular(path, None)
+        f = open_regular(path)
+        try:
+            assert f.read(2) == b"\0\0"
+        finally:
+            f.close()
+        assert _error(open_regular, folder).errno == errno.EISDIR
+        assert _error(open_regular, folder + "/missing").errno == errno.ENOENT
     finally:
         _remove(folder)
 

@@ -2,26 +2,38 @@
 the original plugin uses, because they differ on quotes and on what is left over:
 
 split_fields   flb_utils_split: no quotes; after ``max_split`` words the rest of the line,
-               exactly as written after one separator (grep ``Regex KEY REGEX``).
+               exactly as written after one separator (grep ``Regex KEY REGEX``); the
+               separator is a space unless ``sep`` says otherwise (geoip2's ``.`` paths).
 split_quoted   flb_utils_split_quoted: "double" or 'single' quoted words with \\" escapes
                (modify rules and conditions).
 split_tokens   flb_slist_split_tokens, the config map's SLIST_N: double quotes only; after
                ``max_split`` words the rest, leading blanks skipped (record_modifier Record,
                rewrite_tag Rule, type_converter).
+
+And ``ascii_lower``, C's tolower on every byte, for the plugins that compare words ignoring
+case as Fluent Bit does (strcasecmp, tolower): only A-Z change.
 """
 
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
-def _split(line, max_split, quoted):
+
+def ascii_lower(text):
+    """``text`` with A-Z in lowercase and every other character as it is."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
+
+def _split(line, max_split, quoted, sep=" "):
     words = []
     i = 0
     n = len(line)
     while i < n:
-        while i < n and line[i] == " ":
+        while i < n and line[i] == sep:
             i += 1
         if quoted and i < n and line[i] in "\"'":
             word, i = _quoted_word(line, i)
         else:
-            end = line.find(" ", i)
+            end = line.find(sep, i)
             if end <= 0 or end == i:
                 end = n
             word = line[i:end]
@@ -53,8 +65,8 @@ def _quoted_word(line, start):
     raise ValueError("unterminated quote in '%s'" % line)
 
 
-def split_fields(line, max_split=0):
-    return _split(line, max_split, False)
+def split_fields(line, max_split=0, sep=" "):
+    return _split(line, max_split, False, sep)
 
 
 def split_quoted(line, max_split=0):
