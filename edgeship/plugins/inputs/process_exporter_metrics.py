@@ -55,8 +55,9 @@ Differences:
   its new value (Fluent Bit refuses it and the series is missing for one pass); a process
   whose ``limits`` has no "Max open files" has no fd ratio (Fluent Bit: a division by 0).
 - an invalid regex is a config error at its key (Fluent Bit crashes); ``scrape_interval
-  0`` is 5 s (Fluent Bit never collects); a ``path.procfs`` that cannot be listed is logged
-  once, and again when it can be (Fluent Bit: every interval).
+  0`` is 5 s (Fluent Bit never collects); a ``path.procfs`` that cannot be listed is an
+  error line once, then debug lines while it stays so, and an info line when it can be
+  listed again (Fluent Bit: an error every interval).
 """
 import os
 import re
@@ -158,7 +159,7 @@ class ProcessExporterMetrics(IntervalInput):
             self.log.warn("Unknown metrics: %s", entry)
         self.log.info("path.procfs = %s", self.procfs)
         self.page_size = os.sysconf("SC_PAGESIZE")
-        self.unreadable = False
+        self.failures = self.log.failure_streak()
         self.metrics = cmetrics.Context()
         self._families(self.metrics)
 
@@ -240,13 +241,10 @@ class ProcessExporterMetrics(IntervalInput):
         try:
             pids = _numbered(self.procfs)
         except OSError as exc:
-            if not self.unreadable:
-                self.log.error("cannot list the processes of %s: %s", self.procfs, exc)
-            self.unreadable = True
+            self.failures.failed("cannot list the processes of %s: %s" % (self.procfs, exc))
             return
-        if self.unreadable:
+        if self.failures.recovered():
             self.log.info("the processes of %s can be listed again", self.procfs)
-            self.unreadable = False
         boot = self._boot_time()
         for pid in pids:
             try:
