@@ -1,10 +1,15 @@
 """A fake Raspberry Pi 4 procfs and sysfs (4 cores, thermal_zone0 "cpu-thermal", eth0 and
 wlan0, an SD card mmcblk0 with two partitions), as the files look on Raspberry Pi OS.
+
+Processes: ``sensor-daemon`` (PID 1234, a second thread ``sensor-io``, five open files),
+``kthreadd`` (PID 2, only its stat and cmdline: as a process that ended while it was read)
+and a zombie ``(sd-pam)`` (PID 4321, a name with parentheses).
 edgeship reads it when EDGESHIP_PROCFS / EDGESHIP_SYSFS point at it (``environ()``).
 
 The hardware cannot exist on this machine; the files are what the host-metric inputs read,
 and ``advance`` moves their counters so a test knows the exact values a record must hold."""
 import os
+import shutil
 
 # Per core: user nice system idle iowait irq softirq steal guest guest_nice
 CORES = [[2500, 50, 750, 100000, 125, 0, 25, 0, 0, 0],
@@ -38,6 +43,30 @@ PROCESS_STATUS = {"VmPeak": 12000, "VmSize": 11000, "VmLck": 0, "VmPin": 0, "VmH
                   "VmRSS": 3900, "VmData": 2100, "VmStk": 132, "VmExe": 400, "VmLib": 3000,
                   "VmPTE": 48, "VmSwap": 0}
 PROCESS_FDS = 5
+# The per-process files process_exporter_metrics reads besides stat and status.
+PROCESS_IO = {"rchar": 323934931, "wchar": 323929600, "syscr": 632687, "syscw": 632675,
+              "read_bytes": 4096, "write_bytes": 1236992, "cancelled_write_bytes": 0}
+PROCESS_SWITCHES = (150, 12)            # voluntary, nonvoluntary
+PROCESS_OPEN_FILES = (1024, 4096)       # soft, hard "Max open files"
+PROCESS_WCHAN = "do_epoll_wait"
+THREAD_TID = 1240
+THREAD_NAME = "sensor-io"
+THREAD_IO = {"rchar": 1000, "wchar": 2000, "syscr": 10, "syscw": 20, "read_bytes": 8192,
+             "write_bytes": 65536, "cancelled_write_bytes": 0}
+THREAD_SWITCHES = (30, 4)
+ZOMBIE_PID = 4321
+ZOMBIE_NAME = "(sd-pam)"
+BOOT_TIME = 1700000000
+# A stat line: pid, name, state, ppid, minflt, majflt, utime, stime, threads, starttime,
+# vsize, rss (the other fields as a sleeping process has them).
+STAT = ("%d (%s) %s %d 1234 1234 0 -1 4194560 %d 0 %d 0 %d %d 0 0 20 0 %d 0 %d %d %d "
+        "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 2 0 0 0 0 0")
+LIMITS = ("Limit                     Soft Limit           Hard Limit           Units     \n"
+          "Max cpu time              unlimited            unlimited            seconds   \n"
+          "Max stack size            8388608              unlimited            bytes     \n"
+          "Max processes             30499                30499                processes \n"
+          "Max open files            %-20d %-20d files     \n"
+          "Max locked memory         8388608              8388608              bytes     \n")
 
 
 class FakePi:
@@ -55,6 +84,10 @@ class FakePi:
         self.write()
         self._write_static()
 
+    def end_process(self, pid):
+        """The process ``pid`` ends: its folder goes."""
+        shutil.rmtree(os.path.join(self.procfs, str(pid)))
+
     def environ(self):
         return {"EDGESHIP_PROCFS": self.procfs, "EDGESHIP_SYSFS": self.sysfs}
 
@@ -69,13 +102,32 @@ class FakePi:
         pid = str(PROCESS_PID)
         self._file("proc/%s/cmdline" % pid, "/usr/local/bin/%s\0--config\0/etc/s.conf\0"
                    % PROCESS_NAME)
-        self._file("proc/%s/status" % pid, "Name:\t%s\nState:\tS (sleeping)\n" % PROCESS_NAME
-                   + "".join("%s:\t%8d kB\n" % kv for kv in PROCESS_STATUS.items())
-                   + "Threads:\t1\n")
+        self._file("proc/%s/status" % pid, _status(PROCESS_NAME, "S (sleeping)", 2,
+                                                   PROCESS_SWITCHES, PROCESS_STATUS))
         fd_dir = os.path.join(self.procfs, pid, "fd")
         os.makedirs(fd_dir, exist_ok=True)
-        for n in range(PROCESS_FDS):
-            open(os.path.join(fd_dir, str(n)), "w").close()
+        for n in range(PROCESS_FDS):        # as the kernel shows them: symlinks
+            os.symlink("socket:[%d]" % (20000 + n) if n > 2 else "/dev/null",
+                       os.path.join(fd_dir, str(n)))
+        self._file("proc/%s/io" % pid, _io(PROCESS_IO))
+        self._file("proc/%s/limits" % pid, LIMITS % PROCESS_OPEN_FILES)
+        self._file("proc/%s/wchan" % pid, PROCESS_WCHAN)
+        thread = "proc/%s/task/%d/" % (pid, THREAD_TID)
+        self._file(thread + "stat", STAT % (THREAD_TID, THREAD_NAME, "S", 1, 40, 2, 250, 50,
+                                            2, 130, 12345678, 2500))
+        self._file(thread + "status", _status(THREAD_NAME, "S (sleeping)", 2, THREAD_SWITCHES))
+        self._file(thread + "io", _io(THREAD_IO))
+        zombie = "proc/%d/" % ZOMBIE_PID
+        self._file(zombie + "cmdline", "")
+        self._file(zombie + "stat", STAT % (ZOMBIE_PID, ZOMBIE_NAME, "Z", 4320, 0, 0, 7, 3, 1,
+                                            250, 0, 0))
+        self._file(zombie + "task/%d/stat" % ZOMBIE_PID, STAT % (
+            ZOMBIE_PID, ZOMBIE_NAME, "Z", 4320, 0, 0, 7, 3, 1, 250, 0, 0))
+        self._file(zombie + "status", _status(ZOMBIE_NAME, "Z (zombie)", 1, (20, 1)))
+        self._file(zombie + "io", _io(dict.fromkeys(PROCESS_IO, 0)))
+        self._file(zombie + "limits", LIMITS % PROCESS_OPEN_FILES)
+        self._file(zombie + "wchan", "0")
+        os.makedirs(os.path.join(self.procfs, str(ZOMBIE_PID), "fd"), exist_ok=True)
         # A kernel thread: empty cmdline, no Vm lines.
         self._file("proc/2/cmdline", "")
         self._file("proc/2/stat", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 "
@@ -91,7 +143,7 @@ class FakePi:
         stat = "cpu  %s\n" % " ".join(map(str, total))
         stat += "".join("cpu%d %s\n" % (n, " ".join(map(str, c)))
                         for n, c in enumerate(self.cores))
-        stat += "intr 123456 0 0\nctxt 987654\nbtime 1700000000\nprocesses 4321\n"
+        stat += "intr 123456 0 0\nctxt 987654\nbtime %d\nprocesses 4321\n" % BOOT_TIME
         self._file("proc/stat", stat)
         self._file("proc/meminfo", "".join("%-15s %8d kB\n" % (k + ":", v)
                                            for k, v in self.meminfo.items()))
@@ -108,8 +160,20 @@ class FakePi:
             dev += "%6s: %s\n" % (name, " ".join("%7d" % v for v in values))
         self._file("proc/net/dev", dev)
         p = self.process
-        self._file("proc/%d/stat" % PROCESS_PID,
-                   "%d (%s) S 1 1234 1234 0 -1 4194560 500 0 0 0 %d %d 0 0 20 0 1 0 100 "
-                   "12345678 %d 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 2 0 0 0 0 0"
-                   % (PROCESS_PID, PROCESS_NAME, p["utime"], p["stime"], p["rss"]))
+        stat = STAT % (PROCESS_PID, PROCESS_NAME, "S", 1, 500, 3, p["utime"], p["stime"], 2,
+                       100, 12345678, p["rss"])
+        self._file("proc/%d/stat" % PROCESS_PID, stat)
+        self._file("proc/%d/task/%d/stat" % (PROCESS_PID, PROCESS_PID), stat)
         self._file("sys/class/thermal/thermal_zone0/temp", "%d\n" % self.temp)
+
+
+def _status(name, state, threads, switches, memory=None):
+    """A ``/proc/PID/status`` (the lines edgeship reads, in the kernel's order)."""
+    return ("Name:\t%s\nState:\t%s\n" % (name, state)
+            + "".join("%s:\t%8d kB\n" % kv for kv in (memory or {}).items())
+            + "Threads:\t%d\n" % threads
+            + "voluntary_ctxt_switches:\t%d\nnonvoluntary_ctxt_switches:\t%d\n" % switches)
+
+
+def _io(counters):
+    return "".join("%s: %d\n" % kv for kv in counters.items())

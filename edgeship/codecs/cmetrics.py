@@ -122,6 +122,16 @@ class Family:
             series["value_int64"] = int(value)
         self._close(series, labels)
 
+    def expire(self, before):
+        """Drop the series last set before ``before`` (ns), as cmt_expire does: what an
+        input did not see in its last pass (a process that ended)."""
+        values = self.map["values"]
+        if all(series["ts"] >= before for series in values):
+            return
+        self.map["values"] = [series for series in values if series["ts"] >= before]
+        self._series = {labels: series for labels, series in self._series.items()
+                        if series["ts"] >= before}
+
     def set_histogram(self, bucket_counts, total, count, labels=(), ts=None, start_ts=None):
         """Counts per bound then +Inf (cumulative, as inputs build them; an OTLP sender's
         as it sent them), the sum of observations, their count."""
@@ -173,6 +183,11 @@ class Context:
 
     def untyped(self, *args, **kw):
         return self.family(UNTYPED, *args, **kw)
+
+    def expire(self, before):
+        """cmt_expire: every family drops the series last set before ``before`` (ns)."""
+        for family in self.families:
+            family.expire(before)
 
     def to_map(self):
         ordered = [f.map for kind in _PACKED_ORDER for f in self.families if f.kind == kind]

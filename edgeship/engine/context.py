@@ -22,6 +22,11 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
     counters                the instance's metrics (``count(name, n)``; inputs: records,
                             bytes)
     engine_metrics()        what edgeship counts about itself (``Engine.metrics_snapshot``)
+    tap_log(callback), untap_log(callback)    every line the pipeline's logs write,
+                            ``callback(level, time_ns, "[component] text")``, the lines
+                            written before the pipeline started first (fluentbit_logs);
+                            ``with log_muted():`` what the caller logs meanwhile is not
+                            tapped (``edgeship.engine.log.Mirror``)
 
 It never hands out the engine, the storage or another plugin.
 """
@@ -68,6 +73,15 @@ class Context:
 
     def engine_metrics(self):
         return self._engine.metrics_snapshot()
+
+    def tap_log(self, callback):
+        self.log.mirror.tap(callback)
+
+    def untap_log(self, callback):
+        self.log.mirror.untap(callback)
+
+    def log_muted(self):
+        return self.log.mirror.muted()
 
     def takes_json_lines(self, tag):
         """Is it worth emitting records of ``tag`` with their JSON lines text

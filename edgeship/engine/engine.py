@@ -400,6 +400,8 @@ class Engine:
         if not self.stopping:  # a signal came during start-up: read nothing
             self._input_tasks = [asyncio.ensure_future(self._run_input(p))
                                  for p in self.inputs]
+        # The inputs have taken the start-up lines they want (fluentbit_logs).
+        self.log.mirror.started()
         if not self.inputs:
             self.shutdown()
 

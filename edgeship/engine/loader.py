@@ -158,7 +158,7 @@ class Loader:
         """The Log writing to Log_File; when it cannot be opened (its folder is missing...),
         an error line and stderr, as Fluent Bit does, rather than no log at all."""
         try:
-            return Log(level, open_log_file(entry.value))
+            return Log(level, open_log_file(entry.value), mirror=log.mirror)
         except OSError as exc:
             log.error("cannot open Log_File '%s' (%s:%s): %s; logging to stderr instead",
                       entry.value, entry.file, entry.line, exc.strerror or exc)

@@ -37,14 +37,34 @@ class Host:
             return f.read().decode("utf-8", "replace")
 
     def process_stat(self, pid):
-        """The fields of ``/proc/PID/stat`` after the command name (which may hold spaces
-        and parentheses, so the split starts at the last ')'): index 0 is the state, 11
-        utime, 12 stime, 21 rss (pages), as proc(5) numbers them from 3."""
-        text = self.read(self.proc(pid, "stat"))
-        end = text.rfind(")")
-        if end < 0:
-            raise OSError("%s: no command name" % self.proc(pid, "stat"))
-        return text[end + 1:].split()
+        """The fields of ``/proc/PID/stat`` after the command name (``split_stat``)."""
+        path = self.proc(pid, "stat")
+        return split_stat(self.read(path), path)[1]
+
+
+def split_stat(text, path="stat"):
+    """The command name and the fields after it of a ``/proc/PID/stat`` (or
+    ``/proc/PID/task/TID/stat``) text. The name may hold spaces and parentheses, so it runs
+    from the first '(' to the last ')'. Field 0 is the state, 1 the parent's pid, 7 minflt,
+    9 majflt, 11 utime, 12 stime, 17 num_threads, 19 starttime, 20 vsize, 21 rss (pages), as
+    proc(5) numbers them from 3. OSError when the text has no name (a process that ended
+    while it was read leaves an empty file)."""
+    start = text.find("(")
+    end = text.rfind(")")
+    if start < 0 or end < start:
+        raise OSError("%s: no command name" % path)
+    return text[start + 1:end], text[end + 1:].split()
+
+
+def colon_fields(text):
+    """``{key: value}`` of a procfs file of ``Key: value`` lines (``/proc/PID/status``,
+    ``/proc/PID/io``), values stripped; a line without ':' is left out."""
+    fields = {}
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            fields[key] = value.strip()
+    return fields
 
 
 def delta(now, before):

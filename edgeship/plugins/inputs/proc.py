@@ -19,7 +19,7 @@ Difference: for a process that is not running Fluent Bit sends uninitialised mem
 import os
 
 from edgeship.core.schema import Option
-from edgeship.plugins.inputs._host import Host
+from edgeship.plugins.inputs._host import Host, colon_fields
 from edgeship.plugins.inputs._interval import IntervalInput, interval_options
 
 MEM_KEYS = ("Peak", "Size", "Lck", "HWM", "RSS", "Data", "Stk", "Exe", "Lib", "PTE", "Swap")
@@ -66,11 +66,10 @@ class ProcInput(IntervalInput):
         except OSError as exc:
             self.log.error_often("open error: %s (%s)", self.host.proc(pid, "status"), exc)
             return values
-        for line in text.splitlines():
-            key, _, rest = line.partition(":")
-            if key.startswith("Vm") and key[2:] in values:
-                digits = "".join(ch for ch in rest if ch.isdigit())
-                values[key[2:]] = int(digits or 0) * 1000
+        fields = colon_fields(text)
+        for key in MEM_KEYS:
+            digits = "".join(ch for ch in fields.get("Vm" + key, "") if ch.isdigit())
+            values[key] = int(digits or 0) * 1000
         return values
 
     def _fds(self, pid):
