@@ -8,6 +8,7 @@ edgeship reads it when EDGESHIP_PROCFS / EDGESHIP_SYSFS point at it (``environ()
 
 The hardware cannot exist on this machine; the files are what the host-metric inputs read,
 and ``advance`` moves their counters so a test knows the exact values a record must hold."""
+import json
 import os
 import shutil
 
@@ -177,3 +178,121 @@ def _status(name, state, threads, switches, memory=None):
 
 def _io(counters):
     return "".join("%s: %d\n" % kv for kv in counters.items())
+
+
+# Podman containers as podman's containers.json lists them, in its order: (id, names, image
+# name in the metadata or None, running). A stopped container stays listed with no cgroup.
+PODMAN = [("3a1f" * 16, ["web"], "docker.io/library/nginx:1.25", True),
+          ("5b2e" * 16, ["backup"], "docker.io/library/alpine:3.19", False),
+          ("7c3d" * 16, ["sensor-reader"], None, True)]
+# Per container: its first PID (cgroup.procs) and its cgroup values while it runs ("cpu" and
+# "user": usage_usec and user_usec on v2, cpuacct.usage and cpuacct.usage_user on v1).
+PODMAN_VALUES = {
+    "3a1f" * 16: {"pid": 4242, "memory": 52428800, "peak": 73400320, "limit": "max",
+                  "rss": 31457280, "cpu": 123456789012345, "user": 98765432109876,
+                  "io": [(8, 0, 1048576, 524288, 300, 120), (179, 0, 4096, 8192, 2, 3)],
+                  "net": {"lo": [800, 10, 0], "eth0": [1234567, 2, 3],
+                          "vethab12cd": [5, 5, 5]}},
+    "7c3d" * 16: {"pid": 5151, "memory": 8388608, "peak": 9437184, "limit": "268435456",
+                  "rss": 4194304, "cpu": 4000000001, "user": 2999999999,
+                  "io": [], "net": {"lo": [0, 0, 0], "eth0": [42, 0, 1]}},
+    "5b2e" * 16: {"pid": 6060, "memory": 1048576, "peak": 2097152, "limit": "max",
+                  "rss": 524288, "cpu": 1000, "user": 500, "io": [(8, 0, 1, 2, 3, 4)],
+                  "net": {"lo": [0, 0, 0], "eth0": [1, 2, 3]}},
+}
+CONTAINERS_JSON = "var/lib/containers/storage/overlay-containers/containers.json"
+
+
+class FakePodman:
+    """Podman on the fake Pi: containers.json under ``root`` and, for the running containers,
+    their cgroups (v2: one folder ``machine.slice/libpod-ID.scope``; v1: one per controller)
+    under ``root/sys/fs/cgroup`` and their network counters in ``/proc/PID/net/dev``, with the
+    conmon scopes beside them as systemd makes them."""
+
+    def __init__(self, pi, cgroup_version=2):
+        self.pi = pi
+        self.version = cgroup_version
+        self.config = os.path.join(pi.root, CONTAINERS_JSON)
+        self.cgroup = os.path.join(pi.sysfs, "fs", "cgroup")
+        self.containers = [list(c) for c in PODMAN]
+        self.values = {cid: dict(v) for cid, v in PODMAN_VALUES.items()}
+        if self.version == 2:
+            self.pi._file("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n")
+            self.pi._file("sys/fs/cgroup/system.slice/ssh.service/cgroup.procs", "600\n")
+        else:
+            self.pi._file("sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", "1\n")
+            for link in ("cpu", "cpuacct"):
+                os.symlink("cpu,cpuacct", os.path.join(self.cgroup, link))
+        self.write()
+
+    def scopes(self, cid):
+        """The folders of a container's cgroup, relative to the fake root."""
+        scope = "machine.slice/libpod-%s.scope" % cid
+        if self.version == 2:
+            return ["sys/fs/cgroup/" + scope]
+        return ["sys/fs/cgroup/%s/%s" % (c, scope) for c in ("memory", "cpu,cpuacct", "systemd")]
+
+    def write(self):
+        entries = []
+        for cid, names, image, running in self.containers:
+            meta = {"name": names[-1], "created-at": 1700000000}
+            if image is not None:
+                meta = dict({"image-name": image, "image-id": cid[::-1]}, **meta)
+            entries.append({"id": cid, "names": names, "image": cid[::-1], "layer": cid[1:] + "0",
+                            "metadata": json.dumps(meta, separators=(",", ":")),
+                            "big-data-names": ["volatile.json"],
+                            "created": "2023-11-14T22:13:20.123456789Z",
+                            "flags": {"MountLabel": "", "ProcessLabel": ""}})
+            if running:
+                self._write_cgroup(cid, self.values[cid])
+        self.pi._file(CONTAINERS_JSON, json.dumps(entries, separators=(",", ":")))
+
+    def _write_cgroup(self, cid, v):
+        pid = v["pid"]
+        files = {}
+        if self.version == 2:
+            io = "".join("%d:%d rbytes=%d wbytes=%d rios=%d wios=%d dbytes=0 dios=0\n" % d
+                         for d in v["io"])
+            files = {"memory.current": "%d\n" % v["memory"], "memory.peak": "%d\n" % v["peak"],
+                     "memory.max": "%s\n" % v["limit"],
+                     "memory.stat": "anon %d\nfile 1048576\nkernel 262144\n" % v["rss"],
+                     "cpu.stat": "usage_usec %d\nuser_usec %d\nsystem_usec %d\n"
+                                 % (v["cpu"], v["user"], v["cpu"] - v["user"]),
+                     "io.stat": io, "cgroup.procs": "%d\n%d\n" % (pid, pid + 1)}
+            folders = {self.scopes(cid)[0]: files}
+        else:
+            memory, cpu, systemd = self.scopes(cid)
+            limit = v["limit"] if v["limit"] != "max" else "9223372036854771712"
+            folders = {
+                memory: {"memory.usage_in_bytes": "%d\n" % v["memory"],
+                         "memory.max_usage_in_bytes": "%d\n" % v["peak"],
+                         "memory.limit_in_bytes": "%s\n" % limit,
+                         "memory.stat": "cache 1048576\nrss %d\nrss_huge 0\ntotal_rss %d\n"
+                                        % (v["rss"], v["rss"])},
+                cpu: {"cpuacct.usage": "%d\n" % v["cpu"],
+                      "cpuacct.usage_user": "%d\n" % v["user"]},
+                systemd: {"cgroup.procs": "%d\n" % pid}}
+        for folder, contents in folders.items():
+            for name, text in contents.items():
+                self.pi._file("%s/%s" % (folder, name), text)
+            conmon = folder.replace("libpod-", "libpod-conmon-")
+            self.pi._file(conmon + "/cgroup.procs", "%d\n" % (pid - 1))
+        dev = ("Inter-|   Receive                                                |  Transmit\n"
+               " face |bytes    packets errs drop fifo frame compressed multicast|bytes    "
+               "packets errs drop fifo colls carrier compressed\n")
+        for name, (rx, rx_errs, tx_errs) in v["net"].items():
+            row = [rx, 7, rx_errs, 0, 0, 0, 0, 0, rx // 2 + 1, 5, tx_errs, 0, 0, 0, 0, 0]
+            dev += "%6s: %s\n" % (name, " ".join("%7d" % n for n in row))
+        self.pi._file("proc/%d/net/dev" % pid, dev)
+
+    def stop(self, cid):
+        """The container stops: its cgroups go, it stays in containers.json."""
+        for folder in self.scopes(cid):
+            for conmon in (folder, folder.replace("libpod-", "libpod-conmon-")):
+                shutil.rmtree(os.path.join(self.pi.root, conmon), ignore_errors=True)
+        self.containers = [c[:3] + [False] if c[0] == cid else c for c in self.containers]
+        self.write()
+
+    def start(self, cid):
+        self.containers = [c[:3] + [True] if c[0] == cid else c for c in self.containers]
+        self.write()

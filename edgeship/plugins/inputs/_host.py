@@ -67,6 +67,18 @@ def colon_fields(text):
     return fields
 
 
+def net_dev(text):
+    """The interfaces of a ``/proc/net/dev`` text, in its order: ``(name, [column texts])``
+    for each line after the two header lines (receive bytes, packets, errs, drop, fifo,
+    frame, compressed, multicast, then the eight transmit columns)."""
+    rows = []
+    for line in text.splitlines()[2:]:
+        name, colon, rest = line.partition(":")
+        if colon:
+            rows.append((name.strip(), rest.split()))
+    return rows
+
+
 def delta(now, before):
     """How much a kernel counter grew since the last read. A counter that went down was
     reset (the device or interface was removed and added again): it counts from 0."""

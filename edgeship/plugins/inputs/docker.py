@@ -21,11 +21,12 @@ warning (Fluent Bit then sends no record for any container); containers come in 
 import os
 
 from edgeship.core.schema import Option
+from edgeship.plugins.inputs._cgroups import UINT64_MAX, first_number, is_v2, keyed_number
+from edgeship.plugins.inputs._host import Host
 from edgeship.plugins.inputs._interval import IntervalInput, interval_options
 
 LONG_ID, SHORT_ID = 64, 12
 V2_SERVICE_DIR = "system.slice"
-UINT64_MAX = (1 << 64) - 1
 
 
 def container_name(config_text):
@@ -48,11 +49,6 @@ def _ids(text):
     return [part for part in (text or "").split(" ") if len(part) in (LONG_ID, SHORT_ID)]
 
 
-def _first_int(text):
-    word = text.split()[0] if text.split() else ""
-    return int(word) if word.isdigit() else None
-
-
 class DockerInput(IntervalInput):
     name = "docker"
     description = "Docker containers metrics"
@@ -68,7 +64,7 @@ class DockerInput(IntervalInput):
         self.sysfs = self.conf["path.sysfs"]
         self.include = _ids(self.conf["include"]) if self.conf["include"] else None
         self.exclude = _ids(self.conf["exclude"])
-        self.v2 = os.path.exists(os.path.join(self.sysfs, "cgroup.controllers"))
+        self.v2 = is_v2(self.sysfs)
         self.log.info("Detected cgroups %s", "v2" if self.v2 else "v1")
         self.problems = set()
 
@@ -99,30 +95,21 @@ class DockerInput(IntervalInput):
             return os.path.join(self.sysfs, V2_SERVICE_DIR, "docker-%s.scope" % cid)
         return os.path.join(self.sysfs, controller, "docker", cid)
 
-    @staticmethod
-    def _read(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
     def _measure(self, cid):
         """(cpu_used, mem_used, mem_limit) of a container; OSError or ValueError when they
         cannot be read."""
         if self.v2:
             folder = self._cgroup(cid, "cpu")
-            cpu = None
-            for line in self._read(os.path.join(folder, "cpu.stat")).splitlines():
-                if line.startswith("usage_usec "):
-                    cpu = _first_int(line[len("usage_usec "):])
-                    break
-            used = _first_int(self._read(os.path.join(folder, "memory.current")))
-            limit_text = self._read(os.path.join(folder, "memory.max")).strip()
-            limit = UINT64_MAX if limit_text.startswith("max") else _first_int(limit_text)
+            cpu = keyed_number(Host.read(os.path.join(folder, "cpu.stat")), "usage_usec")
+            used = first_number(Host.read(os.path.join(folder, "memory.current")))
+            limit_text = Host.read(os.path.join(folder, "memory.max")).strip()
+            limit = UINT64_MAX if limit_text.startswith("max") else first_number(limit_text)
         else:
-            cpu = _first_int(self._read(os.path.join(self._cgroup(cid, "cpu"),
-                                                     "cpuacct.usage")))
+            cpu = first_number(Host.read(os.path.join(self._cgroup(cid, "cpu"),
+                                                      "cpuacct.usage")))
             memory = self._cgroup(cid, "memory")
-            used = _first_int(self._read(os.path.join(memory, "memory.usage_in_bytes")))
-            limit = _first_int(self._read(os.path.join(memory, "memory.limit_in_bytes")))
+            used = first_number(Host.read(os.path.join(memory, "memory.usage_in_bytes")))
+            limit = first_number(Host.read(os.path.join(memory, "memory.limit_in_bytes")))
         if cpu is None or used is None or limit is None:
             raise ValueError("a value that is not a number")
         return cpu, used, limit
@@ -132,7 +119,7 @@ class DockerInput(IntervalInput):
         for cid in self._containers():
             try:
                 config = os.path.join(self.conf["path.containers"], cid, "config.v2.json")
-                name = container_name(self._read(config))
+                name = container_name(Host.read(config))
                 if name is None:
                     raise ValueError("no Name in %s" % config)
                 cpu, used, limit = self._measure(cid)

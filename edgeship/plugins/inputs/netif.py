@@ -19,7 +19,7 @@ from 0 instead of wrapping to a huge number.
 """
 from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
-from edgeship.plugins.inputs._host import Host, delta
+from edgeship.plugins.inputs._host import Host, delta, net_dev
 from edgeship.plugins.inputs._interval import IntervalInput, interval_options
 
 # The 16 columns of /proc/net/dev, with Fluent Bit's names; True: in the record without Verbose.
@@ -65,12 +65,9 @@ class NetifInput(IntervalInput):
 
     def _read(self):
         """The 16 counters of the interface, or None when it is not there."""
-        for line in self.host.read(self.host.proc("net", "dev")).splitlines():
-            name, colon, rest = line.partition(":")
-            if colon and name.strip() == self.interface:
-                values = rest.split()
-                if len(values) == len(COLUMNS):
-                    return [int(v) for v in values]
+        for name, values in net_dev(self.host.read(self.host.proc("net", "dev"))):
+            if name == self.interface and len(values) == len(COLUMNS):
+                return [int(v) for v in values]
         return None
 
     def collect(self, now_ns):

@@ -10,7 +10,7 @@ import os
 import re
 
 from edgeship.codecs import cmetrics as cm
-from edgeship.plugins.inputs._host import Host
+from edgeship.plugins.inputs._host import Host, net_dev
 
 _CPU_MODES = ("idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user")
 # /proc/stat's per-cpu columns, in order.
@@ -308,17 +308,13 @@ class NetDev(Collector):
         return families
 
     def update(self, now):
-        lines = _lines(os.path.join(self.proc, "net/dev"))
-        families = self._families(lines)
+        text = Host.read(os.path.join(self.proc, "net/dev"))
+        families = self._families(text.splitlines())
         if families is None:
             return
-        for line in lines[2:]:
-            name, sep, rest = line.partition(":")
-            if not sep:
-                continue
-            device = name.strip()
-            for family, text in zip(families, rest.split()):
-                value = _number(text)
+        for device, values in net_dev(text):
+            for family, column in zip(families, values):
+                value = _number(column)
                 if value is not None:
                     family.set(value, [device], now)
 
