@@ -56,6 +56,8 @@ Differences:
   ``*_delivery_attempt_limit``, ``upload_parts_timeout``, ``upload_part_freshness_limit``:
   edgeship has no blob input), nor ``host``/``port`` (Fluent Bit does not use them either).
   ``configuration_endpoint_url`` (remote settings) is a config error. zstd needs cramjam.
+- A ``path`` naming a record key (``$kubernetes['x']``) is a config error: Fluent Bit
+  resolves the path without a record, fails and retries the chunk forever.
 """
 import base64
 import re
@@ -215,10 +217,14 @@ class AzureBlobOutput(HttpOutput):
         self._configure_client()
         if self.path:   # an invalid template is found now, not at the first flush
             try:
+                static = formats.record_template(self.path.replace("$UUID", "")).is_static
                 resolve_path(self.path, "tag", time.time_ns())
             except ValueError as exc:
                 raise ConfigError("azure_blob: invalid path '%s': %s" % (self.path, exc),
                                   key="path")
+            if not static:
+                raise ConfigError("azure_blob: path '%s' names a record key: a path takes "
+                                  "$TAG, $TAG[n], $UUID and time only" % self.path, key="path")
         self.base = "/%s/%s" % (self.account, self.container) if conf["emulator_mode"] \
             else "/" + self.container
         self.date_key = conf["date_key"]
