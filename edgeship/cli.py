@@ -431,8 +431,8 @@ def examples_command(args):
 # outputs (TLS on by default, Google's OAuth2 token URI is https).
 PLUGINS_NEEDING_SSL = ("kubernetes", "kubernetes_events", "prometheus_scrape",
                        "prometheus_textfile", "cloudwatch_logs", "s3", "kinesis_firehose",
-                       "kinesis_streams", "nrlogs", "slack", "logdna", "azure", "bigquery",
-                       "stackdriver")
+                       "kinesis_streams", "nrlogs", "slack", "logdna", "azure", "azure_blob",
+                       "bigquery", "stackdriver")
 
 
 def _json_escape_unicode(on):

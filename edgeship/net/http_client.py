@@ -340,14 +340,19 @@ class HttpClient:
         return uri
 
     def _wire(self, headers, body):
-        """The request's header lines: Host, Content-Length and (unless among them)
-        Connection around the plugin's ``headers``."""
+        """The request's header lines: Host (the plugin's own when among ``headers``: azure_blob
+        leaves the port out as flb_http_strip_port_from_host does), Content-Length and
+        (unless among them) Connection around the plugin's ``headers``."""
         wire = []
         if self.proxy is not None and self.ssl_ctx is None:
             wire.append(("Proxy-Connection", "KeepAlive"))
             if self.proxy[2]:
                 wire.append(("Proxy-Authorization", self.proxy[2]))
-        wire += [("Host", self.host_header), ("Content-Length", str(len(body)))]
+        host = self.host_header
+        if any(name.lower() == "host" for name, _ in headers):   # the plugin's own, in place
+            host = [value for name, value in headers if name.lower() == "host"][-1]
+            headers = [pair for pair in headers if pair[0].lower() != "host"]
+        wire += [("Host", host), ("Content-Length", str(len(body)))]
         wire.extend(headers)
         if not any(name.lower() == "connection" for name, _ in headers):
             wire.append(("Connection", "keep-alive"))

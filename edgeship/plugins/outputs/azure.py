@@ -24,54 +24,29 @@ value of the last record that had one, so records land in another table. A value
 does not take as a Log-Type (letters, digits, '_', up to 100) is replaced by ``Log_Type``.
 A chunk retried sends all its requests again.
 """
-import base64
-import hashlib
-import hmac
 import string
 import time
-from email.utils import formatdate
 
 from edgeship.codecs import formats
 from edgeship.core.errors import ConfigError, StartError
 from edgeship.core.schema import Option
 from edgeship.engine.plugin import OK, RETRY
+from edgeship.net import azure
+from edgeship.net.azure import decode_shared_key
 from edgeship.net.http_client import TLS_ON_NET_OPTIONS, HttpClient
 from edgeship.plugins.outputs._http import USER_AGENT, HttpOutput
 
 DOMAIN = ".ods.opinsights.azure.com"
 RESOURCE = "/api/logs"
 URI = RESOURCE + "?api-version=2016-04-01"
-_BASE64 = frozenset(string.ascii_letters + string.digits + "+/")
 # What Azure takes as a Log-Type: letters, digits and '_', up to 100 characters.
 _LOG_TYPE_CHARS = frozenset(string.ascii_letters + string.digits + "_")
 
 
-def decode_shared_key(text):
-    """The key bytes of ``Shared_Key`` as Fluent Bit's base64 decoder reads it; ValueError
-    for what it refuses."""
-    data = []
-    pads = 0
-    for line in text.replace("\r\n", "\n").split("\n"):
-        line = line.rstrip(" ")        # spaces are allowed before a line end only
-        for char in line:
-            if char == "=":
-                pads += 1
-                if pads > 2:
-                    raise ValueError("more than two '='")
-            elif char not in _BASE64:
-                raise ValueError("'%s' is not a base64 character" % char)
-            elif pads:
-                raise ValueError("data after '='")
-        data.append(line)
-    data = "".join(data)
-    return base64.b64decode(data[:len(data) // 4 * 4])
-
-
 def signature(key, content_length, date):
-    """The base64 HMAC-SHA256 of Fluent Bit's (and Azure's) string to sign."""
-    text = "POST\n%d\napplication/json\nx-ms-date:%s\n%s" % (content_length, date, RESOURCE)
-    digest = hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    """The signature of Fluent Bit's (and Azure's) string to sign."""
+    return azure.signature(key, "POST\n%d\napplication/json\nx-ms-date:%s\n%s"
+                           % (content_length, date, RESOURCE))
 
 
 def _iso_ms(time_ns):
@@ -152,7 +127,7 @@ class AzureOutput(HttpOutput):
 
     async def flush(self, chunk):
         for log_type, body in self._bodies(chunk):
-            date = formatdate(usegmt=True)
+            date = azure.ms_date()
             headers = self.headers + [("Log-Type", log_type),
                                       ("Content-Type", "application/json"),
                                       ("x-ms-date", date)]
