@@ -91,10 +91,15 @@ def test_the_window_ring():
     assert counter.until == [1240]
     ring = FlowCounter("second", 1, 2.5, 50)         # Flush 2.5 s: 3 windows
     assert ring.until == [50, 51, 52]
-    assert ring.count(52, 1) == [] and ring.count(53, 1) == [] and ring.index == 0
-    assert ring.count(54, 1) == [
+    assert ring.count(52, 1) == []
+    assert ring.count(53, 1) == [
         '[out_flowcounter] [50, {"counts":0, "bytes":0, "counts/second":0, '
         '"bytes/second":0 }]\n']
     assert ring.until == [53, 51, 52] and ring.index == 1
+    assert ring.count(54, 1) == [
+        '[out_flowcounter] [51, {"counts":0, "bytes":0, "counts/second":0, '
+        '"bytes/second":0 }]\n']
+    assert ring.until == [53, 54, 52] and ring.index == 2
+    assert ring.counts == [1, 1, 1]
     far = FlowCounter("second", 1, 1.0, 50)
     assert far.count(50 + 200000, 1) is None           # a clock gone wrong
