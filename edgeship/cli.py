@@ -427,12 +427,12 @@ def examples_command(args):
 # Plugins that load ssl whatever their tls.* options say: kubernetes and kubernetes_events (the
 # API server is https by default), prometheus_scrape and prometheus_textfile (prometheus_client
 # imports ssl), the AWS outputs (TLS on by default, credentials from https STS), nrlogs (New
-# Relic's https base_uri by default), slack and logdna (TLS only), the Azure and Google Cloud
+# Relic's https base_uri by default), slack, logdna and td (TLS only), the Azure and Google Cloud
 # outputs (TLS on by default, Google's OAuth2 token URI is https).
 PLUGINS_NEEDING_SSL = ("kubernetes", "kubernetes_events", "prometheus_scrape",
                        "prometheus_textfile", "cloudwatch_logs", "s3", "kinesis_firehose",
                        "kinesis_streams", "nrlogs", "slack", "logdna", "azure", "azure_blob",
-                       "bigquery", "stackdriver")
+                       "bigquery", "stackdriver", "td")
 
 
 def _json_escape_unicode(on):

@@ -88,6 +88,20 @@ def packb(obj):
         return _pack_ruled(_plain(obj))
 
 
+def map_header(count):
+    """The msgpack map header of ``count`` pairs (a writer that packs the pairs itself)."""
+    if count < 16:
+        return bytes((0x80 | count,))
+    if count < 0x10000:
+        return b"\xde" + count.to_bytes(2, "big")
+    return b"\xdf" + count.to_bytes(4, "big")
+
+
+def map_body(packed):
+    """The pairs of the packed map ``packed``: its bytes after the map header."""
+    return packed[{0xde: 3, 0xdf: 5}.get(packed[0], 1):]
+
+
 UNPACK_OPTIONS = {"raw": False, "unicode_errors": "surrogateescape",
                   "ext_hook": forward.ext_hook, "strict_map_key": False}
 

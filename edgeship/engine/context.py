@@ -4,6 +4,7 @@ One per plugin instance, made by the loader before the plugin (so ``configure`` 
 
     log                     the instance's log (its Log_Level, the service's Log_File)
     config_dir              the main config file's directory (relative paths start there)
+    flush_interval          the service's Flush, in seconds (flowcounter sizes its windows)
     config_files            the config's reader: ``locate(path)`` by Fluent Bit's path rule,
                             ``read(...)`` a file it names (Upstream), with its @SET values
     parser(name)            the [PARSER] called ``name``; KeyError when there is none
@@ -37,6 +38,7 @@ class Context:
         self._engine = engine
         self.log = log
         self.config_dir = engine.config_dir
+        self.flush_interval = engine.flush_interval
         self.config_files = engine.config_files
         self.counters = {}
         self.plugin = None      # the instance it serves, set when the engine adds it
