@@ -25,6 +25,7 @@ Outputs  ``async flush(chunk) -> OK | RETRY | ERROR`` for one chunk of one tag: 
 Parsers  built with a context too (``edgeship.plugins.parsers._base.Parser``).
 """
 from edgeship.core.forward.wire import SIGNAL_LOGS as LOGS, SIGNAL_METRICS as METRICS
+from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option, Schema
 
 OK, RETRY, ERROR = "ok", "retry", "error"
@@ -98,6 +99,17 @@ class Plugin:
     # start-up line gives them.
     PLACE_KEYS = ("path", "file", "listen", "host", "port", "unix_path", "topic", "uri", "url",
                   "dev", "device", "format")
+
+    def regex_option(self, key):
+        """The compiled Fluent Bit (Onigmo) regex of option ``key``, None when it is not set;
+        a ConfigError at the key when it does not compile."""
+        if not self.conf[key]:
+            return None
+        from edgeship.text.onigmo import compile_onigmo  # only for plugins that have one
+        try:
+            return compile_onigmo(self.conf[key])
+        except ValueError as exc:
+            raise ConfigError("%s: invalid '%s': %s" % (self.name, key, exc), key=key)
 
     def summary(self):
         """What this instance reads or where it sends, for its start-up log line

@@ -64,11 +64,9 @@ import re
 import time
 
 from edgeship.codecs import cmetrics
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.plugins.inputs._host import Host, colon_fields, split_stat
 from edgeship.plugins.inputs._interval import IntervalInput
-from edgeship.text.onigmo import compile_onigmo
 
 # Fluent Bit divides clock ticks by the kernel's USER_HZ, a constant.
 USER_HZ = 100
@@ -152,8 +150,8 @@ class ProcessExporterMetrics(IntervalInput):
     def configure(self):
         conf = self.conf
         self.procfs = conf["path.procfs"]
-        self.include = self._regex("process_include_pattern")
-        self.exclude = self._regex("process_exclude_pattern")
+        self.include = self.regex_option("process_include_pattern")
+        self.exclude = self.regex_option("process_exclude_pattern")
         self.groups, unknown = selected(conf["metrics"])
         for entry in unknown:
             self.log.warn("Unknown metrics: %s", entry)
@@ -162,15 +160,6 @@ class ProcessExporterMetrics(IntervalInput):
         self.failures = self.log.failure_streak()
         self.metrics = cmetrics.Context()
         self._families(self.metrics)
-
-    def _regex(self, key):
-        if not self.conf[key]:
-            return None
-        try:
-            return compile_onigmo(self.conf[key])
-        except ValueError as exc:
-            raise ConfigError("process_exporter_metrics: invalid '%s': %s" % (key, exc),
-                              key=key)
 
     def _families(self, ctx):
         """Fluent Bit's families, in its order."""

@@ -18,11 +18,9 @@ encoding error" every interval).
 import os
 import re
 
-from edgeship.core.errors import ConfigError
 from edgeship.core.schema import Option
 from edgeship.plugins.inputs._host import Host
 from edgeship.plugins.inputs._interval import IntervalInput, interval_options
-from edgeship.text.onigmo import compile_onigmo
 
 MAX_ZONES = 32
 _NUMBER = re.compile(r"(\d+)")
@@ -43,19 +41,11 @@ class ThermalInput(IntervalInput):
 
     def configure(self):
         self.host = Host()
-        self.name_regex = self._regex("name_regex")
-        self.type_regex = self._regex("type_regex")
+        self.name_regex = self.regex_option("name_regex")
+        self.type_regex = self.regex_option("type_regex")
         self.count = len(self._zones())
         if not self.count:
             self.log.warn("thermal device file not found")
-
-    def _regex(self, key):
-        if not self.conf[key]:
-            return None
-        try:
-            return compile_onigmo(self.conf[key])
-        except ValueError as exc:
-            raise ConfigError("thermal: invalid '%s': %s" % (key, exc), key=key)
 
     @staticmethod
     def _first_int(path):
